@@ -1,0 +1,1 @@
+"""Analysis: tables computed from records (robustness, fairness); never re-runs a model."""

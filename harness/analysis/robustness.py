@@ -1,0 +1,102 @@
+"""Robustness tables: metric per perturbation family and severity, paired degradation vs clean.
+
+Unit of analysis is the case: rows of one case are averaged over repeats (and over labels unless a
+label is selected) before any statistic, so several rows of a case never count as independent.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from harness.records import CLEAN
+
+HIGHER_IS_BETTER_FALLBACK = {"dice", "iou", "nsd", "precision", "recall"}
+
+
+def higher_is_better(metric: str) -> bool:
+    try:
+        from harness.metrics import available
+
+        info = available().get(metric)
+        if info is not None:
+            return bool(info.higher_is_better)
+    except ImportError:  # pragma: no cover - metrics package always present when installed
+        pass
+    return metric in HIGHER_IS_BETTER_FALLBACK
+
+
+def per_case(records: pd.DataFrame, metric: str, *, label: int | Literal["mean"] = "mean") -> pd.DataFrame:
+    """Per-case values: columns case_id, perturbation, severity, value (OK rows only)."""
+    ok = records[records["status"] == "OK"]
+    if label != "mean":
+        ok = ok[ok["label"] == label]
+    grouped = ok.groupby(["case_id", "perturbation", "severity"], sort=True)[metric].mean()
+    return grouped.rename("value").reset_index()
+
+
+def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int = 1000, level: float = 0.95,
+                      seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean ((nan, nan) for fewer than 2 values)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def robustness_table(records: pd.DataFrame, metrics: list[str], *, label: int | Literal["mean"] = "mean",
+                     n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per (perturbation, severity, metric), clean first.
+
+    Columns: n, mean, ci_low, ci_high, degradation (paired mean of how much worse than clean, in the
+    metric's unit, positive = worse), degradation_ci_low/high, relative_degradation (degradation /
+    clean mean; 0 when the clean mean is 0).
+    """
+    out = []
+    for metric in metrics:
+        better_high = higher_is_better(metric)
+        values = per_case(records, metric, label=label)
+        clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
+        clean_mean = float(clean.mean()) if len(clean) else float("nan")
+        for (pert, sev), group in values.groupby(["perturbation", "severity"], sort=False):
+            v = group["value"].to_numpy()
+            lo, hi = bootstrap_mean_ci(v, n_boot=n_boot, seed=seed)
+            paired = group.set_index("case_id")["value"].align(clean, join="inner")
+            diff = (paired[1] - paired[0]) if better_high else (paired[0] - paired[1])
+            d_lo, d_hi = bootstrap_mean_ci(diff.to_numpy(), n_boot=n_boot, seed=seed)
+            degradation = float(diff.mean()) if len(diff) else float("nan")
+            out.append({"perturbation": pert, "severity": int(sev), "metric": metric, "n": len(v),
+                        "mean": float(v.mean()), "ci_low": lo, "ci_high": hi,
+                        "degradation": degradation, "degradation_ci_low": d_lo, "degradation_ci_high": d_hi,
+                        "relative_degradation": degradation / clean_mean if clean_mean else 0.0})
+    table = pd.DataFrame(out)
+    if len(table):
+        table["_clean_first"] = table["perturbation"] != CLEAN
+        table = table.sort_values(["metric", "_clean_first", "perturbation", "severity"]).drop(columns="_clean_first")
+    return table.reset_index(drop=True)
+
+
+def corruption_error(table: pd.DataFrame, *, metric: str = "dice") -> pd.DataFrame:
+    """ImageNet-C style aggregate per family for a [0, 1] higher-is-better metric.
+
+    ``ce`` = mean over severities of the error (1 - metric); ``relative_ce`` = mean over severities of
+    (error - clean error). The ``mean`` row averages families (the unnormalised mCE).
+    """
+    rows = table[table["metric"] == metric]
+    clean = rows[rows["perturbation"] == CLEAN]
+    if clean.empty:
+        return pd.DataFrame(columns=["perturbation", "ce", "relative_ce"])
+    clean_err = 1.0 - float(clean["mean"].iloc[0])
+    out = []
+    for pert, group in rows[rows["perturbation"] != CLEAN].groupby("perturbation", sort=True):
+        err = 1.0 - group["mean"].to_numpy()
+        out.append({"perturbation": pert, "ce": float(err.mean()), "relative_ce": float((err - clean_err).mean())})
+    frame = pd.DataFrame(out)
+    if len(frame):
+        frame = pd.concat([frame, pd.DataFrame([{"perturbation": "mean", "ce": frame["ce"].mean(),
+                                                 "relative_ce": frame["relative_ce"].mean()}])])
+    return frame.reset_index(drop=True)

@@ -1,0 +1,240 @@
+"""Command line: ``harness run | list | validate-suite | validate-model | train | report | perturbations``.
+
+Exit codes: 0 all gates pass (WARN allowed), 1 a gate failed, 2 harness/model error,
+3 bad configuration, usage or input (also for usage errors the CLI framework would exit 2 on).
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.errors import ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Robustness and fairness evaluation of medical image segmentation models.")
+console = Console(stderr=True)
+out_console = Console()
+_DEBUG = {"on": False}
+
+OUTCOME_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "ERROR": "magenta", "INCONCLUSIVE": "white"}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+    _DEBUG["on"] = debug or _DEBUG["on"]
+
+
+class _Progress:
+    """A rich progress bar with items/s and ETA; ``progress(n)`` advances by n items."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self._bar = Progress(TextColumn("[bold]evaluating"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[rate]}"),
+                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                             console=console, transient=False)
+        self._task = self._bar.add_task("run", total=total, rate="")
+        self._bar.start()
+
+    def __call__(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+        speed = self._bar.tasks[0].speed
+        self._bar.update(self._task, rate=f"{speed:5.1f} items/s" if speed else "")
+
+    def close(self) -> None:
+        self._bar.stop()
+
+
+def _print_summary(result: Any) -> None:
+    table = Table(title=escape(f"{result.summary['suite']['name']}: {result.outcome}"), show_lines=False)
+    for col in ("gate", "outcome", "value", "threshold", "detail"):
+        table.add_column(col, overflow="fold")
+    for gate in result.gates:
+        style = OUTCOME_STYLE.get(gate.outcome, "")
+        value = "–" if gate.value is None else f"{gate.value:.4g}"
+        threshold = "–" if gate.threshold is None else f"{gate.threshold:.4g}"
+        table.add_row(escape(gate.name), f"[{style}]{gate.outcome}[/]", value, threshold, escape(gate.detail))
+    out_console.print(table)
+    clean = result.summary["clean"]
+    parts = [f"{m} " + ", ".join(f"{k} {v:.3f}" for k, v in vals.items()) for m, vals in clean.items()]
+    out_console.print("clean: " + " | ".join(parts))
+    out_console.print(f"report: {result.out / 'report.html'}  (exit code {result.exit_code})")
+
+
+@app.command()
+def run(
+    suite: str = typer.Option("robustness", "--suite", "-s", help="Bundled suite name or path to a suite TOML."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model card TOML or model file (.ts/.pt/.onnx); default: bundled reference U-Net."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="phantom2d, phantom3d, an MSD/nnU-Net folder or a dataset card TOML; default: the suite's (phantom2d)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default reports/<suite>-<timestamp>/)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override the suite's seed."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N cases."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: CPU cores)."),
+    cohorts: Optional[str] = typer.Option(None, "--cohorts", help="Comma-separated metadata attributes; overrides the suite's cohorts."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run in the same --out folder."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 also on WARN and INCONCLUSIVE gates."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool) or dask."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler to attach to."),
+    item_timeout: Optional[float] = typer.Option(None, "--item-timeout", min=0.001, help="Seconds allowed per work item; slower items become ERROR records."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A previous run folder: gate on regression against it."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also write report.pdf (needs headless Chromium)."),
+) -> None:
+    """Evaluate a model with a suite; write report.html, records.csv, summary.json, junit.xml."""
+    from harness.pipeline import RunOptions, run as run_pipeline
+
+    options = RunOptions(suite=suite, model=model, data=data, out=out, seed=seed, limit=limit, workers=workers,
+                         cohorts=[c.strip() for c in cohorts.split(",") if c.strip()] if cohorts else None,
+                         resume=resume, strict=strict, executor=executor, scheduler=scheduler,
+                         item_timeout=item_timeout, baseline=baseline, pdf=pdf,
+                         command_line=" ".join(shlex.quote(a) for a in ["harness", *sys.argv[1:]]))
+    result = run_pipeline(options, progress_factory=_Progress)
+    _print_summary(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("validate-suite")
+def validate_suite(suite: str = typer.Argument(..., help="Suite name or TOML path.")) -> None:
+    """Check a suite file against the schema (exit 0 valid, 3 invalid)."""
+    from harness.suite import load_suite
+
+    parsed = load_suite(suite)
+    from harness.perturbations import available
+
+    families = available()
+    unknown = [p.family for p in parsed.perturbations if p.family not in families and ":" not in p.family]
+    if unknown:
+        raise ConfigError(f"suite {parsed.path}: unknown perturbation(s) {unknown}; see `harness list perturbations`")
+    out_console.print(f"{parsed.path}: valid ({len(parsed.perturbations)} perturbations, {len(parsed.gates)} gates, "
+                      f"metrics {', '.join(parsed.metrics)})")
+
+
+@app.command("list")
+def list_(what: str = typer.Argument(..., help="suites | perturbations | metrics | gates")) -> None:
+    """List what is available: suites, perturbations (with modality tags), metrics, gate kinds."""
+    table = Table()
+    if what == "suites":
+        from harness.suite import bundled_suites, load_suite
+
+        table.add_column("suite"), table.add_column("description"), table.add_column("path")
+        for name, path in bundled_suites().items():
+            table.add_row(name, load_suite(path).description, str(path))
+    elif what == "perturbations":
+        from harness.perturbations import available
+
+        for col in ("perturbation", "modalities", "geometric", "parameter per severity 1..5"):
+            table.add_column(col, overflow="fold")
+        for name, cls in sorted(available().items()):
+            table.add_row(name, ",".join(sorted(cls.modalities)), "yes" if cls.geometric else "", cls.parameter_doc)
+    elif what == "metrics":
+        from harness.metrics import available as metrics
+
+        for col in ("metric", "better", "unit", "description"):
+            table.add_column(col, overflow="fold")
+        for name, info in metrics().items():
+            table.add_row(name, "higher" if info.higher_is_better else "lower", info.unit, info.description)
+    elif what == "gates":
+        from harness.gates import check_kinds
+
+        table.add_column("gate check")
+        for kind in check_kinds():
+            table.add_row(kind)
+    else:
+        raise ConfigError(f"harness list {what!r}: choose one of suites, perturbations, metrics, gates")
+    out_console.print(table)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `harness run`."),
+) -> None:
+    """Regenerate report.html from a run folder without re-running the model."""
+    from harness.report.html import write_report
+
+    if not (run_dir / "summary.json").is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no summary.json)")
+    out_console.print(f"wrote {write_report(run_dir)}")
+
+
+def _register_optional_commands() -> None:
+    """Commands whose implementation lives with its subsystem."""
+    try:
+        from harness.train.command import train_command
+
+        app.command("train", help="Train the reference U-Net; writes a checkpoint and a model card.")(train_command)
+    except ImportError:  # pragma: no cover - the trainer ships with the package
+        pass
+    try:
+        from harness.models.command_line import validate_model_command
+
+        app.command("validate-model", help="Run a model on one case and print what was found.")(validate_model_command)
+    except ImportError:  # pragma: no cover
+        pass
+    perturbations = typer.Typer(help="Perturbation tools.", no_args_is_help=True)
+
+    @perturbations.command("preview")
+    def preview(data: str = typer.Option("phantom2d", "--data", "-d", help="Data spec as for `harness run`."),
+                out: Path = typer.Option(Path("reports/preview"), "--out", "-o", help="Folder for the PNG grids."),
+                families: Optional[str] = typer.Option(None, "--families", help="Comma-separated families (default all applicable)."),
+                case_id: Optional[str] = typer.Option(None, "--case", help="Case id (default the first)."),
+                seed: int = typer.Option(0, "--seed")) -> None:
+        """Write one PNG grid per family (severity 0-5) for a case."""
+        from harness.datasets import open_dataset
+        from harness.perturbations.preview import preview as make_preview
+
+        chosen = [f.strip() for f in families.split(",")] if families else None
+        paths = make_preview(open_dataset(data), out, families=chosen, case_id=case_id, seed=seed)
+        out_console.print(f"wrote {len(paths)} PNG grid(s) to {out}")
+
+    app.add_typer(perturbations, name="perturbations")
+
+
+_register_optional_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point with the documented exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _DEBUG["on"] = "--debug" in args or os.environ.get("HARNESS_DEBUG") == "1"
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="harness", standalone_mode=False)
+        return int(code or 0)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.UsageError as exc:
+        console.print(f"[red]usage error:[/] {escape(exc.format_message())}")
+        if exc.ctx is not None:
+            console.print(exc.ctx.get_usage())
+        return 3
+    except click.Abort:
+        console.print("[red]aborted[/]")
+        return 2
+    except ConfigError as exc:
+        if _DEBUG["on"]:
+            console.print_exception()
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        return 3
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]")
+        return 2
+    except Exception as exc:  # the harness itself broke: one line unless --debug
+        if _DEBUG["on"]:
+            console.print_exception()
+        console.print(f"[red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')} "
+                      "(rerun with --debug for the traceback)")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The dataset protocol every reader implements: ids, metadata, lazy case loading, validation."""
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from harness.case import Case
+
+
+class Dataset(ABC):
+    """A collection of cases whose pixel data is loaded lazily, one case at a time.
+
+    Subclasses must be picklable (process-pool and Dask workers receive the dataset, not arrays).
+    """
+
+    name: str = "dataset"
+    modality: str = "other"  # one of mri, ct, us, other
+    label_names: dict[int, str] = {}
+
+    @property
+    @abstractmethod
+    def case_ids(self) -> list[str]:
+        """Stable, unique case identifiers in a deterministic order."""
+
+    @abstractmethod
+    def load(self, case_id: str) -> Case:
+        """Read one case's pixel data. Raises ``ConfigError`` naming the file when unreadable."""
+
+    @property
+    def metadata(self) -> pd.DataFrame:
+        """One row per case (index ``case_id``), one column per metadata attribute."""
+        return pd.DataFrame(index=pd.Index(self.case_ids, name="case_id"))
+
+    @property
+    def ndim(self) -> int:
+        """Spatial dimensionality of the cases (2 or 3)."""
+        return self.load(self.case_ids[0]).ndim
+
+    def validate(self) -> list[str]:
+        """Cheap up-front checks (files exist, headers readable, shapes agree). Problems, or []."""
+        return [] if self.case_ids else [f"{self.name}: no cases found"]
+
+    def file_hashes(self, case_id: str) -> dict[str, str]:
+        """sha256 of what identifies a case (its files, or its pixel data for generated cases)."""
+        case = self.load(case_id)
+        return {"image_sha256": array_sha256(case.image), "label_sha256": array_sha256(case.label)}
+
+    def manifest(self) -> pd.DataFrame:
+        """Data manifest: case id, hashes and metadata, one row per case."""
+        rows = [{"case_id": cid, **self.file_hashes(cid)} for cid in self.case_ids]
+        table = pd.DataFrame(rows).set_index("case_id")
+        return table.join(self.metadata)
+
+    def subset(self, limit: int | None) -> "Dataset":
+        """The first ``limit`` cases (all when None)."""
+        if limit is None or limit >= len(self.case_ids):
+            return self
+        return _Subset(self, self.case_ids[:limit])
+
+    def __iter__(self) -> Iterator[Case]:
+        for cid in self.case_ids:
+            yield self.load(cid)
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+
+class _Subset(Dataset):
+    def __init__(self, parent: Dataset, ids: list[str]) -> None:
+        self.parent, self._ids = parent, list(ids)
+        self.name, self.modality, self.label_names = parent.name, parent.modality, parent.label_names
+
+    @property
+    def case_ids(self) -> list[str]:
+        return self._ids
+
+    def load(self, case_id: str) -> Case:
+        return self.parent.load(case_id)
+
+    @property
+    def metadata(self) -> pd.DataFrame:
+        return self.parent.metadata.loc[self._ids]
+
+    def validate(self) -> list[str]:
+        return self.parent.validate()
+
+    def file_hashes(self, case_id: str) -> dict[str, str]:
+        return self.parent.file_hashes(case_id)
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def array_sha256(array: np.ndarray) -> str:
+    a = np.ascontiguousarray(array)
+    h = hashlib.sha256(str((a.dtype.str, a.shape)).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()

@@ -1,0 +1,157 @@
+"""Dataset cards (TOML): any folder layout, one ``[dataset]`` table or several ``[[sources]]``.
+
+Keys of ``[dataset]`` (and of each ``[[sources]]`` table):
+``images`` glob relative to the card; ``labels`` path template with ``{key}``; ``key_regex`` regex with
+a named group ``key`` applied to the image file name; ``metadata`` CSV; ``metadata_key`` the CSV column
+holding the case key or image file stem; ``label_values`` raw mask value -> class; ``spacing`` mm;
+``modality`` mri|ct|us|other; ``channel`` for RGB(A) rasters; ``label_names`` class -> name; ``name``.
+A source also takes ``site`` (required with several sources) and ``scanner``: both become metadata and
+case ids become ``site/key``.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from harness.datasets.folder import CaseFiles, FileDataset
+from harness.errors import ConfigError
+
+CARD_KEYS = {"name", "images", "labels", "key_regex", "metadata", "metadata_key", "label_values",
+             "spacing", "modality", "channel", "label_names", "site", "scanner"}
+MODALITIES = ("mri", "ct", "us", "other")
+
+
+def _fail(card: Path, where: str, message: str) -> ConfigError:
+    return ConfigError(f"dataset card {card}: {where}: {message}")
+
+
+def _read_metadata(card: Path, where: str, table: dict[str, Any]) -> tuple[pd.DataFrame | None, str]:
+    if "metadata" not in table:
+        return None, ""
+    csv = (card.parent / table["metadata"]).resolve()
+    try:
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise _fail(card, f"{where}.metadata", f"cannot read CSV {csv} ({exc})") from exc
+    key = table.get("metadata_key", frame.columns[0])
+    if key not in frame.columns:
+        raise _fail(card, f"{where}.metadata_key", f"column {key!r} is not in {csv}; "
+                    f"columns: {', '.join(frame.columns)}")
+    return frame.set_index(key, drop=False), key
+
+
+def _coerce(value: str) -> str | int | float:
+    """CSV cell -> int, float or str (metadata keeps numeric attributes numeric for binning)."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str) -> list[CaseFiles]:
+    for key in table:
+        if key not in CARD_KEYS:
+            close = difflib.get_close_matches(key, sorted(CARD_KEYS), n=1)
+            raise _fail(card, where, f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    for key in ("images", "labels"):
+        if key not in table:
+            raise _fail(card, where, f"missing {key!r}")
+    if "{key}" not in table["labels"]:
+        raise _fail(card, f"{where}.labels", "the template must contain {key}, e.g. 'masks/mask_{key}.png'")
+    try:
+        pattern = re.compile(table.get("key_regex", r"(?P<key>.+?)(_0000)?\.(nii\.gz|nii|png|jpe?g|tiff?)$"))
+    except re.error as exc:
+        raise _fail(card, f"{where}.key_regex", f"invalid regex ({exc})") from exc
+    if "key" not in pattern.groupindex:
+        raise _fail(card, f"{where}.key_regex", "needs a named group 'key', e.g. 'bus_(?P<key>.+)\\.png'")
+    root = card.parent
+    images = sorted(root.glob(table["images"]))
+    if not images:
+        raise _fail(card, f"{where}.images", f"no file matches {table['images']!r} under {root.resolve()}")
+    label_values = None
+    if "label_values" in table:
+        try:
+            label_values = {int(k): int(v) for k, v in table["label_values"].items()}
+        except (ValueError, AttributeError) as exc:
+            raise _fail(card, f"{where}.label_values", "must map raw values to classes, e.g. {\"255\" = 1}") from exc
+    spacing = tuple(float(s) for s in table["spacing"]) if "spacing" in table else None
+    channel = table.get("channel")
+    metadata, _ = _read_metadata(card, where, table)
+    extra = {k: table[k] for k in ("site", "scanner") if k in table}
+    cases = []
+    for image in images:
+        match = pattern.search(image.name)
+        if not match:
+            continue
+        key = match.group("key")
+        meta: dict[str, Any] = {}
+        if metadata is not None:
+            stem = image.name.split(".")[0]
+            row = metadata.loc[key] if key in metadata.index else (
+                metadata.loc[stem] if stem in metadata.index else None)
+            if row is None:
+                raise _fail(card, f"{where}.metadata", f"no row for case {key!r} (nor {stem!r}) in "
+                            f"column {table.get('metadata_key', metadata.columns[0])!r}")
+            if isinstance(row, pd.DataFrame):
+                row = row.iloc[0]
+            meta = {c: _coerce(v) for c, v in row.items()}
+        meta.update(extra)
+        label = root / table["labels"].format(key=key)
+        cases.append(CaseFiles(case_id=f"{prefix}{key}", images=(image,), label=label, spacing=spacing,
+                               channel=channel, label_values=label_values, metadata=meta))
+    if not cases:
+        raise _fail(card, f"{where}.key_regex", f"no image name under {table['images']!r} matches "
+                    f"{pattern.pattern!r}")
+    return cases
+
+
+def load_card(card: Path) -> FileDataset:
+    """Parse a dataset card into a lazily loading :class:`FileDataset`."""
+    try:
+        doc = tomllib.loads(card.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"dataset card {card}: cannot read ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"dataset card {card}: invalid TOML: {exc}") from exc
+    if "dataset" in doc and "sources" in doc:
+        raise ConfigError(f"dataset card {card}: use either [dataset] or [[sources]], not both")
+    head = doc.get("dataset", {})
+    sources = doc.get("sources") or [head]
+    if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources) or not sources[0]:
+        raise ConfigError(f"dataset card {card}: needs a [dataset] table (or [[sources]] tables) "
+                          "with at least 'images' and 'labels'")
+    several = "sources" in doc
+    cases: list[CaseFiles] = []
+    modalities, label_maps = set(), []
+    for i, table in enumerate(sources):
+        where = f"[[sources]] #{i + 1}" if several else "[dataset]"
+        if several and "site" not in table:
+            raise _fail(card, where, "missing 'site' (each source needs a site name)")
+        prefix = f"{table['site']}/" if several else ""
+        cases.extend(_source_cases(card, where, table, prefix=prefix))
+        modality = table.get("modality", "other")
+        if modality not in MODALITIES:
+            raise _fail(card, f"{where}.modality", f"must be one of {', '.join(MODALITIES)}, got {modality!r}")
+        modalities.add(modality)
+        label_maps.append(table.get("label_values"))
+    if len(modalities) > 1:
+        raise ConfigError(f"dataset card {card}: sources disagree on modality {sorted(modalities)}")
+    classes = {frozenset((v for v in (m or {}).values())) for m in label_maps if m}
+    if len(classes) > 1:
+        raise ConfigError(f"dataset card {card}: sources map labels to different class sets "
+                          f"{[sorted(c) for c in classes]}; make label_values consistent")
+    names = {int(k): str(v) for k, v in (sources[0].get("label_names") or {}).items()}
+    name = str(sources[0].get("name") or card.stem)
+    return FileDataset(name, cases, modality=modalities.pop(), label_names=names)

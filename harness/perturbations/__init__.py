@@ -1,0 +1,50 @@
+"""Perturbation families and their registry (bundled families + ``harness.perturbations`` plugins)."""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.perturbations.base import MAX_SEVERITY, Perturbation
+
+_REGISTRY: dict[str, type[Perturbation]] = {}
+
+
+def register(cls: type[Perturbation]) -> type[Perturbation]:
+    """Class decorator adding a family to the registry under ``cls.name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_bundled() -> None:
+    from harness.perturbations import _bundled  # noqa: F401  (imports register the families)
+
+
+def available() -> dict[str, type[Perturbation]]:
+    """All families by name: bundled, then entry-point plugins."""
+    _load_bundled()
+    from harness.plugins import entry_point_objects
+
+    found = dict(_REGISTRY)
+    for name, obj in entry_point_objects("harness.perturbations").items():
+        if not (isinstance(obj, type) and issubclass(obj, Perturbation)):
+            raise ConfigError(f"plugin perturbation {name!r} is not a harness Perturbation subclass")
+        found.setdefault(name, obj)
+    return found
+
+
+def get(name: str, **options: Any) -> Perturbation:
+    """An instance of family ``name`` (or of a ``"package.module:Class"`` reference)."""
+    if ":" in name:
+        from harness.plugins import import_object
+
+        cls = import_object(name, what="perturbation")
+        if not (isinstance(cls, type) and issubclass(cls, Perturbation)):
+            raise ConfigError(f"perturbation {name!r} is not a harness Perturbation subclass")
+        return cls(**options)
+    families = available()
+    if name not in families:
+        raise ConfigError(f"unknown perturbation {name!r}; available: {', '.join(sorted(families))}")
+    return families[name](**options)
+
+
+__all__ = ["MAX_SEVERITY", "Perturbation", "available", "get", "register"]

@@ -1,0 +1,85 @@
+"""Perturbation protocol: draw parameters with a seeded RNG, then apply them deterministically.
+
+A perturbation family maps ``(case, severity, rng) -> (case, params)``. Severity is an int 0..5,
+0 the identity. ``params`` records what was actually drawn (JSON-serialisable scalars/lists) so a
+record can be replayed with :meth:`Perturbation.apply`.
+
+Bundled families draw their random structure first (sub-seeds, directions, positions) and take
+magnitudes from a fixed severity ladder, so calls with the same ``rng`` at severities 1..5 share
+that structure ("coupled draws") and the distortion grows draw by draw, not only on average.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from harness.case import Case
+from harness.errors import ConfigError
+from harness.seeds import as_rng
+
+MAX_SEVERITY = 5
+MODALITIES = frozenset({"mri", "ct", "us", "other"})
+
+
+class Perturbation(ABC):
+    """One family. Subclasses set the class attributes and implement draw/apply.
+
+    Class attributes:
+        name: registry name used in suites (``gaussian_noise``).
+        modalities: modalities it applies to; ``{"any"}`` for generic families.
+        geometric: True when labels move with the image (nearest-neighbour resampling).
+        parameter_doc: the physical parameter at each severity 1..5, for docs and ``harness list``.
+        options_doc: accepted suite options, name -> description; None (the default, e.g. for
+            plugin families) accepts any option unchecked.
+        choices: allowed values of the options that take one of a fixed set.
+    """
+
+    name: ClassVar[str]
+    modalities: ClassVar[frozenset[str]] = frozenset({"any"})
+    geometric: ClassVar[bool] = False
+    parameter_doc: ClassVar[str] = ""
+    options_doc: ClassVar[dict[str, str] | None] = None
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    requires_model: ClassVar[bool] = False  # adversarial families: the runner calls bind_model()
+
+    def __init__(self, **options: Any) -> None:
+        """``options`` come from the suite's ``[perturbations.options]`` table. When the family
+        declares ``options_doc``, unknown names and values outside ``choices`` raise
+        ``ConfigError`` (exit 3, before any model call)."""
+        if self.options_doc is not None:
+            unknown = sorted(set(options) - set(self.options_doc))
+            if unknown:
+                accepted = ", ".join(sorted(self.options_doc)) or "none"
+                raise ConfigError(f"perturbation {self.name!r}: unknown option(s) {', '.join(unknown)}; "
+                                  f"accepted: {accepted}")
+        for key, allowed in self.choices.items():
+            if key in options and options[key] not in allowed:
+                raise ConfigError(f"perturbation {self.name!r}: option {key!r} must be one of "
+                                  f"{', '.join(map(repr, allowed))}, got {options[key]!r}")
+        self.options = dict(options)
+
+    def bind_model(self, model: Any) -> None:
+        """Give a model-dependent family (adversarial attacks) the model under evaluation."""
+        self.model = model
+
+    def applies_to(self, modality: str) -> bool:
+        return "any" in self.modalities or modality in self.modalities
+
+    @abstractmethod
+    def draw(self, case: Case, severity: int, rng: np.random.Generator) -> dict[str, Any]:
+        """Draw the parameters for ``severity`` (1..5). Pure apart from consuming ``rng``."""
+
+    @abstractmethod
+    def apply(self, case: Case, params: dict[str, Any]) -> Case:
+        """Apply drawn parameters deterministically. Must not touch global RNG state."""
+
+    def __call__(self, case: Case, severity: int,
+                 rng: int | np.random.Generator | None = None) -> tuple[Case, dict[str, Any]]:
+        if not isinstance(severity, (int, np.integer)) or not 0 <= severity <= MAX_SEVERITY:
+            raise ValueError(f"{self.name}: severity must be an int in 0..{MAX_SEVERITY}, got {severity!r}")
+        if severity == 0:
+            return case, {}
+        params = self.draw(case, int(severity), as_rng(rng))
+        return self.apply(case, params), params

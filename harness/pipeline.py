@@ -1,0 +1,217 @@
+"""One evaluation, end to end: load -> validate -> run -> analyse -> gate -> write outputs.
+
+Everything that can be checked before the first model call is (exit 3 on a problem); failures during
+the run become ERROR records (exit 2); a failed gate exits 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from harness import __version__
+from harness.datasets import Dataset, open_dataset
+from harness.errors import ConfigError
+from harness.gates import GateContext, GateResult, evaluate_gates, overall_outcome
+from harness.records import Journal, records_frame
+from harness.runner import Plan, default_workers, ensure_out_dir, execute, plan_items, resolve_families
+from harness.suite import Suite, load_suite
+
+EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2, 3
+
+
+@dataclass
+class RunOptions:
+    suite: str | Path = "robustness"
+    model: str | None = None
+    data: str | None = None
+    out: Path | None = None
+    seed: int | None = None
+    limit: int | None = None
+    workers: int | None = None
+    cohorts: list[str] | None = None
+    resume: bool = False
+    strict: bool = False
+    executor: str = "local"  # local | dask
+    scheduler: str | None = None  # dask scheduler address (attach to an existing cluster)
+    item_timeout: float | None = None  # seconds per work item; None = no limit
+    baseline: Path | None = None  # a previous run folder to compare against (regression gate)
+    pdf: bool = False  # also write report.pdf through headless Chromium
+    command_line: str = ""
+
+
+@dataclass
+class RunResult:
+    out: Path
+    exit_code: int
+    outcome: str
+    gates: list[GateResult]
+    records: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
+    """Everything before the first model call. Raises ConfigError listing problems."""
+    suite = load_suite(options.suite)
+    if options.seed is not None:
+        suite = dataclasses.replace(suite, seed=options.seed)
+    if options.cohorts:
+        suite = dataclasses.replace(suite, cohorts=tuple(options.cohorts))
+    dataset = open_dataset(options.data, default=suite.data).subset(options.limit)
+    problems = dataset.validate()
+    if problems:
+        raise ConfigError(f"data {options.data or suite.data}: {len(problems)} problem(s) found before "
+                          "running; fix or remove these cases:", problems=problems[:50])
+    families, notes = resolve_families(suite, dataset.modality)
+    _check_cohorts(suite, dataset)
+    from harness.models import load_model
+
+    model_spec = options.model or (None if suite.model == "reference" else suite.model)
+    model = load_model(model_spec, ndim=dataset.ndim)
+    labels = _labels(suite, dataset, model)
+    plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families)
+    return suite, dataset, model, plan, notes
+
+
+def _check_cohorts(suite: Suite, dataset: Dataset) -> None:
+    if not suite.cohorts or not any(g["check"] == "fairness" for g in suite.gates):
+        return
+    from harness.analysis.fairness import resolve_cohorts
+
+    resolve_cohorts(dataset.metadata.reset_index(), suite.cohorts if isinstance(suite.cohorts, str)
+                    else list(suite.cohorts), bins=suite.bins or None)
+
+
+def _labels(suite: Suite, dataset: Dataset, model: Any) -> dict[int, str]:
+    names = dict(dataset.label_names) or dict(model.labels)
+    for k, v in model.labels.items():
+        names.setdefault(int(k), str(v))
+    if not names:
+        names = {1: "foreground"}
+    if suite.labels == "all":
+        return dict(sorted(names.items()))
+    unknown = [k for k in suite.labels if k not in names]
+    if unknown:
+        raise ConfigError(f"suite {suite.path}: [suite].labels {unknown} are not classes of the data/model "
+                          f"({names})")
+    return {k: names[k] for k in suite.labels}
+
+
+def _default_out(suite: Suite) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("reports") / f"{suite.name}-{stamp}"
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = None) -> RunResult:
+    """Run a suite; returns the result with the exit code (outputs written to ``out``)."""
+    started = time.time()
+    suite, dataset, model, plan, notes = prepare(options)
+    out = ensure_out_dir(options.out or _default_out(suite), resume=options.resume)
+    cases = dataset.manifest()
+    cases.to_csv(out / "cases.csv")
+    (out / "suite.toml").write_text(suite.text, encoding="utf-8")
+    items = plan_items(suite, dataset.case_ids)
+    journal = Journal(out / "journal.jsonl")
+    if options.resume:
+        journal.truncate_corrupt_tail()
+    workers = options.workers or default_workers()
+    interrupted = False
+    progress = progress_factory(len(items)) if progress_factory else None
+    try:
+        rows = execute(plan, items, journal, workers=workers, progress=progress, model=model,
+                       executor=options.executor, scheduler=options.scheduler, timeout=options.item_timeout)
+    except KeyboardInterrupt:
+        interrupted = True
+        rows = [r for v in journal.read().values() for r in v]
+    finally:
+        if progress is not None and hasattr(progress, "close"):
+            progress.close()
+    records = records_frame(rows, suite.metrics)
+    records.to_csv(out / "records.csv", index=False)
+    context = GateContext(records=records, cases=cases.reset_index(), suite=suite)
+    gates = evaluate_gates(context)
+    if interrupted:
+        gates.insert(0, GateResult("run-complete", "ERROR", float(len(set(r["case_id"] for r in rows))), None,
+                                   f"interrupted: {len(records)} of {len(items) * len(plan.labels)} records written; "
+                                   "rerun with --resume to finish"))
+    outcome = overall_outcome(gates)
+    exit_code = exit_code_for(gates, strict=options.strict)
+    summary = _summary(options, suite, dataset, model, records, cases, gates, outcome, exit_code,
+                       seconds=time.time() - started, notes=notes, workers=workers, n_items=len(items))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    from harness.report.junit import write_junit
+
+    write_junit(out / "junit.xml", suite.name, summary["gates"], seconds=summary["seconds"])
+    from harness.report.html import write_report
+
+    write_report(out)
+    return RunResult(out=out, exit_code=exit_code, outcome=outcome, gates=gates, records=records,
+                     summary=summary, interrupted=interrupted)
+
+
+def exit_code_for(gates: list[GateResult], *, strict: bool = False) -> int:
+    outcomes = {g.outcome for g in gates}
+    if "ERROR" in outcomes:
+        return EXIT_ERROR
+    if "FAIL" in outcomes or (strict and outcomes & {"WARN", "INCONCLUSIVE"}):
+        return EXIT_GATE_FAILED
+    return EXIT_OK
+
+
+def _clean_means(records: pd.DataFrame, metrics: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    ok = records[(records["status"] == "OK") & (records["perturbation"] == "clean")]
+    out: dict[str, dict[str, float]] = {}
+    for metric in metrics:
+        per_label = ok.groupby("label_name")[metric].mean()
+        per_case = ok.groupby("case_id")[metric].mean()
+        out[metric] = {**{str(k): float(v) for k, v in per_label.items()},
+                       "mean": float(per_case.mean()) if len(per_case) else float("nan")}
+    return out
+
+
+def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, records: pd.DataFrame,
+             cases: pd.DataFrame, gates: list[GateResult], outcome: str, exit_code: int, *, seconds: float,
+             notes: list[str], workers: int, n_items: int) -> dict[str, Any]:
+    import numpy
+    import torch
+
+    return {
+        "outcome": outcome,
+        "exit_code": exit_code,
+        "gates": [g.to_dict() for g in gates],
+        "clean": _clean_means(records, suite.metrics),
+        "seed": suite.seed,
+        "harness_version": __version__,
+        "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.sha256},
+        "model": {"name": getattr(model, "name", "model"), "sha256": getattr(model, "sha256", ""),
+                  "spec": options.model or suite.model,
+                  "intended_use": (getattr(model, "card", {}) or {}).get("model", {}).get("intended_use", "")},
+        "data": {"name": dataset.name, "spec": options.data or suite.data, "modality": dataset.modality,
+                 "n_cases": len(cases), "manifest_sha256": _sha256_text(cases.to_csv())},
+        "labels": {str(k): v for k, v in sorted(set(zip(records["label"], records["label_name"])))},
+        "metrics": list(suite.metrics),
+        "n_items": n_items,
+        "n_records": len(records),
+        "n_errors": int((records["status"] == "ERROR").sum()),
+        "notes": notes,
+        "seconds": round(seconds, 3),
+        "workers": workers,
+        "command_line": options.command_line,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "platform": {"python": sys.version.split()[0], "machine": platform.machine(),
+                     "system": platform.platform(), "numpy": numpy.__version__, "torch": torch.__version__},
+    }

@@ -1,0 +1,41 @@
+"""The one plugin mechanism: entry-point groups and ``"package.module:attr"`` strings."""
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+from harness.errors import ConfigError
+
+GROUPS = ("harness.models", "harness.perturbations", "harness.metrics", "harness.suites")
+
+
+def import_object(reference: str, *, what: str = "object") -> Any:
+    """Import ``"package.module:attr"`` (attr may be dotted). ConfigError with the fix if it fails."""
+    module_name, sep, attr = reference.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{what} {reference!r} must look like 'package.module:attribute'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{what} {reference!r}: cannot import module {module_name!r} ({exc}); "
+                          "install the package that provides it or fix the name") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise ConfigError(f"{what} {reference!r}: module {module_name!r} has no attribute "
+                              f"{attr!r}") from exc
+    return obj
+
+
+def entry_point_objects(group: str) -> dict[str, Any]:
+    """Load every entry point of ``group``; a broken plugin raises ConfigError naming it."""
+    found: dict[str, Any] = {}
+    for ep in entry_points(group=group):
+        try:
+            found[ep.name] = ep.load()
+        except Exception as exc:  # a third-party plugin can fail in any way
+            raise ConfigError(f"plugin {ep.name!r} in entry-point group {group!r} ({ep.value}) "
+                              f"failed to load: {type(exc).__name__}: {exc}") from exc
+    return found

@@ -1,0 +1,1 @@
+"""Report writers: HTML (jinja2 + matplotlib), JUnit XML."""

@@ -1,0 +1,227 @@
+"""Suites: TOML data naming perturbations, metrics, cohorts and gates, parsed into frozen dataclasses.
+
+A suite is given by bundled name (``robustness``), by an entry point of group ``harness.suites``
+(a path to a TOML file), or by path. Every problem is reported with the file and the key.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from harness.errors import ConfigError
+
+BUNDLED_DIR = Path(__file__).parent / "suites"
+
+SUITE_KEYS: dict[str, Any] = {
+    "name": str, "description": str, "seed": int, "data": str, "model": str, "metrics": list,
+    "labels": (str, list), "repeats": int, "on_inapplicable": str, "cohorts": (str, list),
+    "bins": dict, "min_group_size": int, "alpha": float, "correction": str, "n_bootstrap": int,
+    "n_permutations": int, "metric_options": dict, "reference_site": str, "site_attribute": str,
+    "worst_cases": int,
+}
+PERTURBATION_KEYS: dict[str, Any] = {"family": str, "severities": list, "options": dict, "name": str}
+GATE_COMMON_KEYS = {"name": str, "check": str, "metric": str, "description": str}
+
+
+@dataclass(frozen=True)
+class PerturbationSpec:
+    """One perturbation family at the given severities. ``name`` labels it in records."""
+
+    family: str
+    severities: tuple[int, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.family
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    seed: int
+    data: str
+    model: str
+    metrics: tuple[str, ...]
+    labels: str | tuple[int, ...]
+    repeats: int
+    on_inapplicable: str
+    cohorts: str | tuple[str, ...]
+    bins: dict[str, list[float]]
+    min_group_size: int
+    alpha: float
+    correction: str
+    n_bootstrap: int
+    n_permutations: int
+    metric_options: dict[str, Any]
+    reference_site: str
+    site_attribute: str
+    worst_cases: int
+    perturbations: tuple[PerturbationSpec, ...]
+    gates: tuple[dict[str, Any], ...]
+    path: Path
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def bundled_suites() -> dict[str, Path]:
+    """Bundled suites plus ``harness.suites`` entry points (name -> TOML path)."""
+    found = {p.stem: p for p in sorted(BUNDLED_DIR.glob("*.toml"))}
+    from harness.plugins import entry_point_objects
+
+    for name, obj in entry_point_objects("harness.suites").items():
+        found.setdefault(name, Path(str(obj)))
+    return found
+
+
+def resolve_suite_path(spec: str | Path) -> Path:
+    path = Path(spec)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"suite file {path} does not exist; give a bundled suite name "
+                              f"({', '.join(bundled_suites())}) or a path to a .toml file")
+        return path
+    suites = bundled_suites()
+    if str(spec) not in suites:
+        raise ConfigError(f"unknown suite {spec!r}; bundled suites: {', '.join(suites)} "
+                          "(or give a path to a .toml file)")
+    return suites[str(spec)]
+
+
+def _check_keys(table: dict[str, Any], allowed: dict[str, Any], where: str, problems: list[str]) -> None:
+    for key, value in table.items():
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
+            problems.append(f"{where}: unknown key {key!r}{hint}")
+            continue
+        expected = allowed[key]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if expected is not Any and not isinstance(value, expected):
+            names = expected.__name__ if isinstance(expected, type) else "/".join(t.__name__ for t in expected)
+            problems.append(f"{where}.{key}: expected {names}, got {type(value).__name__} {value!r}")
+
+
+def _parse_perturbation(i: int, table: Any, problems: list[str]) -> PerturbationSpec | None:
+    where = f"[[perturbations]] #{i + 1}"
+    if not isinstance(table, dict):
+        problems.append(f"{where}: must be a table")
+        return None
+    _check_keys(table, PERTURBATION_KEYS, where, problems)
+    family = table.get("family")
+    if not isinstance(family, str):
+        problems.append(f"{where}: missing 'family' (a perturbation name, see `harness list perturbations`)")
+        return None
+    severities = table.get("severities", [1, 2, 3, 4, 5])
+    if not (isinstance(severities, list) and severities
+            and all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 5 for s in severities)):
+        problems.append(f"{where} ({family}).severities: must be a non-empty list of ints 1..5, got {severities!r}")
+        return None
+    return PerturbationSpec(family=family, severities=tuple(sorted(set(severities))),
+                            options=dict(table.get("options", {})), name=str(table.get("name", "")))
+
+
+def _parse_gate(i: int, table: Any, problems: list[str]) -> dict[str, Any] | None:
+    from harness.gates import check_kinds
+
+    where = f"[[gates]] #{i + 1}"
+    if not isinstance(table, dict):
+        problems.append(f"{where}: must be a table")
+        return None
+    kinds = check_kinds()
+    check = table.get("check")
+    if check not in kinds:
+        problems.append(f"{where}: 'check' must be one of {', '.join(kinds)}, got {check!r}")
+        return None
+    if not isinstance(table.get("name"), str):
+        problems.append(f"{where}: missing 'name' (a short identifier shown in reports and junit.xml)")
+        return None
+    for key, value in table.items():
+        if key in GATE_COMMON_KEYS and not isinstance(value, GATE_COMMON_KEYS[key]):
+            problems.append(f"{where}.{key}: expected {GATE_COMMON_KEYS[key].__name__}, got {value!r}")
+    return dict(table)
+
+
+def parse_suite(text: str, *, path: Path) -> Suite:
+    """Parse and validate suite TOML; ConfigError listing every problem found."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"suite {path}: invalid TOML: {exc}") from exc
+    problems: list[str] = []
+    _check_keys(doc, {"suite": dict, "perturbations": list, "gates": list}, str(path), problems)
+    head = doc.get("suite", {})
+    if not isinstance(head, dict):
+        head = {}
+    _check_keys(head, SUITE_KEYS, "[suite]", problems)
+    if "name" not in head:
+        problems.append("[suite]: missing 'name'")
+    perturbations = [p for i, t in enumerate(doc.get("perturbations", []))
+                     if (p := _parse_perturbation(i, t, problems)) is not None]
+    labels_seen = [p.label for p in perturbations]
+    for dup in sorted({x for x in labels_seen if labels_seen.count(x) > 1}):
+        problems.append(f"[[perturbations]]: {dup!r} appears twice; give one of them a distinct 'name'")
+    gates = [g for i, t in enumerate(doc.get("gates", [])) if (g := _parse_gate(i, t, problems)) is not None]
+    metrics = head.get("metrics", ["dice", "hd95"])
+    _check_metric_names(metrics, gates, problems)
+    for key, allowed in (("on_inapplicable", ("error", "skip")), ("correction", ("holm", "bh"))):
+        if key in head and head[key] not in allowed:
+            problems.append(f"[suite].{key}: must be one of {', '.join(allowed)}, got {head[key]!r}")
+    if problems:
+        raise ConfigError(f"suite {path} is invalid:", problems=problems)
+    labels = head.get("labels", "all")
+    cohorts = head.get("cohorts", [])
+    return Suite(
+        name=head["name"], description=head.get("description", ""), seed=head.get("seed", 0),
+        data=head.get("data", "phantom2d"), model=head.get("model", "reference"),
+        metrics=tuple(metrics), labels=labels if isinstance(labels, str) else tuple(labels),
+        repeats=head.get("repeats", 1), on_inapplicable=head.get("on_inapplicable", "error"),
+        cohorts=cohorts if isinstance(cohorts, str) else tuple(cohorts), bins=head.get("bins", {}),
+        min_group_size=head.get("min_group_size", 10), alpha=float(head.get("alpha", 0.05)),
+        correction=head.get("correction", "holm"), n_bootstrap=head.get("n_bootstrap", 1000),
+        n_permutations=head.get("n_permutations", 2000), metric_options=head.get("metric_options", {}),
+        reference_site=head.get("reference_site", ""), site_attribute=head.get("site_attribute", "site"),
+        worst_cases=head.get("worst_cases", 6),
+        perturbations=tuple(perturbations), gates=tuple(gates), path=path, text=text,
+    )
+
+
+def _check_metric_names(metrics: Any, gates: list[dict[str, Any]], problems: list[str]) -> None:
+    from harness.metrics import available
+
+    known = available()
+    if not isinstance(metrics, list) or not metrics:
+        problems.append("[suite].metrics: must be a non-empty list of metric names")
+        return
+    for m in metrics:
+        if m not in known:
+            problems.append(f"[suite].metrics: unknown metric {m!r}; available: {', '.join(known)}")
+    for gate in gates:
+        if "metric" in gate and gate["metric"] not in metrics:
+            problems.append(f"gate {gate['name']!r}: metric {gate['metric']!r} is not computed; "
+                            f"add it to [suite].metrics")
+
+
+def load_suite(spec: str | Path) -> Suite:
+    """Load a suite by bundled name or path (ConfigError naming the file on any problem)."""
+    path = resolve_suite_path(spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"suite {path}: cannot read ({exc})") from exc
+    return parse_suite(text, path=path)

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.datasets import open_dataset
+from harness.datasets.phantom import phantom_dataset
+from harness.errors import ConfigError
+
+
+def test_phantoms_are_deterministic_and_well_formed() -> None:
+    for ndim in (2, 3):
+        a, b = phantom_dataset(ndim, n=3), phantom_dataset(ndim, n=3)
+        for cid in a.case_ids:
+            ca, cb = a.load(cid), b.load(cid)
+            assert ca.image.dtype == np.float32 and ca.image.ndim == ndim + 1
+            assert np.array_equal(ca.image, cb.image) and np.array_equal(ca.label, cb.label)
+            assert set(np.unique(ca.label)) <= {0, 1, 2} and (ca.label == 1).any()
+            assert ca.metadata["site"] in {"A", "B", "C"} and ca.metadata["sex"] in {"F", "M"}
+        assert list(a.metadata.columns) == ["sex", "age", "site", "device"]
+    other = phantom_dataset(2, n=3, seed=5).load("phantom2d_000")
+    assert not np.array_equal(other.image, phantom_dataset(2, n=3).load("phantom2d_000").image)
+
+
+def test_phantom_spec_options() -> None:
+    ds = open_dataset("phantom2d:n=5,seed=2")
+    assert len(ds) == 5 and ds.ndim == 2
+    with pytest.raises(ConfigError, match="phantom options"):
+        open_dataset("phantom2d:bogus=1")
+
+
+def _write_png_pair(root: Path, key: str, shape=(20, 24), label_shape=None) -> None:
+    (root / "img").mkdir(exist_ok=True)
+    (root / "msk").mkdir(exist_ok=True)
+    Image.fromarray((np.arange(np.prod(shape)) % 255).reshape(shape).astype(np.uint8)).save(root / "img" / f"im_{key}.png")
+    mask = np.zeros(label_shape or shape, np.uint8)
+    mask[5:10, 5:10] = 255
+    Image.fromarray(mask).save(root / "msk" / f"m_{key}.png")
+
+
+CARD = """
+[dataset]
+images = "img/im_*.png"
+labels = "msk/m_{key}.png"
+key_regex = "im_(?P<key>.+)\\\\.png"
+metadata = "meta.csv"
+metadata_key = "id"
+label_values = { "255" = 1 }
+modality = "us"
+"""
+
+
+def test_dataset_card_reads_png_folder(tmp_path: Path) -> None:
+    for key in ("a", "b"):
+        _write_png_pair(tmp_path, key)
+    (tmp_path / "meta.csv").write_text("id,device\na,X\nb,Y\n")
+    (tmp_path / "card.toml").write_text(CARD)
+    ds = open_dataset(str(tmp_path / "card.toml"))
+    assert ds.case_ids == ["a", "b"] and ds.modality == "us"
+    assert ds.validate() == []
+    case = ds.load("a")
+    assert case.image.shape == (1, 20, 24) and set(np.unique(case.label)) == {0, 1}
+    assert case.metadata["device"] == "X"
+
+
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda t: t.replace("img/im_*.png", "nothing/*.png"), "no file matches"),
+    (lambda t: t.replace("msk/m_{key}.png", "msk/m.png"), "must contain {key}"),
+    (lambda t: t.replace('"id"', '"missing_col"'), "column 'missing_col'"),
+    (lambda t: t.replace('"us"', '"xray"'), "must be one of"),
+    (lambda t: t.replace("key_regex", "key_regexx"), "unknown key"),
+    (lambda t: t.replace('{ "255" = 1 }', '{ "254" = 1 }'), None),  # caught at load: value 255 unlisted
+])
+def test_dataset_card_errors(tmp_path: Path, mutate, fragment) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,device\na,X\n")
+    (tmp_path / "card.toml").write_text(mutate(CARD))
+    with pytest.raises(ConfigError) as info:
+        ds = open_dataset(str(tmp_path / "card.toml"))
+        ds.load("a")
+    assert fragment is None or fragment in str(info.value)
+    assert "255" in str(info.value) or fragment is not None
+
+
+def test_shape_mismatch_and_unreadable_reported_by_validate(tmp_path: Path) -> None:
+    _write_png_pair(tmp_path, "a", label_shape=(21, 24))
+    _write_png_pair(tmp_path, "b")
+    (tmp_path / "img" / "im_b.png").write_bytes(b"not a png")
+    (tmp_path / "meta.csv").write_text("id,device\na,X\nb,Y\n")
+    (tmp_path / "card.toml").write_text(CARD)
+    problems = open_dataset(str(tmp_path / "card.toml")).validate()
+    assert any("case a" in p and "shape" in p for p in problems)
+    assert any("case b" in p and "unreadable" in p for p in problems)
+
+
+def test_metadata_row_missing_is_an_error(tmp_path: Path) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,device\nzzz,X\n")
+    (tmp_path / "card.toml").write_text(CARD)
+    with pytest.raises(ConfigError, match="no row for case 'a'"):
+        open_dataset(str(tmp_path / "card.toml"))
+
+
+def test_msd_folder(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    (tmp_path / "imagesTr").mkdir()
+    (tmp_path / "labelsTr").mkdir()
+    for key in ("c1", "c2"):
+        img = np.random.default_rng(0).random((8, 9, 7)).astype(np.float32)
+        lab = np.zeros((8, 9, 7), np.uint8)
+        lab[2:5, 2:5, 2:5] = 1
+        nib.save(nib.Nifti1Image(img, np.diag([1.5, 1.0, 2.0, 1.0])), tmp_path / "imagesTr" / f"{key}_0000.nii.gz")
+        nib.save(nib.Nifti1Image(lab, np.diag([1.5, 1.0, 2.0, 1.0])), tmp_path / "labelsTr" / f"{key}.nii.gz")
+    (tmp_path / "dataset.json").write_text('{"labels": {"0": "background", "1": "tumour"}, "modality": {"0": "CT"}}')
+    ds = open_dataset(str(tmp_path))
+    assert ds.case_ids == ["c1", "c2"] and ds.modality == "ct" and ds.label_names == {1: "tumour"}
+    case = ds.load("c1")
+    assert case.image.shape == (1, 8, 9, 7) and case.spacing == (1.5, 1.0, 2.0)
+
+
+def test_missing_data_folder() -> None:
+    with pytest.raises(ConfigError, match="no such folder or card"):
+        open_dataset("/nonexistent/folder")
+
+
+def test_busbra_card_reads_real_data(busbra_dir: Path) -> None:
+    card = Path(__file__).resolve().parents[2] / "examples" / "busbra.toml"
+    ds = open_dataset(str(card))
+    assert len(ds) == 1875
+    case = ds.load(ds.case_ids[0])
+    assert case.image.shape[0] == 1 and set(np.unique(case.label)) == {0, 1}
+    assert case.metadata["Device"].startswith("GE")
+    assert ds.metadata["Device"].nunique() == 4

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.suite import bundled_suites, load_suite, parse_suite
+
+GOOD = """
+[suite]
+name = "t"
+metrics = ["dice", "hd95"]
+[[perturbations]]
+family = "gaussian_noise"
+severities = [1, 2]
+[[gates]]
+name = "clean"
+check = "clean"
+metric = "dice"
+min = 0.5
+"""
+
+
+def test_bundled_suites_are_valid() -> None:
+    suites = bundled_suites()
+    assert {"smoke", "robustness"} <= set(suites)
+    for name in suites:
+        suite = load_suite(name)
+        assert suite.name == name
+        assert suite.metrics
+
+
+def test_parse_good_suite(tmp_path: Path) -> None:
+    suite = parse_suite(GOOD, path=tmp_path / "t.toml")
+    assert suite.perturbations[0].severities == (1, 2)
+    assert suite.gates[0]["check"] == "clean"
+    assert len(suite.sha256) == 64
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[suite\nname='x'", "invalid TOML"),
+    (GOOD.replace('name = "t"', 'nmae = "t"'), "did you mean 'name'"),
+    (GOOD.replace("severities = [1, 2]", "severities = [0, 9]"), "ints 1..5"),
+    (GOOD.replace('metrics = ["dice", "hd95"]', 'metrics = ["dice", "nonsense"]'), "unknown metric 'nonsense'"),
+    (GOOD.replace('check = "clean"', 'check = "nope"'), "'check' must be one of"),
+    (GOOD.replace('metric = "dice"\nmin', 'metric = "iou"\nmin'), "is not computed"),
+    (GOOD + '[[perturbations]]\nfamily = "gaussian_noise"\n', "appears twice"),
+    (GOOD.replace("seed", "x").replace('name = "t"', 'name = "t"\nseed = "zero"'), "expected int"),
+])
+def test_malformed_suites_name_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_suite(text, path=tmp_path / "bad.toml")
+    assert fragment in str(info.value)
+    assert "bad.toml" in str(info.value)
+
+
+def test_unknown_suite_name_lists_bundled() -> None:
+    with pytest.raises(ConfigError, match="bundled suites"):
+        load_suite("no-such-suite")

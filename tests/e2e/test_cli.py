@@ -1,0 +1,137 @@
+"""End-to-end: the CLI on phantoms, its outputs and every exit code."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def run_cli(*args: str) -> int:
+    return main(list(args))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    code = run_cli("run", "--suite", "smoke", "--out", str(out), "--workers", "1")
+    return code, out
+
+
+def test_smoke_run_passes_and_writes_outputs(smoke_run: tuple[int, Path]) -> None:
+    code, out = smoke_run
+    assert code == 0
+    for name in ("report.html", "records.csv", "summary.json", "junit.xml", "cases.csv", "suite.toml"):
+        assert (out / name).is_file(), name
+    records = pd.read_csv(out / "records.csv")
+    for col in ("case_id", "perturbation", "severity", "label", "dice", "hd95", "status", "seed", "params"):
+        assert col in records.columns
+    assert set(records["status"]) == {"OK"}
+    assert set(records["perturbation"]) == {"clean", "gaussian_noise", "blur"}
+    # 12 cases x (1 clean + 2 families x 3 severities) x 2 labels
+    assert len(records) == 12 * 7 * 2
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("outcome", "gates", "clean", "seed", "harness_version", "model", "suite", "data"):
+        assert key in summary
+    assert summary["outcome"] in ("PASS", "WARN")
+    assert len(summary["model"]["sha256"]) == 64 and len(summary["suite"]["sha256"]) == 64
+    assert len(summary["data"]["manifest_sha256"]) == 64
+    for gate in summary["gates"]:
+        assert set(gate) == {"name", "outcome", "value", "threshold", "detail"}
+    # the bundled reference model segments the phantoms well (organ and lesion)
+    assert summary["clean"]["dice"]["organ"] > 0.95
+    assert summary["clean"]["dice"]["lesion"] > 0.75
+    tree = ET.parse(out / "junit.xml")
+    assert len(tree.findall(".//testcase")) == len(summary["gates"])
+    html = (out / "report.html").read_text()
+    assert "Gates" in html and "data:image/png;base64," in html and "clean-dice" in html
+
+
+def test_records_are_deterministic(smoke_run: tuple[int, Path], tmp_path: Path) -> None:
+    _, out = smoke_run
+    code = run_cli("run", "--suite", "smoke", "--out", str(tmp_path / "again"), "--workers", "2", "--limit", "4")
+    assert code == 0
+    first = pd.read_csv(out / "records.csv")
+    again = pd.read_csv(tmp_path / "again" / "records.csv")
+    first = first[first["case_id"].isin(again["case_id"])].reset_index(drop=True)
+    cols = ["case_id", "perturbation", "severity", "label", "seed", "dice", "hd95", "params"]
+    pd.testing.assert_frame_equal(first[cols], again[cols])
+
+
+def test_report_regenerates_identically(smoke_run: tuple[int, Path]) -> None:
+    _, out = smoke_run
+    before = (out / "report.html").read_text()
+    assert run_cli("report", str(out)) == 0
+    assert (out / "report.html").read_text() == before
+
+
+def test_broken_model_fails_gates(tmp_path: Path) -> None:
+    card = tmp_path / "background.toml"
+    card.write_text('[model]\nformat = "callable"\nentry = "tests.e2e.fixtures.models:all_background"\n'
+                    '[output]\nkind = "labels"\nlabels = {1 = "organ", 2 = "lesion"}\n')
+    code = run_cli("run", "--suite", "smoke", "--model", str(card), "--out", str(tmp_path / "o"), "--workers", "1",
+                   "--limit", "4")
+    assert code == 1
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["outcome"] == "FAIL"
+    assert any(g["outcome"] == "FAIL" and g["name"].startswith("clean-dice") for g in summary["gates"])
+
+
+def test_crashing_model_is_error_exit_2_and_keeps_results(tmp_path: Path) -> None:
+    card = tmp_path / "crash.toml"
+    card.write_text('[model]\nformat = "callable"\nentry = "tests.e2e.fixtures.models:crash_on_noise"\n'
+                    '[output]\nkind = "labels"\nlabels = {1 = "organ", 2 = "lesion"}\n')
+    code = run_cli("run", "--suite", "smoke", "--model", str(card), "--out", str(tmp_path / "o"), "--workers", "1",
+                   "--limit", "3")
+    assert code == 2
+    records = pd.read_csv(tmp_path / "o" / "records.csv")
+    errors = records[records["status"] == "ERROR"]
+    assert len(errors) and errors["error"].str.contains("RuntimeError").all()
+    assert (records["status"] == "OK").sum() > 0  # clean and blur rows kept
+    assert (tmp_path / "o" / "report.html").is_file()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", "--suite", "nope"], "unknown suite"),
+    (["run", "--suite", "smoke", "--data", "/no/such/dir"], "no such folder"),
+    (["run", "--suite", "smoke", "--model", "/no/such/model.ts"], None),
+    (["run", "--suite", "smoke", "--limit", "0"], None),  # usage error -> 3, not click's 2
+    (["run", "--bogus-flag"], None),
+    (["list", "things"], "choose one of"),
+    (["validate-suite", str(FIXTURES / "bad_suite.toml")], "unknown perturbation"),
+])
+def test_bad_configuration_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                                   fragment: str | None) -> None:
+    code = run_cli(*args, *(["--out", str(tmp_path / "o")] if args[0] == "run" and "--bogus-flag" not in args else []))
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if fragment:
+        assert fragment in err
+
+
+def test_inapplicable_family_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = tmp_path / "us.toml"
+    suite.write_text('[suite]\nname = "us"\nmetrics = ["dice"]\n[[perturbations]]\nfamily = "speckle"\n')
+    assert run_cli("run", "--suite", str(suite), "--limit", "2", "--out", str(tmp_path / "o")) == 3
+    assert "modality" in capsys.readouterr().err
+
+
+def test_list_and_validate(capsys: pytest.CaptureFixture[str]) -> None:
+    for what in ("suites", "perturbations", "metrics", "gates"):
+        assert run_cli("list", what) == 0
+    assert run_cli("validate-suite", "robustness") == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_console_script_runs() -> None:
+    proc = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "run" in proc.stdout
