@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -202,6 +201,23 @@ def _register_optional_commands() -> None:
 _register_optional_commands()
 
 
+def _exception_types(name: str, *seeds: type) -> tuple[type, ...]:
+    """Exception classes called ``name`` in typer's (possibly vendored) click and in click itself."""
+    found = {cls for seed in seeds for cls in seed.__mro__ if cls.__name__ == name}
+    try:
+        import click
+
+        found.add(getattr(click.exceptions, name))
+    except (ImportError, AttributeError):
+        pass
+    return tuple(found)
+
+
+_USAGE_ERRORS = _exception_types("UsageError", typer.BadParameter)
+_EXITS = _exception_types("Exit", typer.Exit)
+_ABORTS = _exception_types("Abort", typer.Abort)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point with the documented exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -210,20 +226,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = command.main(args=args, prog_name="harness", standalone_mode=False)
         return int(code or 0)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.UsageError as exc:
-        console.print(f"[red]usage error:[/] {escape(exc.format_message())}")
-        if exc.ctx is not None:
-            console.print(exc.ctx.get_usage())
+    except _EXITS as exc:
+        return int(getattr(exc, "exit_code", 0))
+    except _USAGE_ERRORS as exc:
+        console.print(f"[red]usage error:[/] {escape(exc.format_message())}", soft_wrap=True)
+        if getattr(exc, "ctx", None) is not None:
+            console.print(escape(exc.ctx.get_usage()))
         return 3
-    except click.Abort:
+    except _ABORTS:
         console.print("[red]aborted[/]")
         return 2
     except ConfigError as exc:
         if _DEBUG["on"]:
             console.print_exception()
-        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 3
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")
