@@ -78,6 +78,11 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
 
     model_spec = options.model or (None if suite.model == "reference" else suite.model)
     model = load_model(model_spec, ndim=dataset.ndim)
+    first = dataset.load(dataset.case_ids[0])
+    mismatch = model.check_input(channels=first.image.shape[0], ndim=first.ndim) if hasattr(model, "check_input") else []
+    if mismatch:
+        raise ConfigError(f"model {model_spec or 'reference'} cannot take data {options.data or suite.data}:",
+                          problems=mismatch)
     labels = _labels(suite, dataset, model)
     plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families)
     return suite, dataset, model, plan, notes

@@ -135,3 +135,12 @@ def test_list_and_validate(capsys: pytest.CaptureFixture[str]) -> None:
 def test_console_script_runs() -> None:
     proc = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "run" in proc.stdout
+
+
+def test_model_data_dimension_mismatch_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.models import reference_card_path
+
+    code = run_cli("run", "--suite", "smoke", "--data", "phantom3d:n=2", "--model", str(reference_card_path(2)),
+                   "--out", str(tmp_path / "o"))
+    assert code == 3
+    assert "2D, data is 3D" in capsys.readouterr().err
