@@ -1,0 +1,168 @@
+"""The ``command`` format: an external program that segments a folder of image files.
+
+Per call the harness writes the (prepared) images to a fresh temporary ``{input}`` folder in
+nnU-Net's naming — ``case_0000_0000.nii.gz`` (image ``case_0000``, channel ``0000``) — runs the
+argv list ``[model] command`` (never through a shell) with the placeholders replaced, and reads
+``{output}/case_0000.nii.gz`` (or ``.nii``/``.png``) back as the label map.
+
+Placeholders: ``{input}``, ``{output}`` (folders), ``{python}`` (this interpreter),
+``{card_dir}`` (the card's folder; also the working directory). ``[model] timeout`` (seconds,
+default 1800) bounds each call; on expiry the program's whole process group is killed and the
+case becomes an ERROR record. Files: ``[model] file_format = "nifti"`` (default; 2D images are
+written as one-slice volumes, the affine carries the spacing) or ``"png"`` (2D only: integer
+intensities written as 8- or 16-bit grey; ``minmax``/``window``-normalised [0, 1] images scaled
+to 0–255).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import ConfigError, ModelError
+from harness.models.base import Model
+from harness.models.card import ModelCard
+
+DEFAULT_TIMEOUT_S = 1800.0
+_STDERR_TAIL = 300
+
+
+class CommandModel(Model):
+    """``format = "command"``; ``[model] path`` (optional) names the model's files for the hash."""
+
+    format = "command"
+
+    def __init__(self, card: ModelCard, *, ndim_hint: int = 2) -> None:
+        super().__init__(card, ndim_hint=ndim_hint)
+        if not card.model.command:
+            raise ConfigError(f"{card.where}: [model] command: missing; give the argv list, e.g. "
+                              '["nnUNetv2_predict", "-i", "{input}", "-o", "{output}", "-d", "1"]')
+        joined = " ".join(card.model.command)
+        if "{input}" not in joined or "{output}" not in joined:
+            raise ConfigError(f"{card.where}: [model] command must contain the {{input}} and {{output}} "
+                              "placeholders (the folders the harness writes and reads)")
+        if card.model.path is not None and not card.model.path.exists():
+            raise ConfigError(f"{card.where}: [model] path: {card.model.path} does not exist; fix the "
+                              "path (relative to the card) or remove the key")
+        if self.timeout_s is None:
+            self.timeout_s = DEFAULT_TIMEOUT_S
+
+    def argv(self, input_dir: Path, output_dir: Path) -> list[str]:
+        """The command with its placeholders filled in."""
+        values = {"{input}": str(input_dir), "{output}": str(output_dir), "{python}": sys.executable,
+                  "{card_dir}": str(self.model_card.base_dir)}
+        argv = []
+        for arg in self.model_card.model.command:
+            for key, value in values.items():
+                arg = arg.replace(key, value)
+            argv.append(arg)
+        return argv
+
+    def _forward(self, batch: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+        fmt = self.model_card.model.file_format
+        if fmt == "png" and batch.ndim != 4:
+            raise ModelError('file_format = "png" holds 2D images only; use "nifti" for 3D')
+        with tempfile.TemporaryDirectory(prefix="harness-cmd-") as tmp:
+            in_dir, out_dir = Path(tmp, "input"), Path(tmp, "output")
+            in_dir.mkdir()
+            out_dir.mkdir()
+            names = [f"case_{k:04d}" for k in range(len(batch))]
+            for name, image in zip(names, batch):
+                for c, channel in enumerate(image):
+                    target = in_dir / f"{name}_{c:04d}"
+                    if fmt == "png":
+                        write_png(channel, target.with_suffix(".png"), self.model_card.input.normalize)
+                    else:
+                        write_nifti(channel, spacing, target.with_name(target.name + ".nii.gz"))
+            self._run(self.argv(in_dir, out_dir))
+            return np.stack([read_labels(out_dir, name, batch.shape[2:]) for name in names])
+
+    def _run(self, argv: list[str]) -> None:
+        try:
+            proc = subprocess.Popen(argv, cwd=self.model_card.base_dir, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    errors="replace", start_new_session=True)
+        except OSError as exc:
+            raise ModelError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+        try:
+            _, stderr = proc.communicate(timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()
+            raise ModelError(f"command {argv[0]!r} timed out after {self.timeout_s:g} s "
+                             "([model] timeout)") from None
+        if proc.returncode != 0:
+            tail = " | ".join(line for line in stderr.strip().splitlines()[-3:])[-_STDERR_TAIL:]
+            raise ModelError(f"command {argv[0]!r} exited with status {proc.returncode}"
+                             + (f": {tail}" if tail else ""))
+
+    def files(self) -> list[Path]:
+        return [self.model_card.model.path] if self.model_card.model.path else []
+
+    def identity(self) -> bytes:
+        return "\0".join(self.model_card.model.command).encode()
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the program and everything it started (it leads its own session)."""
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:  # pragma: no cover - Windows
+            proc.kill()
+    except ProcessLookupError:
+        pass
+
+
+def write_nifti(channel: np.ndarray, spacing: tuple[float, ...], path: Path) -> None:
+    """One channel as NIfTI; 2D becomes ``(H, W, 1)``; the affine's diagonal is the spacing."""
+    import nibabel as nib
+
+    data = channel[..., None] if channel.ndim == 2 else channel
+    zooms = [*spacing, 1.0][:3]
+    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), np.diag([*zooms, 1.0])), str(path))
+
+
+def write_png(channel: np.ndarray, path: Path, normalize: str) -> None:
+    """One 2D channel as an 8-bit (values within 0..255) or 16-bit grey PNG (rounded, clipped)."""
+    from PIL import Image
+
+    data = np.asarray(channel, np.float64)
+    if normalize in ("minmax", "window"):
+        data = data * 255.0
+    if data.max(initial=0) <= 255:
+        Image.fromarray(np.clip(np.round(data), 0, 255).astype(np.uint8)).save(path)
+    else:
+        Image.fromarray(np.clip(np.round(data), 0, 65535).astype(np.uint16)).save(path)
+
+
+def read_labels(folder: Path, name: str, spatial: tuple[int, ...]) -> np.ndarray:
+    """Read the program's label file for ``name`` (``.nii.gz``, ``.nii`` or ``.png``)."""
+    for suffix in (".nii.gz", ".nii", ".png"):
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            break
+    else:
+        found = sorted(p.name for p in folder.iterdir())[:5]
+        raise ModelError(f"the command wrote no output for {name} (expected {name}.nii.gz or .png in "
+                         f"{{output}}; found {found or 'nothing'})")
+    try:
+        if suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as img:
+                data = np.asarray(img)
+        else:
+            import nibabel as nib
+
+            data = np.asarray(nib.load(str(path)).dataobj)
+    except Exception as exc:  # any unreadable file is a model failure for this case
+        raise ModelError(f"cannot read the command's output {path.name}: {exc}") from exc
+    if len(spatial) == 2 and data.ndim == 3 and data.shape[2] == 1:
+        data = data[..., 0]
+    return data

@@ -1,0 +1,132 @@
+"""``harness validate-model --model CARD [--data ...]``: run one case and show what the model does.
+
+:func:`validate_model` prints a table (input and output shapes and dtypes, declared and predicted
+classes, Dice against the reference, time per case, whether gradients flow) and returns it; a model
+failure is printed as an ERROR row, then re-raised as :class:`~harness.errors.ModelError`.
+:func:`validate_model_command` is the typer command the CLI registers: same output, and it returns
+the exit code (0 OK, 2 the model failed); a bad card or dataset raises ConfigError (exit 3).
+"""
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import ConfigError, ModelError
+from harness.models import Model, load_card, load_model
+
+WARM_RERUN_S = 5.0  # cases faster than this are run a second time for a warm timing
+
+
+def _open_data(data: str | None, ndim: int) -> Any:
+    """The dataset to draw the case from: ``open_dataset(data)`` when available, else a phantom."""
+    try:
+        from harness.datasets import open_dataset  # type: ignore[attr-defined]
+    except ImportError:
+        open_dataset = None
+    if data is not None and open_dataset is not None:
+        return open_dataset(data)
+    from harness.datasets.phantom import phantom_dataset
+
+    if data is None:
+        return phantom_dataset(ndim, n=1)
+    if data in ("phantom2d", "phantom3d"):
+        return phantom_dataset(int(data[-2]), n=1)
+    raise ConfigError(f"--data {data!r}: dataset readers are not available in this build; use "
+                      "phantom2d or phantom3d")
+
+
+def _gradient_check(model: Model, image: np.ndarray) -> str:
+    if not model.differentiable or not hasattr(model, "torch_logits"):
+        return "no (not a differentiable adapter)"
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(image[None], dtype=np.float32)).requires_grad_(True)
+    try:
+        logits = model.torch_logits(x)
+        logits[:, 1:].sum().backward()
+    except Exception as exc:  # report, do not fail: gradients are optional
+        return f"no ({type(exc).__name__}: {exc})"
+    grad = x.grad
+    if grad is None or not torch.isfinite(grad).all():
+        return "no (gradient missing or not finite)"
+    return f"yes (|∂logits/∂image| = {float(grad.norm()):.3g}, logits {tuple(logits.shape)})"
+
+
+def _dice(pred: np.ndarray, ref: np.ndarray, label: int) -> float:
+    a, b = pred == label, ref == label
+    total = int(a.sum() + b.sum())
+    return 1.0 if total == 0 else 2.0 * float((a & b).sum()) / total
+
+
+def validate_model(model: str, data: str | None = None, *, console: Console | None = None) -> Table:
+    """Load ``model``, predict one case of ``data`` (default: a phantom of the model's
+    dimensionality), print and return a table of what was found."""
+    console = console or Console()
+    if data is None:
+        ndim = load_card(model, ndim=2).ndim or 2
+        dataset = _open_data(None, ndim)
+    else:
+        dataset = _open_data(data, 2)
+        ndim = dataset.ndim
+    loaded = load_model(model, ndim=ndim)
+    case = dataset.load(dataset.case_ids[0])
+
+    table = Table(title=f"validate-model: {loaded.name}", show_header=True)
+    table.add_column("check")
+    table.add_column("found")
+    card = loaded.card
+    table.add_row("format", str(card["model"]["format"]))
+    table.add_row("card", str(card.get("source") or "(bare model file: defaults)"))
+    table.add_row("sha256", loaded.sha256)
+    table.add_row("intended use", card["model"].get("intended_use") or "(not stated)")
+    table.add_row("declared classes", ", ".join(f"{k} {v}" for k, v in loaded.labels.items()))
+    table.add_row("preprocessing", ", ".join(f"{k}={card['input'][k]}" for k in
+                                             ("normalize", "pad_multiple", "patch_size", "spacing")))
+    table.add_row("case", f"{getattr(dataset, 'name', 'data')}/{case.case_id}")
+    table.add_row("input", f"{case.image.dtype} {case.image.shape}, spacing {case.spacing} mm")
+    problems = loaded.check_input(channels=case.image.shape[0], ndim=case.ndim)
+    try:
+        if problems:
+            raise ModelError("; ".join(problems))
+        start = time.perf_counter()
+        pred = loaded.predict(case.image, case.spacing, case_id=case.case_id)
+        elapsed = f"{time.perf_counter() - start:.3f} s"
+        if time.perf_counter() - start < WARM_RERUN_S:  # the first call pays for warm-up; time a second
+            start = time.perf_counter()
+            loaded.predict(case.image, case.spacing, case_id=case.case_id)
+            elapsed += f" first call, {time.perf_counter() - start:.3f} s warm"
+    except ModelError as exc:
+        table.add_row("result", f"[red]ERROR[/red] {exc}")
+        console.print(table)
+        raise
+    table.add_row("output labels", f"{pred.labels.dtype} {pred.labels.shape}")
+    table.add_row("output probabilities", "none (label map)" if pred.probabilities is None
+                  else f"{pred.probabilities.dtype} {pred.probabilities.shape}")
+    values, counts = np.unique(pred.labels, return_counts=True)
+    table.add_row("predicted classes", ", ".join(f"{v}: {c} voxels" for v, c in zip(values, counts)))
+    table.add_row("Dice vs reference", ", ".join(f"{loaded.labels.get(k, k)} {_dice(pred.labels, case.label, k):.3f}"
+                                                 for k in loaded.labels))
+    table.add_row("time per case", elapsed)
+    table.add_row("gradients", _gradient_check(loaded, case.image))
+    table.add_row("result", "[green]OK[/green]")
+    console.print(table)
+    return table
+
+
+def validate_model_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model card (.toml), a .ts/.pt/.onnx file, "
+                                                             "or 'reference'.")] = "reference",
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Data spec as for `harness run` "
+                                                                     "(default: a phantom).")] = None,
+) -> int:
+    """Run a model on one case and print what was found. Returns the exit code (0 OK, 2 failed)."""
+    try:
+        validate_model(model, data)
+    except ModelError:
+        return 2  # the reason is in the printed table
+    return 0

@@ -1,0 +1,128 @@
+"""Importable test doubles for the model adapters: callables, a plugin adapter, a CLI program."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.models.base import Model
+
+THRESHOLD = 0.5  # phantom organ ~0.72, lesion ~0.38, background ~0.30 (a.u.)
+
+
+def threshold(image: np.ndarray) -> np.ndarray:
+    """(C, *spatial) -> label map: 1 where channel 0 exceeds THRESHOLD."""
+    return (image[0] > THRESHOLD).astype(np.uint8)
+
+
+def threshold_spacing(image: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+    """Records the spacing it was given in the label (1 + index of the largest spacing)."""
+    return np.where(image[0] > THRESHOLD, 1 + int(np.argmax(spacing)), 0)
+
+
+def threshold_batched(batch: np.ndarray) -> np.ndarray:
+    """(N, C, *spatial) -> (N, *spatial)."""
+    return (batch[:, 0] > THRESHOLD).astype(np.int32)
+
+
+def scores(image: np.ndarray) -> np.ndarray:
+    """Two-class logits (K=2) for kind = "logits"."""
+    return np.stack([THRESHOLD - image[0], image[0] - THRESHOLD])
+
+
+def with_nan(image: np.ndarray) -> np.ndarray:
+    out = scores(image)
+    out[0, 0, 0] = np.nan
+    return out
+
+
+def with_inf(image: np.ndarray) -> np.ndarray:
+    out = scores(image)
+    out[1, 0, 0] = np.inf
+    return out
+
+
+def wrong_shape(image: np.ndarray) -> np.ndarray:
+    return threshold(image)[:-1]
+
+
+def unknown_label(image: np.ndarray) -> np.ndarray:
+    return threshold(image) * 7
+
+
+def fractional_labels(image: np.ndarray) -> np.ndarray:
+    return threshold(image) * 0.5
+
+
+def bad_probabilities(image: np.ndarray) -> np.ndarray:
+    return scores(image) * 10
+
+
+def crashes(image: np.ndarray) -> np.ndarray:
+    raise RuntimeError("out of memory on purpose")
+
+
+def identity_scores(image: np.ndarray) -> np.ndarray:
+    """K = C + 1 scores: background 0, then the channels (shows what normalisation produced)."""
+    return np.concatenate([np.zeros_like(image[:1]), image])
+
+
+not_a_function = 42
+
+
+class ThresholdAdapter(Model):
+    """A third-party adapter plugin: ``format = "threshold"``, option ``level`` from [model.options]."""
+
+    format = "threshold"
+
+    def _forward(self, batch: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+        level = float(self.model_card.model.options.get("level", THRESHOLD))
+        return (batch[:, 0] > level).astype(np.int64)
+
+
+def not_a_model(card: Any) -> object:
+    return object()
+
+
+# A command-line "model": thresholds every {input}/NAME_0000.(nii.gz|png) into {output}/NAME.*.
+# Flags: --sleep S, --fail, --nothing, --label K (foreground value), --crop (wrong shape).
+SCRIPT = r'''
+import sys, time
+from pathlib import Path
+import numpy as np
+args = sys.argv[1:]
+src, dst = Path(args[0]), Path(args[1])
+flags = args[2:]
+if "--sleep" in flags:
+    time.sleep(float(flags[flags.index("--sleep") + 1]))
+if "--fail" in flags:
+    sys.stderr.write("loading checkpoint\nRuntimeError: CUDA out of memory (simulated)\n")
+    sys.exit(3)
+if "--nothing" in flags:
+    sys.exit(0)
+value = int(flags[flags.index("--label") + 1]) if "--label" in flags else 1
+for path in sorted(src.iterdir()):
+    name = path.name.split("_0000.")[0]
+    if path.suffix == ".png":
+        from PIL import Image
+        data = np.asarray(Image.open(path)).astype(float) / 255.0
+        out = ((data > 0.5) * value).astype(np.uint8)
+        if "--crop" in flags:
+            out = out[:-1]
+        Image.fromarray(out).save(dst / f"{name}.png")
+    else:
+        import nibabel as nib
+        img = nib.load(str(path))
+        data = np.asarray(img.dataobj)
+        out = ((data > 0.5) * value).astype(np.uint8)
+        if "--crop" in flags:
+            out = out[:-1]
+        nib.save(nib.Nifti1Image(out, img.affine), str(dst / f"{name}.nii.gz"))
+'''
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

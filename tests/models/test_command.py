@@ -1,0 +1,114 @@
+"""The command adapter: an external program (run without a shell) segments a folder of files."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from harness.errors import ConfigError, ModelError
+from harness.models import load_model
+from harness.models.preprocessing import normalize
+from tests.models import helpers
+from tests.models.conftest import card
+
+
+@pytest.fixture
+def script(tmp_path):
+    return helpers.write(tmp_path / "threshold.py", helpers.SCRIPT)
+
+
+def _model(tmp_path, *flags: str, extra: str = "", inp: str = ""):
+    argv = ["{python}", "threshold.py", "{input}", "{output}", *flags]
+    text = f'''[model]
+format = "command"
+command = {json.dumps(argv)}
+{extra}
+[input]
+{inp}
+[output]
+labels = {{1 = "organ"}}
+'''
+    return load_model(card(tmp_path, text))
+
+
+def test_command_thresholds_nifti_2d_and_3d(tmp_path, script, case2d, case3d):
+    model = _model(tmp_path)
+    assert model.timeout_s == 1800 and model.differentiable is False
+    for case in (case2d, case3d):
+        pred = model.predict(case.image, case.spacing, case_id=case.case_id)
+        np.testing.assert_array_equal(pred.labels, case.image[0] > 0.5)
+        assert pred.probabilities is None
+
+
+def test_command_batches_several_cases_in_one_call(tmp_path, script, case2d):
+    model = _model(tmp_path)
+    preds = model.predict_batch([case2d.image, case2d.image * 0.6], [case2d.spacing] * 2)
+    np.testing.assert_array_equal(preds[1].labels, case2d.image[0] * 0.6 > 0.5)
+
+
+def test_command_png(tmp_path, script, case2d):
+    model = _model(tmp_path, extra='file_format = "png"', inp='normalize = "minmax"')
+    pred = model.predict(case2d.image, case2d.spacing)
+    quantised = np.round(normalize(case2d.image, "minmax")[0] * 255) / 255
+    np.testing.assert_array_equal(pred.labels, quantised > 0.5)
+    with pytest.raises(ModelError, match="PNG holds 2D|png.*2D images only"):
+        model.predict(np.zeros((1, 4, 4, 4), np.float32), (1.0, 1.0, 1.0))
+
+
+def test_command_timeout(tmp_path, script, case2d):
+    model = _model(tmp_path, "--sleep", "30", extra="timeout = 0.5")
+    start = time.perf_counter()
+    with pytest.raises(ModelError, match=r"case slow: command '.*python.*' timed out after 0.5 s"):
+        model.predict(case2d.image, case2d.spacing, case_id="slow")
+    assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("flags,pattern", [
+    (("--fail",), r"case c1: command .* exited with status 3: loading checkpoint \| RuntimeError: CUDA out of memory"),
+    (("--nothing",), r"case c1: the command wrote no output for case_0000"),
+    (("--label", "5"), r"case c1: predicted label\(s\) \[5\] are not among the declared classes"),
+    (("--crop",), r"case c1: output shape .* does not match"),
+])
+def test_command_failures(tmp_path, script, case2d, flags, pattern):
+    with pytest.raises(ModelError, match=pattern):
+        _model(tmp_path, *flags).predict(case2d.image, case2d.spacing, case_id="c1")
+
+
+def test_command_missing_program(tmp_path, case2d):
+    text = '[model]\nformat = "command"\ncommand = ["no-such-program-xyz", "{input}", "{output}"]\n' \
+           '[output]\nlabels = {1 = "x"}\n'
+    with pytest.raises(ModelError, match=r"cannot start 'no-such-program-xyz'"):
+        load_model(card(tmp_path, text)).predict(case2d.image, case2d.spacing)
+
+
+def test_no_shell_is_involved(tmp_path, case2d):
+    """Shell syntax in an argument reaches the program verbatim (argv list, never a shell)."""
+    marker = tmp_path / "pwned"
+    argv = ["{python}", "-c", "import sys; open(sys.argv[1] + '/case_0000.txt', 'w').write(sys.argv[3])",
+            "{output}", "{input}", f"x; touch {marker}"]
+    text = f'[model]\nformat = "command"\ncommand = {json.dumps(argv)}\n[output]\nlabels = {{1 = "x"}}\n'
+    with pytest.raises(ModelError, match="wrote no output"):
+        load_model(card(tmp_path, text)).predict(case2d.image, case2d.spacing)
+    assert not marker.exists()
+
+
+def test_command_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"must contain the \{input\} and \{output\} placeholders"):
+        load_model(card(tmp_path, '[model]\nformat = "command"\ncommand = ["x", "{input}"]\n[output]\nlabels = {1 = "x"}\n'))
+    with pytest.raises(ConfigError, match=r"\[model\] command: missing"):
+        load_model(card(tmp_path, '[model]\nformat = "command"\n[output]\nlabels = {1 = "x"}\n'))
+    with pytest.raises(ConfigError, match=r"\[model\] path: .* does not exist"):
+        load_model(card(tmp_path, '[model]\nformat = "command"\npath = "nnUNet_results"\n'
+                                  'command = ["x", "{input}", "{output}"]\n[output]\nlabels = {1 = "x"}\n'))
+
+
+def test_command_sha256_covers_the_model_folder(tmp_path):
+    (tmp_path / "results" / "fold_0").mkdir(parents=True)
+    (tmp_path / "results" / "fold_0" / "checkpoint_final.pth").write_bytes(b"a")
+    text = '[model]\nformat = "command"\npath = "results"\ncommand = ["x", "{input}", "{output}"]\n' \
+           '[output]\nlabels = {1 = "x"}\n'
+    first = load_model(card(tmp_path, text)).sha256
+    (tmp_path / "results" / "fold_0" / "checkpoint_final.pth").write_bytes(b"b")
+    assert load_model(card(tmp_path, text)).sha256 != first
