@@ -6,7 +6,6 @@ the run become ERROR records (exit 2); a failed gate exits 1.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import platform
 import sys
@@ -21,6 +20,7 @@ import pandas as pd
 from harness import __version__
 from harness.datasets import Dataset, open_dataset
 from harness.errors import ConfigError
+from harness.hashing import text_sha256
 from harness.gates import GateContext, GateResult, evaluate_gates, overall_outcome
 from harness.records import Journal, records_frame
 from harness.runner import Plan, default_workers, ensure_out_dir, execute, plan_items, resolve_families
@@ -117,10 +117,6 @@ def _default_out(suite: Suite) -> Path:
     return Path("reports") / f"{suite.name}-{stamp}"
 
 
-def _sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = None) -> RunResult:
     """Run a suite; returns the result with the exit code (outputs written to ``out``)."""
     started = time.time()
@@ -206,7 +202,7 @@ def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, re
                   "spec": options.model or suite.model,
                   "intended_use": (getattr(model, "card", {}) or {}).get("model", {}).get("intended_use", "")},
         "data": {"name": dataset.name, "spec": options.data or suite.data, "modality": dataset.modality,
-                 "n_cases": len(cases), "manifest_sha256": _sha256_text(cases.to_csv())},
+                 "n_cases": len(cases), "manifest_sha256": text_sha256(cases.to_csv())},
         "labels": {str(k): v for k, v in sorted(set(zip(records["label"], records["label_name"])))},
         "metrics": list(suite.metrics),
         "n_items": n_items,

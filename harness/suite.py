@@ -6,7 +6,6 @@ A suite is given by bundled name (``robustness``), by an entry point of group ``
 from __future__ import annotations
 
 import difflib
-import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from harness.errors import ConfigError
+from harness.hashing import text_sha256
 
 BUNDLED_DIR = Path(__file__).parent / "suites"
 
@@ -75,7 +75,7 @@ class Suite:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        return text_sha256(self.text)
 
 
 def bundled_suites() -> dict[str, Path]:

@@ -112,3 +112,7 @@ def fairness_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult
                              correction=suite.correction, n_boot=suite.n_bootstrap,
                              n_perm=suite.n_permutations, seed=suite.seed)
     return fairness_gates(result, gate=gate)
+
+
+# Gate kinds that live beside their analysis; importing registers them.
+from harness.analysis import adversarial as _adversarial  # noqa: E402,F401

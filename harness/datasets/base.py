@@ -1,7 +1,6 @@
 """The dataset protocol every reader implements: ids, metadata, lazy case loading, validation."""
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from typing import Iterator
 
@@ -9,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from harness.case import Case
+from harness.hashing import array_sha256
 
 
 class Dataset(ABC):
@@ -90,18 +90,3 @@ class _Subset(Dataset):
 
     def file_hashes(self, case_id: str) -> dict[str, str]:
         return self.parent.file_hashes(case_id)
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def array_sha256(array: np.ndarray) -> str:
-    a = np.ascontiguousarray(array)
-    h = hashlib.sha256(str((a.dtype.str, a.shape)).encode())
-    h.update(a.tobytes())
-    return h.hexdigest()

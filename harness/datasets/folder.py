@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 
 from harness.case import Case
-from harness.datasets.base import Dataset, file_sha256
+from harness.datasets.base import Dataset
 from harness.datasets.io import probe_shape, read_image, read_label
 from harness.errors import ConfigError
+from harness.hashing import file_sha256
 
 
 @dataclass(frozen=True)

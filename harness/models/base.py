@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from harness.errors import ConfigError, ModelError
+from harness.hashing import files_sha256
 from harness.models import preprocessing as pp
 from harness.models.card import ModelCard, expected_classes, per_axis
 
@@ -34,23 +35,6 @@ class Prediction:
 
     labels: np.ndarray
     probabilities: np.ndarray | None = None
-
-
-def file_sha256(paths: Sequence[Path]) -> str:
-    """sha256 of one file, or of the sorted ``name:sha256`` lines of several (folders expanded)."""
-    files: list[Path] = []
-    for path in paths:
-        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
-    digests = []
-    for path in files:
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        digests.append((str(path), h.hexdigest()))
-    if len(digests) == 1:
-        return digests[0][1]
-    return hashlib.sha256("\n".join(f"{n}:{d}" for n, d in sorted(digests)).encode()).hexdigest()
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -108,7 +92,7 @@ class Model(ABC):
     def sha256(self) -> str:
         """sha256 of the model file(s), or of :meth:`identity` for models without files."""
         files = self.files()
-        return file_sha256(files) if files else hashlib.sha256(self.identity()).hexdigest()
+        return files_sha256(files) if files else hashlib.sha256(self.identity()).hexdigest()
 
     @property
     def labels(self) -> dict[int, str]:
