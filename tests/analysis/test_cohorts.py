@@ -1,0 +1,92 @@
+"""Cohort resolution: categorical, binned, intersections, auto, configuration errors."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.analysis.cohorts import auto_attributes, parse_cohorts, resolve_cohorts
+from harness.errors import ConfigError
+
+
+@pytest.fixture
+def cases() -> pd.DataFrame:
+    return pd.DataFrame({
+        "case_id": [f"c{i}" for i in range(8)],
+        "sex": ["F", "M"] * 4,
+        "age": [20, 30, 41, 50, 60, 66, 70, 85],
+        "device": ["X", "X", "Y", "Y", "X", "Y", "X", None],
+        "grade": [1, 2, 1, 2, 1, 2, 1, 2],
+        "image_sha256": [f"h{i}" for i in range(8)],
+        "scanner_serial": [f"s{i}" for i in range(8)],
+        "constant": ["k"] * 8,
+    })
+
+
+def test_categorical_and_missing(cases):
+    groups = resolve_cohorts(cases, ["sex", "device"])
+    assert list(groups["sex"]) == ["F", "M"] * 4
+    assert groups["sex"].index.tolist() == cases["case_id"].tolist()
+    assert groups["device"].isna().sum() == 1  # missing metadata: no group, not a group "nan"
+    assert list(groups["device"].cat.categories) == ["X", "Y"]
+
+
+def test_bins_from_suite(cases):
+    groups = resolve_cohorts(cases, ["age"], bins={"age": [-np.inf, 40, 65, np.inf]})
+    assert list(groups["age"].cat.categories) == ["<40", "[40, 65)", "≥65"]
+    assert groups["age"].tolist() == ["<40", "<40", "[40, 65)", "[40, 65)", "[40, 65)", "≥65", "≥65", "≥65"]
+
+
+def test_numeric_without_bins_is_quartiles_and_small_numeric_is_categorical(cases):
+    groups = resolve_cohorts(cases, ["age", "grade"])
+    assert groups["age"].cat.categories.size == 4
+    assert groups["age"].value_counts().tolist() == [2, 2, 2, 2]
+    assert list(groups["grade"].cat.categories) == ["1", "2"]
+
+
+def test_intersection_names_and_levels(cases):
+    groups = resolve_cohorts(cases, ["sex×device", "sex*grade"])
+    assert set(groups) == {"sex×device", "sex×grade"}
+    inter = groups["sex×device"]
+    assert inter.iloc[0] == "F×X" and inter.isna().sum() == 1
+    assert list(inter.cat.categories) == ["F×X", "F×Y", "M×X", "M×Y"]
+
+
+def test_auto_takes_2_to_20_levels_and_skips_ids(cases):
+    assert auto_attributes(cases.set_index("case_id")) == ["sex", "age", "device", "grade"]
+    many = pd.DataFrame({"case_id": [f"c{i}" for i in range(30)], "hospital": [f"h{i}" for i in range(30)],
+                         "bmi": np.linspace(18, 40, 30)})
+    assert list(resolve_cohorts(many, "auto")) == ["bmi"]  # 30 text levels: not a cohort; numeric: quartiles
+
+
+def test_parse_cli_override():
+    assert parse_cohorts("sex, age") == [("sex",), ("age",)]
+    assert parse_cohorts("auto") == "auto"
+    assert parse_cohorts([["device", "site"], "sex"]) == [("device", "site"), ("sex",)]
+    assert parse_cohorts(["sex,age", "device*site"]) == [("sex",), ("age",), ("device", "site")]
+    assert parse_cohorts(["auto"]) == "auto"
+
+
+def test_missing_attribute_is_config_error_naming_columns(cases):
+    with pytest.raises(ConfigError) as err:
+        resolve_cohorts(cases, ["sex", "ethnicity"])
+    text = str(err.value)
+    assert "ethnicity" in text and "sex" in text and "age" in text and "image_sha256" not in text
+
+
+@pytest.mark.parametrize("bins, match", [
+    ({"sex": [0, 1]}, "not numeric"),
+    ({"age": [30, 60, 90]}, "outside"),
+    ({"age": [60, 30]}, "increasing"),
+    ({"age": "tertiles"}, "expected"),
+])
+def test_bad_bins_are_config_errors(cases, bins, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_cohorts(cases, ["sex", "age"], bins=bins)
+
+
+def test_case_table_needs_case_id():
+    with pytest.raises(ConfigError, match="case_id"):
+        resolve_cohorts(pd.DataFrame({"sex": ["F"]}), ["sex"])
+    indexed = pd.DataFrame({"sex": ["F", "M"]}, index=pd.Index(["a", "b"], name="case_id"))
+    assert resolve_cohorts(indexed, ["sex"])["sex"].to_dict() == {"a": "F", "b": "M"}

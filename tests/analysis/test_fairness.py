@@ -1,0 +1,154 @@
+"""fairness_tables: schema, unit of analysis, agreement with fairlearn, options and errors."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame
+
+from harness.analysis.fairness import GAP_COLUMNS, GROUP_COLUMNS, fairness_tables
+from harness.analysis.stats import adjust_pvalues
+from harness.errors import ConfigError
+
+from ._fairness_data import make_tables
+
+FAST = {"n_boot": 200, "n_perm": 400}
+
+
+@pytest.fixture(scope="module")
+def planted():
+    records, cases = make_tables(n=90, seed=1, drop={"C": 0.12}, perturbations={"clean": [0], "noise": [2]})
+    return records, cases, fairness_tables(records, cases, cohorts=["sex", "site", "age"], metrics=["dice", "hd95"],
+                                           bins={"age": [0, 50, 120]}, **FAST)
+
+
+def test_schema(planted):
+    _, _, result = planted
+    assert list(result.groups.columns) == GROUP_COLUMNS
+    assert list(result.gaps.columns) == GAP_COLUMNS
+    assert set(result.gaps["perturbation"]) == {"clean", "noise"}
+    assert result.levels["site"] == ["A", "B", "C"] and result.levels["age"] == ["[0, 50)", "[50, 120)"]
+    assert result.groups.iloc[0][["attribute", "group", "perturbation", "metric"]].tolist() == ["sex", "F", "clean", "dice"]
+    assert not result.gaps[result.gaps["metric"] == "dice"][["difference", "ser", "es_fairseg", "p_value"]].isna().any().any()
+
+
+def test_planted_gap_found_and_named(planted):
+    _, _, result = planted
+    site = result.gaps[(result.gaps["attribute"] == "site") & (result.gaps["metric"] == "dice")]
+    assert (site["worst_group"] == "C").all() and (site["p_adjusted"] < 0.05).all()
+    assert (site["difference_ci_low"] > 0.05).all() and (site["effect_size"] > 0.5).all()
+    hd = result.gaps[(result.gaps["attribute"] == "site") & (result.gaps["metric"] == "hd95")]
+    assert (hd["worst_group"] == "C").all()  # lower is better: worst = largest mean
+    assert hd[["ser", "es_fairseg", "es_fairmedfm"]].isna().all().all() and not hd["bounded"].any()
+
+
+def test_case_is_the_unit(planted):
+    records, cases, result = planted
+    clean = result.groups[(result.groups["perturbation"] == "clean") & (result.groups["attribute"] == "sex")]
+    assert clean["n"].tolist() == [45, 45, 45, 45]  # 2 labels per case, counted once
+    doubled = pd.concat([records, records.assign(repeat=1)], ignore_index=True)
+    again = fairness_tables(doubled, cases, cohorts=["sex", "site", "age"], metrics=["dice", "hd95"],
+                            bins={"age": [0, 50, 120]}, **FAST)
+    pd.testing.assert_frame_equal(again.gaps, result.gaps)
+
+
+def test_means_and_gaps_agree_with_fairlearn(planted):
+    records, cases, result = planted
+    ok = records[records["perturbation"] == "clean"].groupby("case_id")["dice"].mean()
+    site = cases.set_index("case_id")["site"].loc[ok.index]
+    mf = MetricFrame(metrics={"mean": lambda y, p: float(np.mean(y))}, y_true=ok.to_numpy(), y_pred=ok.to_numpy(),
+                     sensitive_features=site.to_numpy())
+    row = result.gaps.query("attribute == 'site' and perturbation == 'clean' and metric == 'dice'").iloc[0]
+    assert row["difference"] == pytest.approx(mf.difference()["mean"])
+    assert row["ratio"] == pytest.approx(mf.ratio()["mean"])
+    groups = result.groups.query("attribute == 'site' and perturbation == 'clean' and metric == 'dice'")
+    np.testing.assert_allclose(groups["mean"], mf.by_group["mean"].to_numpy())
+    assert (groups["ci_low"] < groups["mean"]).all() and (groups["mean"] < groups["ci_high"]).all()
+
+
+def test_correction_family_is_every_test(planted):
+    _, _, result = planted
+    np.testing.assert_allclose(result.gaps["p_adjusted"], adjust_pvalues(result.gaps["p_value"].to_numpy(), method="holm"))
+    assert (result.gaps["p_adjusted"] >= result.gaps["p_value"]).all()
+
+
+def test_deterministic_given_seed(planted):
+    records, cases, result = planted
+    again = fairness_tables(records, cases, cohorts=["sex", "site", "age"], metrics=["dice", "hd95"],
+                            bins={"age": [0, 50, 120]}, **FAST)
+    pd.testing.assert_frame_equal(again.groups, result.groups)
+    pd.testing.assert_frame_equal(again.gaps, result.gaps)
+
+
+def test_label_modes_and_clean_only():
+    records, cases = make_tables(n=30, seed=2, perturbations={"clean": [0], "blur": [1]})
+    each = fairness_tables(records, cases, cohorts=["sex"], metrics=["dice"], label="each", **FAST)
+    assert set(each.gaps["label"]) == {"organ", "lesion"} and len(each.gaps) == 4
+    by_id = fairness_tables(records, cases, cohorts=["sex"], metrics=["dice"], label=2, by_perturbation=False, **FAST)
+    by_name = fairness_tables(records, cases, cohorts=["sex"], metrics=["dice"], label="lesion",
+                              by_perturbation=False, **FAST)
+    pd.testing.assert_frame_equal(by_id.gaps, by_name.gaps)
+    assert by_id.gaps["perturbation"].tolist() == ["clean"] and by_id.gaps["label"].tolist() == ["lesion"]
+    with pytest.raises(ConfigError, match="labels present"):
+        fairness_tables(records, cases, cohorts=["sex"], metrics=["dice"], label="tumour", **FAST)
+
+
+def test_small_groups_flagged():
+    records, cases = make_tables(n=30, seed=3)
+    result = fairness_tables(records, cases, cohorts=["site", "sex×site"], metrics=["dice"], min_group_size=8, **FAST)
+    inter = result.gaps[result.gaps["attribute"] == "sex×site"].iloc[0]
+    assert inter["n_groups"] == 6 and inter["min_n"] == 5 and "F×A (n=5)" in inter["small_groups"]
+    assert result.groups.loc[result.groups["attribute"] == "sex×site", "small"].all()
+    assert result.gaps.loc[result.gaps["attribute"] == "site", "small_groups"].iloc[0] == ""
+
+
+def test_error_rows_nan_values_and_unknown_cases_are_left_out():
+    records, cases = make_tables(n=24, seed=4, labels=(1,))
+    records.loc[0, ["status", "dice"]] = ["ERROR", np.nan]
+    records.loc[1, "hd95"] = np.nan
+    extra = records.iloc[[2]].assign(case_id="stranger")
+    cases.loc[3, "sex"] = None
+    result = fairness_tables(pd.concat([records, extra]), cases, cohorts=["sex"], metrics=["dice", "hd95"], **FAST)
+    n = result.groups.groupby("metric")["n"].sum()
+    assert n["dice"] == 22 and n["hd95"] == 21
+    assert any("stranger" in note for note in result.notes) and any("sex: 1 case" in note for note in result.notes)
+
+
+def test_one_group_and_kruskal():
+    records, cases = make_tables(n=20, seed=5)
+    cases["scanner"] = "same"
+    result = fairness_tables(records, cases, cohorts=["scanner", "sex"], metrics=["dice"], test="kruskal", **FAST)
+    one = result.gaps[result.gaps["attribute"] == "scanner"].iloc[0]
+    assert one["n_groups"] == 1 and one["test"] == "none" and np.isnan(one["p_value"])
+    sex = result.gaps[result.gaps["attribute"] == "sex"].iloc[0]
+    assert sex["test"] == "kruskal" and 0 < sex["p_value"] <= 1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"metrics": ["dice", "volume"]}, "volume"),
+    ({"correction": "bonferroni"}, "correction"),
+    ({"alpha": 1.5}, "alpha"),
+    ({"cohorts": ["ethnicity"]}, "available columns"),
+])
+def test_configuration_errors(kwargs, match):
+    records, cases = make_tables(n=10, seed=6)
+    options = {"cohorts": ["sex"], "metrics": ["dice"], **FAST, **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        fairness_tables(records, cases, **options)
+
+
+def test_unknown_metric_direction_needs_override():
+    records, cases = make_tables(n=20, seed=7)
+    records["sharpness"] = records["dice"]
+    with pytest.raises(ConfigError, match="direction unknown"):
+        fairness_tables(records, cases, cohorts=["sex"], metrics=["sharpness"], **FAST)
+    result = fairness_tables(records, cases, cohorts=["sex"], metrics=["sharpness"], directions={"sharpness": True},
+                             **FAST)
+    assert result.gaps["bounded"].all()
+
+
+def test_aliased_attributes_are_noted():
+    records, cases = make_tables(n=30, seed=8)
+    cases["scanner"] = cases["site"].map({"A": "s1", "B": "s2", "C": "s3"})
+    result = fairness_tables(records, cases, cohorts=["site", "scanner"], metrics=["dice"], **FAST)
+    assert any("scanner defines the same groups as site" in note for note in result.notes)
