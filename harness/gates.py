@@ -6,7 +6,7 @@ A gate evaluated per family/attribute yields one :class:`GateResult` per family/
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
 
 import pandas as pd
@@ -51,7 +51,9 @@ def compare(value: float, *, higher_is_better: bool, fail: float, warn: float | 
 
 
 GateCheck = Callable[[dict[str, Any], "GateContext"], list[GateResult]]
+GateValidator = Callable[[dict[str, Any]], list[str]]
 _CHECKS: dict[str, GateCheck] = {}
+_VALIDATORS: dict[str, GateValidator] = {}
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,41 @@ class GateContext:
     records: pd.DataFrame
     cases: pd.DataFrame
     suite: Any  # harness.suite.Suite (kept loose to avoid an import cycle)
+    cache: dict[str, Any] = field(default_factory=dict, compare=False)  # analyses shared by gates/report
 
 
-def gate_check(kind: str) -> Callable[[GateCheck], GateCheck]:
-    """Register a gate kind (the suite's ``check = "..."``)."""
+def gate_check(kind: str, *, validate: GateValidator | None = None) -> Callable[[GateCheck], GateCheck]:
+    """Register a gate kind (the suite's ``check = "..."``) and optionally a key validator that
+    returns problems found without data (run at suite load, so bad gates exit 3 up front)."""
     def wrap(fn: GateCheck) -> GateCheck:
         _CHECKS[kind] = fn
+        if validate is not None:
+            _VALIDATORS[kind] = validate
         return fn
 
     return wrap
+
+
+def gate_problems(gate: dict[str, Any]) -> list[str]:
+    """Problems with a gate's keys (empty when its kind has no validator)."""
+    _load_checks()
+    validator = _VALIDATORS.get(gate.get("check", ""))
+    return validator(gate) if validator else []
+
+
+def check_keys(gate: dict[str, Any], *, required: set[str], optional: set[str],
+               numbers: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Generic validator: required/optional keys and numeric values."""
+    name = gate.get("name", "<unnamed>")
+    allowed = required | optional | {"name", "check", "description"}
+    problems = [f"gate {name!r}: missing {k!r}" for k in sorted(required - set(gate))]
+    unknown = sorted(set(gate) - allowed)
+    if unknown:
+        problems.append(f"gate {name!r}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    for key in sorted(numbers & set(gate)):
+        if isinstance(gate[key], bool) or not isinstance(gate[key], (int, float)):
+            problems.append(f"gate {name!r}: {key} must be a number, got {gate[key]!r}")
+    return problems
 
 
 def check_kinds() -> list[str]:

@@ -67,6 +67,14 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
         suite = dataclasses.replace(suite, seed=options.seed)
     if options.cohorts:
         suite = dataclasses.replace(suite, cohorts=tuple(options.cohorts))
+    if options.baseline is not None:  # attach the baseline run to the suite's `baseline` gates (exit 3 if not a run)
+        from harness.baseline import apply_baseline
+
+        suite = apply_baseline(suite, options.baseline)
+    if options.pdf:  # fail before the model call when --pdf cannot be honoured
+        from harness.report.pdf import require_chromium
+
+        require_chromium()
     dataset = open_dataset(options.data, default=suite.data).subset(options.limit)
     problems = dataset.validate()
     if problems:
@@ -74,6 +82,9 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
                           "running; fix or remove these cases:", problems=problems[:50])
     families, notes = resolve_families(suite, dataset.modality)
     _check_cohorts(suite, dataset)
+    from harness.analysis.shift import check_config as check_shift_config
+
+    check_shift_config(suite, dataset.metadata)  # site_drop gates / reference_site vs the metadata (exit 3)
     from harness.models import load_model
 
     model_spec = options.model or (None if suite.model == "reference" else suite.model)
@@ -125,6 +136,9 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     cases = dataset.manifest()
     cases.to_csv(out / "cases.csv")
     (out / "suite.toml").write_text(suite.text, encoding="utf-8")
+    from harness.analysis.shift import write_quality
+
+    write_quality(out, dataset, suite)  # quality.csv: per-case image statistics when the data has sites
     items = plan_items(suite, dataset.case_ids)
     journal = Journal(out / "journal.jsonl")
     if options.resume:
@@ -145,23 +159,42 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     records.to_csv(out / "records.csv", index=False)
     context = GateContext(records=records, cases=cases.reset_index(), suite=suite)
     gates = evaluate_gates(context)
+    _write_analysis_tables(out, context)
     if interrupted:
         gates.insert(0, GateResult("run-complete", "ERROR", float(len(set(r["case_id"] for r in rows))), None,
                                    f"interrupted: {len(records)} of {len(items) * len(plan.labels)} records written; "
                                    "rerun with --resume to finish"))
+    if not interrupted:  # worst-case overlays, uncertainty/saliency maps, gallery (never changes the outcome)
+        from harness.report.artifacts import write_artifacts
+
+        write_artifacts(out, suite=suite, dataset=dataset, model=model, records=records)
     outcome = overall_outcome(gates)
     exit_code = exit_code_for(gates, strict=options.strict)
     summary = _summary(options, suite, dataset, model, records, cases, gates, outcome, exit_code,
                        seconds=time.time() - started, notes=notes, workers=workers, n_items=len(items))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    from harness.report.junit import write_junit
-
-    write_junit(out / "junit.xml", suite.name, summary["gates"], seconds=summary["seconds"])
+    from harness.baseline import copy_baseline
     from harness.report.html import write_report
+    from harness.report.junit import write_junit_from_summary
+    from harness.report.pdf import PdfError
 
-    write_report(out)
+    copy_baseline(out, options.baseline)
+    write_junit_from_summary(out, summary)
+    try:
+        write_report(out, pdf=options.pdf)  # report.html + dossier.html (+ PDFs)
+    except PdfError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
     return RunResult(out=out, exit_code=exit_code, outcome=outcome, gates=gates, records=records,
                      summary=summary, interrupted=interrupted)
+
+
+def _write_analysis_tables(out: Path, context: GateContext) -> None:
+    """Analyses the gates computed (shared, never recomputed by the report) as CSV in the run folder."""
+    for key, result in context.cache.items():
+        if key.startswith("fairness:"):
+            suffix = "" if key == "fairness:mean" else "_" + key.split(":", 1)[1]
+            result.groups.to_csv(out / f"fairness_groups{suffix}.csv", index=False)
+            result.gaps.to_csv(out / f"fairness_gaps{suffix}.csv", index=False)
 
 
 def exit_code_for(gates: list[GateResult], *, strict: bool = False) -> int:

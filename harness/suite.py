@@ -26,7 +26,7 @@ SUITE_KEYS: dict[str, Any] = {
     "labels": (str, list), "repeats": int, "on_inapplicable": str, "cohorts": (str, list),
     "bins": dict, "min_group_size": int, "alpha": float, "correction": str, "n_bootstrap": int,
     "n_permutations": int, "metric_options": dict, "reference_site": str, "site_attribute": str,
-    "worst_cases": int,
+    "worst_cases": int, "fairness_test": str,
 }
 PERTURBATION_KEYS: dict[str, Any] = {"family": str, "severities": list, "options": dict, "name": str}
 GATE_COMMON_KEYS = {"name": str, "check": str, "metric": str, "description": str}
@@ -68,6 +68,7 @@ class Suite:
     reference_site: str
     site_attribute: str
     worst_cases: int
+    fairness_test: str
     perturbations: tuple[PerturbationSpec, ...]
     gates: tuple[dict[str, Any], ...]
     path: Path
@@ -154,6 +155,9 @@ def _parse_gate(i: int, table: Any, problems: list[str]) -> dict[str, Any] | Non
     for key, value in table.items():
         if key in GATE_COMMON_KEYS and not isinstance(value, GATE_COMMON_KEYS[key]):
             problems.append(f"{where}.{key}: expected {GATE_COMMON_KEYS[key].__name__}, got {value!r}")
+    from harness.gates import gate_problems
+
+    problems.extend(f"{where}: {p}" for p in gate_problems(table))
     return dict(table)
 
 
@@ -179,7 +183,8 @@ def parse_suite(text: str, *, path: Path) -> Suite:
     gates = [g for i, t in enumerate(doc.get("gates", [])) if (g := _parse_gate(i, t, problems)) is not None]
     metrics = head.get("metrics", ["dice", "hd95"])
     _check_metric_names(metrics, gates, problems)
-    for key, allowed in (("on_inapplicable", ("error", "skip")), ("correction", ("holm", "bh"))):
+    for key, allowed in (("on_inapplicable", ("error", "skip")), ("correction", ("holm", "bh")),
+                         ("fairness_test", ("permutation", "kruskal"))):
         if key in head and head[key] not in allowed:
             problems.append(f"[suite].{key}: must be one of {', '.join(allowed)}, got {head[key]!r}")
     if problems:
@@ -196,7 +201,7 @@ def parse_suite(text: str, *, path: Path) -> Suite:
         correction=head.get("correction", "holm"), n_bootstrap=head.get("n_bootstrap", 1000),
         n_permutations=head.get("n_permutations", 2000), metric_options=head.get("metric_options", {}),
         reference_site=head.get("reference_site", ""), site_attribute=head.get("site_attribute", "site"),
-        worst_cases=head.get("worst_cases", 6),
+        worst_cases=head.get("worst_cases", 6), fairness_test=head.get("fairness_test", "permutation"),
         perturbations=tuple(perturbations), gates=tuple(gates), path=path, text=text,
     )
 

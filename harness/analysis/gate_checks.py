@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.robustness import higher_is_better, per_case
-from harness.gates import GateContext, GateResult, compare, gate_check
+from harness.gates import GateContext, GateResult, check_keys, compare, gate_check
 from harness.records import CLEAN
 
 
@@ -32,7 +32,24 @@ def _labels(gate: dict[str, Any], context: GateContext) -> list[tuple[str, int |
     return [(str(choice), -1)]  # unknown label -> no data -> INCONCLUSIVE with a clear detail
 
 
-@gate_check("clean")
+def _validate_clean(gate: dict[str, Any]) -> list[str]:
+    problems = check_keys(gate, required={"metric"}, optional={"min", "max", "warn", "label", "min_cases"},
+                          numbers={"min", "max", "warn", "min_cases"})
+    if "min" not in gate and "max" not in gate:
+        problems.append(f"gate {gate.get('name')!r}: needs 'min' (or 'max' for distance metrics)")
+    return problems
+
+
+def _validate_degradation(gate: dict[str, Any]) -> list[str]:
+    problems = check_keys(gate, required={"metric", "max_drop"},
+                          optional={"warn_drop", "severities", "mode", "label", "families", "min_cases"},
+                          numbers={"max_drop", "warn_drop", "min_cases"})
+    if gate.get("mode", "absolute") not in ("absolute", "relative"):
+        problems.append(f"gate {gate.get('name')!r}: mode must be 'absolute' or 'relative'")
+    return problems
+
+
+@gate_check("clean", validate=_validate_clean)
 def clean_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
     metric = gate["metric"]
     better_high = higher_is_better(metric)
@@ -59,7 +76,7 @@ def clean_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
     return results
 
 
-@gate_check("degradation")
+@gate_check("degradation", validate=_validate_degradation)
 def degradation_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
     metric = gate["metric"]
     better_high = higher_is_better(metric)
@@ -101,17 +118,36 @@ def degradation_gate(gate: dict[str, Any], context: GateContext) -> list[GateRes
     return results
 
 
-@gate_check("fairness")
-def fairness_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
-    from harness.analysis.fairness import fairness_gates, fairness_tables
+def fairness_result(context: GateContext, *, label: int | str = "mean") -> Any:
+    """One fairness analysis per run and label, shared by every fairness gate and the report, so
+    the multiplicity correction covers the same family of tests everywhere."""
+    from harness.analysis.fairness import fairness_tables
 
-    suite = context.suite
-    result = fairness_tables(context.records, context.cases, cohorts=list(suite.cohorts) if not isinstance(suite.cohorts, str) else suite.cohorts,
-                             metrics=[gate["metric"]], bins=suite.bins or None,
-                             min_group_size=suite.min_group_size, alpha=suite.alpha,
-                             correction=suite.correction, n_boot=suite.n_bootstrap,
-                             n_perm=suite.n_permutations, seed=suite.seed)
-    return fairness_gates(result, gate=gate)
+    key = f"fairness:{label}"
+    if key not in context.cache:
+        suite = context.suite
+        metrics = sorted({g["metric"] for g in suite.gates if g["check"] == "fairness"} or {suite.metrics[0]})
+        by_perturbation = any(g.get("perturbation", "clean") != "clean" for g in suite.gates if g["check"] == "fairness")
+        context.cache[key] = fairness_tables(
+            context.records, context.cases,
+            cohorts=suite.cohorts if isinstance(suite.cohorts, str) else list(suite.cohorts),
+            metrics=metrics, bins=suite.bins or None, min_group_size=suite.min_group_size, alpha=suite.alpha,
+            correction=suite.correction, test=suite.fairness_test, n_boot=suite.n_bootstrap,
+            n_perm=suite.n_permutations, seed=suite.seed, by_perturbation=by_perturbation, label=label)
+    return context.cache[key]
+
+
+def _validate_fairness(gate: dict[str, Any]) -> list[str]:
+    from harness.analysis.fairness_gates import gate_problems
+
+    return gate_problems(gate)
+
+
+@gate_check("fairness", validate=_validate_fairness)
+def fairness_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
+    from harness.analysis.fairness import fairness_gates
+
+    return fairness_gates(fairness_result(context, label=gate.get("label", "mean")), gate=gate)
 
 
 # Gate kinds that live beside their analysis; importing registers them.

@@ -47,6 +47,10 @@ def test_parse_good_suite(tmp_path: Path) -> None:
     (GOOD.replace('metric = "dice"\nmin', 'metric = "iou"\nmin'), "is not computed"),
     (GOOD + '[[perturbations]]\nfamily = "gaussian_noise"\n', "appears twice"),
     (GOOD.replace("seed", "x").replace('name = "t"', 'name = "t"\nseed = "zero"'), "expected int"),
+    (GOOD.replace("min = 0.5", "minn = 0.5"), "unknown key(s) minn"),
+    (GOOD.replace('check = "clean"', 'check = "fairness"'), "missing 'max_gap'"),
+    (GOOD.replace('check = "clean"', 'check = "degradation"').replace("min = 0.5", "max_drop = 'x'"),
+     "max_drop must be a number"),
 ])
 def test_malformed_suites_name_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
