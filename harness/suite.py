@@ -182,7 +182,7 @@ def parse_suite(text: str, *, path: Path) -> Suite:
         problems.append(f"[[perturbations]]: {dup!r} appears twice; give one of them a distinct 'name'")
     gates = [g for i, t in enumerate(doc.get("gates", [])) if (g := _parse_gate(i, t, problems)) is not None]
     metrics = head.get("metrics", ["dice", "hd95"])
-    _check_metric_names(metrics, gates, problems)
+    _check_metric_names(metrics, gates, head.get("metric_options", {}), problems)
     for key, allowed in (("on_inapplicable", ("error", "skip")), ("correction", ("holm", "bh")),
                          ("fairness_test", ("permutation", "kruskal"))):
         if key in head and head[key] not in allowed:
@@ -206,16 +206,16 @@ def parse_suite(text: str, *, path: Path) -> Suite:
     )
 
 
-def _check_metric_names(metrics: Any, gates: list[dict[str, Any]], problems: list[str]) -> None:
-    from harness.metrics import available
+def _check_metric_names(metrics: Any, gates: list[dict[str, Any]], options: Any, problems: list[str]) -> None:
+    from harness.metrics import validate_config
 
-    known = available()
     if not isinstance(metrics, list) or not metrics:
         problems.append("[suite].metrics: must be a non-empty list of metric names")
         return
-    for m in metrics:
-        if m not in known:
-            problems.append(f"[suite].metrics: unknown metric {m!r}; available: {', '.join(known)}")
+    try:
+        validate_config(metrics, options if isinstance(options, dict) else None)
+    except ConfigError as exc:
+        problems.append(f"[suite].metrics / metric_options: {exc}")
     for gate in gates:
         if "metric" in gate and gate["metric"] not in metrics:
             problems.append(f"gate {gate['name']!r}: metric {gate['metric']!r} is not computed; "

@@ -62,3 +62,9 @@ def test_malformed_suites_name_the_problem(tmp_path: Path, text: str, fragment: 
 def test_unknown_suite_name_lists_bundled() -> None:
     with pytest.raises(ConfigError, match="bundled suites"):
         load_suite("no-such-suite")
+
+
+def test_bad_metric_option_is_a_config_error(tmp_path: Path) -> None:
+    text = GOOD.replace('metrics = ["dice", "hd95"]', 'metrics = ["dice", "hd95"]\nmetric_options = { percentile = 250 }')
+    with pytest.raises(ConfigError, match="percentile"):
+        parse_suite(text, path=tmp_path / "t.toml")

@@ -1,0 +1,148 @@
+"""The metric registry: built-in metrics, programmatic registrations and plugins.
+
+A metric is a :class:`Metric`: its :class:`MetricInfo` and a ``compute(ctx) -> float`` function
+of a :class:`harness.metrics.scoring.MetricContext` (one label of one case: boolean masks
+``ctx.pred`` / ``ctx.ref``, ``ctx.spacing`` in mm, ``ctx.options``, and shared, cached work such
+as ``ctx.surface`` distances). Plugins expose a ``Metric`` object under the entry-point group
+``harness.metrics`` (entry-point name = metric name), or suites name one directly as
+``"package.module:attr"``. ``compute`` must follow the never-NaN empty policy (``ctx.empty``).
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    from harness.metrics.scoring import MetricContext
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a metric is: name, direction, unit and a one-line description."""
+
+    name: str
+    higher_is_better: bool
+    unit: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric: its info, ``compute(ctx) -> float`` and the option keys it reads."""
+
+    info: MetricInfo
+    compute: Callable[[MetricContext], float]
+    options: frozenset[str] = field(default_factory=frozenset)
+
+
+def _builtin(name: str, higher: bool, unit: str, description: str,
+             compute: Callable[[Any], float], *options: str) -> Metric:
+    return Metric(MetricInfo(name, higher, unit, description), compute, frozenset(options))
+
+
+BUILTIN: dict[str, Metric] = {m.info.name: m for m in (
+    _builtin("dice", True, "fraction", "Dice coefficient 2 |P and R| / (|P| + |R|)",
+             lambda c: c.confusion.dice()),
+    _builtin("iou", True, "fraction", "Intersection over union (Jaccard) |P and R| / |P or R|",
+             lambda c: c.confusion.iou()),
+    _builtin("precision", True, "fraction", "Precision |P and R| / |P|",
+             lambda c: c.confusion.precision()),
+    _builtin("recall", True, "fraction", "Recall (sensitivity) |P and R| / |R|",
+             lambda c: c.confusion.recall()),
+    _builtin("hd", False, "mm", "Hausdorff distance between the boundaries (max)",
+             lambda c: c.surface.hausdorff(100.0)),
+    _builtin("hd95", False, "mm",
+             "Percentile Hausdorff distance (option 'percentile', default 95)",
+             lambda c: c.surface.hausdorff(c.options.percentile), "percentile"),
+    _builtin("assd", False, "mm", "Average symmetric surface distance (pooled directions)",
+             lambda c: c.surface.assd()),
+    _builtin("masd", False, "mm", "Mean average surface distance (mean of directed means)",
+             lambda c: c.surface.masd()),
+    _builtin("nsd", True, "fraction",
+             "Normalised surface distance (surface Dice) at 'nsd_tolerance' mm",
+             lambda c: c.nsd(), "nsd_tolerance", "nsd_method"),
+    _builtin("abs_volume_error", False, "mm^3", "Absolute volume difference |V_P - V_R|",
+             lambda c: c.abs_volume_error()),
+    _builtin("rel_volume_error", False, "fraction", "Relative volume difference |V_P - V_R| / V_R",
+             lambda c: c.rel_volume_error()),
+    _builtin("fp_lesions", False, "count", "Predicted components touching no reference voxel",
+             lambda c: float(c.lesions.fp), "connectivity"),
+    _builtin("fn_lesions", False, "count", "Reference components touching no predicted voxel",
+             lambda c: float(c.lesions.fn), "connectivity"),
+)}
+
+_REGISTERED: dict[str, Metric] = {}
+
+
+def _check_metric(obj: object, where: str) -> Metric:
+    if not isinstance(obj, Metric):
+        raise ConfigError(f"{where} is not a harness.metrics.Metric (got {type(obj).__name__})")
+    return obj
+
+
+def register(metric: Metric) -> Metric:
+    """Add ``metric`` to the registry of this process (for in-process plugins and tests)."""
+    _check_metric(metric, f"metric {getattr(getattr(metric, 'info', None), 'name', metric)!r}")
+    name = metric.info.name
+    if name in BUILTIN:
+        raise ConfigError(f"metric name {name!r} is taken by a built-in metric")
+    _REGISTERED[name] = metric
+    return metric
+
+
+def unregister(name: str) -> None:
+    """Remove a metric added with :func:`register` (no-op when absent)."""
+    _REGISTERED.pop(name, None)
+
+
+@functools.cache
+def _plugins() -> dict[str, Metric]:
+    """Metrics from the ``harness.metrics`` entry-point group, loaded once per process."""
+    from harness import plugins
+
+    found: dict[str, Metric] = {}
+    for name, obj in plugins.entry_point_objects("harness.metrics").items():
+        metric = _check_metric(obj, f"plugin metric {name!r}")
+        if metric.info.name != name:
+            raise ConfigError(f"plugin metric {name!r} calls itself {metric.info.name!r}; "
+                              "the entry-point name must equal MetricInfo.name")
+        if name in BUILTIN:
+            raise ConfigError(f"plugin metric {name!r} clashes with a built-in metric")
+        found[name] = metric
+    return found
+
+
+def metrics() -> dict[str, Metric]:
+    """Every metric by name: built-in, then registered, then entry-point plugins."""
+    return {**BUILTIN, **_REGISTERED, **_plugins()}
+
+
+def available() -> dict[str, MetricInfo]:
+    """Every metric's :class:`MetricInfo` by name."""
+    return {name: metric.info for name, metric in metrics().items()}
+
+
+def resolve(names: Iterable[str]) -> list[tuple[str, Metric]]:
+    """The metrics for ``names`` (registry names or ``"package.module:attr"``), in order and
+    without duplicates. ConfigError listing the available names for an unknown one."""
+    if isinstance(names, str):
+        names = [names]
+    known = metrics()
+    out: list[tuple[str, Metric]] = []
+    for name in dict.fromkeys(names):
+        if not isinstance(name, str):
+            raise ConfigError(f"metric names must be strings, got {name!r}")
+        if name in known:
+            out.append((name, known[name]))
+        elif ":" in name:
+            from harness.plugins import import_object
+
+            obj = import_object(name, what="metric")
+            out.append((name, _check_metric(obj, f"metric {name!r}")))
+        else:
+            raise ConfigError(f"unknown metric {name!r}; available: {', '.join(sorted(known))}")
+    return out

@@ -1,0 +1,155 @@
+"""Registry, plugins, options and input errors."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from harness import plugins
+from harness.errors import ConfigError
+from harness.metrics import (Metric, MetricInfo, available, dice, evaluate, hausdorff,
+                             lesion_counts, nsd, register, surface_distances, unregister,
+                             validate_config)
+from harness.metrics import registry
+
+NAMES = ["dice", "iou", "precision", "recall", "hd", "hd95", "assd", "masd", "nsd",
+         "abs_volume_error", "rel_volume_error", "fp_lesions", "fn_lesions"]
+SQUARE = np.zeros((6, 6), int)
+SQUARE[1:4, 1:4] = 1
+
+HD99 = Metric(MetricInfo("hd99", False, "mm", "99th-percentile Hausdorff distance"),
+              lambda ctx: ctx.surface.hausdorff(99.0))
+
+
+@pytest.fixture
+def no_plugins() -> Iterator[None]:
+    registry._plugins.cache_clear()
+    yield
+    registry._plugins.cache_clear()
+
+
+def test_available_lists_every_builtin_with_info() -> None:
+    infos = available()
+    assert list(infos)[: len(NAMES)] == NAMES
+    assert infos["dice"] == MetricInfo("dice", True, "fraction", infos["dice"].description)
+    assert infos["hd95"].unit == "mm" and not infos["hd95"].higher_is_better
+    assert infos["abs_volume_error"].unit == "mm^3"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        infos["dice"].name = "x"  # type: ignore[misc]
+
+
+def test_unknown_metric_lists_available_names() -> None:
+    with pytest.raises(ConfigError, match=r"unknown metric 'hd96'; available: .*assd.*hd95"):
+        evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1], metrics=["dice", "hd96"])
+
+
+def test_registered_metric_reuses_the_shared_surface() -> None:
+    register(HD99)
+    try:
+        assert "hd99" in available()
+        (row,) = evaluate(SQUARE, np.roll(SQUARE, 1, 0), spacing=(2.0, 1.0), labels=[1],
+                          metrics=["hd99", "dice"])
+        assert row["hd99"] == 2.0 and list(row) == ["label", "hd99", "dice", "empty"]
+    finally:
+        unregister("hd99")
+    assert "hd99" not in available()
+    with pytest.raises(ConfigError, match="built-in"):
+        register(Metric(MetricInfo("dice", True, "", ""), lambda ctx: 1.0))
+
+
+def test_entry_point_plugins(monkeypatch: pytest.MonkeyPatch, no_plugins: None) -> None:
+    def fake(group: str) -> dict[str, object]:
+        assert group == "harness.metrics"
+        return {"hd99": HD99}
+
+    monkeypatch.setattr(plugins, "entry_point_objects", fake)
+    assert available()["hd99"].description.startswith("99th")
+    registry._plugins.cache_clear()
+    monkeypatch.setattr(plugins, "entry_point_objects", lambda group: {"oops": len})
+    with pytest.raises(ConfigError, match=r"'oops' is not a harness\.metrics\.Metric"):
+        available()
+    registry._plugins.cache_clear()
+    monkeypatch.setattr(plugins, "entry_point_objects", lambda group: {"other": HD99})
+    with pytest.raises(ConfigError, match="entry-point name must equal"):
+        available()
+
+
+def test_module_attr_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("fake_metric_plugin")
+    module.HD99 = HD99  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_metric_plugin", module)
+    (row,) = evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1],
+                      metrics=["fake_metric_plugin:HD99"])
+    assert row["fake_metric_plugin:HD99"] == 0.0
+
+
+def test_nan_from_a_plugin_is_refused() -> None:
+    bad = Metric(MetricInfo("bad", True, "", ""), lambda ctx: float("nan"))
+    register(bad)
+    try:
+        with pytest.raises(ValueError, match="'bad' returned NaN"):
+            evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1], metrics=["bad"])
+    finally:
+        unregister("bad")
+
+
+@pytest.mark.parametrize("options,match", [
+    ({"percentile": 101}, "percentile"),
+    ({"nsd_tolerance": -1}, "tolerance"),
+    ({"nsd_method": "mesh"}, "nsd_method"),
+    ({"connectivity": 3}, "connectivity"),
+    ({"nsd_tolerence": 1.0}, "unknown metric option.*nsd_tolerence"),
+])
+def test_bad_options_are_config_errors(options: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1], metrics=["dice"], options=options)
+
+
+def test_validate_config_up_front() -> None:
+    assert validate_config(["dice", "hd95"], {"percentile": 99}).percentile == 99
+    with pytest.raises(ConfigError, match="unknown metric 'dsc'"):
+        validate_config(["dsc"])
+    with pytest.raises(ConfigError, match="connectivity"):
+        validate_config(["fp_lesions"], {"connectivity": 3}, ndim=2)
+
+
+def test_options_change_results() -> None:
+    shifted = np.roll(SQUARE, 2, 1)
+    (a,) = evaluate(SQUARE, shifted, spacing=1.0, labels=[1], metrics=["hd95", "nsd"],
+                    options={"percentile": 50, "nsd_tolerance": 2.0, "nsd_method": "surfel"})
+    assert a["hd95"] == pytest.approx(surface_distances(SQUARE, shifted).hausdorff(50))
+    assert a["nsd"] == pytest.approx(nsd(SQUARE, shifted, tolerance=2.0, method="surfel"))
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: dice(np.zeros((3, 3)), np.zeros((3, 4))), r"shapes differ: \(3, 3\) vs \(3, 4\)"),
+    (lambda: dice(np.full((3, 3), 2), np.zeros((3, 3))), "pred is not a binary mask"),
+    (lambda: hausdorff(np.zeros((3, 3)), np.full((3, 3), 0.5)), "ref is not a binary mask"),
+    (lambda: hausdorff(np.zeros((3, 3)), np.zeros((3, 3)), spacing=(1, 1, 1)),
+     "spacing has 3 values but the masks have 2 spatial axes"),
+    (lambda: hausdorff(np.zeros((3, 3)), np.zeros((3, 3)), spacing=(1, 0)), "positive"),
+    (lambda: hausdorff(np.zeros(3), np.zeros(3)), "2D or 3D"),
+    (lambda: hausdorff(np.zeros((3, 3)), np.zeros((3, 3)), percentile=-5), "percentile"),
+    (lambda: nsd(np.zeros((3, 3)), np.zeros((3, 3)), method="mesh"), "method"),
+    (lambda: lesion_counts(np.zeros((3, 3)), np.zeros((3, 3)), connectivity=0), "connectivity"),
+    (lambda: evaluate(np.zeros((3, 3)), np.zeros((3, 3)), spacing=1.0, labels=[1],
+                      metrics=["dice"]), "integer label map"),
+    (lambda: evaluate(SQUARE, SQUARE[:5], spacing=1.0, labels=[1], metrics=["dice"]),
+     "shapes differ"),
+    (lambda: evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1.5], metrics=["dice"]),
+     "labels must be integers"),
+])
+def test_clear_value_errors(call: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match) as info:
+        call()  # type: ignore[operator]
+    assert "\n" not in str(info.value)
+
+
+def test_integer_and_float_binary_masks_are_accepted() -> None:
+    a = SQUARE.astype(np.uint8)
+    assert dice(a, a.astype(float)) == 1.0
+    assert hausdorff(a, np.roll(a, 1, 0).astype(np.int64)) == 1.0
