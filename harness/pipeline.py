@@ -81,6 +81,8 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
         raise ConfigError(f"data {options.data or suite.data}: {len(problems)} problem(s) found before "
                           "running; fix or remove these cases:", problems=problems[:50])
     families, notes = resolve_families(suite, dataset.modality)
+    # Families skipped as inapplicable to this modality are not planned at all.
+    suite = dataclasses.replace(suite, perturbations=tuple(p for p in suite.perturbations if p.label in families))
     _check_cohorts(suite, dataset)
     from harness.analysis.shift import check_config as check_shift_config
 

@@ -77,7 +77,8 @@ class Perturbation(ABC):
 
     def __call__(self, case: Case, severity: int,
                  rng: int | np.random.Generator | None = None) -> tuple[Case, dict[str, Any]]:
-        if not isinstance(severity, (int, np.integer)) or not 0 <= severity <= MAX_SEVERITY:
+        if (isinstance(severity, bool) or not isinstance(severity, (int, np.integer))
+                or not 0 <= severity <= MAX_SEVERITY):
             raise ValueError(f"{self.name}: severity must be an int in 0..{MAX_SEVERITY}, got {severity!r}")
         if severity == 0:
             return case, {}

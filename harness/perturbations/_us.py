@@ -1,0 +1,67 @@
+"""Ultrasound helpers: the B-mode display model shared by the ultrasound families.
+
+A B-mode image is a log-compressed echo amplitude: display value ``x`` in ``[0, I_ref]`` maps to
+``(x / I_ref - 1) * DR`` dB below the brightest echo, ``DR`` the displayed dynamic range (option
+``dynamic_range_db``, default 60 dB). ``I_ref`` is 255 for 8-bit-looking images (non-negative,
+max in (128, 255]) and the channel maximum otherwise. Depth is the first spatial axis (rows);
+lateral axes are the others.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.case import Case
+
+DYNAMIC_RANGE_DB = 60.0
+
+
+def display_max(case: Case) -> list[float]:
+    """``I_ref`` per channel."""
+    out = []
+    for x in case.image:
+        lo, hi = float(x.min()), float(x.max())
+        out.append(255.0 if lo >= 0 and 128 < hi <= 255 else (hi if hi > 0 else 1.0))
+    return out
+
+
+def dynamic_range(options: dict[str, Any]) -> float:
+    return float(options.get("dynamic_range_db", DYNAMIC_RANGE_DB))
+
+
+def to_db(x: np.ndarray, i_ref: float, dr: float) -> np.ndarray:
+    """Display value -> dB relative to the brightest displayable echo."""
+    return (np.asarray(x, dtype=np.float64) / i_ref - 1.0) * dr
+
+
+def from_db(db: np.ndarray, i_ref: float, dr: float) -> np.ndarray:
+    """dB -> display value, clipped to the displayable range [0, I_ref]."""
+    return np.clip((db / dr + 1.0) * i_ref, 0.0, i_ref)
+
+
+def to_amplitude(x: np.ndarray, i_ref: float, dr: float) -> np.ndarray:
+    """Display value -> linear echo amplitude (1 = brightest displayable echo)."""
+    return 10.0 ** (to_db(x, i_ref, dr) / 20.0)
+
+
+def from_amplitude(a: np.ndarray, i_ref: float, dr: float) -> np.ndarray:
+    """Linear amplitude -> display value (log compression, clipped to [0, I_ref])."""
+    return from_db(20.0 * np.log10(np.maximum(a, 1e-12)), i_ref, dr)
+
+
+def add_db(case: Case, db_field: np.ndarray, params: dict[str, Any]) -> Case:
+    """Add a (broadcastable, spatial) dB field to every channel in the display domain, keeping
+    values already outside [0, I_ref] where the field does not push them."""
+    out = np.empty_like(case.image)
+    for c, x in enumerate(case.image):
+        i_ref, dr = params["i_ref"][c], params["dynamic_range_db"]
+        shifted = x.astype(np.float64) + db_field * i_ref / dr
+        out[c] = np.clip(shifted, min(0.0, float(x.min())), max(i_ref, float(x.max())))
+    return case.with_(image=out)
+
+
+def depth_coordinate(shape: tuple[int, ...]) -> np.ndarray:
+    """Normalised depth in [0, 1] along the first axis, broadcastable to ``shape``."""
+    d = np.linspace(0.0, 1.0, shape[0])
+    return d.reshape((-1,) + (1,) * (len(shape) - 1))
