@@ -1,0 +1,227 @@
+"""Adversarial analysis: ε curves per attack, the ROG robust-case rule, and its gate.
+
+Attack rows are the records whose ``params`` carry an ``attack`` key (written by the families in
+:mod:`harness.perturbations.adversarial`). The unit of analysis is the case (labels averaged per
+case unless a label is chosen, repeats averaged), as in :mod:`harness.analysis.robustness`.
+
+ROG rule (Daza et al. 2021, "Towards robust general medical image segmentation"): a case is
+*robust* to an attack when its attacked Dice exceeds ``ratio`` (0.5) times the mean clean Dice of
+the evaluated cases.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from harness.analysis.robustness import higher_is_better, per_case
+from harness.gates import GateContext, GateResult, check_keys, compare, gate_check
+from harness.records import CLEAN
+
+PARAM_COLUMNS = ("attack", "threat", "targeted", "norm", "eps_unit", "eps_fraction", "achieved_linf_fraction",
+                 "achieved_rms_fraction", "grad_steps", "queries", "gradient_masking_suspected", "fallback")
+BLACKBOX_MARGIN = 0.02  # a black-box attack "beats" a white-box one when its mean Dice is this much lower
+
+
+def attack_params(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per attacked (case_id, perturbation, severity): the parsed attack params."""
+    if not len(records):
+        return pd.DataFrame(columns=["case_id", "perturbation", "severity", *PARAM_COLUMNS])
+    ok = records[(records["status"] == "OK") & (records["perturbation"] != CLEAN)]
+    ok = ok.drop_duplicates(["case_id", "perturbation", "severity", "repeat"])
+    rows = []
+    for rec in ok.itertuples(index=False):
+        params = _params(rec.params)
+        if "attack" not in params:
+            continue
+        rows.append({"case_id": rec.case_id, "perturbation": rec.perturbation, "severity": int(rec.severity),
+                     **{k: params.get(k) for k in PARAM_COLUMNS}})
+    frame = pd.DataFrame(rows, columns=["case_id", "perturbation", "severity", *PARAM_COLUMNS])
+    frame["gradient_masking_suspected"] = frame["gradient_masking_suspected"].map(lambda v: bool(v))
+    frame["fallback"] = frame["fallback"].map(lambda v: bool(v))
+    frame["targeted"] = frame["targeted"].map(lambda v: bool(v))
+    return frame
+
+
+def _params(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    try:
+        out = json.loads(value) if isinstance(value, str) and value else {}
+    except json.JSONDecodeError:
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def robust_cases(records: pd.DataFrame, *, metric: str = "dice", label: int | Literal["mean"] = "mean",
+                 ratio: float = 0.5) -> pd.DataFrame:
+    """Per attacked case: ``value``, ``clean`` (its clean value), ``clean_mean`` (mean clean value of
+    the family's cases) and ``robust`` (``value > ratio * clean_mean``; the ROG rule)."""
+    attacks = attack_params(records)
+    cols = ["case_id", "perturbation", "severity", "value", "clean", "clean_mean", "robust"]
+    if attacks.empty:
+        return pd.DataFrame(columns=cols)
+    values = per_case(records, metric, label=label)
+    clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
+    keys = attacks[["case_id", "perturbation", "severity"]].drop_duplicates()
+    rows = values.merge(keys, on=["case_id", "perturbation", "severity"])
+    rows = rows[rows["case_id"].isin(clean.index)].copy()
+    rows["clean"] = rows["case_id"].map(clean)
+    means = rows.groupby("perturbation")["case_id"].agg(lambda ids: float(clean.loc[ids.unique()].mean()))
+    rows["clean_mean"] = rows["perturbation"].map(means)
+    rows["robust"] = rows["value"] > ratio * rows["clean_mean"]
+    return rows[cols].reset_index(drop=True)
+
+
+def adversarial_table(records: pd.DataFrame, *, metric: str = "dice", label: int | Literal["mean"] = "mean",
+                      ratio: float = 0.5) -> pd.DataFrame:
+    """ε curves: one row per (perturbation, severity) of the attack families.
+
+    Columns: perturbation, attack, threat, targeted, norm, eps_unit, severity, eps_fraction, n, clean_mean,
+    mean (attacked ``metric``), drop (paired clean - attacked), robust_fraction (ROG rule),
+    ``hd95`` (mean attacked HD95, when recorded), achieved_linf_fraction (max over cases),
+    achieved_rms_fraction (mean), grad_steps, queries (means), masking_suspected (cases flagged by
+    ``check_masking``), fallback (cases a white-box family attacked black-box: no gradients), and
+    blackbox_stronger (a black-box family at the same ε reached a lower mean than this white-box
+    one by more than 0.02: suspect gradient masking or a too weak white-box setting; untargeted
+    white-box attacks only).
+    """
+    attacks = attack_params(records)
+    cases = robust_cases(records, metric=metric, label=label, ratio=ratio)
+    columns = ["perturbation", "attack", "threat", "targeted", "norm", "eps_unit", "severity", "eps_fraction", "n",
+               "clean_mean", "mean", "drop", "robust_fraction", "hd95", "achieved_linf_fraction",
+               "achieved_rms_fraction", "grad_steps", "queries", "masking_suspected", "fallback",
+               "blackbox_stronger"]
+    if cases.empty:
+        return pd.DataFrame(columns=columns)
+    hd = None
+    if "hd95" in records.columns and metric != "hd95":
+        hd = per_case(records, "hd95", label=label).set_index(["case_id", "perturbation", "severity"])["value"]
+    out = []
+    for (pert, sev), group in cases.groupby(["perturbation", "severity"], sort=True):
+        meta = attacks[(attacks["perturbation"] == pert) & (attacks["severity"] == sev)]
+        first = meta.iloc[0]
+        keys = list(zip(group["case_id"], group["perturbation"], group["severity"]))
+        out.append({
+            "perturbation": pert, "attack": first["attack"], "threat": first["threat"],
+            "targeted": bool(meta["targeted"].any()), "norm": first["norm"],
+            "eps_unit": first["eps_unit"], "severity": int(sev), "eps_fraction": float(first["eps_fraction"]),
+            "n": len(group), "clean_mean": float(group["clean_mean"].iloc[0]), "mean": float(group["value"].mean()),
+            "drop": float((group["clean"] - group["value"]).mean()),
+            "robust_fraction": float(group["robust"].mean()),
+            "hd95": float(hd.reindex(keys).mean()) if hd is not None else np.nan,
+            "achieved_linf_fraction": _num(meta["achieved_linf_fraction"], "max"),
+            "achieved_rms_fraction": _num(meta["achieved_rms_fraction"], "mean"),
+            "grad_steps": _num(meta["grad_steps"], "mean"), "queries": _num(meta["queries"], "mean"),
+            "masking_suspected": int(meta["gradient_masking_suspected"].sum()),
+            "fallback": int(meta["fallback"].sum()), "blackbox_stronger": False})
+    table = pd.DataFrame(out, columns=columns)
+    return _mark_blackbox_stronger(table, higher_is_better(metric))
+
+
+def _num(series: pd.Series, how: str) -> float:
+    values = pd.to_numeric(series, errors="coerce").dropna()
+    if values.empty:
+        return float("nan")
+    return float(values.max() if how == "max" else values.mean())
+
+
+def _mark_blackbox_stronger(table: pd.DataFrame, better_high: bool) -> pd.DataFrame:
+    black = table[table["threat"] == "blackbox"]
+    for i, row in table.iterrows():
+        if row["threat"] != "whitebox" or row["targeted"]:
+            continue  # a targeted attack (erase) does not aim at the lowest Dice: not comparable
+        same = black[(black["eps_unit"] == row["eps_unit"]) & np.isclose(black["eps_fraction"], row["eps_fraction"])]
+        if same.empty:
+            continue
+        best = same["mean"].min() if better_high else same["mean"].max()
+        stronger = best < row["mean"] - BLACKBOX_MARGIN if better_high else best > row["mean"] + BLACKBOX_MARGIN
+        table.at[i, "blackbox_stronger"] = bool(stronger)
+    return table
+
+
+def _validate(gate: dict[str, Any]) -> list[str]:
+    """Key problems of a ``robust_cases`` gate, found at suite load (exit 3)."""
+    name = gate.get("name", "<unnamed>")
+    problems = check_keys(gate, required={"min_fraction"},
+                          optional={"metric", "warn_fraction", "ratio", "severities", "families", "label",
+                                    "min_cases", "on_masking"},
+                          numbers={"min_fraction", "warn_fraction", "ratio", "min_cases"})
+    for key in ("min_fraction", "warn_fraction"):
+        value = gate.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
+            problems.append(f"gate {name!r}: {key} is a fraction of cases, in [0, 1]; got {value}")
+    ratio = gate.get("ratio", 0.5)
+    if isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and ratio <= 0:
+        problems.append(f"gate {name!r}: ratio must be > 0 (ROG uses 0.5), got {ratio}")
+    if gate.get("on_masking", "warn") not in ("warn", "fail", "ignore"):
+        problems.append(f"gate {name!r}: on_masking must be warn, fail or ignore, got {gate['on_masking']!r}")
+    severities = gate.get("severities", [1])
+    if not (isinstance(severities, list) and severities and all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5 for v in severities)):
+        problems.append(f"gate {name!r}: severities must be a non-empty list of ints 1..5, got {severities!r}")
+    families = gate.get("families", [])
+    if not (isinstance(families, list) and all(isinstance(v, str) for v in families)):
+        problems.append(f"gate {name!r}: families must be a list of perturbation names, got {families!r}")
+    metric = gate.get("metric", "dice")
+    if not isinstance(metric, str) or not higher_is_better(metric):
+        problems.append(f"gate {name!r}: robust_cases needs a higher-is-better metric such as dice, got {metric!r}")
+    return problems
+
+
+@gate_check("robust_cases", validate=_validate)
+def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
+    """Per attack family: the fraction of ROG-robust cases at each severity in ``severities``
+    (default all) against ``min_fraction`` (optional ``warn_fraction``); the worst severity decides.
+
+    Keys: name, metric (default dice; higher-is-better), min_fraction, warn_fraction, ratio (0.5),
+    severities, families (default every attack family), label ("mean" or a class), min_cases (3),
+    on_masking ("warn" | "fail" | "ignore": what a PASS becomes when a case of the family was flagged
+    ``gradient_masking_suspected`` or a black-box family beat it at the same ε).
+    """
+    metric = gate.get("metric", "dice")
+    min_fraction = float(gate["min_fraction"])
+    warn = gate.get("warn_fraction")
+    if not higher_is_better(metric):
+        return [GateResult(gate["name"], "ERROR", None, min_fraction,
+                           f"robust_cases needs a higher-is-better metric such as dice; got {metric!r}")]
+    key = f"adversarial_table/{metric}/{gate.get('label', 'mean')}/{gate.get('ratio', 0.5)}"
+    if key not in context.cache:
+        context.cache[key] = adversarial_table(context.records, metric=metric, label=gate.get("label", "mean"),
+                                               ratio=float(gate.get("ratio", 0.5)))
+    table = context.cache[key]
+    wanted, severities = gate.get("families"), gate.get("severities")
+    on_masking = gate.get("on_masking", "warn")
+    results = []
+    for pert, rows in table.groupby("perturbation", sort=True):
+        if wanted and pert not in wanted:
+            continue
+        if severities:
+            rows = rows[rows["severity"].isin(severities)]
+        gname = f"{gate['name']}[{pert}]"
+        n = int(rows["n"].min()) if len(rows) else 0
+        if n < int(gate.get("min_cases", 3)):
+            results.append(GateResult(gname, "INCONCLUSIVE", None, min_fraction,
+                                      f"{pert}: only {n} attacked case(s) with a clean result; need "
+                                      f"{gate.get('min_cases', 3)}"))
+            continue
+        worst = rows.sort_values(["robust_fraction", "severity"], ascending=[True, False]).iloc[0]
+        value = float(worst["robust_fraction"])
+        outcome = compare(value, higher_is_better=True, fail=min_fraction, warn=None if warn is None else float(warn))
+        detail = (f"{pert}: worst robust-case fraction {value:.3g} at severity {int(worst['severity'])} "
+                  f"(eps = {worst['eps_fraction']:g} x {worst['eps_unit']}; attacked {metric} > "
+                  f"{gate.get('ratio', 0.5):g} x clean mean {worst['clean_mean']:.3g}) over {int(worst['n'])} cases; "
+                  f"required >= {min_fraction:g}")
+        suspect = int(rows["masking_suspected"].sum()) + int(rows["blackbox_stronger"].sum())
+        if suspect and on_masking != "ignore":
+            detail += ("; gradient masking suspected (a black-box attack did more damage), so the white-box "
+                       "result may overstate robustness")
+            if outcome == "PASS":
+                outcome = "FAIL" if on_masking == "fail" else "WARN"
+        results.append(GateResult(gname, outcome, value, min_fraction, detail))
+    if not results:
+        results.append(GateResult(gate["name"], "INCONCLUSIVE", None, min_fraction,
+                                  "no attack rows in the records (no adversarial family ran)"))
+    return results

@@ -1,0 +1,143 @@
+"""Differentiable access to a model for white-box attacks, and the damage criterion in torch.
+
+:class:`LogitFn` maps raw intensities ``(1, C, *spatial)`` to logits ``(1, K, *spatial)`` on the
+model's device, differentiably. Plain models use ``model.torch_logits``. Models whose pipeline
+resamples (``[input] spacing``) or runs sliding windows (``[input] patch_size``) get the same
+pipeline rebuilt in torch: normalise the whole image, resample (linear), pad, Gaussian-blend the
+patch outputs (nnU-Net weights, the same windows as ``predict``), resample back. Patch chunks are
+gradient-checkpointed, so memory grows with one chunk, not the whole volume.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import product
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.errors import ModelError
+from harness.models import preprocessing as pp
+
+
+def is_differentiable(model: Any) -> bool:
+    """True when the model offers gradients (``differentiable`` and ``torch_logits``)."""
+    return bool(getattr(model, "differentiable", False)) and callable(getattr(model, "torch_logits", None))
+
+
+def attack_device(model: Any) -> torch.device:
+    """Where attack tensors live: the model's device (``model.device``, else its parameters'),
+    else CUDA when available, else CPU."""
+    device = getattr(model, "device", None)
+    if isinstance(device, (str, torch.device)):
+        return torch.device(device)
+    network = getattr(model, "network", None)
+    if isinstance(network, torch.nn.Module):
+        for param in network.parameters():
+            return param.device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class LogitFn:
+    """Differentiable ``x (1, C, *spatial) raw -> logits (1, K, *spatial)`` for one model and spacing."""
+
+    def __init__(self, model: Any, spacing: Sequence[float]) -> None:
+        self.model = model
+        self.spacing = tuple(float(s) for s in spacing)
+        card = getattr(model, "model_card", None)
+        self.inp: Any = getattr(card, "input", None)
+        self.patch: Any = getattr(self.inp, "patch_size", None)
+        target = getattr(self.inp, "spacing", None)
+        self.target_spacing = tuple(target) if target is not None else None
+        self.pipeline = self.patch is not None or (
+            self.target_spacing is not None and not np.allclose(self.target_spacing, self.spacing))
+        if self.pipeline and not callable(getattr(model, "_run", None)):
+            raise ModelError(f"model {getattr(model, 'name', '?')!r} resamples or uses sliding windows, "
+                             "and its adapter does not expose the network (_run) to rebuild that in torch")
+        self.calls = 0  # forward passes (each backward counts with its forward)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if not self.pipeline:
+            return self.model.torch_logits(x)
+        return self._pipeline(x)
+
+    # -- rebuilt pipeline (sliding windows and/or resampling) -----------------------------------
+    def _pipeline(self, x: torch.Tensor) -> torch.Tensor:
+        inp = self.inp
+        device = attack_device(self.model)
+        x = x.to(device, torch.float32)
+        spatial = tuple(x.shape[2:])
+        z = pp.normalize_torch(x, inp.normalize, inp.window)
+        if self.target_spacing is not None:
+            shape = pp.resampled_shape(spatial, self.spacing, self.target_spacing)
+            if shape != spatial:
+                z = F.interpolate(z, size=shape, mode=_linear(len(spatial)), align_corners=False)
+        resampled = tuple(z.shape[2:])
+        multiple = _per_axis(inp.pad_multiple, len(spatial))
+        target = pp.padded_shape(resampled, multiple, self.patch)
+        amounts = pp.pad_amounts(resampled, target)
+        if any(a or b for a, b in amounts):
+            z = F.pad(z, [v for pair in reversed(amounts) for v in pair])
+        out = self._windows(z) if self.patch is not None else self._network(z)
+        out = out[(slice(None), slice(None), *(slice(b, b + s) for (b, _), s in zip(amounts, resampled)))]
+        if resampled != spatial:
+            out = F.interpolate(out, size=spatial, mode=_linear(len(spatial)), align_corners=False)
+        return self._as_logits(out)
+
+    def _network(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model._run(z)
+
+    def _windows(self, z: torch.Tensor) -> torch.Tensor:
+        patch = tuple(self.patch)
+        spatial = tuple(z.shape[2:])
+        overlap = float(getattr(self.inp, "overlap", 0.5))
+        starts = list(product(*[pp.window_starts(s, p, overlap) for s, p in zip(spatial, patch)]))
+        weights = torch.from_numpy(pp.gaussian_weights(patch)).to(z.device)
+        total: torch.Tensor | None = None
+        norm = torch.zeros(spatial, device=z.device)
+        batch = max(1, int(getattr(self.model.model_card.model, "batch_size", 1) or 1))
+        for first in range(0, len(starts), batch):
+            regions = [tuple(slice(s, s + p) for s, p in zip(start, patch)) for start in starts[first:first + batch]]
+            chunk = torch.cat([z[(slice(None), slice(None), *r)] for r in regions])
+            if torch.is_grad_enabled() and len(starts) > batch:
+                scores = torch.utils.checkpoint.checkpoint(self._network, chunk, use_reentrant=False)
+            else:
+                scores = self._network(chunk)
+            if total is None:
+                total = torch.zeros((1, scores.shape[1], *spatial), device=z.device, dtype=scores.dtype)
+            for r, score in zip(regions, scores):
+                total[(slice(None), slice(None), *r)] += score[None] * weights  # autograd: CopySlices
+                norm[r] += weights
+        assert total is not None
+        return total / norm
+
+    def _as_logits(self, out: torch.Tensor) -> torch.Tensor:
+        kind = self.model.model_card.output.kind
+        if out.shape[1] == 1:
+            out = torch.cat([torch.zeros_like(out), out] if kind == "logits" else [1 - out, out], dim=1)
+        if kind == "probabilities":
+            out = torch.log(out.clamp_min(1e-12))
+        return out
+
+
+def _linear(ndim: int) -> str:
+    return "bilinear" if ndim == 2 else "trilinear"
+
+
+def _per_axis(value: Any, ndim: int) -> tuple[int, ...]:
+    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),) * ndim
+
+
+def damage(pred: torch.Tensor, target: torch.Tensor, classes: Sequence[int]) -> float:
+    """The attack's progress criterion (lower = stronger attack): mean Dice over ``classes`` of the
+    label map ``pred`` against ``target``; with no classes, the fraction of voxels left background."""
+    if not classes:
+        return float((pred == 0).double().mean())
+    scores = []
+    for k in classes:
+        p, t = pred == k, target == k
+        denom = int(p.sum()) + int(t.sum())
+        scores.append(1.0 if denom == 0 else 2.0 * int((p & t).sum()) / denom)
+    return float(np.mean(scores))

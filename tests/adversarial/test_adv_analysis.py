@@ -1,0 +1,134 @@
+"""ε-curve table, the ROG robust-case rule and the ``robust_cases`` gate, on synthetic records;
+the bundled suite parses and its families resolve."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from harness.analysis.adversarial import adversarial_table, attack_params, robust_cases, robust_cases_gate
+from harness.gates import GateContext, check_kinds
+from harness.records import records_frame
+
+CLEAN = {"c0": 0.9, "c1": 0.9, "c2": 0.9, "c3": 0.9}
+
+
+def row(case, pert, sev, dice, params=None, label=1):
+    return {"case_id": case, "perturbation": pert, "severity": sev, "repeat": 0, "seed": 0, "label": label,
+            "label_name": "organ" if label == 1 else "lesion", "status": "OK", "error": "", "empty": "none",
+            "dice": dice, "hd95": 10 * (1 - dice), "params": json.dumps(params or {}), "inference_s": 0.1}
+
+
+def attack(name, threat, eps, **extra):
+    return {"attack": name, "threat": threat, "targeted": name == "erase", "norm": "linf", "eps_unit": "fg_std",
+            "eps_fraction": eps, "achieved_linf_fraction": eps, "achieved_rms_fraction": eps / 2,
+            **({"grad_steps": 4} if threat == "whitebox" else {"queries": 25}), **extra}
+
+
+def records(masked=False):
+    rows = [row(c, "clean", 0, d) for c, d in CLEAN.items()]
+    pgd = {1: [0.85, 0.8, 0.7, 0.6], 2: [0.9, 0.5, 0.4, 0.3]}  # ROG: robust iff dice > 0.45
+    square = {1: [0.88, 0.85, 0.8, 0.8], 2: [0.3, 0.3, 0.3, 0.3]}
+    erase = {2: [0.2, 0.2, 0.2, 0.2]}
+    for sev, eps in ((1, 0.25), (2, 0.5)):
+        for i, c in enumerate(CLEAN):
+            flag = masked and sev == 2 and i == 0
+            rows.append(row(c, "pgd_linf", sev, pgd[sev][i], attack("pgd_linf", "whitebox", eps,
+                                                                     gradient_masking_suspected=flag)))
+            rows.append(row(c, "square_attack", sev, square[sev][i], attack("square_attack", "blackbox", eps)))
+            rows.append(row(c, "gaussian_noise", sev, 0.1, {"sigma": [0.1]}))  # not an attack
+            if sev in erase:
+                rows.append(row(c, "erase", sev, erase[sev][i], attack("erase", "whitebox", eps)))
+    return records_frame(rows, ["dice", "hd95"])
+
+
+def gate(**keys):
+    return {"name": "robust", "check": "robust_cases", "metric": "dice", "min_fraction": 0.5, **keys}
+
+
+def run_gate(frame, **keys):
+    return {r.name: r for r in robust_cases_gate(gate(**keys), GateContext(frame, pd.DataFrame(), None))}
+
+
+def test_attack_rows_are_recognised_from_params():
+    params = attack_params(records())
+    assert set(params["perturbation"]) == {"pgd_linf", "square_attack", "erase"}
+    assert len(params) == 4 * 2 * 2 + 4
+
+
+def test_rog_rule_per_case():
+    cases = robust_cases(records())
+    pgd2 = cases[(cases["perturbation"] == "pgd_linf") & (cases["severity"] == 2)].set_index("case_id")
+    assert pgd2["clean_mean"].eq(0.9).all()
+    assert pgd2["robust"].tolist() == [True, True, False, False]  # 0.9, 0.5 > 0.45; 0.4, 0.3 not
+
+
+def test_eps_curves_table():
+    table = adversarial_table(records()).set_index(["perturbation", "severity"])
+    pgd = table.loc["pgd_linf"]
+    assert pgd["eps_fraction"].tolist() == [0.25, 0.5]
+    assert pgd.loc[2, "robust_fraction"] == 0.5 and pgd.loc[1, "robust_fraction"] == 1.0
+    assert pgd.loc[2, "mean"] == pytest.approx(0.525) and pgd.loc[2, "drop"] == pytest.approx(0.375)
+    assert pgd.loc[2, "hd95"] == pytest.approx(4.75) and pgd.loc[2, "grad_steps"] == 4
+    # the black-box attack did more damage than PGD at eps 0.5: suspect gradient masking
+    assert bool(pgd.loc[2, "blackbox_stronger"]) and not bool(pgd.loc[1, "blackbox_stronger"])
+    assert not bool(table.loc[("erase", 2), "blackbox_stronger"])  # targeted: not comparable
+    assert table.loc[("square_attack", 2), "queries"] == 25
+    assert "gaussian_noise" not in table.index.get_level_values(0)
+
+
+def test_gate_per_family_worst_severity():
+    results = run_gate(records(), on_masking="ignore")
+    assert results["robust[pgd_linf]"].outcome == "PASS" and results["robust[pgd_linf]"].value == 0.5
+    assert "severity 2" in results["robust[pgd_linf]"].detail
+    assert results["robust[square_attack]"].outcome == "FAIL" and results["robust[square_attack]"].value == 0.0
+    assert results["robust[erase]"].outcome == "FAIL"
+    only = run_gate(records(), severities=[1], families=["square_attack"])
+    assert list(only) == ["robust[square_attack]"] and only["robust[square_attack]"].outcome == "PASS"
+
+
+def test_gate_masking_suspicion_downgrades_a_pass():
+    assert run_gate(records())["robust[pgd_linf]"].outcome == "WARN"  # black-box stronger at eps 0.5
+    flagged = run_gate(records(masked=True), severities=[2], families=["pgd_linf"], on_masking="fail")
+    assert flagged["robust[pgd_linf]"].outcome == "FAIL" and "masking" in flagged["robust[pgd_linf]"].detail
+    warn = run_gate(records(), warn_fraction=0.9, on_masking="ignore")
+    assert warn["robust[pgd_linf]"].outcome == "WARN"
+
+
+def test_gate_inconclusive_and_error_cases():
+    assert run_gate(records(), min_cases=5)["robust[pgd_linf]"].outcome == "INCONCLUSIVE"
+    assert run_gate(records(), metric="hd95")["robust"].outcome == "ERROR"
+    clean_only = records_frame([row(c, "clean", 0, d) for c, d in CLEAN.items()], ["dice", "hd95"])
+    assert run_gate(clean_only)["robust"].outcome == "INCONCLUSIVE"
+    assert adversarial_table(clean_only).empty
+
+
+def test_bundled_suite_parses_and_its_families_resolve():
+    from harness.runner import resolve_families
+    from harness.suite import load_suite
+
+    assert "robust_cases" in check_kinds()
+    suite = load_suite("adversarial")
+    families, notes = resolve_families(suite, "mri")
+    assert set(families) == {"random_linf", "fgsm", "pgd_linf", "segpgd", "cospgd", "erase", "square_attack"}
+    assert not notes and all(spec.severities == (1, 2, 3, 4, 5) for spec in suite.perturbations)
+    assert [g["check"] for g in suite.gates] == ["clean", "robust_cases"]
+
+
+@pytest.mark.parametrize("keys, needle", [
+    ({"min_fraction": 1.5}, "in [0, 1]"),
+    ({}, "missing 'min_fraction'"),
+    ({"min_fraction": 0.5, "ratio": 0}, "ratio must be > 0"),
+    ({"min_fraction": 0.5, "on_masking": "panic"}, "on_masking"),
+    ({"min_fraction": 0.5, "severities": [0, 6]}, "severities"),
+    ({"min_fraction": 0.5, "metric": "hd95"}, "higher-is-better"),
+    ({"min_fraction": 0.5, "threshold": 1}, "unknown key"),
+])
+def test_gate_keys_are_validated_at_suite_load(keys, needle):
+    from harness.gates import gate_problems
+
+    problems = gate_problems({"name": "g", "check": "robust_cases", **keys})
+    assert any(needle in p for p in problems), problems
+    assert gate_problems({"name": "g", "check": "robust_cases", "min_fraction": 0.5, "severities": [1, 3],
+                          "families": ["fgsm"], "on_masking": "fail", "metric": "dice"}) == []
