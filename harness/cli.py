@@ -1,4 +1,4 @@
-"""Command line: ``harness run | list | validate-suite | validate-model | train | report | perturbations``.
+"""Command line: ``harness run | list | validate-suite | validate-model | train | report | compare | perturbations``.
 
 Exit codes: 0 all gates pass (WARN allowed), 1 a gate failed, 2 harness/model error,
 3 bad configuration, usage or input (also for usage errors the CLI framework would exit 2 on).
@@ -51,6 +51,10 @@ class _Progress:
         speed = self._bar.tasks[0].speed
         self._bar.update(self._task, rate=f"{speed:5.1f} items/s" if speed else "")
 
+    def skip(self, n: int) -> None:
+        """Items finished by an earlier run (--resume): shown as done, not counted in items/s."""
+        self._bar.reset(self._task, completed=n)
+
     def close(self) -> None:
         self._bar.stop()
 
@@ -63,8 +67,11 @@ def _print_summary(result: Any) -> None:
         style = OUTCOME_STYLE.get(gate.outcome, "")
         value = "–" if gate.value is None else f"{gate.value:.4g}"
         threshold = "–" if gate.threshold is None else f"{gate.threshold:.4g}"
-        table.add_row(escape(gate.name), f"[{style}]{gate.outcome}[/]", value, threshold, escape(gate.detail))
+        detail = "" if gate.outcome == "PASS" else gate.detail  # PASS rows stay one line; details in the report
+        table.add_row(escape(gate.name), f"[{style}]{gate.outcome}[/]", value, threshold, escape(detail))
     out_console.print(table)
+    for note in result.summary.get("notes", []):
+        out_console.print(f"note: {escape(note)}", soft_wrap=True)
     clean = result.summary["clean"]
     parts = [f"{m} " + ", ".join(f"{k} {v:.3f}" for k, v in vals.items()) for m, vals in clean.items()]
     out_console.print("clean: " + " | ".join(parts))
@@ -156,14 +163,51 @@ def list_(what: str = typer.Argument(..., help="suites | perturbations | metrics
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run folder written by `harness run`."),
+    format: str = typer.Option("html", "--format", "-f", help="html (report.html), dossier (dossier.html) or all."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also write the PDF(s) through headless Chromium."),
 ) -> None:
-    """Regenerate report.html from a run folder without re-running the model."""
+    """Regenerate report.html / dossier.html (and junit.xml) from a run folder without re-running the model."""
     from harness.report.html import write_report
+    from harness.report.junit import write_junit_from_summary
+    from harness.report.rundir import load_run
 
-    if not (run_dir / "summary.json").is_file():
-        raise ConfigError(f"{run_dir}: not a run folder (no summary.json)")
-    out_console.print(f"wrote {write_report(run_dir)}")
+    formats = {"html": ("html",), "dossier": ("dossier",), "all": ("html", "dossier")}
+    if format not in formats:
+        raise ConfigError(f"--format {format!r}: choose html, dossier or all")
+    if pdf:
+        from harness.report.pdf import require_chromium
 
+        require_chromium()
+    run = load_run(run_dir)
+    write_junit_from_summary(run_dir, run.summary)
+    for path in write_report(run_dir, formats=formats[format], pdf=pdf):  # type: ignore[arg-type]
+        out_console.print(f"wrote {path}")
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., help="Reference run folder (the released model, or the reference site's run)."),
+    run_b: Path = typer.Argument(..., help="Candidate run folder (the new model, or another site's run)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default reports/compare-<timestamp>/)."),
+    mode: str = typer.Option("auto", "--mode", help="auto (paired when the runs share cases), paired or unpaired."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metrics (default: all common)."),
+    max_drop: Optional[str] = typer.Option(None, "--max-drop", help="Margin: one number, or dice=0.02,hd95=1 (default 0)."),
+    alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Significance level after correction."),
+    min_cases: int = typer.Option(5, "--min-cases", min=2, help="Fewer cases per run: INCONCLUSIVE."),
+    rank_test: bool = typer.Option(False, "--rank-test", help="Wilcoxon (paired) / Mann-Whitney (unpaired) tests."),
+    correction: str = typer.Option("holm", "--correction", help="holm or bh, across the comparisons of a metric."),
+    seed: int = typer.Option(0, "--seed"),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 also on WARN and INCONCLUSIVE."),
+) -> None:
+    """Compare two finished runs: paired by case (model regression) or unpaired (site shift)."""
+    from harness.compare import CompareOptions, compare_command, parse_max_drop
+
+    if mode not in ("auto", "paired", "unpaired") or correction not in ("holm", "bh"):
+        raise ConfigError("--mode must be auto, paired or unpaired; --correction holm or bh")
+    options = CompareOptions(mode=mode, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics
+                             else None, max_drop=parse_max_drop(max_drop), alpha=alpha, min_cases=min_cases,
+                             rank_test=rank_test, correction=correction, seed=seed, strict=strict)  # type: ignore[arg-type]
+    raise typer.Exit(compare_command(run_a, run_b, out=out, options=options))
 
 def _register_optional_commands() -> None:
     """Commands whose implementation lives with its subsystem."""

@@ -152,3 +152,5 @@ def fairness_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult
 
 # Gate kinds that live beside their analysis; importing registers them.
 from harness.analysis import adversarial as _adversarial  # noqa: E402,F401
+from harness.analysis import shift as _shift  # noqa: E402,F401
+from harness import baseline as _baseline  # noqa: E402,F401

@@ -1,59 +1,153 @@
-"""Self-contained HTML report of a run folder (regenerable from the folder alone)."""
+"""Self-contained HTML report and validation dossier of a run folder (regenerable from the folder alone).
+
+``report.html`` is what people read (verdict first, then each analysis); ``dossier.html`` is the
+validation dossier (intended use, identity, data manifest, suite, metric definitions, acceptance
+criteria, analysis plan, results, failure analysis, limitations, run record). Both are one file:
+inline CSS, plots as data URIs, no scripts and a Content-Security-Policy that forbids network
+access. Every user-provided string goes through jinja2's autoescaping.
+
+Rendering is deterministic: regenerating from the same run folder gives the same bytes (no
+wall-clock timestamp is written; the run's own creation time is).
+"""
 from __future__ import annotations
 
-import json
 import math
+import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
-import pandas as pd
 
-from harness.analysis.robustness import corruption_error, robustness_table
-from harness.records import read_records
+from harness.report import dossier, sections
+from harness.report.rundir import RunDir, load_run
 
 TEMPLATES = Path(__file__).parent / "templates"
+Format = Literal["html", "dossier"]
+FILES: dict[str, str] = {"html": "report.html", "dossier": "dossier.html"}
+DOSSIER_TOC = [("intended-use", "Intended use"), ("identity", "Identity"), ("data", "Data manifest"),
+               ("suite", "Suite"), ("metrics", "Metrics"), ("criteria", "Acceptance criteria"),
+               ("sap", "Analysis plan"), ("results", "Results"), ("failures", "Failure analysis"),
+               ("limitations", "Limitations"), ("run-record", "Run record")]
 
 
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)) or hasattr(value, "dtype"):
+        return f"{float(value):.{digits}g}" if _finite(value) else "–"
+    if value is None:
         return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}"
     return str(value)
 
 
+def _signed(value: Any) -> str:
+    return f"{float(value):+.3g}" if _finite(value) else "–"
+
+
 def _pct(value: Any) -> str:
-    return "–" if value is None or not math.isfinite(float(value)) else f"{100 * float(value):.1f} %"
+    return f"{100 * float(value):.1f} %" if _finite(value) else "–"
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
-                             autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
-                             undefined=jinja2.StrictUndefined)
-    env.globals.update(fmt=_fmt, pct=_pct)
+def _ci(low: Any, high: Any, signed: bool = False) -> str:
+    if not (_finite(low) and _finite(high)):
+        return "–"
+    f = _signed if signed else _fmt
+    return f"{f(low)} – {f(high)}"
+
+
+def _pval(value: Any) -> str:
+    if not _finite(value):
+        return "–"
+    return "< 0.001" if float(value) < 0.001 else f"{float(value):.3f}"
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=False, keep_trailing_newline=True)
+    env.globals.update(fmt=_fmt, pct=_pct, signed=_signed, pval=_pval, ci=_ci)
     return env
 
 
-def render_report(run_dir: Path) -> str:
-    """HTML text for the run in ``run_dir`` (reads summary.json, records.csv, suite.toml)."""
-    from harness.report.plots import severity_curves
-
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    records = read_records(run_dir / "records.csv")
-    metrics = summary["metrics"]
-    table = robustness_table(records, metrics, seed=summary["seed"]) if len(records) else pd.DataFrame()
-    ce = corruption_error(table) if "dice" in metrics and len(table) else pd.DataFrame()
-    curves = [(m, severity_curves(table, m)) for m in metrics[:3]] if len(table) else []
-    errors = records[records["status"] == "ERROR"].drop_duplicates(["case_id", "perturbation", "severity", "repeat"])
-    clean_columns = sorted({k for v in summary["clean"].values() for k in v}, key=lambda k: (k == "mean", k))
-    suite_text = (run_dir / "suite.toml").read_text(encoding="utf-8") if (run_dir / "suite.toml").exists() else ""
-    return _environment().get_template("report.html.j2").render(
-        summary=summary, robustness=table.to_dict("records"), ce=ce.to_dict("records"), curves=curves,
-        errors=errors.head(200).to_dict("records"), clean_columns=clean_columns, suite_text=suite_text)
+def _worst_cell(rob: dict[str, Any]) -> dict[str, Any] | None:
+    best: dict[str, Any] | None = None
+    for row in rob.get("pivot", []):
+        for sev, cell in zip(rob["severities"], row["cells"]):
+            if cell and _finite(cell["rel"]) and (best is None or cell["rel"] > best["rel"]):
+                best = {"family": row["family"], "severity": sev, "rel": cell["rel"]}
+    return best
 
 
-def write_report(run_dir: Path) -> Path:
-    path = run_dir / "report.html"
-    path.write_text(render_report(run_dir), encoding="utf-8")
-    return path
+def build_context(run: RunDir) -> dict[str, Any]:
+    """Everything both templates need (plots rendered once)."""
+    robustness = sections.robustness_section(run)
+    if robustness is not None:
+        robustness["worst"] = _worst_cell(robustness)
+    s = run.summary
+    label = re.sub(r"[^A-Za-z0-9 ._()-]", "", f"harness - {s['suite'].get('name', '')} - {s['model'].get('name', '')}")
+    return {
+        "s": s, "sm": sections.summary_section(run), "description": run.settings.get("description", ""),
+        "robustness": robustness, "adversarial": sections.adversarial_section(run),
+        "shift": sections.shift_section(run), "fairness": sections.fairness_section(run),
+        "baseline": sections.baseline_section(run), "worst": sections.worst_section(run),
+        "gallery": sections.gallery_section(run), "errors": sections.errors_section(run),
+        "suite_text": run.suite_text, "run_record": dossier.run_record(run), "page_label": label[:90],
+    }
+
+
+def _dossier_context(run: RunDir, ctx: dict[str, Any]) -> dict[str, Any]:
+    numbers = {anchor: str(i + 1) for i, (anchor, _) in enumerate(DOSSIER_TOC)}
+    present = {"results": [k for k in ("baseline", "robustness", "adversarial", "shift", "fairness") if ctx[k]],
+               "failures": [k for k in ("worst", "errors", "gallery") if ctx[k]]}
+    subs = {k: f"{numbers[parent]}.{i + 1}" for parent, keys in present.items() for i, k in enumerate(keys)}
+    s = run.summary
+    cover = [("model", f"{s['model'].get('name', '')} — sha256 {s['model'].get('sha256', '')}"),
+             ("suite", f"{s['suite'].get('name', '')} — sha256 {s['suite'].get('sha256', '')}"),
+             ("data", (f"{s['data'].get('name', '')}, {s['data'].get('n_cases', '')} cases — manifest sha256 "
+                       f"{s['data'].get('manifest_sha256', '')}")),
+             ("evaluated", f"{s.get('created', '')} with harness {s.get('harness_version', '')}, seed {s.get('seed', '')}")]
+    return {**ctx, "toc": [(a, t) for a, t in DOSSIER_TOC], "num": numbers.__getitem__, "cover": cover,
+            "sub": subs.__getitem__, "identity": dossier.identity(run), "manifest": dossier.manifest(run),
+            "metric_defs": dossier.metric_definitions(run), "metric_options": run.settings.get("metric_options", {}),
+            "empty_policy": dossier.EMPTY_POLICY, "criteria": dossier.acceptance_criteria(run),
+            "plan": dossier.analysis_plan(run), "limitations": dossier.limitations(run)}
+
+
+def render(run: RunDir, fmt: Format = "html", *, context: dict[str, Any] | None = None) -> str:
+    ctx = context if context is not None else build_context(run)
+    env = environment()
+    if fmt == "dossier":
+        return env.get_template("dossier.html.j2").render(**_dossier_context(run, ctx))
+    return env.get_template("report.html.j2").render(**ctx)
+
+
+def render_report(run_dir: str | Path, fmt: Format = "html") -> str:
+    """HTML text of ``report.html`` (``fmt="html"``) or ``dossier.html`` for the run in ``run_dir``."""
+    return render(load_run(run_dir), fmt)
+
+
+def write_report(run_dir: str | Path, *, formats: Iterable[Format] = ("html", "dossier"),
+                 pdf: bool = False) -> list[Path]:
+    """Write ``report.html`` / ``dossier.html`` (and their PDFs with ``pdf``); returns the paths.
+
+    PDF problems raise :class:`harness.report.pdf.PdfError` after the HTML files are written.
+    """
+    run = load_run(run_dir)
+    context = build_context(run)
+    written = []
+    for fmt in formats:
+        path = run.path / FILES[fmt]
+        path.write_text(render(run, fmt, context=context), encoding="utf-8")
+        written.append(path)
+    if pdf:
+        from harness.report.pdf import html_to_pdf
+
+        written += [html_to_pdf(path, path.with_suffix(".pdf")) for path in list(written)]
+    return written

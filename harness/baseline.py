@@ -1,0 +1,240 @@
+"""Regression against a previous run (``harness run --baseline RUN_DIR``), e.g. the released model.
+
+Pairing is by case: only cases present in both runs with the same image and label hashes are
+compared (others are listed in the gate's detail). For each comparison the per-case "regression"
+is how much worse the current run is, in the metric's unit (labels averaged per case):
+
+* ``clean``: baseline clean value − current clean value (sign flipped for lower-is-better metrics);
+* each perturbation family: current degradation − baseline degradation, where a case's degradation
+  is its clean value minus its perturbed value averaged over the family's severities in both runs.
+
+Gate ``check = "baseline"`` (added with the defaults below by ``--baseline`` when the suite has
+none): a one-sided paired test of H0 "mean regression ≤ margin" against H1 "> margin" — an exact
+sign-flip permutation test (Monte Carlo with ``n_permutations`` draws above 16 cases) or
+``test = "wilcoxon"`` (signed-rank on regression − margin) — with the suite's correction (Holm/BH)
+across the comparisons of the gate. FAIL: significantly worse by more than ``margin``. WARN: the
+mean regression exceeds the margin without significance, or the regression is significant but
+within the margin. INCONCLUSIVE: fewer than ``min_cases`` paired cases, or no baseline given.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.analysis.robustness import bootstrap_mean_ci, higher_is_better, per_case
+from harness.errors import ConfigError
+from harness.gates import GateContext, GateResult, gate_check
+
+try:  # key validation at suite load (newer harness.gates)
+    from harness.gates import check_keys as _check_keys
+except ImportError:  # pragma: no cover
+    _check_keys = None  # type: ignore[assignment]
+from harness.records import CLEAN, read_records
+
+DEFAULTS: dict[str, Any] = {"name": "baseline", "metric": "dice", "margin": 0.02, "alpha": 0.05,
+                            "min_cases": 5, "test": "permutation", "families": None}
+FILES = ("summary.json", "records.csv", "cases.csv", "suite.toml")
+EXACT_MAX_N = 16
+
+
+def check_run_dir(path: str | Path) -> Path:
+    """``path`` if it holds a finished run (summary.json and records.csv), else ConfigError (exit 3)."""
+    path = Path(path)
+    missing = [name for name in ("summary.json", "records.csv") if not (path / name).is_file()]
+    if missing:
+        raise ConfigError(f"--baseline {path}: not a run folder of `harness run` (missing {', '.join(missing)})")
+    return path
+
+
+def apply_baseline(suite: Any, baseline: str | Path | None) -> Any:
+    """The suite with the baseline run folder attached to its ``baseline`` gates (one with the
+    defaults is added when the suite has none). Called before any model call."""
+    if baseline is None:
+        return suite
+    path = str(check_run_dir(baseline).resolve())
+    gates = [dict(g, baseline=path) if g["check"] == "baseline" else g for g in suite.gates]
+    if not any(g["check"] == "baseline" for g in suite.gates):
+        gates.append({k: v for k, v in {**DEFAULTS, "check": "baseline", "baseline": path}.items() if v is not None})
+    return dataclasses.replace(suite, gates=tuple(gates))
+
+
+def copy_baseline(out: Path, baseline: str | Path | None) -> None:
+    """Copy the baseline's tables into ``<out>/baseline/`` so the report regenerates without it."""
+    if baseline is None:
+        return
+    target = Path(out) / "baseline"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        if (Path(baseline) / name).is_file():
+            shutil.copyfile(Path(baseline) / name, target / name)
+
+
+def load_cases(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        return pd.DataFrame(columns=["case_id"])
+    return pd.read_csv(path, dtype={"case_id": str}, keep_default_na=False)
+
+
+def paired_cases(cases: pd.DataFrame, base_cases: pd.DataFrame) -> tuple[set[str] | None, list[str]]:
+    """Case ids whose image/label hashes agree in both runs (None: no hashes to check) and those that differ."""
+    cols = [c for c in ("image_sha256", "label_sha256") if c in cases.columns and c in base_cases.columns]
+    if not cols or cases.empty or base_cases.empty:
+        return None, []
+    joined = cases[["case_id", *cols]].merge(base_cases[["case_id", *cols]], on="case_id", suffixes=("", "_b"))
+    same = np.logical_and.reduce([joined[c].astype(str) == joined[f"{c}_b"].astype(str) for c in cols])
+    return set(joined.loc[same, "case_id"]), sorted(joined.loc[~same, "case_id"])
+
+
+def regressions(records: pd.DataFrame, base: pd.DataFrame, metric: str, *, keep: set[str] | None = None,
+                families: list[str] | None = None) -> dict[str, pd.Series]:
+    """Per-case regression (positive = current worse) for ``clean`` and each shared family."""
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    cur, old = per_case(records, metric), per_case(base, metric)
+    if keep is not None:
+        cur, old = cur[cur["case_id"].isin(keep)], old[old["case_id"].isin(keep)]
+    out: dict[str, pd.Series] = {}
+
+    def clean_of(v: pd.DataFrame) -> pd.Series:
+        return v[v["perturbation"] == CLEAN].set_index("case_id")["value"]
+
+    c_cur, c_old = clean_of(cur), clean_of(old)
+    both = c_cur.index.intersection(c_old.index)
+    out[CLEAN] = (sign * (c_old[both] - c_cur[both])).sort_index()
+    shared = sorted((set(cur["perturbation"]) & set(old["perturbation"])) - {CLEAN})
+    for family in shared:
+        if families and family not in families:
+            continue
+        degr = []
+        for values, clean in ((cur, c_cur), (old, c_old)):
+            rows = values[values["perturbation"] == family]
+            degr.append(rows.assign(d=sign * (rows["case_id"].map(clean) - rows["value"])))
+        sev = sorted(set(degr[0]["severity"]) & set(degr[1]["severity"]))
+        d_cur, d_old = (d[d["severity"].isin(sev)].groupby("case_id")["d"].mean() for d in degr)
+        both = d_cur.dropna().index.intersection(d_old.dropna().index)
+        out[family] = (d_cur[both] - d_old[both]).sort_index()
+    return out
+
+
+def one_sided_p(x: np.ndarray, *, test: str = "permutation", n_perm: int = 2000, seed: int = 0) -> float:
+    """p-value of H1 "mean(x) > 0" (paired sign-flip permutation, exact up to 16 values; or Wilcoxon)."""
+    x = np.asarray(x, dtype=float)
+    if len(x) == 0:
+        return float("nan")
+    if test == "wilcoxon":
+        from scipy.stats import wilcoxon
+
+        if np.allclose(x, 0):
+            return 1.0
+        return float(wilcoxon(x, alternative="greater", zero_method="zsplit").pvalue)
+    observed = x.mean()
+    if len(x) <= EXACT_MAX_N:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(x))))
+        return float(np.mean((signs * np.abs(x)).mean(axis=1) >= observed - 1e-12))
+    rng = np.random.default_rng(seed)
+    signs = rng.choice((1.0, -1.0), size=(n_perm, len(x)))
+    hits = int(((signs * np.abs(x)).mean(axis=1) >= observed - 1e-12).sum())
+    return (hits + 1) / (n_perm + 1)
+
+
+def _run_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return read_records(path / "records.csv"), load_cases(path / "cases.csv")
+
+
+def gate_problems(gate: dict[str, Any]) -> list[str]:
+    """Problems with a ``check = "baseline"`` gate's keys (run at suite load; exit 3)."""
+    problems = [] if _check_keys is None else _check_keys(
+        gate, required=set(), optional={"metric", "margin", "alpha", "min_cases", "test", "families", "baseline"},
+        numbers={"margin", "alpha", "min_cases"})
+    if gate.get("test", "permutation") not in ("permutation", "wilcoxon"):
+        problems.append(f"gate {gate.get('name')!r}: test must be 'permutation' or 'wilcoxon'")
+    if "alpha" in gate and not 0 < float(gate["alpha"]) < 1:
+        problems.append(f"gate {gate.get('name')!r}: alpha must be in (0, 1)")
+    return problems
+
+
+def _register(fn: Any) -> Any:
+    try:
+        return gate_check("baseline", validate=gate_problems)(fn)
+    except TypeError:  # older harness.gates without validators
+        return gate_check("baseline")(fn)
+
+
+@_register
+def baseline_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
+    from harness.analysis.stats import adjust_pvalues
+
+    cfg = {**DEFAULTS, **gate}
+    name, metric, margin, alpha = str(cfg["name"]), str(cfg["metric"]), float(cfg["margin"]), float(cfg["alpha"])
+    if not cfg.get("baseline"):
+        return [GateResult(f"{name}[{CLEAN}]", "INCONCLUSIVE", None, margin,
+                           "no baseline run given: pass --baseline RUN_DIR (or baseline = \"RUN_DIR\" in the gate)")]
+    base_records, base_cases = _run_tables(check_run_dir(cfg["baseline"]))
+    if metric not in base_records.columns or metric not in context.records.columns:
+        return [GateResult(f"{name}[{CLEAN}]", "INCONCLUSIVE", None, margin,
+                           f"{metric} is not in both runs' records; the baseline cannot be compared")]
+    keep, changed = paired_cases(context.cases, base_cases)
+    diffs = regressions(context.records, base_records, metric, keep=keep, families=cfg.get("families"))
+    suite = context.suite
+    n_perm, seed = int(getattr(suite, "n_permutations", 2000)), int(getattr(suite, "seed", 0))
+    tested = {k: v for k, v in diffs.items() if len(v) >= int(cfg["min_cases"])}
+    raw = {k: one_sided_p(v.to_numpy() - margin, test=cfg["test"], n_perm=n_perm, seed=seed) for k, v in tested.items()}
+    raw0 = {k: one_sided_p(v.to_numpy(), test=cfg["test"], n_perm=n_perm, seed=seed) for k, v in tested.items()}
+    method: Any = getattr(suite, "correction", "holm")
+    adj = dict(zip(raw, adjust_pvalues(np.array(list(raw.values()), float), method=method))) if raw else {}
+    adj0 = dict(zip(raw0, adjust_pvalues(np.array(list(raw0.values()), float), method=method))) if raw0 else {}
+    note = f"; {len(changed)} case(s) with different image/label hashes left out (e.g. {changed[0]})" if changed else ""
+    results = []
+    for key, values in diffs.items():
+        gname = f"{name}[{key}]"
+        what = f"clean {metric}" if key == CLEAN else f"{metric} degradation under {key}"
+        if key not in tested:
+            results.append(GateResult(gname, "INCONCLUSIVE", None, margin,
+                                      f"{what}: {len(values)} paired case(s), need {cfg['min_cases']}{note}"))
+            continue
+        mean = float(values.mean())
+        lo, hi = bootstrap_mean_ci(values.to_numpy(), seed=seed)
+        significant, large = adj[key] < alpha, mean > margin
+        outcome = "FAIL" if significant else "WARN" if large or adj0[key] < alpha else "PASS"
+        why = {"FAIL": " → significantly worse than the baseline by more than the margin",
+               "WARN": (" → worse by more than the margin, not significant" if large
+                        else " → significantly worse, within the margin"), "PASS": ""}[outcome]
+        results.append(GateResult(gname, outcome, mean, margin, (
+            f"{what}: regression vs baseline {mean:+.4g} (95% CI {lo:+.4g} – {hi:+.4g}; positive = worse) "
+            f"over {len(values)} paired cases; H1 regression > margin {margin:g}: p_adj {adj[key]:.3g} "
+            f"({method}, {cfg['test']}; α {alpha:g}){why}{note}")))
+    return results
+
+
+def comparison_table(records: pd.DataFrame, cases: pd.DataFrame, base_records: pd.DataFrame,
+                     base_cases: pd.DataFrame, metrics: list[str], *, seed: int = 0) -> pd.DataFrame:
+    """Deltas for the report: per metric × (clean, family): current and baseline means over paired
+    cases, the mean regression (positive = worse) with a bootstrap CI, and n."""
+    keep, _ = paired_cases(cases, base_cases)
+    rows = []
+    for metric in metrics:
+        if metric not in base_records.columns or metric not in records.columns:
+            continue
+        sign = 1.0 if higher_is_better(metric) else -1.0
+        cur, old = per_case(records, metric), per_case(base_records, metric)
+        for key, diff in regressions(records, base_records, metric, keep=keep).items():
+            def pick(v: pd.DataFrame, key: str = key, ids: Any = diff.index) -> float:
+                return float(v[(v["perturbation"] == key) & v["case_id"].isin(ids)]["value"].mean())
+
+            lo, hi = bootstrap_mean_ci(diff.to_numpy(), seed=seed)
+            rows.append({"metric": metric, "comparison": key, "n": len(diff), "current": float(pick(cur)),
+                         "baseline": float(pick(old)), "regression": float(diff.mean()) if len(diff) else np.nan,
+                         "ci_low": lo, "ci_high": hi, "direction": "higher" if sign > 0 else "lower"})
+    return pd.DataFrame(rows)
+
+
+def baseline_summary(path: Path) -> dict[str, Any]:
+    """The baseline run's summary.json (empty dict when absent)."""
+    file = Path(path) / "summary.json"
+    return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}

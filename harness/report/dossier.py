@@ -1,0 +1,165 @@
+"""The validation dossier's own sections: what a reviewer files beside the results.
+
+Intended use, device identity, data manifest and cohort tables, the suite (hash and full text),
+metric definitions with the empty-mask policy, the pre-specified acceptance criteria, the
+statistical analysis plan, limitations and the run record. All from the run folder.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from harness.report.rundir import RunDir
+
+EMPTY_POLICY = [
+    ("Both reference and prediction empty for a class: overlap metrics (Dice, IoU, NSD, precision, recall) = 1, "
+     "distances = 0 mm, volume errors = 0."),
+    ("Exactly one of them empty: overlap metrics = 0, distances = the image's physical diagonal (mm); the record's "
+     "`empty` column says which one was empty. No metric is ever NaN."),
+    ("Surface distances use boundary voxels (foreground voxels with a background face-neighbour), in mm using the "
+     "voxel spacing; percentile distances take the percentile of each directed distance set and the maximum "
+     "of the two directions (as MONAI / MetricsReloaded), with linear interpolation."),
+    ("Background (label 0) is not scored. Per-class values are averaged per case (label \"mean\") before any "
+     "statistic unless a gate selects a class."),
+]
+GATE_KINDS = {
+    "clean": "mean metric over clean cases against a minimum (maximum for distances)",
+    "degradation": "per family, the worst paired mean degradation vs clean over the listed severities",
+    "fairness": "per attribute, the max–min group gap: FAIL when significant after correction and above the margin",
+    "baseline": "paired regression vs a previous run: FAIL when significantly worse by more than the margin",
+    "robust_cases": "fraction of cases keeping Dice above a share of the clean mean under attack (ROG rule)",
+}
+_META_SKIP = {"case_id", "image_sha256", "label_sha256"}
+
+
+def identity(run: RunDir) -> list[tuple[str, str]]:
+    s, card = run.summary, run.model_card.get("model", {}) if isinstance(run.model_card, dict) else {}
+    rows = [("model name", s["model"].get("name", "")), ("model sha256", s["model"].get("sha256", "")),
+            ("model specification", str(s["model"].get("spec", "")))]
+    if card:
+        rows += [("format", str(card.get("format", ""))), ("entry / file", str(card.get("entry") or card.get("path") or ""))]
+    labels = run.summary.get("labels", {})
+    rows += [("classes scored", ", ".join(f"{k} = {v}" for k, v in labels.items())),
+             ("harness version", s.get("harness_version", "")), ("suite sha256", s["suite"].get("sha256", "")),
+             ("data manifest sha256", s["data"].get("manifest_sha256", ""))]
+    return [(k, v) for k, v in rows if v]
+
+
+def manifest(run: RunDir) -> dict[str, Any]:
+    cases = run.cases
+    meta = [c for c in cases.columns if c not in _META_SKIP]
+    hashes = [c for c in ("image_sha256", "label_sha256") if c in cases.columns]
+    return {"columns": ["case_id", *hashes, *meta], "rows": cases[["case_id", *hashes, *meta]].astype(str).values.tolist(),
+            "n": len(cases), "cohorts": cohort_tables(cases, meta)}
+
+
+def cohort_tables(cases: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+    """Per metadata column: level counts (text) or n / min / quartiles / max (numbers)."""
+    out = []
+    for col in columns:
+        values = cases[col]
+        if pd.api.types.is_numeric_dtype(values) and values.nunique() > 6:
+            q = values.quantile([0, 0.25, 0.5, 0.75, 1.0]).tolist()
+            out.append({"attribute": col, "kind": "numeric", "more": 0,
+                        "rows": [("n", str(int(values.notna().sum()))), ("min", f"{q[0]:g}"), ("Q1", f"{q[1]:g}"),
+                                 ("median", f"{q[2]:g}"), ("Q3", f"{q[3]:g}"), ("max", f"{q[4]:g}")]})
+        else:
+            counts = values.astype(str).value_counts().sort_index()
+            rows = [(str(k), f"{int(v)} ({100 * v / max(len(values), 1):.0f} %)") for k, v in counts.items()]
+            out.append({"attribute": col, "kind": "levels", "rows": rows[:40],
+                        "more": max(0, len(rows) - 40)})
+    return out
+
+
+def metric_definitions(run: RunDir) -> list[dict[str, str]]:
+    try:
+        from harness.metrics import available
+
+        info = available()
+    except ImportError:  # pragma: no cover
+        info = {}
+    rows = []
+    for m in run.metrics:
+        i = info.get(m)
+        rows.append({"name": m, "description": getattr(i, "description", ""), "unit": getattr(i, "unit", ""),
+                     "better": "higher" if getattr(i, "higher_is_better", True) else "lower"})
+    return rows
+
+
+def acceptance_criteria(run: RunDir) -> list[dict[str, Any]]:
+    rows = []
+    for gate in run.suite_gates:
+        extra = {k: v for k, v in gate.items() if k not in ("name", "check", "metric", "description")}
+        rows.append({"name": gate.get("name", ""), "check": gate.get("check", ""), "metric": gate.get("metric", ""),
+                     "criteria": ", ".join(f"{k} = {v}" for k, v in extra.items()),
+                     "meaning": GATE_KINDS.get(str(gate.get("check")), ""), "description": gate.get("description", ""),
+                     "source": "suite"})
+    declared = {str(g.get("name")) for g in run.suite_gates}
+    added = sorted({g["name"].split("[", 1)[0] for g in run.summary.get("gates", [])} - declared - {"model-errors", "run-complete"})
+    for name in added:
+        rows.append({"name": name, "check": name, "metric": "", "criteria": "defaults (see docs/report.md)",
+                     "meaning": GATE_KINDS.get(name, ""), "description": "", "source": "command line (--baseline)"})
+    return rows
+
+
+def analysis_plan(run: RunDir) -> list[str]:
+    s = run.settings
+    plan = [
+        ("Unit of analysis: the case. Rows of one case are averaged over repeats and foreground classes before any "
+         "statistic; ERROR rows are excluded (never imputed) and any ERROR makes the run exit 2."),
+        (f"Confidence intervals: 95 % percentile bootstrap over cases ({s['n_bootstrap']} resamples for fairness; "
+         f"1000 for robustness tables), seeded by the suite seed ({s['seed']})."),
+        ("Robustness: degradation is paired (each case's clean value minus its perturbed value, positive = worse); "
+         "relative degradation divides by the clean mean. Corruption error (CE) per family = mean over severities "
+         "of 1 − metric; relative CE subtracts the clean error (ImageNet-C style, unnormalised)."),
+        (f"Gates are pre-specified in the suite (sha256 {run.summary['suite'].get('sha256', '')[:16]}…); a gate with "
+         "fewer cases than its min_cases is INCONCLUSIVE, never PASS."),
+    ]
+    if s["cohorts"]:
+        plan.append(f"Fairness: cohorts {s['cohorts']!s}; groups below {s['min_group_size']} cases are reported "
+                    f"but not gated. Gap = best − worst group mean; permutation test of the gap ({s['n_permutations']} "
+                    f"permutations), {s['correction']} correction across all tests, α = {s['alpha']}. A gate FAILs only "
+                    "when the gap is both significant and above its margin (a bootstrap CI of a max–min gap is "
+                    "biased away from 0, so it is not gated on).")
+    if any(g["name"].startswith("baseline") for g in run.summary.get("gates", [])) or run.baseline is not None:
+        plan.append("Baseline regression: per-case paired differences against the baseline run (cases with equal "
+                    "image and label hashes); one-sided sign-flip permutation test (exact up to 16 cases) of "
+                    "H1 regression > margin, corrected across the gate's comparisons; FAIL when significant.")
+    return plan
+
+
+def limitations(run: RunDir) -> list[str]:
+    s, out = run.summary, []
+    n = int(s.get("data", {}).get("n_cases", 0))
+    if n and n < 30:
+        out.append(f"Only {n} cases: confidence intervals are wide and small effects cannot be detected.")
+    if "phantom" in str(s.get("data", {}).get("name", "")):
+        out.append("The data are synthetic phantoms: results say nothing about clinical performance.")
+    for note in s.get("notes", []):
+        out.append(f"Run note: {note}")
+    inconclusive = [g["name"] for g in s.get("gates", []) if g["outcome"] == "INCONCLUSIVE"]
+    if inconclusive:
+        out.append(f"{len(inconclusive)} gate(s) could not be decided (INCONCLUSIVE): {', '.join(inconclusive[:8])}.")
+    if s.get("n_errors"):
+        out.append(f"{s['n_errors']} record(s) are ERRORs: the evaluation is incomplete.")
+    out.append("Perturbations are simulated; they bound, but do not replace, evaluation on real acquisitions from "
+               "new sites and devices.")
+    out.append("Cases of one patient are treated as independent; clustered data make the statistics optimistic.")
+    for note in run.artifacts.get("notes", []):
+        out.append(f"Artifacts: {note}")
+    return out
+
+
+def run_record(run: RunDir) -> list[tuple[str, str]]:
+    s = run.summary
+    platform = s.get("platform", {})
+    rows = [("command line", s.get("command_line", "")), ("created (UTC)", s.get("created", "")),
+            ("seed", str(s.get("seed", ""))), ("harness version", s.get("harness_version", "")),
+            ("software", " · ".join(f"{k} {v}" for k, v in platform.items() if k not in ("machine", "system"))),
+            ("machine", f"{platform.get('system', '')} ({platform.get('machine', '')}), {s.get('workers', '')} worker(s)"),
+            ("timings", f"{s.get('seconds', 0):.1f} s total; {s.get('n_items', 0)} work items, {s.get('n_records', 0)} "
+                        f"records" + (f"; artifacts {run.artifacts['seconds']:.1f} s" if "seconds" in run.artifacts else "")),
+            ("suite file", str(s.get("suite", {}).get("path", ""))),
+            ("data", f"{s['data'].get('spec', '')} ({s['data'].get('n_cases', '')} cases, {s['data'].get('modality', '')})")]
+    return [(k, v) for k, v in rows if v]

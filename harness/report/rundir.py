@@ -1,0 +1,107 @@
+"""A finished run folder, read back for rendering: the report needs nothing else.
+
+``summary.json``, ``records.csv``, ``cases.csv``, ``suite.toml``, ``artifacts/`` (worst cases,
+gallery, model card) and ``baseline/`` (a copy of the baseline run's tables, when there was one).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import ConfigError
+from harness.records import read_records
+
+SETTINGS = {"seed": 0, "cohorts": (), "bins": {}, "min_group_size": 10, "alpha": 0.05, "correction": "holm",
+            "n_bootstrap": 1000, "n_permutations": 2000, "worst_cases": 6, "site_attribute": "site",
+            "reference_site": "", "metric_options": {}, "description": "", "repeats": 1, "labels": "all"}
+
+
+@dataclass
+class RunDir:
+    path: Path
+    summary: dict[str, Any]
+    records: pd.DataFrame
+    cases: pd.DataFrame  # case_id column + hashes + metadata
+    suite_text: str
+    settings: dict[str, Any]
+    suite_gates: list[dict[str, Any]]
+    perturbations: list[dict[str, Any]]
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    model_card: dict[str, Any] = field(default_factory=dict)
+    baseline: RunDir | None = None
+    suite: Any = None  # harness.suite.Suite parsed from suite.toml (None when it no longer parses)
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.summary.get("metrics", []))
+
+    def artifact_arrays(self, file: str) -> dict[str, np.ndarray]:
+        with np.load(self.path / "artifacts" / file, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+    def artifact_bytes(self, file: str) -> bytes:
+        return (self.path / "artifacts" / file).read_bytes()
+
+
+def _suite_settings(text: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    import tomllib
+
+    try:
+        doc = tomllib.loads(text) if text else {}
+    except tomllib.TOMLDecodeError:
+        doc = {}
+    head = doc.get("suite", {}) if isinstance(doc.get("suite"), dict) else {}
+    settings = {k: head.get(k, v) for k, v in SETTINGS.items()}
+    if isinstance(settings["cohorts"], list):
+        settings["cohorts"] = tuple(settings["cohorts"])
+    gates = [g for g in doc.get("gates", []) if isinstance(g, dict)]
+    perturbations = [p for p in doc.get("perturbations", []) if isinstance(p, dict)]
+    return settings, gates, perturbations
+
+
+def parse_run_suite(text: str, path: Path) -> Any:
+    """The run's suite as a :class:`harness.suite.Suite`, or None (e.g. a plugin gate kind is gone)."""
+    if not text:
+        return None
+    import harness.baseline  # noqa: F401  (registers the "baseline" gate kind)
+    from harness.suite import parse_suite
+
+    try:
+        return parse_suite(text, path=path)
+    except ConfigError:
+        return None
+
+
+def load_run(run_dir: str | Path, *, with_baseline: bool = True) -> RunDir:
+    """Read a run folder (ConfigError when it is not one)."""
+    path = Path(run_dir)
+    if not (path / "summary.json").is_file() or not (path / "records.csv").is_file():
+        raise ConfigError(f"{path}: not a run folder of `harness run` (needs summary.json and records.csv)")
+    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    records = read_records(path / "records.csv")
+    cases_path = path / "cases.csv"
+    cases = (pd.read_csv(cases_path, dtype=str, keep_default_na=False) if cases_path.is_file()
+             else pd.DataFrame({"case_id": sorted(records["case_id"].unique())}))
+    for col in cases.columns:  # numeric metadata back to numbers (age), text stays text
+        if col != "case_id" and not col.endswith("sha256"):
+            converted = pd.to_numeric(cases[col], errors="coerce")
+            if converted.notna().all() and len(cases):
+                cases[col] = converted
+    suite_text = (path / "suite.toml").read_text(encoding="utf-8") if (path / "suite.toml").is_file() else ""
+    settings, gates, perturbations = _suite_settings(suite_text)
+    settings["seed"] = summary.get("seed", settings["seed"])
+    manifest_path = path / "artifacts" / "manifest.json"
+    artifacts = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    card_path = path / "artifacts" / "model_card.json"
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    run = RunDir(path=path, summary=summary, records=records, cases=cases, suite_text=suite_text,
+                 settings=settings, suite_gates=gates, perturbations=perturbations, artifacts=artifacts,
+                 model_card=card, suite=parse_run_suite(suite_text, path / "suite.toml"))
+    if with_baseline and (path / "baseline" / "summary.json").is_file():
+        run.baseline = load_run(path / "baseline", with_baseline=False)
+    return run

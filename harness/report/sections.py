@@ -1,0 +1,270 @@
+"""Result sections of the report, each a plain dict for the templates (None: section skipped).
+
+Sections read only the run folder (:class:`~harness.report.rundir.RunDir`); statistics come from
+``harness.analysis`` with the run's seed, so regenerating gives the same numbers. Optional
+analyses (adversarial, shift, fairness) are imported inside a ``try``: a section appears when its
+module is installed and the run has the data.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.analysis.robustness import (
+    corruption_error,
+    higher_is_better,
+    robustness_table,
+)
+from harness.records import CLEAN
+from harness.report import plots
+from harness.report.artifacts import primary_metric
+from harness.report.rundir import RunDir
+
+_ORDER = {"ERROR": 0, "FAIL": 1, "INCONCLUSIVE": 2, "WARN": 3, "PASS": 4}
+BOUNDED = {"dice", "iou", "nsd", "precision", "recall"}
+
+
+def _direction(metric: str) -> str:
+    return "higher" if higher_is_better(metric) else "lower"
+
+
+def summary_section(run: RunDir) -> dict[str, Any]:
+    gates = run.summary.get("gates", [])
+    counts = {k: sum(g["outcome"] == k for g in gates) for k in ("PASS", "WARN", "FAIL", "ERROR", "INCONCLUSIVE")}
+    problems = sorted((g for g in gates if g["outcome"] != "PASS"), key=lambda g: _ORDER[g["outcome"]])
+    outcome = run.summary.get("outcome", "PASS")
+    headline = {"PASS": "All gates passed", "WARN": "Passed with warnings",
+                "INCONCLUSIVE": "Inconclusive: too few cases to decide some gates",
+                "FAIL": "Failed: the model does not meet the acceptance criteria",
+                "ERROR": "Error: the evaluation is incomplete; its gates cannot be trusted"}[outcome]
+    clean = run.summary.get("clean", {})
+    columns = sorted({k for v in clean.values() for k in v}, key=lambda k: (k == "mean", k))
+    return {"outcome": outcome, "headline": headline, "counts": counts, "problems": problems, "n_gates": len(gates),
+            "clean": clean, "clean_columns": columns, "directions": {m: _direction(m) for m in clean}}
+
+
+def _attack_names(records: pd.DataFrame) -> set[str]:
+    try:
+        from harness.analysis.adversarial import attack_params
+    except ImportError:
+        return set()
+    return set(attack_params(records)["perturbation"])
+
+
+def _shade(rel: float) -> str:
+    """A red tint growing with relative degradation (presentation only; gates decide outcomes)."""
+    if not np.isfinite(rel) or rel <= 0:
+        return "background:transparent"
+    return f"background:rgba(198,40,40,{min(rel, 0.5) * 1.4:.2f})"
+
+
+def robustness_section(run: RunDir) -> dict[str, Any] | None:
+    attacks = _attack_names(run.records)
+    records = run.records[~run.records["perturbation"].isin(attacks)]
+    if records.empty or (records["perturbation"] != CLEAN).sum() == 0:
+        return None
+    metrics, seed = run.metrics, run.settings["seed"]
+    table = robustness_table(records, metrics, seed=seed)
+    base = None
+    if run.baseline is not None:
+        base_records = run.baseline.records[~run.baseline.records["perturbation"].isin(attacks)]
+        base = robustness_table(base_records, [m for m in metrics if m in base_records.columns], seed=seed)
+    curves = [{"metric": m, "uri": plots.severity_curves(table, m, better=_direction(m), baseline=base)}
+              for m in metrics]
+    primary = primary_metric(metrics)
+    rows = table[(table["metric"] == primary) & (table["perturbation"] != CLEAN)]
+    severities = sorted(rows["severity"].unique().tolist())
+    pivot = []
+    for family, group in rows.groupby("perturbation", sort=True):
+        cells = {int(r.severity): {"rel": r.relative_degradation, "abs": r.degradation, "lo": r.degradation_ci_low,
+                                   "hi": r.degradation_ci_high, "style": _shade(float(r.relative_degradation))}
+                 for r in group.itertuples()}
+        pivot.append({"family": family, "cells": [cells.get(s) for s in severities]})
+    ce = corruption_error(table, metric=primary) if primary in BOUNDED else pd.DataFrame()
+    clean = table[(table["metric"] == primary) & (table["perturbation"] == CLEAN)]
+    return {"curves": [c for c in curves if c["uri"]], "primary": primary, "severities": severities, "pivot": pivot,
+            "clean_mean": float(clean["mean"].iloc[0]) if len(clean) else float("nan"),
+            "ce": ce.to_dict("records"), "table": table.to_dict("records"), "has_baseline": base is not None}
+
+
+def adversarial_section(run: RunDir) -> dict[str, Any] | None:
+    try:
+        from harness.analysis.adversarial import adversarial_table
+    except ImportError:
+        return None
+    metric = primary_metric(run.metrics)
+    table = adversarial_table(run.records, metric=metric)
+    if table.empty:
+        return None
+    return {"metric": metric, "uri": plots.epsilon_curves(table, metric=metric), "table": table.to_dict("records")}
+
+
+def _call_flexibly(fn: Any, run: RunDir) -> Any:
+    """Call an analysis function with the keyword arguments it accepts among the run's settings."""
+    available = {"records": run.records, "cases": run.cases, "metrics": run.metrics,
+                 "metric": primary_metric(run.metrics), "site_attribute": run.settings["site_attribute"],
+                 "reference_site": run.settings["reference_site"] or None, "seed": run.settings["seed"],
+                 "alpha": run.settings["alpha"], "correction": run.settings["correction"],
+                 "n_boot": run.settings["n_bootstrap"], "n_perm": run.settings["n_permutations"],
+                 "min_group_size": run.settings["min_group_size"]}
+    params = inspect.signature(fn).parameters
+    positional = [available[n] for n, p in params.items()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    keywords = {n: available[n] for n, p in params.items() if p.kind == p.KEYWORD_ONLY and n in available}
+    return fn(*positional, **keywords)
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    return frame.to_dict("records") if isinstance(frame, pd.DataFrame) and not frame.empty else []
+
+
+def _generic(frame: Any) -> dict[str, Any] | None:
+    if not isinstance(frame, pd.DataFrame) or frame.empty:
+        return None
+    return {"columns": [str(c) for c in frame.columns], "rows": frame.astype(object).values.tolist()}
+
+
+def shift_section(run: RunDir) -> dict[str, Any] | None:
+    """Per-site tables from :mod:`harness.analysis.shift` (its ``run_shift_evidence`` when present,
+    else ``shift_table`` rendered as is)."""
+    try:
+        from harness.analysis import shift
+    except ImportError:
+        return None
+    try:
+        if hasattr(shift, "run_shift_evidence"):
+            evidence = shift.run_shift_evidence(run.path)
+        else:
+            site = run.settings["site_attribute"]
+            if site not in run.cases.columns or run.cases[site].nunique() < 2 or not hasattr(shift, "shift_table"):
+                return None
+            table = _call_flexibly(shift.shift_table, run)
+            generic = _generic(getattr(table, "table", table))
+            return {"error": "", "blocks": [], "generic": generic} if generic else None
+    except Exception as exc:  # noqa: BLE001 - an analysis bug must not lose the report
+        return {"error": f"{type(exc).__name__}: {exc}", "blocks": [], "generic": None}
+    blocks = []
+    for ev in evidence:
+        extra = [(title, _generic(getattr(ev, key, None))) for key, title in
+                 (("quality", "Image statistics per site"), ("distances", "Intensity distribution distance to the reference site"),
+                  ("equivalents", "Equivalent synthetic severity per family"))]
+        blocks.append({"attribute": ev.attribute, "reference": ev.reference, "rows": _records(ev.table),
+                       "matches": _records(ev.matches), "extra": [(t, g) for t, g in extra if g],
+                       "notes": list(ev.notes)})
+    if not blocks:
+        return None
+    return {"error": "", "blocks": blocks, "generic": None, "alpha": run.settings["alpha"]}
+
+
+def _fairness_result(run: RunDir) -> Any:
+    """The fairness analysis the gates used (same metrics, tests and correction family): through
+    ``harness.analysis.gate_checks.fairness_result`` when available, else called directly."""
+    gate = next((g for g in run.suite_gates if g.get("check") == "fairness"), {})
+    label = gate.get("label", "mean")
+    shared: Any = None
+    try:
+        from harness.analysis.gate_checks import fairness_result as shared
+    except ImportError:
+        pass
+    if shared is not None and run.suite is not None:
+        from harness.gates import GateContext
+
+        return shared(GateContext(records=run.records, cases=run.cases, suite=run.suite), label=label)
+    from harness.analysis.fairness import fairness_tables
+
+    s, cohorts = run.settings, run.settings["cohorts"]
+    metrics = sorted({g["metric"] for g in run.suite_gates if g.get("check") == "fairness"} or {run.metrics[0]})
+    return fairness_tables(run.records, run.cases, cohorts=cohorts if isinstance(cohorts, str) else list(cohorts),
+                           metrics=metrics, bins=s["bins"] or None, min_group_size=s["min_group_size"],
+                           alpha=s["alpha"], correction=s["correction"], n_boot=s["n_bootstrap"],
+                           n_perm=s["n_permutations"], seed=s["seed"], label=label)
+
+
+def _saved_fairness(run: RunDir) -> Any:
+    """The fairness tables the gates computed, as the run wrote them (``fairness_groups.csv`` and
+    ``fairness_gaps.csv``, suffixed by the label when not "mean"); None when absent."""
+    from types import SimpleNamespace
+
+    gate = next((g for g in run.suite_gates if g.get("check") == "fairness"), {})
+    label = str(gate.get("label", "mean"))
+    suffix = "" if label == "mean" else f"_{label}"
+    paths = [run.path / f"fairness_{kind}{suffix}.csv" for kind in ("groups", "gaps")]
+    if not all(p.is_file() for p in paths):
+        return None
+    groups, gaps = (pd.read_csv(p, dtype={"group": str, "label": str, "attribute": str}, keep_default_na=True)
+                    for p in paths)
+    for frame in (groups, gaps):
+        for col in frame.columns:
+            if frame[col].dtype == object:
+                frame[col] = frame[col].fillna("")
+    if "small" in groups.columns:
+        groups["small"] = groups["small"].astype(str).str.lower().isin(["true", "1"])
+    s = run.settings
+    test = str(gaps["test"].dropna().iloc[0]) if "test" in gaps.columns and gaps["test"].notna().any() else "permutation"
+    return SimpleNamespace(groups=groups, gaps=gaps, notes=(), alpha=s["alpha"], correction=s["correction"],
+                           test=test, min_group_size=s["min_group_size"])
+
+
+def fairness_section(run: RunDir) -> dict[str, Any] | None:
+    if not run.settings["cohorts"]:
+        return None
+    try:
+        import harness.analysis.fairness  # noqa: F401
+    except ImportError:
+        return None
+    try:
+        result = _saved_fairness(run) or _fairness_result(run)
+    except Exception as exc:  # noqa: BLE001 - becomes a note in the report
+        return {"error": f"{type(exc).__name__}: {exc}", "forests": [], "gaps": [], "notes": []}
+    groups = result.groups[result.groups["perturbation"] == CLEAN]
+    forests = []
+    for (attribute, metric), rows in groups.groupby(["attribute", "metric"], sort=False):
+        for label, sub in rows.groupby("label", sort=False):
+            title = f"{metric} by {attribute} (clean{'' if label == 'mean' else f', {label}'})"
+            forests.append({"attribute": attribute, "metric": metric,
+                            "uri": plots.forest_plot(sub, title=title, xlabel=f"mean {metric}, 95% CI")})
+    gaps = result.gaps.sort_values(["p_adjusted", "attribute"], na_position="last", kind="mergesort")
+    return {"error": "", "forests": forests, "gaps": gaps.to_dict("records"), "notes": list(result.notes),
+            "alpha": result.alpha, "correction": result.correction, "test": result.test,
+            "min_group_size": result.min_group_size}
+
+
+def baseline_section(run: RunDir) -> dict[str, Any] | None:
+    if run.baseline is None:
+        return None
+    from harness.baseline import comparison_table
+
+    b = run.baseline
+    table = comparison_table(run.records, run.cases, b.records, b.cases, run.metrics, seed=run.settings["seed"])
+    names = {str(g.get("name", "baseline")) for g in run.suite_gates if g.get("check") == "baseline"} | {"baseline"}
+    gates = [g for g in run.summary.get("gates", []) if g["name"].split("[", 1)[0] in names]
+    return {"table": table.to_dict("records"), "gates": gates, "summary": b.summary}
+
+
+def worst_section(run: RunDir) -> dict[str, Any] | None:
+    art = run.artifacts
+    if not art:
+        return None
+    items = []
+    for entry in art.get("worst_cases", []):
+        arrays = run.artifact_arrays(entry["file"])
+        items.append({**entry, "uri": plots.case_panels(arrays, aspect=float(entry.get("aspect", 1.0))),
+                      "has_saliency": "saliency" in arrays})
+    return {"items": items, "metric": art.get("metric", ""), "k": art.get("k", 0),
+            "uncertainty_method": art.get("uncertainty_method", ""), "saliency_method": art.get("saliency_method", ""),
+            "notes": art.get("notes", []), "any_saliency": any(i["has_saliency"] for i in items),
+            "saliency_notes": sorted({i["saliency_note"] for i in items if i.get("saliency_note")})}
+
+
+def gallery_section(run: RunDir) -> list[dict[str, Any]]:
+    return [{**e, "uri": plots.png_file_uri(run.artifact_bytes(e["file"]))}
+            for e in run.artifacts.get("gallery", []) if (run.path / "artifacts" / e["file"]).is_file()]
+
+
+def errors_section(run: RunDir) -> list[dict[str, Any]]:
+    records = run.records
+    errors = records[records["status"] == "ERROR"].drop_duplicates(["case_id", "perturbation", "severity", "repeat"])
+    return errors.head(200).to_dict("records")

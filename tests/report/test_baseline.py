@@ -1,0 +1,127 @@
+"""Regression against a previous run: the paired test, the gate outcomes and the report deltas."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.baseline import (
+    DEFAULTS,
+    apply_baseline,
+    baseline_gate,
+    copy_baseline,
+    one_sided_p,
+    regressions,
+)
+from harness.errors import ConfigError
+from harness.gates import GateContext
+from harness.records import read_records
+from harness.report.html import render_report
+from harness.suite import load_suite
+from tests.report.conftest import make_run
+
+IDS = [f"c{i:02d}" for i in range(12)]
+
+
+def _context(run: Path) -> GateContext:
+    cases = pd.read_csv(run / "cases.csv", dtype={"case_id": str})
+    return GateContext(records=read_records(run / "records.csv"), cases=cases, suite=load_suite("smoke"))
+
+
+def _gate(base: Path, **over) -> dict:
+    return {**{k: v for k, v in DEFAULTS.items() if v is not None}, "check": "baseline", "baseline": str(base), **over}
+
+
+def _outcomes(results) -> dict[str, str]:
+    return {r.name: r.outcome for r in results}
+
+
+@pytest.fixture()
+def base(tmp_path: Path) -> Path:
+    return make_run(tmp_path / "base", case_ids=IDS, drop=0.05)
+
+
+def _dice(base: Path, delta: float) -> dict[str, float]:
+    rec = read_records(base / "records.csv")
+    clean = rec[rec["perturbation"] == "clean"].groupby("case_id")["dice"].mean()
+    return {cid: float(v) + delta for cid, v in clean.items()}
+
+
+def test_same_model_passes(base: Path) -> None:
+    results = baseline_gate(_gate(base), _context(base))
+    assert _outcomes(results) == {"baseline[clean]": "PASS", "baseline[gaussian_noise]": "PASS"}
+    assert all(r.value == pytest.approx(0.0) for r in results)
+
+
+def test_large_regression_fails_small_one_warns(base: Path, tmp_path: Path) -> None:
+    worse = make_run(tmp_path / "worse", case_ids=IDS, dice=_dice(base, -0.10), drop=0.05)
+    out = _outcomes(baseline_gate(_gate(base), _context(worse)))
+    assert out["baseline[clean]"] == "FAIL" and out["baseline[gaussian_noise]"] == "PASS"
+    slightly = make_run(tmp_path / "slightly", case_ids=IDS, dice=_dice(base, -0.01), drop=0.05)
+    assert _outcomes(baseline_gate(_gate(base), _context(slightly)))["baseline[clean]"] == "WARN"
+    fragile = make_run(tmp_path / "fragile", case_ids=IDS, dice=_dice(base, 0.0), drop=0.35)
+    out = _outcomes(baseline_gate(_gate(base), _context(fragile)))
+    assert out == {"baseline[clean]": "PASS", "baseline[gaussian_noise]": "FAIL"}
+
+
+def test_improvement_and_margin(base: Path, tmp_path: Path) -> None:
+    better = make_run(tmp_path / "better", case_ids=IDS, dice=_dice(base, +0.05), drop=0.0)
+    assert set(_outcomes(baseline_gate(_gate(base), _context(better))).values()) == {"PASS"}
+    worse = make_run(tmp_path / "worse", case_ids=IDS, dice=_dice(base, -0.10), drop=0.05)
+    within = baseline_gate(_gate(base, margin=0.2), _context(worse))[0]
+    assert within.outcome == "WARN" and "significantly worse, within the margin" in within.detail
+
+
+def test_too_few_or_changed_cases_are_inconclusive(base: Path, tmp_path: Path) -> None:
+    few = make_run(tmp_path / "few", case_ids=IDS[:4], dice=_dice(base, -0.1))
+    assert set(_outcomes(baseline_gate(_gate(base), _context(few))).values()) == {"INCONCLUSIVE"}
+    changed = make_run(tmp_path / "changed", case_ids=IDS, dice=_dice(base, -0.1),
+                       hashes={c: "f" * 64 for c in IDS[:9]})
+    results = baseline_gate(_gate(base), _context(changed))
+    assert {r.outcome for r in results} == {"INCONCLUSIVE"} and "different image/label hashes" in results[0].detail
+    no_baseline = baseline_gate({"name": "baseline", "check": "baseline"}, _context(base))
+    assert no_baseline[0].outcome == "INCONCLUSIVE" and "--baseline" in no_baseline[0].detail
+
+
+def test_one_sided_p_exact_and_wilcoxon() -> None:
+    assert one_sided_p(np.full(5, 0.1)) == pytest.approx(1 / 32)
+    assert one_sided_p(np.full(5, -0.1)) == pytest.approx(1.0)
+    assert one_sided_p(np.zeros(8)) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    big = rng.normal(0.5, 1.0, 40)
+    assert one_sided_p(big, n_perm=999, seed=1) < 0.05
+    assert one_sided_p(big, test="wilcoxon") < 0.05
+
+
+def test_regressions_sign_for_distance_metrics(base: Path, tmp_path: Path) -> None:
+    worse = make_run(tmp_path / "worse", case_ids=IDS, dice=_dice(base, -0.1))
+    diffs = regressions(read_records(worse / "records.csv"), read_records(base / "records.csv"), "hd95")
+    assert (diffs["clean"] > 0).all()  # higher HD95 is worse: positive regression
+
+
+def test_apply_baseline_adds_a_default_gate_and_checks_the_folder(base: Path, tmp_path: Path) -> None:
+    suite = load_suite("smoke")
+    with_gate = apply_baseline(suite, base)
+    added = with_gate.gates[-1]
+    assert added["check"] == "baseline" and added["baseline"] == str(base.resolve()) and added["margin"] == 0.02
+    assert with_gate.text == suite.text  # the suite file (and its sha256) is unchanged
+    declared = dataclasses.replace(suite, gates=(*suite.gates, {"name": "regress", "check": "baseline", "margin": 0.1}))
+    assert apply_baseline(declared, base).gates[-1] == {"name": "regress", "check": "baseline", "margin": 0.1,
+                                                        "baseline": str(base.resolve())}
+    with pytest.raises(ConfigError, match="not a run folder"):
+        apply_baseline(suite, tmp_path / "missing")
+
+
+def test_report_shows_deltas(base: Path, tmp_path: Path) -> None:
+    worse = make_run(tmp_path / "worse", case_ids=IDS, dice=_dice(base, -0.1),
+                     gates=[{"name": "baseline[clean]", "outcome": "FAIL", "value": 0.1, "threshold": 0.02,
+                             "detail": "clean dice: regression vs baseline +0.1"}])
+    copy_baseline(worse, base)
+    shutil.rmtree(base)  # the report must not need the original folder
+    html = render_report(worse)
+    assert 'id="baseline"' in html and "Regression vs baseline" in html
+    assert "+0.1" in html and "dashed lines: the baseline run" in html
