@@ -6,7 +6,7 @@
   percentile CI on skewed metrics such as Dice; see ``benchmarks/fairness_power.py``).
 * :func:`gap_statistics` — max–min difference, ratio, worst value, SER and both ES definitions,
   for an array of group means (point estimate or bootstrap replicates alike).
-* :func:`permutation_gap_test` — permutation test of the max–min gap of group means, with
+* :func:`permutation_gap_test` — studentized (Welch-type) permutation test of equal group means, with
   sequential (Besag–Clifford) refinement so small p-values are resolved when a correction needs it.
 * :func:`kruskal_test`, :func:`rank_biserial`, :func:`adjust_pvalues` (Holm, Benjamini–Hochberg).
 
@@ -162,15 +162,30 @@ def rank_biserial(better: np.ndarray, worse: np.ndarray) -> np.ndarray:
     return 2.0 * u / (n_a * n_b) - 1.0
 
 
-def _max_min_gap(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    means = sums / counts[:, None]
-    return means.max(axis=-2) - means.min(axis=-2)
+def welch_statistic(sums: np.ndarray, sumsq: np.ndarray, counts: np.ndarray, var_floor: np.ndarray) -> np.ndarray:
+    """Welch-type k-sample statistic ``Σ_g w_g (m_g − m̄_w)²`` with ``w_g = n_g / s_g²`` and
+    ``m̄_w`` the ``w``-weighted mean, from per-group sums and sums of squares ``(..., G, M)``.
+
+    Studentizing keeps a permutation test valid when groups differ in size *and* spread (Chung &
+    Romano 2013); permuting the raw max–min gap is not (it rejected ~50 % of true nulls at α = 0.05
+    with 200 vs 10 cases of unequal spread). Groups of one case, or with no spread, use ``var_floor``.
+    """
+    n = counts[:, None]
+    means = sums / n
+    var = (sumsq - sums * means) / np.maximum(n - 1.0, 1.0)
+    var = np.maximum(np.where(n > 1, var, 0.0), var_floor)
+    weights = n / var
+    centre = (weights * means).sum(axis=-2, keepdims=True) / weights.sum(axis=-2, keepdims=True)
+    return (weights * (means - centre) ** 2).sum(axis=-2)
 
 
 def permutation_gap_test(x: np.ndarray, codes: np.ndarray, *, n_perm: int, rng: np.random.Generator,
                          max_perm: int | None = None, min_exceed: int = 20
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Permutation test of T = max_g mean − min_g mean, for each column of ``x`` ``(n, M)``.
+    """Studentized permutation test of equal group means, for each column of ``x`` ``(n, M)``.
+
+    T is :func:`welch_statistic` (heteroscedasticity-robust, so unequal group sizes and spreads do
+    not inflate false positives); the reported gap itself comes from :func:`gap_statistics`.
 
     Group labels ``codes`` (0..G−1, every group non-empty) are permuted across cases (exchangeable
     under H0: the metric's distribution does not depend on the group). ``p = (h + 1) / (L + 1)``
@@ -185,7 +200,16 @@ def permutation_gap_test(x: np.ndarray, codes: np.ndarray, *, n_perm: int, rng: 
     counts = np.bincount(codes[order]).astype(float)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
     n, n_metrics = x.shape
-    t_obs = _max_min_gap(np.add.reduceat(x[order], starts, axis=0), counts)
+    # A small variance floor (from the permutation-invariant total variance) keeps flat groups finite.
+    var_floor = np.maximum(1e-6 * x.var(axis=0, ddof=1), 1e-12) if n > 1 else np.full(n_metrics, 1e-12)
+    xx = x * x
+
+    def statistic(idx: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        sums = np.add.reduceat(x[:, cols][idx], starts, axis=-2)
+        sumsq = np.add.reduceat(xx[:, cols][idx], starts, axis=-2)
+        return welch_statistic(sums, sumsq, counts, var_floor[cols])
+
+    t_obs = statistic(order, np.arange(n_metrics))
     tol = 1e-10 * np.maximum(1.0, np.abs(t_obs))
     max_perm = max(n_perm, max_perm or n_perm)
     exceed = np.zeros(n_metrics, dtype=np.int64)
@@ -201,8 +225,7 @@ def permutation_gap_test(x: np.ndarray, codes: np.ndarray, *, n_perm: int, rng: 
         # the groups are named, so p-values are exactly invariant to relabelling.
         perms = rng.permuted(np.broadcast_to(base, (b, n)), axis=1)[:, order]
         cols = np.flatnonzero(active)
-        sums = np.add.reduceat(x[:, cols][perms], starts, axis=1)  # (b, G, m_active)
-        t_perm = _max_min_gap(sums, counts)
+        t_perm = statistic(perms, cols)  # (b, m_active)
         exceed[cols] += (t_perm >= t_obs[cols] - tol[cols]).sum(axis=0)
         used[cols] += b
         drawn += b

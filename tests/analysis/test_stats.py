@@ -22,12 +22,20 @@ def test_holm_and_bh_match_hand_computation():
 
 
 def test_permutation_test_is_exact_on_a_tiny_example():
-    x = np.array([[1.0], [2.0], [3.0], [10.0]])
+    x = np.array([[1.0], [2.0], [3.5], [10.0]])
     codes = np.array([0, 0, 1, 1])
-    # Exact: T = |6.5 - 1.5| = 5 is reached by 2 of the 6 label splits.
-    splits = [c for c in itertools.combinations(range(4), 2)]
-    t = [abs(x[list(c)].mean() - np.delete(x, list(c)).mean()) for c in splits]
-    exact = np.mean(np.array(t) >= 5 - 1e-12)
+    # Exact p by enumerating the 6 label splits with the same (Welch-type) statistic.
+    floor = np.array([1e-6 * x.var(ddof=1)])
+
+    def welch(idx: tuple[int, ...]) -> float:
+        groups = [x[list(idx), 0], np.delete(x[:, 0], list(idx))]
+        sums = np.array([[g.sum()] for g in groups])
+        sumsq = np.array([[(g * g).sum()] for g in groups])
+        return float(stats.welch_statistic(sums, sumsq, np.array([2.0, 2.0]), floor)[0])
+
+    splits = list(itertools.combinations(range(4), 2))
+    t = np.array([welch(c) for c in splits])
+    exact = np.mean(t >= welch((0, 1)) - 1e-9)
     _, p, used = stats.permutation_gap_test(x, codes, n_perm=20000, rng=np.random.default_rng(0))
     assert used[0] == 20000 and abs(p[0] - exact) < 0.01
 
@@ -60,6 +68,19 @@ def test_permutation_null_rate_small():
         _, p, _ = stats.permutation_gap_test(x, rng.permutation(np.arange(40) % 2), n_perm=199, rng=rng)
         rejections.append(p[0] < 0.05)
     assert np.mean(rejections) < 0.12  # 5 % nominal; generous bound for 150 simulations
+
+
+def test_permutation_test_valid_with_unequal_sizes_and_spreads():
+    """Equal means, a large tight group and a small noisy one: the raw-gap permutation test rejected
+    about half of such nulls; the studentized one stays near the nominal 5 %."""
+    rng = np.random.default_rng(4)
+    rejections = []
+    for _ in range(200):
+        x = np.concatenate([rng.normal(0.85, 0.02, 60), rng.normal(0.85, 0.2, 8)])[:, None]
+        codes = np.repeat([0, 1], [60, 8])
+        _, p, _ = stats.permutation_gap_test(x, codes, n_perm=199, rng=rng)
+        rejections.append(p[0] < 0.05)
+    assert np.mean(rejections) < 0.11
 
 
 def test_kruskal_matches_scipy_and_handles_ties():
