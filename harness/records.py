@@ -1,7 +1,7 @@
 """Records: the schema of one result row, and the durable journal a run appends to as it goes.
 
 A record's identity is (case_id, perturbation, severity, repeat, label). The journal holds one JSON
-line per finished work item (all its label rows), fsync'd, so a killed run loses at most the item in
+line per finished work item (all its label rows), fsync'd, so a killed run loses at most the items in
 flight and ``--resume`` skips what is already there.
 """
 from __future__ import annotations
@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -53,51 +56,209 @@ def _clean_json(value: Any) -> Any:
     return value
 
 
-class Journal:
-    """Append-only JSONL of finished work items: ``{"key": ..., "rows": [...]}`` per line."""
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _Writer:
+    """The journal's writer thread for :meth:`Journal.group_commit`: write + fsync in batches."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.queue: list[bytes] = []
+        self.cond = threading.Condition()
+        self.stop = False
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="harness-journal-writer", daemon=True)
+        self.thread.start()
 
-    def read(self) -> dict[str, list[dict[str, Any]]]:
-        """Finished items by key. A corrupt line (a write cut by a kill) is dropped with a warning."""
+    def put(self, data: bytes) -> None:
+        if self.error is not None:  # the disk failed: stop the run rather than compute for nothing
+            raise self.error
+        with self.cond:
+            self.queue.append(data)
+            self.cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue and not self.stop:
+                    self.cond.wait()
+                batch, self.queue = self.queue, []
+                stop = self.stop
+            if batch:
+                try:
+                    _write_all(self.fd, b"".join(batch))
+                    os.fsync(self.fd)
+                except OSError as exc:
+                    self.error = exc
+            if stop and not batch:
+                return
+
+    def close(self) -> None:
+        with self.cond:
+            self.stop = True
+            self.cond.notify()
+        self.thread.join()
+        os.close(self.fd)
+        if self.error is not None:
+            raise self.error
+
+
+class Journal:
+    """Append-only JSONL of finished work items: ``{"key": ..., "rows": [...]}`` per line.
+
+    Every append is one ``write(2)`` of whole lines on an ``O_APPEND`` descriptor followed by
+    ``fsync`` (inside :meth:`group_commit`, by a writer thread), so a killed process leaves at most
+    one cut line at the end (detected, dropped with a
+    warning, rewritten away by :meth:`truncate_corrupt_tail`). An optional first line
+    ``{"meta": {...}}`` records what run the journal belongs to (see :meth:`write_meta`).
+    A key that appears twice counts once (the last line wins).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.dropped: list[int] = []  # line numbers that truncate_corrupt_tail removed
+        self._writer: _Writer | None = None  # set inside group_commit()
+
+    def scan(self) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
+        """(finished items by key, numbers of corrupt lines), without warning."""
         done: dict[str, list[dict[str, Any]]] = {}
+        corrupt: list[int] = []
         if not self.path.exists():
-            return done
-        with self.path.open("r", encoding="utf-8") as fh:
+            return done, corrupt
+        with self.path.open("r", encoding="utf-8", errors="replace") as fh:
             for number, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
                 try:
                     entry = json.loads(line)
+                    if isinstance(entry, dict) and "meta" in entry and "key" not in entry:
+                        continue
                     done[entry["key"]] = entry["rows"]
                 except (json.JSONDecodeError, KeyError, TypeError):
-                    warnings.warn(f"{self.path}:{number}: corrupt journal line dropped "
-                                  "(a write interrupted by a kill); that item will run again",
-                                  RuntimeWarning, stacklevel=2)
+                    corrupt.append(number)
+        return done, corrupt
+
+    def read(self) -> dict[str, list[dict[str, Any]]]:
+        """Finished items by key. A corrupt line (a write cut by a kill) is dropped with a warning."""
+        done, corrupt = self.scan()
+        for number in corrupt:
+            warnings.warn(f"{self.path}:{number}: corrupt journal line dropped "
+                          "(a write interrupted by a kill); that item will run again",
+                          RuntimeWarning, stacklevel=2)
         return done
 
-    def truncate_corrupt_tail(self) -> None:
-        """Rewrite the journal without corrupt lines, so appends start on a clean line."""
+    def meta(self) -> dict[str, Any] | None:
+        """The ``{"meta": ...}`` header of the journal, or None."""
         if not self.path.exists():
+            return None
+        with self.path.open("r", encoding="utf-8", errors="replace") as fh:
+            first = fh.readline()
+        try:
+            entry = json.loads(first)
+        except json.JSONDecodeError:
+            return None
+        return entry["meta"] if isinstance(entry, dict) and isinstance(entry.get("meta"), dict) else None
+
+    def ends_cleanly(self) -> bool:
+        """True when the file is absent, empty or ends with a newline (appends start a fresh line)."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return True
+        with self.path.open("rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+
+    def needs_repair(self) -> bool:
+        """True when the file holds corrupt lines or does not end with a newline."""
+        return not self.ends_cleanly() or bool(self.scan()[1])
+
+    def truncate_corrupt_tail(self) -> None:
+        """Rewrite the journal without corrupt lines, so appends start on a clean line.
+
+        Silent; the dropped line numbers are kept in :attr:`dropped` for the caller to report.
+        """
+        if not self.needs_repair():
             return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            done = self.read()
-        tmp = self.path.with_suffix(".tmp")
+        meta = self.meta()
+        done, corrupt = self.scan()
+        self.dropped.extend(corrupt)
+        tmp = self.path.with_name(self.path.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as fh:
+            if meta is not None:
+                fh.write(json.dumps({"meta": meta}) + "\n")
             for key, rows in done.items():
                 fh.write(json.dumps({"key": key, "rows": rows}) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
 
-    def append(self, key: str, rows: list[dict[str, Any]]) -> None:
-        line = json.dumps({"key": key, "rows": _clean_json(rows)}, allow_nan=False) + "\n"
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        """Start an empty journal with a header naming the run it belongs to."""
+        self._write([json.dumps({"meta": _clean_json(meta)}, allow_nan=False, sort_keys=True)])
+
+    def append(self, key: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append one finished item durably; returns its rows as stored (NaN -> None)."""
+        return self.append_many([(key, rows)])[0]
+
+    def append_many(self, entries: list[tuple[str, list[dict[str, Any]]]]) -> list[list[dict[str, Any]]]:
+        """Append several finished items with one write and one fsync; returns the stored rows."""
+        stored = [_clean_json(rows) for _, rows in entries]
+        self._write([json.dumps({"key": key, "rows": rows}, allow_nan=False)
+                     for (key, _), rows in zip(entries, stored)])
+        return stored
+
+    def _write(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        if self._writer is not None:
+            self._writer.put(data)
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """Within: appends go to a writer thread that writes and fsyncs whatever has queued up
+        meanwhile (group commit), so the run never waits on the disk per item. Leaving the block
+        (normally, or by an exception such as KeyboardInterrupt) writes and fsyncs everything.
+        A process killed inside loses at most the appends of the last few milliseconds: those
+        items are not in the journal, so ``--resume`` runs them again."""
+        writer = _Writer(self.path)
+        self._writer = writer
+        try:
+            yield
+        finally:
+            self._writer = None
+            writer.close()
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive advisory lock (``<journal>.lock``): one run writes to a journal at a time."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX: no locking
+            yield
+            return
+        handle = self.path.with_name(self.path.name + ".lock").open("a")
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                from harness.errors import ConfigError
+
+                raise ConfigError(f"{self.path.parent}: another harness run is writing to this folder "
+                                  "(its journal is locked); wait for it or choose another --out") from None
+            yield
+        finally:
+            handle.close()
 
 
 def records_frame(rows: Iterable[dict[str, Any]], metrics: Iterable[str]) -> pd.DataFrame:

@@ -1,8 +1,10 @@
-"""Runner: plan work items, execute them (in process or in a process pool), journal every result.
+"""Runner: plan work items, execute them through an executor, journal every result as it finishes.
 
-For each case: one clean item, then one item per (perturbation, severity, repeat). Items of one case
-run together so its pixels are read once per worker. A model failure on one item becomes ERROR rows;
-the run goes on.
+For each case: one clean item, then one item per (perturbation, severity, repeat). Items are grouped
+into batches of one case (its pixels are read once per batch, so a worker holds one case at a time).
+Executors (``harness.executors``): in-process, a supervised local process pool (per-item timeouts,
+dead workers replaced) and Dask. Whatever fails on an item becomes ERROR rows; the run goes on.
+``execute`` journals each finished item durably and skips what the journal already holds (resume).
 """
 from __future__ import annotations
 
@@ -10,20 +12,19 @@ import json
 import math
 import os
 import time
-import traceback
-from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from harness.case import Case
 from harness.datasets.base import Dataset
 from harness.errors import ConfigError, ModelError
-from harness.perturbations import Perturbation, get as get_perturbation
+from harness.perturbations import Perturbation
+from harness.perturbations import get as get_perturbation
 from harness.records import CLEAN, Journal, WorkItem
 from harness.seeds import item_seed
 from harness.suite import Suite
@@ -84,6 +85,23 @@ def plan_items(suite: Suite, case_ids: list[str]) -> list[WorkItem]:
     return items
 
 
+def item_rows(plan: Plan, item: WorkItem, *, status: str, error: str = "",
+              scores: list[dict[str, Any]] | None = None, params: dict[str, Any] | None = None,
+              seconds: float = math.nan) -> list[dict[str, Any]]:
+    """The record rows of one item: one per scored label (ERROR items: one per planned label)."""
+    base = {**item.to_dict(), "status": status, "error": error,
+            "params": json.dumps(params or {}, sort_keys=True, default=float), "inference_s": seconds}
+    base.pop("family")
+    if scores is None:
+        return [{**base, "label": k, "label_name": name, "empty": ""} for k, name in plan.labels.items()]
+    return [{**base, **s, "label_name": plan.labels.get(s["label"], str(s["label"]))} for s in scores]
+
+
+def error_rows(plan: Plan, item: WorkItem, reason: str) -> list[dict[str, Any]]:
+    """ERROR rows for an item that produced no result (timeout, dead worker, ...)."""
+    return item_rows(plan, item, status="ERROR", error=" ".join(reason.split())[:500])
+
+
 class Evaluator:
     """Per-process state: loaded model and perturbation instances; evaluates one case's items."""
 
@@ -98,20 +116,22 @@ class Evaluator:
             if family.requires_model:
                 family.bind_model(self.model)
 
-    def _rows(self, item: WorkItem, *, status: str, error: str = "", scores: list[dict[str, Any]] | None = None,
-              params: dict[str, Any] | None = None, seconds: float = math.nan) -> list[dict[str, Any]]:
-        base = {**item.to_dict(), "status": status, "error": error,
-                "params": json.dumps(params or {}, sort_keys=True, default=float), "inference_s": seconds}
-        base.pop("family")
-        if scores is None:
-            return [{**base, "label": k, "label_name": name, "empty": ""} for k, name in self.plan.labels.items()]
-        return [{**base, **s, "label_name": self.plan.labels.get(s["label"], str(s["label"]))} for s in scores]
+    def _rows(self, item: WorkItem, **kwargs: Any) -> list[dict[str, Any]]:
+        return item_rows(self.plan, item, **kwargs)
 
     def evaluate(self, item: WorkItem, clean: Case) -> list[dict[str, Any]]:
+        """Perturb, predict and score one item; every failure becomes ERROR rows with its reason."""
+        try:
+            return self._evaluate(item, clean)
+        except Exception as exc:  # last resort: a bug in the rows themselves must not lose the item
+            return self._rows(item, status="ERROR", error=f"harness failed: {type(exc).__name__}: {exc}")
+
+    def _evaluate(self, item: WorkItem, clean: Case) -> list[dict[str, Any]]:
         from harness.metrics import evaluate as score
 
         suite = self.plan.suite
-        case, params = clean, {}
+        case = clean
+        params: dict[str, Any] = {}
         try:
             if item.perturbation != CLEAN:
                 case, params = self.families[item.perturbation](clean, item.severity, np.random.default_rng(item.seed))
@@ -122,7 +142,7 @@ class Evaluator:
             prediction = self.model.predict(case.image, case.spacing)
         except ModelError as exc:
             return self._rows(item, status="ERROR", error=f"ModelError: {exc}", params=params)
-        except Exception as exc:  # the model may fail in any way; record it and go on
+        except Exception as exc:  # the model may fail in any way (MemoryError included); record it, go on
             return self._rows(item, status="ERROR", error=f"{type(exc).__name__}: {exc}", params=params)
         seconds = time.perf_counter() - start
         try:
@@ -133,87 +153,111 @@ class Evaluator:
                               params=params, seconds=seconds)
         return self._rows(item, status="OK", scores=scores, params=params, seconds=seconds)
 
+    def load_failure(self, items: list[WorkItem], exc: BaseException) -> list[tuple[WorkItem, list[dict[str, Any]]]]:
+        """ERROR rows for every item of a case whose pixels could not be read."""
+        reason = f"cannot load case: {type(exc).__name__}: {exc}"
+        return [(item, self._rows(item, status="ERROR", error=reason)) for item in items]
+
     def run_case(self, case_id: str, items: list[WorkItem]) -> Iterator[tuple[WorkItem, list[dict[str, Any]]]]:
+        """Load the case once (lazily, here), then evaluate its items one by one."""
         try:
             clean = self.plan.dataset.load(case_id)
         except Exception as exc:  # unreadable pixels surface here (headers were checked up front)
-            for item in items:
-                yield item, self._rows(item, status="ERROR",
-                                       error=f"cannot load case: {type(exc).__name__}: {exc}")
+            yield from self.load_failure(items, exc)
             return
         for item in items:
             yield item, self.evaluate(item, clean)
 
 
-# --- process-pool plumbing -------------------------------------------------------------------
-_WORKER: Evaluator | None = None
-
-
-def _init_worker(plan: Plan) -> None:
-    global _WORKER
-    import torch
-
-    torch.set_num_threads(1)
-    _WORKER = Evaluator(plan)
-
-
-def _run_case_in_worker(case_id: str, items: list[WorkItem]) -> list[tuple[WorkItem, list[dict[str, Any]]]]:
-    assert _WORKER is not None
-    try:
-        return list(_WORKER.run_case(case_id, items))
-    except Exception as exc:  # last resort: never lose the case's items silently
-        reason = f"worker failed: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
-        return [(item, _WORKER._rows(item, status="ERROR", error=reason)) for item in items]
-
-
 ProgressFn = Callable[[int], None]
+
+
+def run_fingerprint(plan: Plan, model: Any | None = None) -> dict[str, Any]:
+    """What a journal must agree on to be resumed: suite, seed, data, model, labels, families."""
+    suite = plan.suite
+    return {"suite_sha256": suite.sha256, "seed": suite.seed, "data": plan.dataset.name,
+            "model": getattr(model, "sha256", None) or plan.model_spec or "reference",
+            "labels": {str(k): v for k, v in sorted(plan.labels.items())},
+            "families": {k: [f, o] for k, (f, o) in sorted(plan.families.items())},
+            "metrics": list(suite.metrics), "repeats": suite.repeats}
+
+
+def _resume_state(plan: Plan, items: list[WorkItem], journal: Journal,
+                  model: Any | None) -> dict[str, list[dict[str, Any]]]:
+    """Repair a cut journal tail (warning), check it belongs to this run, return finished items."""
+    done, corrupt = journal.scan()
+    if corrupt or not journal.ends_cleanly():
+        journal.truncate_corrupt_tail()
+        done = journal.scan()[0]
+    if journal.dropped:
+        lines = ", ".join(str(n) for n in journal.dropped)
+        warnings.warn(f"{journal.path}: corrupt journal line(s) {lines} dropped (a write cut by a kill); "
+                      "those items run again", RuntimeWarning, stacklevel=3)
+        journal.dropped.clear()
+    fingerprint = json.loads(json.dumps(run_fingerprint(plan, model), default=str))
+    meta = journal.meta()
+    if meta is None and not done:
+        journal.write_meta(fingerprint)
+    elif meta is not None:
+        differ = sorted(k for k in fingerprint if meta.get(k) != fingerprint[k])
+        if differ:
+            raise ConfigError(f"{journal.path.parent} holds a run whose {', '.join(differ)} differ(s) from this "
+                              "one; --resume only finishes the same run: choose another --out")
+    seeds = {item.key: item.seed for item in items}
+    stale = [key for key, rows in done.items() if key in seeds and rows and rows[0].get("seed") != seeds[key]]
+    if stale:
+        raise ConfigError(f"{journal.path}: {len(stale)} journaled item(s) have other seeds than this run "
+                          f"(e.g. {stale[0]}); --resume only finishes the same run: choose another --out")
+    return done
 
 
 def execute(plan: Plan, items: list[WorkItem], journal: Journal, *, workers: int = 1,
             progress: ProgressFn | None = None, model: Any | None = None, executor: str = "local",
             scheduler: str | None = None, timeout: float | None = None) -> list[dict[str, Any]]:
-    """Run ``items`` not yet in the journal; append each result durably; return all rows.
+    """Run ``items`` not yet in the journal; append each result durably as it finishes; return the
+    rows of all ``items`` (journaled earlier or now), each item exactly once.
 
-    KeyboardInterrupt propagates after everything finished so far is journaled.
+    ``executor``: ``local`` (in process when ``workers`` is 1 and there is no ``timeout``, else a
+    supervised process pool) or ``dask`` (a LocalCluster of ``workers``, or the cluster at
+    ``scheduler``). ``timeout``: seconds per item, then ERROR "timeout". KeyboardInterrupt propagates
+    after the workers are stopped; everything finished before it is in the journal.
     """
-    if executor != "local" or scheduler is not None or timeout is not None:
-        raise ConfigError("--executor dask, --scheduler and --item-timeout are not available in this build")
-    done = journal.read()
-    rows: list[dict[str, Any]] = [r for v in done.values() for r in v]
-    todo: dict[str, list[WorkItem]] = defaultdict(list)
-    for item in items:
-        if item.key not in done:
-            todo[item.case_id].append(item)
-    if progress:
-        progress(len(items) - sum(len(v) for v in todo.values()))
+    from harness.executors import make_batches, make_executor
 
-    def record(item: WorkItem, item_rows: list[dict[str, Any]]) -> None:
-        journal.append(item.key, item_rows)
-        rows.extend(item_rows)
-        if progress:
-            progress(1)
+    runner = make_executor(executor, workers=workers, scheduler=scheduler, timeout=timeout, model=model)
+    with journal.lock():
+        done = _resume_state(plan, items, journal, model)
+        planned = {item.key for item in items}
+        finished = planned & set(done)
+        rows: list[dict[str, Any]] = [r for item in items if item.key in finished for r in done[item.key]]
+        todo = [item for item in items if item.key not in finished]
+        if progress and finished:
+            skip = getattr(progress, "skip", None)
+            (skip or progress)(len(finished))
 
-    if workers <= 1 or len(todo) <= 1:
-        evaluator = Evaluator(plan, model=model)
-        for case_id, case_items in todo.items():
-            for item, item_rows in evaluator.run_case(case_id, case_items):
-                record(item, item_rows)
-        return rows
+        def sink(results: list[tuple[WorkItem, list[dict[str, Any]]]]) -> None:
+            fresh = [(item, item_rows) for item, item_rows in results if item.key not in finished]
+            fresh = list({item.key: (item, r) for item, r in fresh}.values())  # never count an item twice
+            if not fresh:
+                return
+            stored = journal.append_many([(item.key, r) for item, r in fresh])
+            for (item, _), item_rows in zip(fresh, stored):
+                finished.add(item.key)
+                rows.extend(item_rows)
+            if progress:
+                progress(len(fresh))
 
-    context = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_init_worker, initargs=(plan,)) as pool:
-        pending: set[Future[Any]] = {pool.submit(_run_case_in_worker, cid, its) for cid, its in todo.items()}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    for item, item_rows in future.result():
-                        record(item, item_rows)
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+        if todo:
+            if len(todo) == 1 and runner.name == "process-pool" and timeout is None:
+                from harness.executors.inprocess import InProcessExecutor
+
+                runner = InProcessExecutor(model=model)
+            with journal.group_commit():
+                runner.run(plan, make_batches(todo, workers, max_items=runner.max_batch), sink)
+        lost = [item for item in todo if item.key not in finished]
+        if lost:  # an executor bug must not lose items silently
+            sink([(item, error_rows(plan, item, "LostItem: the executor returned no result for this item"))
+                  for item in lost])
     return rows
 
 

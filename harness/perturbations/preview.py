@@ -25,7 +25,7 @@ from harness.seeds import item_seed
 CT_WINDOW = (-160.0, 240.0)  # soft-tissue window W400 / L40, HU
 
 
-def _plane(case: Case) -> tuple[np.ndarray, np.ndarray, float]:
+def mid_plane(case: Case) -> tuple[np.ndarray, np.ndarray, float]:
     """(image plane, label plane, pixel aspect) shown for a case."""
     image, label, spacing = case.image[0], case.label, list(case.spacing)
     if case.ndim == 3:
@@ -61,14 +61,14 @@ def render(case: Case, family: str, *, seed: int = 0, out: Path, options: dict[s
     from matplotlib.figure import Figure
 
     fam = get(family, **(options or {}))
-    clean_plane, _, aspect = _plane(case)
+    clean_plane, _, aspect = mid_plane(case)
     vmin, vmax = window or tuple(float(v) for v in np.percentile(clean_plane, [0.5, 99.5]))
     fig = Figure(figsize=(2.6 * (MAX_SEVERITY + 1), 3.3), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, MAX_SEVERITY + 1)
     for severity, ax in enumerate(axes):
         perturbed, params = fam(case, severity, item_seed(seed, case.case_id, family, severity))
-        image, label, _ = _plane(perturbed)
+        image, label, _ = mid_plane(perturbed)
         ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1,
                   aspect=aspect, interpolation="nearest")
         if label.any() and label.min() != label.max():

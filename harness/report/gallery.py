@@ -12,22 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.perturbations.preview import CT_WINDOW, mid_plane
 from harness.seeds import item_seed
-
-CT_WINDOW = (-160.0, 240.0)
-
-
-def _mid_plane(case: Any) -> tuple[np.ndarray, np.ndarray, float]:
-    image, label, spacing = case.image[0], case.label, list(case.spacing)
-    if case.ndim == 3:
-        from harness.perturbations._util import slice_axis
-
-        axis = slice_axis(case.spacing)
-        mid = case.spatial_shape[axis] // 2
-        image, label = np.take(image, mid, axis=axis), np.take(label, mid, axis=axis)
-        spacing.pop(axis)
-    return image, label, spacing[0] / spacing[1]
-
 
 def ladder_png(case: Any, label: str, family: Any, *, seed: int, out: Path, modality: str = "other") -> Path:
     """Write ``out``: ``case`` under ``family`` (suite label ``label``) at severities 0..5."""
@@ -44,13 +30,13 @@ def ladder_png(case: Any, label: str, family: Any, *, seed: int, out: Path, moda
 
     from harness.report.plots import RC, new_figure
 
-    clean, _, aspect = _mid_plane(case)
+    clean, _, aspect = mid_plane(case)
     vmin, vmax = window or tuple(float(v) for v in np.percentile(clean, [0.5, 99.5]))
     with matplotlib.rc_context(RC):
         fig = new_figure(2.6 * 6, 3.3)
         for severity, ax in enumerate(fig.subplots(1, 6)):
             perturbed, _ = family(case, severity, np.random.default_rng(item_seed(seed, case.case_id, label, severity)))
-            image, mask, _ = _mid_plane(perturbed)
+            image, mask, _ = mid_plane(perturbed)
             ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1, aspect=aspect)
             if mask.any() and mask.min() != mask.max():
                 ax.contour(mask > 0, levels=[0.5], colors=["#ff5a36"], linewidths=0.6)

@@ -1,0 +1,47 @@
+"""Executors: where a run's work items are evaluated.
+
+Every executor implements :class:`~harness.executors.base.Executor`: ``run(plan, batches, sink)``
+evaluates each item of each :class:`~harness.executors.base.Batch` (one case, some of its items)
+and hands ``(item, rows)`` to ``sink`` as items finish — exactly once per item, ERROR rows
+included. The sink journals them; the executor never writes files.
+
+* ``inprocess`` — the calling process, one item after another (``--workers 1``, no timeout).
+* ``process-pool`` — ``--executor local``: a supervised pool of worker processes. An item that
+  exceeds ``--item-timeout`` has its worker killed and replaced (ERROR "timeout"); a worker that
+  dies (``os._exit``, segfault, the OOM killer) is replaced and its in-flight item becomes ERROR.
+* ``dask`` — ``--executor dask``: a ``distributed.LocalCluster`` of ``--workers`` processes, or the
+  cluster at ``--scheduler``. Timeouts there are best-effort (see :mod:`harness.executors.dask`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.executors.base import Batch, Executor, Sink, make_batches
+
+EXECUTORS = ("local", "dask")
+
+
+def make_executor(name: str, *, workers: int = 1, scheduler: str | None = None, timeout: float | None = None,
+                  model: Any | None = None) -> Executor:
+    """The executor for ``--executor name`` (ConfigError for unknown names or bad settings)."""
+    if name not in EXECUTORS:
+        raise ConfigError(f"--executor {name!r}: choose one of {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: need at least 1")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--item-timeout {timeout}: must be a positive number of seconds")
+    if name == "dask" or scheduler is not None:
+        from harness.executors.dask import DaskExecutor
+
+        return DaskExecutor(workers=workers, scheduler=scheduler, timeout=timeout)
+    if workers <= 1 and timeout is None:
+        from harness.executors.inprocess import InProcessExecutor
+
+        return InProcessExecutor(model=model)
+    from harness.executors.local import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers=workers, timeout=timeout)
+
+
+__all__ = ["EXECUTORS", "Batch", "Executor", "Sink", "make_batches", "make_executor"]

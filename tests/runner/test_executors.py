@@ -1,0 +1,144 @@
+"""Executors: fault injection in the supervised pool, equal records across executors, memory, batching."""
+from __future__ import annotations
+
+import gc
+import weakref
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.case import Case
+from harness.errors import ConfigError
+from harness.executors import make_batches, make_executor
+from harness.records import Journal, WorkItem, records_frame
+from harness.runner import execute
+from tests.runner.conftest import comparable, make_plan
+from tests.runner.faulty import FAULT_SIZES, SizesDataset
+
+
+def _run(plan: Any, items: list[WorkItem], out: Path, **kwargs: Any) -> pd.DataFrame:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = execute(plan, items, Journal(out / "journal.jsonl"), **kwargs)
+    return records_frame(rows, plan.suite.metrics)
+
+
+def _reasons(frame: pd.DataFrame) -> dict[str, set[str]]:
+    return {cid: set(group["error"]) for cid, group in frame.groupby("case_id")}
+
+
+def test_faults_become_error_rows_and_the_run_completes(tmp_path: Path) -> None:
+    """raise, NaN, wrong shape, hang (timeout), a killed worker, MemoryError, an unreadable case and a
+    worker killed while reading its case: each is an ERROR row with its reason; the rest is OK."""
+    sizes = [*FAULT_SIZES, 72, 76]
+    dataset = SizesDataset(sizes, unreadable=(72,), die_on_load=(76,))
+    plan, items = make_plan(tmp_path, "chaos", dataset=dataset, severities="[2]")
+    frame = _run(plan, items, tmp_path / "out", workers=2, timeout=4.0)
+    assert len(frame) == len(items) * 2 and not frame.duplicated(["case_id", "perturbation", "severity", "label"]).any()
+    hung = frame[frame["case_id"] == "w52"].set_index("perturbation")["status"]
+    assert set(hung["clean"]) == {"ERROR"} and set(hung["gaussian_noise"]) == {"OK"}  # hangs on clean only
+    frame = frame[(frame["case_id"] != "w52") | (frame["perturbation"] == "clean")]
+    reasons = _reasons(frame)
+    expected = {"w40": "RuntimeError: simulated crash", "w44": "NaN", "w48": "output shape",
+                "w52": "TimeoutError: timeout after 4s evaluating this item",
+                "w56": "WorkerDied: the worker process was killed by SIGKILL", "w60": "MemoryError",
+                "w72": "cannot load case: OSError", "w76": "WorkerDied: the worker process was killed by SIGKILL"
+                                                          " (out of memory? the kernel's OOM killer sends SIGKILL) "
+                                                          "while loading case w76"}
+    for cid, fragment in expected.items():
+        assert len(reasons[cid]) == 1 and fragment in next(iter(reasons[cid])), (cid, reasons[cid])
+    ok = frame[frame["case_id"].isin(["w64", "w68"])]
+    assert set(ok["status"]) == {"OK"} and (ok["dice"] > 0.9).all()
+    assert set(frame.loc[~frame["case_id"].isin(["w64", "w68"]), "status"]) == {"ERROR"}
+    assert frame.loc[frame["status"] == "ERROR", "dice"].isna().all()
+    journal = Journal(tmp_path / "out" / "journal.jsonl").read()
+    assert set(journal) == {item.key for item in items}
+
+
+def test_timeout_with_one_worker_isolates_a_hung_model(tmp_path: Path) -> None:
+    plan, items = make_plan(tmp_path, "chaos", dataset=SizesDataset([52, 64]), severities="[1]")
+    frame = _run(plan, items, tmp_path / "out", workers=1, timeout=3.0)
+    assert set(frame.loc[(frame["case_id"] == "w52") & (frame["severity"] == 0), "status"]) == {"ERROR"}
+    assert set(frame.loc[frame["case_id"] == "w64", "status"]) == {"OK"}
+    assert set(frame.loc[(frame["case_id"] == "w52") & (frame["severity"] == 1), "status"]) == {"OK"}
+
+
+def test_records_are_equal_across_executors(tmp_path: Path) -> None:
+    """In process, the local pool with 2 workers and Dask on a LocalCluster with 2 workers agree."""
+    plan, items = make_plan(tmp_path, "threshold", data="phantom2d:n=3", severities="[1, 4]",
+                            families=("gaussian_noise", "blur"))
+    counts: dict[str, list[int]] = {"inprocess": [], "pool": [], "dask": []}
+    inprocess = _run(plan, items, tmp_path / "inprocess", workers=1, progress=counts["inprocess"].append)
+    pool = _run(plan, items, tmp_path / "pool", workers=2, progress=counts["pool"].append)
+    dask = _run(plan, items, tmp_path / "dask", workers=2, executor="dask", progress=counts["dask"].append)
+    assert len(inprocess) == len(items) * 2 and set(inprocess["status"]) == {"OK"}
+    assert {name: sum(c) for name, c in counts.items()} == dict.fromkeys(counts, len(items))  # progress bar
+    pd.testing.assert_frame_equal(comparable(inprocess), comparable(pool))
+    pd.testing.assert_frame_equal(comparable(inprocess), comparable(dask))
+
+
+class _CountingDataset(SizesDataset):
+    """Remembers how many loaded cases are alive at once (weak references to their images)."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        super().__init__(sizes)
+        self.alive: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.peak = 0
+
+    def load(self, case_id: str) -> Case:
+        gc.collect()
+        case = super().load(case_id)
+        holder = _Pixels(case.image)
+        self.alive.add(holder)
+        object.__setattr__(case, "_holder", holder)
+        self.peak = max(self.peak, len(self.alive))
+        return case
+
+
+class _Pixels:
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = image
+
+
+def test_cases_are_loaded_lazily_one_at_a_time(tmp_path: Path) -> None:
+    dataset = _CountingDataset([40, 44, 48, 52])
+    plan, items = make_plan(tmp_path, "threshold", dataset=dataset, severities="[1, 2]")
+    _run(plan, items, tmp_path / "out", workers=1)
+    assert dataset.peak == 1  # a worker holds one case (and what derives from it) at a time
+
+
+def test_batches_keep_cases_together_and_split_when_cases_are_few() -> None:
+    items = [WorkItem(f"c{c}", "p", "p", s, 0, 0) for c in range(2) for s in range(6)]
+    whole = make_batches(items, workers=1)
+    assert [(b.case_id, len(b.items)) for b in whole] == [("c0", 6), ("c1", 6)]
+    split = make_batches(items, workers=2)
+    assert len(split) >= 4 and all(len({i.case_id for i in b.items}) == 1 for b in split)
+    assert [i for b in split for i in b.items] == items
+    capped = make_batches(items, workers=1, max_items=4)
+    assert [len(b.items) for b in capped] == [4, 2, 4, 2]
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"name": "spark"}, "choose one of local, dask"),
+    ({"name": "local", "timeout": 0.0}, "positive"),
+    ({"name": "local", "workers": 0}, "at least 1"),
+])
+def test_bad_executor_settings_are_config_errors(kwargs: dict[str, Any], fragment: str) -> None:
+    name = kwargs.pop("name")
+    with pytest.raises(ConfigError, match=fragment):
+        make_executor(name, **kwargs)
+
+
+def test_dask_attaches_to_a_running_scheduler(tmp_path: Path) -> None:
+    """``--scheduler ADDRESS``: the run uses an existing cluster (here an in-process one) and leaves it up."""
+    from distributed import Client, LocalCluster
+
+    plan, items = make_plan(tmp_path, "threshold", dataset=SizesDataset([40, 64]), severities="[2]")
+    expected = _run(plan, items, tmp_path / "inprocess", workers=1)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        frame = _run(plan, items, tmp_path / "dask", scheduler=cluster.scheduler_address)
+        with Client(cluster) as client:  # still serving after the run detached
+            assert client.submit(sum, [1, 2]).result() == 3
+    pd.testing.assert_frame_equal(comparable(expected), comparable(frame))

@@ -1,0 +1,103 @@
+"""Killed and interrupted runs (real subprocesses): nothing lost, nothing counted twice.
+
+A run is started with ``python -m harness run``; once a random number of items is journaled it is
+sent SIGKILL (or SIGINT, as Ctrl-C does), then finished with ``--resume``. The records must equal
+those of an uninterrupted run (sorted, without the timing column).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from harness.cli import main
+from harness.records import read_records
+from tests.runner.conftest import IDENTITY, comparable, write_card, write_suite
+
+REPO = Path(__file__).resolve().parents[2]
+N_CASES, SEVERITIES = 6, "[1, 3, 5]"
+N_ITEMS = N_CASES * 4
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], pd.DataFrame]:
+    """The suite/model arguments and the records of an uninterrupted run."""
+    folder = tmp_path_factory.mktemp("interrupts")
+    args = ["--suite", str(write_suite(folder, data=f"phantom2d:n={N_CASES}", severities=SEVERITIES)),
+            "--model", str(write_card(folder, "slow_threshold", "slow"))]
+    assert main(["run", *args, "--out", str(folder / "whole"), "--workers", "1"]) == 0
+    return folder, args, read_records(folder / "whole" / "records.csv")
+
+
+def _journaled(out: Path) -> int:
+    path = out / "journal.jsonl"
+    return path.read_text().count('"key"') if path.exists() else 0
+
+
+def _start_and_signal(out: Path, args: list[str], sig: int, after: int) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
+    """Start a 2-worker run; send ``sig`` once ``after`` items are journaled. Returns the process and
+    its descendants (workers, fork server) as they were just before the signal."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *args, "--out", str(out), "--workers", "2"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "HARNESS_TEST_MODEL_DELAY": "0.1"})
+    deadline = time.monotonic() + 120
+    while _journaled(out) < after:
+        assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.stderr.read()!r}"
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.01)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(sig)
+    return proc, children
+
+
+def _resume(out: Path, args: list[str]) -> int:
+    with warnings.catch_warnings():
+        # a kill at a random point may cut the last journal line; the resume drops it with a warning
+        warnings.filterwarnings("ignore", message=".*corrupt journal line", category=RuntimeWarning)
+        return main(["run", *args, "--out", str(out), "--resume", "--workers", "2"])
+
+
+def test_resume_after_sigkill_gives_the_records_of_an_uninterrupted_run(
+        setup: tuple[Path, list[str], pd.DataFrame]) -> None:
+    folder, args, whole = setup
+    out = folder / "killed"
+    after = random.randint(1, N_ITEMS // 2)
+    proc, children = _start_and_signal(out, args, signal.SIGKILL, after)
+    assert proc.wait(30) == -signal.SIGKILL
+    proc.stderr.close()
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"workers outlived the killed run: {alive}"
+    done_before = _journaled(out)
+    assert after <= done_before < N_ITEMS, f"killed after {after} items, journal holds {done_before}"
+    assert main(["run", *args, "--out", str(out), "--workers", "1"]) == 3  # no --resume: refused
+    assert _resume(out, args) == 0
+    records = read_records(out / "records.csv")
+    assert not records.duplicated(IDENTITY).any()
+    pd.testing.assert_frame_equal(comparable(records), comparable(whole))
+    assert _journaled(out) == N_ITEMS  # the resume ran only what was missing
+
+
+def test_ctrl_c_writes_a_partial_report_exits_2_and_resumes(setup: tuple[Path, list[str], pd.DataFrame]) -> None:
+    folder, args, whole = setup
+    out = folder / "interrupted"
+    proc, _ = _start_and_signal(out, args, signal.SIGINT, random.randint(1, N_ITEMS // 2))
+    assert proc.wait(120) == 2, proc.stderr.read()
+    proc.stderr.close()
+    assert (out / "report.html").is_file() and (out / "junit.xml").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    gate = summary["gates"][0]
+    assert gate["name"] == "run-complete" and gate["outcome"] == "ERROR" and "--resume" in gate["detail"]
+    partial = read_records(out / "records.csv")
+    assert 0 < len(partial) < len(whole) and not partial.duplicated(IDENTITY).any()
+    assert _resume(out, args) == 0
+    pd.testing.assert_frame_equal(comparable(read_records(out / "records.csv")), comparable(whole))

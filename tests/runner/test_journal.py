@@ -1,0 +1,70 @@
+"""Journal and resume at the API level: skip what is done, refuse another run's journal, repair a cut line."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.records import Journal
+from harness.runner import execute
+from tests.runner.conftest import comparable, make_plan
+from tests.runner.faulty import SizesDataset
+
+
+class _Progress:
+    def __init__(self) -> None:
+        self.skipped, self.advanced = 0, 0
+
+    def __call__(self, n: int) -> None:
+        self.advanced += n
+
+    def skip(self, n: int) -> None:
+        self.skipped += n
+
+
+def test_resume_runs_only_what_is_missing_and_counts_each_item_once(tmp_path: Path) -> None:
+    plan, items = make_plan(tmp_path, dataset=SizesDataset([40, 44, 48]), severities="[1, 2]")
+    whole = execute(plan, items, Journal(tmp_path / "whole.jsonl"))
+    journal = Journal(tmp_path / "part.jsonl")
+    execute(plan, items[:4], journal)
+    with journal.path.open("a") as fh:
+        fh.write('{"key": "w48|gaussian_noise|2|0", "rows": [{"case_id": "w4')  # a write cut by a kill
+    progress = _Progress()
+    with pytest.warns(RuntimeWarning, match="corrupt journal line"):
+        rows = execute(plan, items, journal, progress=progress)
+    assert (progress.skipped, progress.advanced) == (4, len(items) - 4)
+    assert json.loads(journal.path.read_text().splitlines()[0]).keys() == {"meta"}
+    assert len(journal.read()) == len(items) and len(journal.path.read_text().splitlines()) == len(items) + 1
+    assert comparable(rows).equals(comparable(whole))
+    again = _Progress()
+    assert comparable(execute(plan, items, journal, progress=again)).equals(comparable(whole))
+    assert (again.skipped, again.advanced) == (len(items), 0)  # nothing left to run
+
+
+def test_resume_refuses_a_journal_of_another_run(tmp_path: Path) -> None:
+    plan, items = make_plan(tmp_path, dataset=SizesDataset([40, 44]), severities="[1]")
+    journal = Journal(tmp_path / "journal.jsonl")
+    execute(plan, items[:1], journal)
+    (tmp_path / "other").mkdir()
+    other, other_items = make_plan(tmp_path / "other", dataset=SizesDataset([40, 44]), severities="[1, 2]")
+    with pytest.raises(ConfigError, match="suite_sha256"):
+        execute(other, other_items, journal)
+
+
+def test_one_run_at_a_time_per_journal(tmp_path: Path) -> None:
+    plan, items = make_plan(tmp_path, dataset=SizesDataset([40]), severities="[1]")
+    journal = Journal(tmp_path / "journal.jsonl")
+    with journal.lock(), pytest.raises(ConfigError, match="another harness run"):
+        execute(plan, items, Journal(tmp_path / "journal.jsonl"))
+
+
+def test_group_commit_writes_everything_even_when_interrupted(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.jsonl")
+    with pytest.raises(KeyboardInterrupt), journal.group_commit():
+        for k in range(50):
+            journal.append(f"item{k}", [{"case_id": f"c{k}", "dice": float("nan") if k == 3 else 0.5}])
+        raise KeyboardInterrupt
+    done = journal.read()
+    assert len(done) == 50 and done["item3"][0]["dice"] is None
