@@ -76,11 +76,11 @@ def plan_items(suite: Suite, case_ids: list[str]) -> list[WorkItem]:
     """All work items of a run, grouped by case, in a deterministic order."""
     items = []
     for cid in case_ids:
-        items.append(WorkItem(cid, CLEAN, CLEAN, 0, 0, item_seed(suite.seed, cid, CLEAN, 0)))
+        items.append(WorkItem(cid, CLEAN, CLEAN, 0, 0, item_seed(suite.seed, cid, CLEAN)))
         for spec in suite.perturbations:
             for severity in spec.severities:
                 for repeat in range(suite.repeats):
-                    seed = item_seed(suite.seed, cid, spec.label, severity, repeat)
+                    seed = item_seed(suite.seed, cid, spec.label, repeat)
                     items.append(WorkItem(cid, spec.label, spec.family, severity, repeat, seed))
     return items
 

@@ -6,12 +6,16 @@ import zlib
 import numpy as np
 
 
-def item_seed(suite_seed: int, case_id: str, family: str, severity: int, repeat: int = 0) -> int:
-    """``crc32(f"{suite_seed}/{case_id}/{family}/{severity}")`` (``/{repeat}`` appended when > 0).
+def item_seed(suite_seed: int, case_id: str, family: str, repeat: int = 0) -> int:
+    """``crc32(f"{suite_seed}/{case_id}/{family}")`` (``/{repeat}`` appended when > 0).
 
-    The result is a 32-bit unsigned int, stable across platforms and Python versions.
+    The seed deliberately leaves out the severity: every severity of a family on a case draws the
+    same random structure (noise pattern, field shape, directions) and only the magnitude follows the
+    ladder (common random numbers). A case's ladder is then monotone draw by draw, not just on
+    average, and the paired severity curve has less variance. The result is a 32-bit unsigned int,
+    stable across platforms and Python versions.
     """
-    key = f"{suite_seed}/{case_id}/{family}/{severity}"
+    key = f"{suite_seed}/{case_id}/{family}"
     if repeat:
         key += f"/{repeat}"
     return zlib.crc32(key.encode("utf-8")) & 0xFFFFFFFF

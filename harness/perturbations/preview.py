@@ -67,7 +67,7 @@ def render(case: Case, family: str, *, seed: int = 0, out: Path, options: dict[s
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, MAX_SEVERITY + 1)
     for severity, ax in enumerate(axes):
-        perturbed, params = fam(case, severity, item_seed(seed, case.case_id, family, severity))
+        perturbed, params = fam(case, severity, item_seed(seed, case.case_id, family))
         image, label, _ = mid_plane(perturbed)
         ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1,
                   aspect=aspect, interpolation="nearest")

@@ -35,7 +35,7 @@ def ladder_png(case: Any, label: str, family: Any, *, seed: int, out: Path, moda
     with matplotlib.rc_context(RC):
         fig = new_figure(2.6 * 6, 3.3)
         for severity, ax in enumerate(fig.subplots(1, 6)):
-            perturbed, _ = family(case, severity, np.random.default_rng(item_seed(seed, case.case_id, label, severity)))
+            perturbed, _ = family(case, severity, np.random.default_rng(item_seed(seed, case.case_id, label)))
             image, mask, _ = mid_plane(perturbed)
             ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1, aspect=aspect)
             if mask.any() and mask.min() != mask.max():
