@@ -62,6 +62,10 @@ class RunResult:
 
 def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     """Everything before the first model call. Raises ConfigError listing problems."""
+    if options.executor not in ("local", "dask"):
+        raise ConfigError(f"--executor {options.executor!r}: choose 'local' or 'dask'")
+    if options.scheduler and options.executor != "dask":
+        raise ConfigError("--scheduler needs --executor dask")
     suite = load_suite(options.suite)
     if options.seed is not None:
         suite = dataclasses.replace(suite, seed=options.seed)
@@ -136,8 +140,6 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     suite, dataset, model, plan, notes = prepare(options)
     out = ensure_out_dir(options.out or _default_out(suite), resume=options.resume)
     cases = dataset.manifest()
-    cases.to_csv(out / "cases.csv")
-    (out / "suite.toml").write_text(suite.text, encoding="utf-8")
     from harness.analysis.shift import write_quality
 
     write_quality(out, dataset, suite)  # quality.csv: per-case image statistics when the data has sites
@@ -157,6 +159,9 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     finally:
         if progress is not None and hasattr(progress, "close"):
             progress.close()
+    # Written only now, so a refused --resume (another run's journal) leaves that folder untouched.
+    cases.to_csv(out / "cases.csv")
+    (out / "suite.toml").write_text(suite.text, encoding="utf-8")
     records = records_frame(rows, suite.metrics)
     records.to_csv(out / "records.csv", index=False)
     context = GateContext(records=records, cases=cases.reset_index(), suite=suite)
