@@ -1,0 +1,168 @@
+"""Reference-trainer benchmarks (issue E) and the bundled weights' phantom scores.
+
+Usage (from the repository root)::
+
+    # bundled reference weights on the held-out evaluation phantoms (seed 0), clean/noise/blur
+    python benchmarks/train_reference.py phantom --card harness/resources/reference2d.toml
+    # MSD hippocampus: 200 train / 60 test patients by a fixed seeded split; target mean Dice ≥ 0.89
+    python benchmarks/train_reference.py hippocampus --time-budget 30 --out /tmp/bench-hippo
+    # BUS-BRA: official 5-fold split, kFold == 1 is the test set; target lesion Dice ≥ 0.87
+    python benchmarks/train_reference.py busbra --time-budget 30 --out /tmp/bench-busbra
+
+Real data is read from ``../shared/data`` (``--data-root``). Results are printed and written to
+``OUT/benchmark.json`` (phantom: ``--json``). Targets are met only within the stated budget on
+2 CPU cores (``--threads 2``); shorter budgets measure what that budget buys, nothing more.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage as ndi
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.datasets.folder import CaseFiles, FileDataset
+from harness.datasets.phantom import phantom_dataset
+from harness.train import TrainConfig, train
+from harness.train.data import normalize_image
+from harness.train.record import dice_per_class
+from harness.train.unet import build_unet
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TARGETS = {"hippocampus": 0.89, "busbra": 0.87}
+NOISE = (0.1, 0.2, 0.35, 0.5, 0.75)  # x foreground std, as harness.perturbations.noise
+BLUR = (0.5, 1.0, 1.5, 2.0, 3.0)  # Gaussian sigma in voxels
+
+
+def load_card_model(card_path: Path) -> tuple[torch.nn.Module, dict]:
+    card = tomllib.loads(card_path.read_text())
+    net = build_unet(**card["model"]["kwargs"])
+    net.load_state_dict(torch.load(card_path.parent / card["model"]["weights"], weights_only=True))
+    return net.eval(), card
+
+
+def phantom_scores(card_path: Path, n: int | None, severities: int) -> pd.DataFrame:
+    """Per-class mean Dice on ``phantom_dataset(ndim, seed=0)`` clean and under noise/blur."""
+    net, card = load_card_model(card_path)
+    ndim = int(card["model"]["kwargs"]["spatial_dims"])
+    labels = [int(k) for k in card["output"]["labels"]]
+    data = phantom_dataset(ndim, n=n, seed=0)
+    rows = []
+    rng = np.random.default_rng(0)
+    for case in data:
+        fg = case.image[:, case.label > 0]
+        fg_std = float(fg.std()) or 1.0
+        variants = [("clean", 0, case.image)]
+        for s in range(1, severities + 1):
+            noise = rng.standard_normal(case.image.shape).astype(np.float32)
+            variants.append(("gaussian_noise", s, case.image + NOISE[s - 1] * fg_std * noise))
+            sigma = (0,) + tuple(BLUR[s - 1] * min(case.spacing) / sp for sp in case.spacing)
+            variants.append(("gaussian_blur", s, ndi.gaussian_filter(case.image, sigma)))
+        for family, severity, image in variants:
+            with torch.no_grad():
+                x = torch.from_numpy(normalize_image(image)[None])
+                pred = net(x)[0].argmax(0).numpy()
+            for k, d in dice_per_class(pred, case.label, labels).items():
+                rows.append({"case_id": case.case_id, "family": family, "severity": severity,
+                             "label": card["output"]["labels"][str(k)], "dice": d})
+    table = pd.DataFrame(rows)
+    return table.groupby(["family", "severity", "label"])["dice"].mean().unstack("label")
+
+
+def hippocampus_dataset(root: Path) -> str:
+    folder = root / "hippocampus"
+    if not folder.is_dir():
+        raise SystemExit(f"{folder} not found (--data-root)")
+    return str(folder)
+
+
+def busbra_dataset(root: Path) -> FileDataset:
+    """BUS-BRA as a dataset: one case per image, metadata from bus_data.csv + 5-fold-cv.csv."""
+    folder = root / "busbra"
+    if not folder.is_dir():
+        raise SystemExit(f"{folder} not found (--data-root)")
+    meta = pd.read_csv(folder / "bus_data.csv").set_index("ID")
+    folds = pd.read_csv(folder / "5-fold-cv.csv").set_index("ID")["kFold"]
+    meta = meta.join(folds)
+    cases = []
+    for cid, row in meta.iterrows():
+        key = str(cid).removeprefix("bus_")
+        cases.append(CaseFiles(case_id=str(cid), images=(folder / "images" / f"{cid}.png",),
+                               label=folder / "masks" / f"mask_{key}.png", spacing=(1.0, 1.0),
+                               label_values={255: 1, 1: 1},
+                               metadata={"Case": int(row["Case"]), "kFold": int(row["kFold"]),
+                                         "Device": str(row["Device"]), "Pathology": str(row["Pathology"])}))
+    return FileDataset("busbra", cases, modality="us", label_names={1: "lesion"})
+
+
+def run_real(args: argparse.Namespace) -> dict:
+    root = Path(args.data_root)
+    if args.dataset == "hippocampus":
+        data: object = hippocampus_dataset(root)
+        folds = "test=60"
+    else:
+        data = busbra_dataset(root)
+        folds = "1"
+    cfg = TrainConfig(seed=args.seed, epochs=args.epochs, time_budget=args.time_budget, folds=folds,
+                      threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
+                      tta=args.tta, postprocess=args.postprocess, resume=True,
+                      name=f"unet-{args.dataset}")
+    t0 = time.perf_counter()
+    result = train(data, Path(args.out), cfg,  # type: ignore[arg-type]
+                   command="python benchmarks/train_reference.py " + " ".join(sys.argv[1:]))
+    wall = time.perf_counter() - t0
+    test = result.test_dice
+    score = test.get("mean", float("nan"))
+    summary = {"dataset": args.dataset, "time_budget_min": args.time_budget, "threads": args.threads,
+               "epochs_run": result.record["epochs_run"], "train_seconds": result.record["train_seconds"],
+               "wall_seconds": wall, "n_train": len(result.record["split"]["train"]),
+               "n_val": len(result.record["split"]["val"]), "n_test": len(result.record["split"]["test"]),
+               "test_dice": test, "target": TARGETS[args.dataset],
+               "target_met": bool(score >= TARGETS[args.dataset]), "plan": result.record["plan"]}
+    (Path(args.out) / "benchmark.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", choices=["phantom", "hippocampus", "busbra"])
+    parser.add_argument("--card", type=Path, default=ROOT / "harness/resources/reference2d.toml")
+    parser.add_argument("--n", type=int, default=None, help="phantom: number of seed-0 cases (default all)")
+    parser.add_argument("--severities", type=int, default=3, help="phantom: noise/blur severities 1..N")
+    parser.add_argument("--json", type=Path, default=None, help="phantom: write the table here")
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--out", default="/tmp/harness-train-benchmark")
+    parser.add_argument("--time-budget", type=float, default=30.0, help="minutes")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--postprocess", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+    if args.dataset == "phantom":
+        torch.set_num_threads(args.threads)
+        table = phantom_scores(args.card, args.n, args.severities)
+        pd.set_option("display.float_format", "{:.4f}".format)
+        print(table)
+        if args.json:
+            args.json.write_text(table.reset_index().to_json(orient="records", indent=2))
+        return
+    print(json.dumps(run_real(args), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""``harness train``: the CLI-facing function (typer-compatible) and ``python -m harness.train``.
+
+The integrator registers :func:`train_command` as the ``train`` command; it validates the
+options (``ConfigError`` → exit 3), runs :func:`harness.train.train` and prints where the
+checkpoint, card, curves and record went.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from harness.errors import ConfigError
+
+
+def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected comma-separated integers, e.g. 16,32,64,128") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"{option} {text!r}: values must be positive integers")
+    return values
+
+
+def train_command(
+    data: str = typer.Option(..., "--data", help="phantom2d | phantom3d[:n=N,seed=S] | MSD/nnU-Net folder | dataset card (.toml)"),
+    out: Path = typer.Option(..., "--out", help="output folder (checkpoint, card, curves, record)"),
+    dims: int | None = typer.Option(None, "--dims", help="2 or 3; checked against the data"),
+    folds: str | None = typer.Option(None, "--folds", help="test set: official fold(s) 'K[,L]', 'test=N' (seeded hold-out of N patients) or 'none'; default: official fold 1 when the data has folds"),
+    time_budget: float | None = typer.Option(None, "--time-budget", help="minutes; stop early, keeping the best checkpoint"),
+    seed: int = typer.Option(0, "--seed", help="seed for split, data order, augmentation and init"),
+    epochs: int | None = typer.Option(None, "--epochs", help="epochs (of --iters iterations); reproducible bit-for-bit"),
+    alpha: float = typer.Option(1.0, "--alpha", help="weight of cross-entropy in L = α·CE + β·Dice"),
+    beta: float = typer.Option(1.0, "--beta", help="weight of soft Dice in L = α·CE + β·Dice"),
+    iters: int = typer.Option(50, "--iters", help="iterations per epoch"),
+    features: str | None = typer.Option(None, "--features", help="channels per level, e.g. 16,32,64,128 (default: planned)"),
+    patch: str | None = typer.Option(None, "--patch", help="patch size, e.g. 128,128 (default: planned)"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="default: planned from the patch size"),
+    lr: float = typer.Option(3e-3, "--lr", help="AdamW learning rate (poly decay)"),
+    deep_supervision: bool = typer.Option(True, "--deep-supervision/--no-deep-supervision"),
+    augment: bool = typer.Option(True, "--augment/--no-augment"),
+    tta: bool = typer.Option(False, "--tta", help="flip test-time augmentation for the test-set evaluation"),
+    postprocess: bool = typer.Option(False, "--postprocess", help="keep the largest component per class (test evaluation)"),
+    window: str | None = typer.Option(None, "--window", help="CT intensity window LO,HI in HU (default: 0.5-99.5 percentiles of the training foreground)"),
+    threads: int = typer.Option(1, "--threads", help="torch threads (1 = bit-for-bit reproducible)"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from OUT/checkpoint_last.pt"),
+    name: str | None = typer.Option(None, "--name", help="model name written to the card"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train the reference U-Net and write a checkpoint, a model card usable by `harness run
+    --model`, training curves (PNG + CSV) and a training record (training.json)."""
+    from harness.train.trainer import TrainConfig, train
+
+    if dims not in (None, 2, 3):
+        raise ConfigError(f"--dims must be 2 or 3, got {dims}")
+    if epochs is None and time_budget is None:
+        raise ConfigError("give --epochs N or --time-budget MINUTES (or both)")
+    if iters < 1 or threads < 1 or (batch_size is not None and batch_size < 1):
+        raise ConfigError("--iters, --threads and --batch-size must be ≥ 1")
+    win = None
+    if window:
+        parts = window.split(",")
+        try:
+            win = (float(parts[0]), float(parts[1]))
+        except (ValueError, IndexError):
+            raise ConfigError(f"--window {window!r}: expected LO,HI, e.g. -160,240") from None
+        if len(parts) != 2 or win[0] >= win[1]:
+            raise ConfigError(f"--window {window!r}: expected LO,HI with LO < HI")
+    if alpha < 0 or beta < 0 or alpha + beta == 0:
+        raise ConfigError(f"--alpha/--beta must be ≥ 0 and not both 0, got {alpha}, {beta}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    cfg = TrainConfig(dims=dims, seed=seed, epochs=epochs, iters_per_epoch=iters, time_budget=time_budget,
+                      alpha=alpha, beta=beta, lr=lr, features=_ints(features, "--features"),
+                      patch=_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
+                      folds=folds, augment=augment, tta=tta, postprocess=postprocess, window=win,
+                      threads=threads, resume=resume, progress=progress, name=name)
+    command = _MODULE_COMMAND or ("harness train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+                                  if len(sys.argv) > 1 and sys.argv[1] == "train" else None)
+    result = train(data, out, cfg, command=command)
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    console.print(f"weights   {result.weights}\ncard      {result.card}\ncurves    {out / 'curves.png'}\n"
+                  f"record    {out / 'training.json'}\nbest validation Dice (mean) {result.best_val_dice:.4f}")
+    if result.test_dice:
+        console.print("test Dice " + "  ".join(f"{k}={v:.4f}" for k, v in result.test_dice.items()))
+
+
+_MODULE_COMMAND: str | None = None
+
+
+def _usage_error() -> type[Exception]:
+    """Click's UsageError as typer ships it (typer may vendor click; BadParameter subclasses it)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.train …``: the same options without the integrator's CLI."""
+    global _MODULE_COMMAND
+    args = sys.argv[1:] if argv is None else list(argv)
+    _MODULE_COMMAND = "python -m harness.train " + " ".join(shlex.quote(a) for a in args)
+    app = typer.Typer(add_completion=False)
+    app.command()(train_command)
+    try:
+        app(args=args, prog_name="python -m harness.train", standalone_mode=False)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except typer.Exit as exc:  # --help
+        return int(exc.exit_code or 0)
+    except _usage_error() as exc:  # unknown option, missing value...: exit 3 as DESIGN.md says
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return 3
+    return 0

@@ -1,0 +1,193 @@
+"""The training loop behind :func:`harness.train.train` (see trainer.py for the guarantees)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.datasets.base import Dataset
+from harness.errors import ConfigError
+from harness.train import data as tdata
+from harness.train.augment import AugmentConfig, augment_patch, build_transform
+from harness.train.card import model_card, write_card
+from harness.train.losses import DiceCELoss
+from harness.train.record import git_hash, manifest_hash, versions, write_curves
+from harness.train.sampling import sample_batch
+from harness.train.trainer import (
+    BEST,
+    LAST,
+    TrainConfig,
+    TrainResult,
+    _lr,
+    _plan,
+    _validate,
+    deterministic,
+)
+from harness.train.unet import build_unet
+
+HALF_ABOVE_VOXELS = 50_000_000  # cache normalised images as float16 above this total size
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]epoch {task.completed}/{task.total}"), BarColumn(),
+                    TextColumn("loss {task.fields[loss]:.4f}  val Dice {task.fields[dice]:.4f}"),
+                    TimeElapsedColumn(), disable=not enabled, transient=False)
+
+
+def _rng_state(rng: np.random.Generator) -> str:
+    return json.dumps(rng.bit_generator.state)
+
+
+def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None, out: Path, cfg: TrainConfig,
+                 *, command: str | None, callback: Callable[[dict[str, Any]], bool] | None) -> TrainResult:
+    t_start = time.perf_counter()
+    split = tdata.make_split(dataset.metadata, folds=cfg.folds, seed=cfg.seed,
+                             val_fraction=cfg.val_fraction, max_val=cfg.max_val)
+    modality = getattr(dataset, "modality", "other")
+    normalize = "window" if modality == "ct" else "zscore"
+    if normalize == "window" and cfg.window is None:  # CT: window from the training foreground
+        cfg = dataclasses.replace(cfg, window=tdata.foreground_window(dataset, split.train))
+    first = dataset.load(split.train[0])
+    if cfg.dims is not None and first.ndim != cfg.dims:
+        raise ConfigError(f"--dims {cfg.dims} but the data is {first.ndim}D")
+    total = sum(int(np.prod(dataset.load(i).image.shape)) for i in split.train[:5]) / min(5, len(split.train))
+    half = total * (len(split.train) + len(split.val)) > HALF_ABOVE_VOXELS
+    train_cases = tdata.load_cases(dataset, split.train, normalize=normalize, window=cfg.window, half=half)
+    val_cases = tdata.load_cases(dataset, split.val, normalize=normalize, window=cfg.window, half=half)
+    if labels is None:  # no label names given: the classes present in the training labels
+        labels = sorted({k for c in train_cases for k in c.class_locations}) or [1]
+    plan = _plan(train_cases, cfg, modality)
+    ndim, in_ch = first.ndim, first.image.shape[0]
+    kwargs: dict[str, Any] = {"spatial_dims": ndim, "in_channels": in_ch, "out_channels": max(labels) + 1,
+                              "features": list(plan.features)}
+    if cfg.norm != "instance":
+        kwargs["norm"] = cfg.norm
+    if any(s != (2,) * ndim for s in plan.strides):
+        kwargs["strides"] = [list(s) for s in plan.strides]
+    aug_cfg = cfg.augment_config or AugmentConfig(flip_axes=plan.flip_axes)
+    transform = build_transform(ndim, first.spacing, aug_cfg, patch=plan.patch, bias=modality == "mri")
+
+    with deterministic(cfg.seed, cfg.threads):
+        net = build_unet(**kwargs, deep_supervision=cfg.deep_supervision)
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        loss_fn = DiceCELoss(cfg.alpha, cfg.beta)
+        rng = np.random.default_rng([cfg.seed, 31337])
+        state: dict[str, Any] = {"epoch": 0, "history": [], "best": -1.0, "elapsed": 0.0}
+        last = out / LAST
+        if cfg.resume and last.is_file():
+            ckpt = torch.load(last, weights_only=True)
+            if ckpt["fingerprint"] != cfg.fingerprint():
+                raise ConfigError(f"{last}: a checkpoint from different training options; use a new "
+                                  "--out, the same options, or --no-resume")
+            net.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
+            state = {k: ckpt[k] for k in ("epoch", "history", "best", "elapsed")}
+        budget_s = 60 * cfg.time_budget if cfg.time_budget else float("inf")
+        max_epochs = cfg.epochs or 10**9
+        run_start = time.perf_counter() - state["elapsed"]
+        epoch_s = 0.0
+        with _progress(cfg.progress) as bar:
+            task = bar.add_task("train", total=cfg.epochs or None, completed=state["epoch"], loss=0.0, dice=0.0)
+            while state["epoch"] < max_epochs:
+                elapsed = time.perf_counter() - run_start
+                if state["epoch"] > 0 and elapsed + epoch_s > budget_s:
+                    break
+                t0 = time.perf_counter()
+                lr = _lr(cfg, state["epoch"], elapsed)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                net.train()
+                losses = []
+                for _ in range(cfg.iters_per_epoch):
+                    batch = sample_batch(train_cases, plan.patch, plan.batch_size, rng, fg_fraction=cfg.fg_fraction)
+                    if cfg.augment:
+                        batch = [augment_patch(im, lb, transform, aug_cfg, first.spacing) for im, lb in batch]
+                    x = torch.from_numpy(np.stack([b[0] for b in batch]))
+                    y = torch.from_numpy(np.stack([b[1] for b in batch]))
+                    loss = loss_fn(net(x), y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
+                    opt.step()
+                    losses.append(float(loss.detach()))
+                state["epoch"] += 1
+                row: dict[str, Any] = {"epoch": state["epoch"], "train_loss": float(np.mean(losses)), "lr": lr}
+                if val_cases and (state["epoch"] % cfg.val_every == 0 or state["epoch"] == max_epochs):
+                    scores = _validate(net, val_cases, plan, labels)
+                    row.update({f"val_dice_{k}": v for k, v in scores.items()})
+                    row["val_dice_mean"] = float(np.mean(list(scores.values())))
+                metric = row.get("val_dice_mean", -row["train_loss"])
+                row["elapsed_s"] = time.perf_counter() - run_start
+                state["history"].append(row)
+                state["elapsed"] = row["elapsed_s"]
+                if metric > state["best"]:
+                    state["best"] = metric
+                    torch.save(net.state_dict(), out / BEST)
+                torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                            "torch_rng": torch.get_rng_state(), "numpy_rng": _rng_state(rng),
+                            "fingerprint": cfg.fingerprint(), **state}, last)
+                bar.update(task, completed=state["epoch"], loss=row["train_loss"],
+                           dice=row.get("val_dice_mean", 0.0))
+                epoch_s = time.perf_counter() - t0
+                if callback is not None and callback(row):
+                    break
+
+        net.load_state_dict(torch.load(out / BEST, weights_only=True))
+        net.eval()
+        weights = out / "model.pt"
+        torch.save({k: v.clone() for k, v in net.state_dict().items()}, weights)
+        test_scores: dict[str, float] = {}
+        if split.test:
+            test_cases = tdata.load_cases(dataset, split.test, normalize=normalize, window=cfg.window)
+            scores = _validate(net, test_cases, plan, labels, tta=cfg.tta, postprocess=cfg.postprocess,
+                               overlap=0.5)
+            test_scores = {str(k): v for k, v in scores.items()}
+            test_scores["mean"] = float(np.mean(list(scores.values())))
+
+    label_names = {k: dataset.label_names.get(k, f"class{k}") for k in labels}
+    # images larger than the patch: the card asks the adapter for sliding-window inference
+    sliding = any(any(n > p for n, p in zip(c.label.shape, plan.patch)) for c in train_cases + val_cases)
+    record = {
+        "data": data_spec, "dataset": getattr(dataset, "name", "dataset"), "modality": modality,
+        "manifest_sha256": manifest_hash(dataset), "split": split.as_dict(), "seed": cfg.seed,
+        "config": {k: (list(v) if isinstance(v, tuple) else v)
+                   for k, v in cfg.__dict__.items() if k != "augment_config"},
+        "augment": aug_cfg.__dict__, "plan": plan.as_dict(), "model_kwargs": kwargs,
+        "epochs_run": state["epoch"], "train_seconds": state["elapsed"],
+        "wall_seconds": time.perf_counter() - t_start, "best_val_dice_mean": state["best"],
+        "test_dice": test_scores, "versions": versions(), "git": git_hash(), "command": command,
+        "weights_sha256": _sha256(weights),
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    write_curves(state["history"], out)
+    card = model_card(
+        name=cfg.name or f"unet-{ndim}d-{record['dataset']}", weights=weights.name, kwargs=kwargs,
+        labels=label_names, normalize=normalize,
+        pad_multiple=plan.pad_multiple if len(set(plan.axis_multiples)) == 1 else list(plan.axis_multiples),
+        patch_size=list(plan.patch) if sliding else None,
+        window=list(cfg.window) if normalize == "window" and cfg.window else None,
+        intended_use=f"U-Net trained by `harness train` on {record['dataset']} ({modality}); "
+                     "research and evaluation of the harness only, not for clinical use.",
+        training={"command": command or "", "seed": cfg.seed, "epochs": state["epoch"],
+                  "data": data_spec, "manifest_sha256": record["manifest_sha256"],
+                  "best_val_dice_mean": float(state["best"]),
+                  "versions": versions(), "record": "training.json"})
+    write_card(out / "model.toml", card)
+    return TrainResult(out=out, weights=weights, card=out / "model.toml", record=record,
+                       best_val_dice=float(state["best"]), test_dice=test_scores)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()

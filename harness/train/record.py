@@ -1,0 +1,81 @@
+"""Training outputs besides weights: curves (CSV + PNG), the training record, versions, Dice."""
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+from collections.abc import Mapping, Sequence
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.datasets.base import Dataset
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages that influence training results."""
+    out = {"python": platform.python_version()}
+    for pkg in ("harness", "torch", "numpy", "scipy", "torchio", "SimpleITK"):
+        try:
+            out[pkg] = importlib_metadata.version(pkg)
+        except importlib_metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def git_hash(path: Path | None = None) -> str | None:
+    """The repository's HEAD commit (None when not a git checkout or git is missing)."""
+    here = Path(path or Path(__file__).resolve().parent)
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def manifest_hash(dataset: Dataset) -> str:
+    """sha256 of the dataset manifest (ids, file/pixel hashes, metadata) as CSV."""
+    table = dataset.manifest().sort_index()
+    return hashlib.sha256(table.to_csv().encode("utf-8")).hexdigest()
+
+
+def dice_per_class(pred: np.ndarray, ref: np.ndarray, labels: Sequence[int]) -> dict[int, float]:
+    """Dice per class; 1.0 when both are empty (the harness's empty policy)."""
+    out = {}
+    for k in labels:
+        p, r = pred == k, ref == k
+        denom = int(p.sum()) + int(r.sum())
+        out[int(k)] = 1.0 if denom == 0 else 2.0 * int((p & r).sum()) / denom
+    return out
+
+
+def write_curves(history: Sequence[Mapping[str, float]], out: Path) -> None:
+    """``curves.csv`` and ``curves.png`` (loss and validation Dice per epoch)."""
+    table = pd.DataFrame(list(history))
+    table.to_csv(out / "curves.csv", index=False)
+    if table.empty:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.plot(table["epoch"], table["train_loss"], label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    dice_cols = [c for c in table.columns if c.startswith("val_dice")]
+    for col in dice_cols:
+        ax2.plot(table["epoch"], table[col], label=col)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation Dice")
+    ax2.set_ylim(0, 1)
+    if dice_cols:  # no validation set (e.g. one patient): an empty panel, no legend
+        ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,177 @@
+"""The reference trainer: patch sampling → augmentation → U-Net → α·CE + β·Dice, with validation,
+best-checkpoint selection, a time budget, resumption and reproducible outputs.
+
+Reproducibility: with a fixed seed and ``epochs`` (not a time budget) the run is bit-for-bit
+reproducible on CPU: single thread, ``torch.use_deterministic_algorithms``, a seeded numpy
+generator for data order and patches, torch's RNG (TorchIO's source) seeded inside
+``torch.random.fork_rng`` and both RNG states stored in every checkpoint, so a resumed run
+continues exactly where it stopped. Global torch settings are restored on exit.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.datasets.base import Dataset
+from harness.errors import ConfigError
+from harness.train import data as tdata
+from harness.train.augment import AugmentConfig
+from harness.train.inference import predict_labels
+from harness.train.plan import Plan, make_plan
+from harness.train.record import dice_per_class
+from harness.train.unet import UNet
+
+LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training options (all have CPU-friendly defaults). ``time_budget`` is in minutes."""
+
+    dims: int | None = None
+    seed: int = 0
+    epochs: int | None = None
+    iters_per_epoch: int = 50
+    time_budget: float | None = None
+    alpha: float = 1.0
+    beta: float = 1.0
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    features: tuple[int, ...] | None = None
+    patch: tuple[int, ...] | None = None
+    batch_size: int | None = None
+    deep_supervision: bool = True
+    norm: str = "instance"
+    folds: str | None = None
+    val_fraction: float = 0.1
+    max_val: int = 40
+    val_every: int = 1
+    fg_fraction: float = 0.33
+    augment: bool = True
+    augment_config: AugmentConfig | None = None
+    flip_axes: tuple[int, ...] | None = None
+    window: tuple[float, float] | None = None
+    tta: bool = False
+    postprocess: bool = False
+    threads: int = 1
+    resume: bool = True
+    progress: bool = True
+    name: str | None = None
+
+    def fingerprint(self) -> str:
+        """Hash of the options that change results (not budget, progress or resume)."""
+        d = dataclasses.asdict(self)
+        for k in ("time_budget", "progress", "resume", "tta", "postprocess", "name"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` wrote and measured."""
+
+    out: Path
+    weights: Path
+    card: Path
+    record: dict[str, Any]
+    best_val_dice: float
+    test_dice: dict[str, float] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def deterministic(seed: int, threads: int) -> Iterator[None]:
+    """Single-threaded deterministic torch with a seeded RNG; global state restored afterwards."""
+    prev_threads = torch.get_num_threads()
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.set_num_threads(max(1, threads))
+        torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(prev_det)
+            torch.set_num_threads(prev_threads)
+
+
+def _plan(cases: Sequence[tdata.CachedCase], cfg: TrainConfig, modality: str) -> Plan:
+    ndim = cases[0].label.ndim
+    flips = cfg.flip_axes
+    if flips is None:  # ultrasound: mirror left-right only (depth has a physical direction)
+        flips = (ndim - 1,) if modality == "us" else tuple(range(ndim))
+    kw: dict[str, Any] = {}
+    if cfg.features:
+        kw = {"max_levels": len(cfg.features), "base_features": cfg.features[0],
+              "max_features": max(cfg.features)}
+    plan = make_plan([c.label.shape for c in cases], [c.spacing for c in cases], flip_axes=flips,
+                     patch=cfg.patch, batch_size=cfg.batch_size, **kw)
+    if cfg.features:
+        if len(plan.strides) + 1 != len(cfg.features):
+            raise ConfigError(f"--features {list(cfg.features)}: the patch {plan.patch} allows only "
+                              f"{len(plan.strides) + 1} levels")
+        plan = dataclasses.replace(plan, features=tuple(cfg.features))
+    return plan
+
+
+def _validate(net: UNet, cases: Sequence[tdata.CachedCase], plan: Plan, labels: Sequence[int], *,
+              tta: bool = False, postprocess: bool = False, overlap: float = 0.25) -> dict[int, float]:
+    """Mean Dice per class over ``cases``."""
+    scores: dict[int, list[float]] = {k: [] for k in labels}
+    for c in cases:
+        pred = predict_labels(net, c.image.astype(np.float32), patch=plan.patch, overlap=overlap,
+                              tta=tta, flip_axes=plan.flip_axes, postprocess=postprocess)
+        for k, v in dice_per_class(pred, c.label, labels).items():
+            scores[k].append(v)
+    return {k: float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
+
+
+def _lr(cfg: TrainConfig, epoch: int, elapsed: float) -> float:
+    if cfg.epochs:
+        frac = epoch / cfg.epochs
+    elif cfg.time_budget:
+        frac = min(elapsed / (60 * cfg.time_budget), 0.99)
+    else:
+        frac = 0.0
+    return cfg.lr * (1 - frac) ** 0.9
+
+
+def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConfig(), *,
+          command: str | None = None, callback: Callable[[dict[str, Any]], bool] | None = None) -> TrainResult:
+    """Train a U-Net on ``data`` (spec for ``open_dataset`` or a Dataset) and write to ``out``:
+    ``model.pt`` (best state_dict), ``model.toml`` (card), ``curves.csv/png``, ``training.json``,
+    and ``checkpoint_last.pt``/``checkpoint_best.pt`` for resumption.
+
+    Stops after ``config.epochs`` epochs, or when the next epoch would exceed
+    ``config.time_budget`` minutes; at least one epoch runs. ``callback(history_row)`` is called
+    after each epoch; returning True stops training (used by tests to simulate interruption).
+    """
+    if config.epochs is None and config.time_budget is None:
+        raise ConfigError("give --epochs or --time-budget (or both)")
+    if config.epochs is not None and config.epochs < 1:
+        raise ConfigError(f"--epochs must be ≥ 1, got {config.epochs}")
+    if config.time_budget is not None and config.time_budget <= 0:
+        raise ConfigError(f"--time-budget must be > 0 minutes, got {config.time_budget}")
+    if isinstance(data, Dataset):
+        dataset, data_spec = data, getattr(data, "name", "dataset")
+    else:
+        from harness.datasets import open_dataset
+
+        dataset, data_spec = open_dataset(data), str(data)
+    labels = sorted(int(k) for k in dataset.label_names) or None  # None: found in the labels
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    from harness.train.loop import run_training
+
+    return run_training(dataset, data_spec, labels, out, config, command=command, callback=callback)
+
+
+__all__ = ["BEST", "LAST", "TrainConfig", "TrainResult", "deterministic", "train"]

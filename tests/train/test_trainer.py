@@ -1,0 +1,124 @@
+"""The trainer end to end on tiny phantom configs: overfit, bit-for-bit reproducibility, resume,
+outputs (card, record, curves) and option validation."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness.datasets.phantom import phantom_dataset
+from harness.errors import ConfigError
+from harness.train import TrainConfig, train
+from harness.train.command import main, train_command
+from harness.train.data import normalize_image
+from harness.train.inference import predict_labels
+from harness.train.record import dice_per_class
+from harness.train.unet import build_unet
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TINY = TrainConfig(seed=4, epochs=2, iters_per_epoch=3, features=(4, 8), patch=(32, 32), batch_size=2,
+                   progress=False, max_val=2)
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "model.pt", weights_only=True)
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_overfit_one_phantom_case(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=1, seed=12)
+    case = data.load(data.case_ids[0])
+    assert (case.label == 2).any()
+    cfg = TrainConfig(seed=0, epochs=20, iters_per_epoch=10, features=(8, 16, 32), batch_size=2,
+                      augment=False, lr=1e-2, fg_fraction=0.5, progress=False)
+    result = train(data, tmp_path, cfg)
+    net = build_unet(spatial_dims=2, in_channels=1, out_channels=3, features=(8, 16, 32))
+    net.load_state_dict(_weights(tmp_path))
+    pred = predict_labels(net, normalize_image(case.image))
+    dice = dice_per_class(pred, case.label, [1, 2])
+    assert dice[1] > 0.95 and dice[2] > 0.95, dice
+    assert result.record["split"]["val"] == []  # one patient: nothing to validate on
+
+
+def test_bit_for_bit_reproducible(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=4, seed=21)
+    a = train(data, tmp_path / "a", TINY)
+    b = train(data, tmp_path / "b", TINY)
+    assert _same(_weights(a.out), _weights(b.out))
+    assert (a.out / "curves.csv").read_text().split("elapsed")[0] == (b.out / "curves.csv").read_text().split("elapsed")[0]
+    c = train(data, tmp_path / "c", TrainConfig(**{**TINY.__dict__, "seed": 5}))
+    assert not _same(_weights(a.out), _weights(c.out))
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=4, seed=21)
+    cfg = TrainConfig(**{**TINY.__dict__, "epochs": 3})
+    full = train(data, tmp_path / "full", cfg)
+    stopped = train(data, tmp_path / "part", cfg, callback=lambda row: row["epoch"] == 1)
+    assert stopped.record["epochs_run"] == 1
+    resumed = train(data, tmp_path / "part", cfg)
+    assert resumed.record["epochs_run"] == 3
+    assert _same(_weights(full.out), _weights(resumed.out))
+    assert len(resumed.record["split"]["train"]) == len(full.record["split"]["train"])
+    with pytest.raises(ConfigError, match="different training options"):
+        train(data, tmp_path / "part", TrainConfig(**{**cfg.__dict__, "lr": 1e-4}))
+
+
+def test_outputs_card_record_curves(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=6, seed=3)
+    result = train(data, tmp_path, TrainConfig(**{**TINY.__dict__, "folds": "test=2", "epochs": 1,
+                                                  "time_budget": 10.0}), command="harness train ...")
+    card = tomllib.loads(result.card.read_text())
+    assert card["model"]["entry"] == "harness.train.unet:build_unet"
+    assert card["output"] == {"kind": "logits", "labels": {"1": "organ", "2": "lesion"}}
+    assert card["input"]["normalize"] == "zscore" and card["input"]["pad_multiple"] == 2
+    net = build_unet(**card["model"]["kwargs"])
+    net.load_state_dict(torch.load(tmp_path / card["model"]["weights"], weights_only=True))
+    record = json.loads((tmp_path / "training.json").read_text())
+    for key in ("manifest_sha256", "split", "seed", "versions", "git", "plan", "test_dice", "command"):
+        assert key in record
+    assert len(record["split"]["test"]) == 2 and set(result.test_dice) == {"1", "2", "mean"}
+    assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "curves.csv").is_file()
+
+
+def test_time_budget_stops_after_first_epoch(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=3, seed=1)
+    cfg = TrainConfig(**{**TINY.__dict__, "epochs": None, "time_budget": 1e-4})
+    assert train(data, tmp_path, cfg).record["epochs_run"] == 1
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"dims": 4, "epochs": 1}, {"epochs": None}, {"epochs": 1, "features": "4,x"},
+    {"epochs": 1, "window": "5"}, {"epochs": 1, "alpha": 0.0, "beta": 0.0}, {"epochs": 0},
+    {"epochs": 1, "dims": 3},
+])
+def test_command_rejects_bad_options(tmp_path: Path, kwargs: dict) -> None:
+    base = {"data": "phantom2d:n=3", "out": tmp_path, "dims": None, "folds": None, "time_budget": None,
+            "seed": 0, "epochs": 1, "alpha": 1.0, "beta": 1.0, "iters": 1, "features": "4,8",
+            "patch": "32,32", "batch_size": 2, "lr": 1e-3, "deep_supervision": True, "augment": True,
+            "tta": False, "postprocess": False, "window": None, "threads": 1, "resume": True,
+            "name": None, "progress": False}
+    with pytest.raises(ConfigError):
+        train_command(**{**base, **kwargs})
+
+
+def test_module_entry_point_exit_codes(tmp_path: Path) -> None:
+    assert main(["--data", "phantom2d", "--out", str(tmp_path), "--dims", "5", "--epochs", "1"]) == 3
+    assert main(["--data", "nowhere/at/all", "--out", str(tmp_path), "--epochs", "1"]) == 3
+    assert main(["--bogus"]) == 3
+    assert main(["--data", "phantom2d:n=3", "--out", str(tmp_path), "--epochs", "1", "--iters", "1",
+                 "--features", "4,8", "--patch", "32,32", "--no-progress"]) == 0
+    card = tomllib.loads((tmp_path / "model.toml").read_text())
+    assert card["training"]["command"].startswith("python -m harness.train --data phantom2d:n=3")
+    assert np.isfinite(card["training"]["best_val_dice_mean"])

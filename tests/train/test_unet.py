@@ -1,0 +1,71 @@
+"""U-Net shapes, skip connections, deep supervision and the model-card factory."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.train.unet import UNet, build_unet
+
+
+@pytest.mark.parametrize("shape", [(37, 21), (1, 1), (64, 65)])
+def test_2d_odd_sizes_keep_shape(shape: tuple[int, int]) -> None:
+    net = build_unet(spatial_dims=2, in_channels=2, out_channels=3, features=(4, 8, 16)).eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, 2, *shape))
+    assert out.shape == (2, 3, *shape)
+
+
+def test_3d_odd_size_and_anisotropic_strides() -> None:
+    net = build_unet(spatial_dims=3, in_channels=1, out_channels=2, features=(4, 8, 16),
+                     strides=[(1, 2, 2), 2]).eval()
+    assert net.pad_multiple == (2, 4, 4)
+    with torch.no_grad():
+        assert net(torch.randn(1, 1, 7, 13, 10)).shape == (1, 2, 7, 13, 10)
+
+
+def test_skips_concatenate_encoder_features() -> None:
+    feats = (4, 8, 16, 32)
+    net = build_unet(spatial_dims=2, in_channels=1, out_channels=2, features=feats)
+    # decoder blocks take [upsampled, encoder skip] of the same level: 2 * features[level] channels
+    in_channels = [block[0].in_channels for block in net.decoder]
+    assert in_channels == [2 * f for f in reversed(feats[:-1])]
+    seen: list[tuple[int, ...]] = []
+    hooks = [b.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape))) for b in net.decoder]
+    net.eval()(torch.randn(1, 1, 32, 32))
+    for h in hooks:
+        h.remove()
+    assert seen == [(1, 32, 8, 8), (1, 16, 16, 16), (1, 8, 32, 32)]
+
+
+def test_skip_carries_encoder_information() -> None:
+    """Changing a first-stage encoder activation must reach the output through the skip alone."""
+    net = build_unet(spatial_dims=2, in_channels=1, out_channels=2, features=(4, 8)).eval()
+    x = torch.randn(1, 1, 16, 16)
+    base = net(x)
+    handle = net.encoder[0].register_forward_hook(lambda m, i, o: o + 1.0)
+    assert not torch.allclose(base, net(x))
+    handle.remove()
+
+
+@pytest.mark.parametrize("norm,down,up", [("instance", "conv", "transpose"), ("batch", "maxpool", "interpolate")])
+def test_deep_supervision_train_vs_eval(norm: str, down: str, up: str) -> None:
+    net = build_unet(spatial_dims=2, in_channels=1, out_channels=3, features=(4, 8, 16), norm=norm,
+                     downsample=down, upsample=up, deep_supervision=True)
+    outs = net.train()(torch.randn(2, 1, 20, 24))
+    assert isinstance(outs, list) and [o.shape[2:] for o in outs] == [(20, 24), (10, 12)]
+    assert net.eval()(torch.randn(2, 1, 20, 24)).shape == (2, 3, 20, 24)
+
+
+def test_state_dict_independent_of_deep_supervision() -> None:
+    a = build_unet(spatial_dims=2, in_channels=1, out_channels=3, features=(4, 8), deep_supervision=True)
+    b = build_unet(spatial_dims=2, in_channels=1, out_channels=3, features=(4, 8))
+    b.load_state_dict(a.state_dict())
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        UNet(spatial_dims=4, in_channels=1, out_channels=2)
+    with pytest.raises(ValueError):
+        UNet(spatial_dims=2, in_channels=1, out_channels=2, features=(8,))
+    with pytest.raises(ValueError):
+        UNet(spatial_dims=2, in_channels=1, out_channels=2, features=(4, 8), strides=[2, 2])
