@@ -196,7 +196,7 @@ def compare(
     min_cases: int = typer.Option(5, "--min-cases", min=2, help="Fewer cases per run: INCONCLUSIVE."),
     rank_test: bool = typer.Option(False, "--rank-test", help="Wilcoxon (paired) / Mann-Whitney (unpaired) tests."),
     correction: str = typer.Option("holm", "--correction", help="holm or bh, across the comparisons of a metric."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and permutation resampling."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 also on WARN and INCONCLUSIVE."),
 ) -> None:
     """Compare two finished runs: paired by case (model regression) or unpaired (site shift)."""
@@ -230,7 +230,7 @@ def _register_optional_commands() -> None:
                 out: Path = typer.Option(Path("reports/preview"), "--out", "-o", help="Folder for the PNG grids."),
                 families: Optional[str] = typer.Option(None, "--families", help="Comma-separated families (default all applicable)."),
                 case_id: Optional[str] = typer.Option(None, "--case", help="Case id (default the first)."),
-                seed: int = typer.Option(0, "--seed")) -> None:
+                seed: int = typer.Option(0, "--seed", help="Suite seed for the random draws (as `harness run --seed`).")) -> None:
         """Write one PNG grid per family (severity 0-5) for a case."""
         from harness.datasets import open_dataset
         from harness.perturbations.preview import preview as make_preview

@@ -42,15 +42,15 @@ def train_command(
     patch: str | None = typer.Option(None, "--patch", help="patch size, e.g. 128,128 (default: planned)"),
     batch_size: int | None = typer.Option(None, "--batch-size", help="default: planned from the patch size"),
     lr: float = typer.Option(3e-3, "--lr", help="AdamW learning rate (poly decay)"),
-    deep_supervision: bool = typer.Option(True, "--deep-supervision/--no-deep-supervision"),
-    augment: bool = typer.Option(True, "--augment/--no-augment"),
+    deep_supervision: bool = typer.Option(True, "--deep-supervision/--no-deep-supervision", help="add the loss of the lower decoder levels, weighted 1/2^k"),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="TorchIO spatial and intensity augmentation of the training patches"),
     tta: bool = typer.Option(False, "--tta", help="flip test-time augmentation for the test-set evaluation"),
     postprocess: bool = typer.Option(False, "--postprocess", help="keep the largest component per class (test evaluation)"),
     window: str | None = typer.Option(None, "--window", help="CT intensity window LO,HI in HU (default: 0.5-99.5 percentiles of the training foreground)"),
     threads: int = typer.Option(1, "--threads", help="torch threads (1 = bit-for-bit reproducible)"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from OUT/checkpoint_last.pt"),
     name: str | None = typer.Option(None, "--name", help="model name written to the card"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar with loss and validation Dice"),
 ) -> None:
     """Train the reference U-Net and write a checkpoint, a model card usable by `harness run
     --model`, training curves (PNG + CSV) and a training record (training.json)."""
