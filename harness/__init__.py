@@ -1,9 +1,70 @@
-"""harness: robustness and fairness evaluation for medical image segmentation models."""
+"""harness: robustness and fairness evaluation for medical image segmentation models.
+
+The public Python API (everything the command line does, as functions)::
+
+    import harness
+
+    result = harness.run(harness.RunOptions(suite="robustness", model="model.toml", data="cases.toml"))
+    result.exit_code, result.outcome, result.records          # 0/1/2, PASS/FAIL/..., a DataFrame
+
+    suite = harness.load_suite("robustness")                 # a bundled name or a TOML path
+    model = harness.load_model("model.toml")                 # None: the bundled reference U-Net
+    data = harness.open_dataset("phantom2d")                 # phantoms, MSD folder or dataset card
+    noisy, params = harness.get_perturbation("gaussian_noise")(data.load(data.case_ids[0]), 3, rng=0)
+    rows = harness.evaluate_metrics(pred, ref, spacing=(1, 1), labels=[1], metrics=["dice", "hd95"])
+    harness.compare_runs(old_run, new_run)                   # paired regression / unpaired site shift
+    harness.train("phantom2d", out, harness.TrainConfig(epochs=5))
+
+Names are imported lazily, so ``import harness`` stays light (no torch until a model is used).
+"""
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
 from harness.case import Case  # noqa: E402
 from harness.errors import ConfigError, HarnessError, ModelError  # noqa: E402
 
-__all__ = ["Case", "ConfigError", "HarnessError", "ModelError", "__version__"]
+# public name -> (module, attribute)
+_LAZY: dict[str, tuple[str, str]] = {
+    "RunOptions": ("harness.pipeline", "RunOptions"),
+    "RunResult": ("harness.pipeline", "RunResult"),
+    "run": ("harness.pipeline", "run"),
+    "Suite": ("harness.suite", "Suite"),
+    "load_suite": ("harness.suite", "load_suite"),
+    "bundled_suites": ("harness.suite", "bundled_suites"),
+    "load_model": ("harness.models", "load_model"),
+    "open_dataset": ("harness.datasets", "open_dataset"),
+    "Perturbation": ("harness.perturbations", "Perturbation"),
+    "register_perturbation": ("harness.perturbations", "register"),
+    "get_perturbation": ("harness.perturbations", "get"),
+    "available_perturbations": ("harness.perturbations", "available"),
+    "evaluate_metrics": ("harness.metrics", "evaluate"),
+    "register_metric": ("harness.metrics", "register"),
+    "available_metrics": ("harness.metrics", "available"),
+    "GateResult": ("harness.gates", "GateResult"),
+    "gate_check": ("harness.gates", "gate_check"),
+    "item_seed": ("harness.seeds", "item_seed"),
+    "CompareOptions": ("harness.compare", "CompareOptions"),
+    "compare_runs": ("harness.compare", "compare_runs"),
+    "TrainConfig": ("harness.train", "TrainConfig"),
+    "train": ("harness.train", "train"),
+}
+
+__all__ = ["Case", "ConfigError", "HarnessError", "ModelError", "__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # cache: the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -12,7 +12,7 @@ unless ``path="test"`` asks for the statistical test alone (fast, for power curv
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import pandas as pd
@@ -62,8 +62,20 @@ def _assign(rng: np.random.Generator, sizes: tuple[int, ...]) -> np.ndarray:
     return rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
 
 
-def _rates(outcomes: list[list[str]], rejections: list[bool], max_gaps: tuple[float, ...],
-           path: str) -> dict[float, float]:
+def _simulate(draw: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]], rng: np.random.Generator, *,
+              n_sims: int, path: str, alpha: float, max_gaps: tuple[float, ...], n_perm: int,
+              test: Test) -> dict[float, float]:
+    """Run ``n_sims`` simulations of ``draw(rng) -> (values, groups)``; the share that FAIL the gate
+    per margin (path "gate") or whose permutation test rejects at ``alpha`` (path "test", key 0.0)."""
+    outcomes, rejections = [], []
+    for i in range(n_sims):
+        values, groups = draw(rng)
+        if path == "gate":
+            outcomes.append(gate_outcomes(values, groups, alpha=alpha, max_gaps=max_gaps, n_perm=n_perm, seed=i,
+                                          test=test))
+        else:
+            _, p, _ = stats.permutation_gap_test(values[:, None], groups, n_perm=n_perm, rng=rng)
+            rejections.append(bool(p[0] < alpha))
     if path == "test":
         return {0.0: float(np.mean(rejections))}
     return {m: float(np.mean([o[k] == "FAIL" for o in outcomes])) for k, m in enumerate(max_gaps)}
@@ -77,19 +89,13 @@ def null_fail_rate(*, sizes: tuple[int, ...], n_sims: int, alpha: float = 0.05, 
     With a ``pool`` (per-case values of a real run) each simulation draws ``sum(sizes)`` of them
     without replacement and assigns groups at random; otherwise values are simulated.
     """
-    rng = np.random.default_rng(seed)
-    outcomes, rejections = [], []
-    for i in range(n_sims):
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         n = sum(sizes)
         values = rng.choice(pool, n, replace=False) if pool is not None else simulate_dice(n, rng=rng)
-        groups = _assign(rng, sizes)
-        if path == "gate":
-            outcomes.append(gate_outcomes(values, groups, alpha=alpha, max_gaps=max_gaps, n_perm=n_perm, seed=i,
-                                          test=test))
-        else:
-            _, p, _ = stats.permutation_gap_test(values[:, None], groups, n_perm=n_perm, rng=rng)
-            rejections.append(bool(p[0] < alpha))
-    return _rates(outcomes, rejections, max_gaps, path)
+        return values, _assign(rng, sizes)
+
+    return _simulate(draw, np.random.default_rng(seed), n_sims=n_sims, path=path, alpha=alpha,
+                     max_gaps=max_gaps, n_perm=n_perm, test=test)
 
 
 def detection_rate(*, delta: float, n: int, n_sims: int, alpha: float = 0.05, max_gaps: tuple[float, ...] = (0.0,),
@@ -97,19 +103,15 @@ def detection_rate(*, delta: float, n: int, n_sims: int, alpha: float = 0.05, ma
                    failure_rate: float = 0.0, test: Test = "permutation") -> dict[float, float]:
     """Two groups of ``n`` cases; Dice of group 1 lowered by ``delta`` (clipped at 0). Share of
     simulations with p < α (path "test") or a FAIL (path "gate", per margin: also needs gap > margin)."""
-    rng = np.random.default_rng(seed)
     groups = np.repeat([0, 1], n)
-    outcomes, rejections = [], []
-    for i in range(n_sims):
+
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         values = simulate_dice(2 * n, rng=rng, failure_rate=failure_rate)
         values[n:] = np.clip(values[n:] - delta, 0.0, 1.0)
-        if path == "gate":
-            outcomes.append(gate_outcomes(values, groups, alpha=alpha, max_gaps=max_gaps, n_perm=n_perm, seed=i,
-                                          test=test))
-        else:
-            _, p, _ = stats.permutation_gap_test(values[:, None], groups, n_perm=n_perm, rng=rng)
-            rejections.append(bool(p[0] < alpha))
-    return _rates(outcomes, rejections, max_gaps, path)
+        return values, groups
+
+    return _simulate(draw, np.random.default_rng(seed), n_sims=n_sims, path=path, alpha=alpha,
+                     max_gaps=max_gaps, n_perm=n_perm, test=test)
 
 
 def coverage(*, n: int, n_sims: int, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
