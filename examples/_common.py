@@ -38,6 +38,8 @@ def base_parser(description: str, *, default_out: str) -> argparse.ArgumentParse
                         help="work folder: generated cards, trained models, run folders, RESULTS.md")
     parser.add_argument("--time-budget", type=float, default=5.0,
                         help="training budget per model in minutes (harness train --time-budget)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for training (harness train --threads; default 1, bit-for-bit reproducible)")
     parser.add_argument("--iters", type=int, default=None,
                         help="training iterations per epoch (harness train --iters; default: the trainer's 50)")
     parser.add_argument("--train-limit", type=int, default=None,
@@ -92,6 +94,8 @@ def train(data: Path, out: Path, args: argparse.Namespace, *, dims: int, extra: 
            "--seed", 0, "--no-progress", *extra]
     if args.iters:
         cmd += ["--iters", args.iters]
+    if args.threads:
+        cmd += ["--threads", args.threads]
     harness(*cmd)
     return card
 
