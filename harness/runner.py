@@ -46,7 +46,8 @@ def resolve_families(suite: Suite, modality: str) -> tuple[dict[str, tuple[str, 
 
     Returns (label -> (family, options), notes about skipped families).
     """
-    families, notes, problems = {}, [], []
+    families, problems = {}, []
+    skipped: dict[str, list[str]] = {}  # modality tags -> labels of the skipped families
     for spec in suite.perturbations:
         try:
             family = get_perturbation(spec.family, **spec.options)
@@ -61,7 +62,7 @@ def resolve_families(suite: Suite, modality: str) -> tuple[dict[str, tuple[str, 
             message = (f"perturbation {spec.label!r} applies to {tags} images, but the data's modality "
                        f"is {modality!r}")
             if suite.on_inapplicable == "skip":
-                notes.append(message + "; skipped")
+                skipped.setdefault(tags, []).append(spec.label)
                 continue
             problems.append(message + "; remove it from the suite, set the card's modality, or set "
                             "[suite] on_inapplicable = \"skip\"")
@@ -69,6 +70,8 @@ def resolve_families(suite: Suite, modality: str) -> tuple[dict[str, tuple[str, 
         families[spec.label] = (spec.family, dict(spec.options))
     if problems:
         raise ConfigError(f"suite {suite.path}: perturbations cannot run on this data:", problems=problems)
+    notes = [f"{len(labels)} perturbation(s) for {tags} images skipped on {modality!r} data: {', '.join(labels)}"
+             for tags, labels in skipped.items()]
     return families, notes
 
 

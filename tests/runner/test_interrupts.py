@@ -27,6 +27,10 @@ from tests.runner.conftest import IDENTITY, comparable, write_card, write_suite
 REPO = Path(__file__).resolve().parents[2]
 N_CASES, SEVERITIES = 6, "[1, 3, 5]"
 N_ITEMS = N_CASES * 4
+# Seconds each model call sleeps in the signalled runs: with at most N_ITEMS // 2 items done when
+# the signal is sent, the other >= 12 take >= 12 x ITEM_DELAY_S / 2 workers = 3 s, a window wide
+# enough for the signal to land mid-run even on a loaded CI machine.
+ITEM_DELAY_S = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +53,29 @@ def _start_and_signal(out: Path, args: list[str], sig: int, after: int) -> tuple
     its descendants (workers, fork server) as they were just before the signal."""
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *args, "--out", str(out), "--workers", "2"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "HARNESS_TEST_MODEL_DELAY": "0.1"})
-    deadline = time.monotonic() + 120
-    while _journaled(out) < after:
-        assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.stderr.read()!r}"
-        assert time.monotonic() < deadline, "no progress"
-        time.sleep(0.01)
-    children = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(sig)
+                            env={**os.environ, "HARNESS_TEST_MODEL_DELAY": str(ITEM_DELAY_S)})
+    try:
+        deadline = time.monotonic() + 120
+        while _journaled(out) < after:
+            assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.stderr.read()!r}"
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.01)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(sig)
+    except BaseException:
+        proc.kill()
+        _finish(proc)
+        raise
     return proc, children
+
+
+def _finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> tuple[int, str]:
+    """Wait for ``proc``; its exit code and stderr, with the pipe closed (no ResourceWarning later)."""
+    try:
+        code = proc.wait(timeout)
+        return code, proc.stderr.read().decode(errors="replace")
+    finally:
+        proc.stderr.close()
 
 
 def _resume(out: Path, args: list[str]) -> int:
@@ -73,8 +91,8 @@ def test_resume_after_sigkill_gives_the_records_of_an_uninterrupted_run(
     out = folder / "killed"
     after = random.randint(1, N_ITEMS // 2)
     proc, children = _start_and_signal(out, args, signal.SIGKILL, after)
-    assert proc.wait(30) == -signal.SIGKILL
-    proc.stderr.close()
+    code, err = _finish(proc, 30)
+    assert code == -signal.SIGKILL, err
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, f"workers outlived the killed run: {alive}"
     done_before = _journaled(out)
@@ -91,8 +109,8 @@ def test_ctrl_c_writes_a_partial_report_exits_2_and_resumes(setup: tuple[Path, l
     folder, args, whole = setup
     out = folder / "interrupted"
     proc, _ = _start_and_signal(out, args, signal.SIGINT, random.randint(1, N_ITEMS // 2))
-    assert proc.wait(120) == 2, proc.stderr.read()
-    proc.stderr.close()
+    code, err = _finish(proc)
+    assert code == 2, err
     assert (out / "report.html").is_file() and (out / "junit.xml").is_file()
     summary = json.loads((out / "summary.json").read_text())
     gate = summary["gates"][0]
