@@ -121,6 +121,20 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     return frame.to_dict("records") if isinstance(frame, pd.DataFrame) and not frame.empty else []
 
 
+def _found_matches(frame: Any) -> list[dict[str, Any]]:
+    """The site/metric pairs that have a matching synthetic family, with the share of the real drop
+    that family reproduces (``share``: its degradation / the drop); pairs without a drop or a match
+    are left out."""
+    found = []
+    for m in _records(frame):
+        family = m.get("family")
+        if family is None or (isinstance(family, float) and family != family):
+            continue
+        drop = float(m["drop"])
+        found.append({**m, "severity": int(m["severity"]), "share": float(m["degradation"]) / drop if drop else float("nan")})
+    return found
+
+
 def _generic(frame: Any) -> dict[str, Any] | None:
     if not isinstance(frame, pd.DataFrame) or frame.empty:
         return None
@@ -152,7 +166,7 @@ def shift_section(run: RunDir) -> dict[str, Any] | None:
                  (("quality", "Image statistics per site"), ("distances", "Intensity distribution distance to the reference site"),
                   ("equivalents", "Equivalent synthetic severity per family"))]
         blocks.append({"attribute": ev.attribute, "reference": ev.reference, "rows": _records(ev.table),
-                       "matches": _records(ev.matches), "extra": [(t, g) for t, g in extra if g],
+                       "matches": _found_matches(ev.matches), "extra": [(t, g) for t, g in extra if g],
                        "notes": list(ev.notes)})
     if not blocks:
         return None
