@@ -48,12 +48,20 @@ def _journaled(out: Path) -> int:
     return path.read_text().count('"key"') if path.exists() else 0
 
 
+def _default_sigint() -> None:
+    """Give the child the default SIGINT disposition (Python then raises KeyboardInterrupt): a test
+    runner started in the background by a non-interactive shell has SIGINT ignored, and ignored
+    signals are inherited, so without this the Ctrl-C would never reach the run."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_signal(out: Path, args: list[str], sig: int, after: int) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
     """Start a 2-worker run; send ``sig`` once ``after`` items are journaled. Returns the process and
     its descendants (workers, fork server) as they were just before the signal."""
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *args, "--out", str(out), "--workers", "2"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "HARNESS_TEST_MODEL_DELAY": str(ITEM_DELAY_S)})
+                            env={**os.environ, "HARNESS_TEST_MODEL_DELAY": str(ITEM_DELAY_S)},
+                            preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 120
         while _journaled(out) < after:
