@@ -13,7 +13,7 @@ The public Python API (everything the command line does, as functions)::
     noisy, params = harness.get_perturbation("gaussian_noise")(data.load(data.case_ids[0]), 3, rng=0)
     rows = harness.evaluate_metrics(pred, ref, spacing=(1, 1), labels=[1], metrics=["dice", "hd95"])
     harness.compare_runs(old_run, new_run)                   # paired regression / unpaired site shift
-    harness.train("phantom2d", out, harness.TrainConfig(epochs=5))
+    harness.train_model("phantom2d", out, harness.TrainConfig(epochs=5))
 
 Names are imported lazily, so ``import harness`` stays light (no torch until a model is used).
 """
@@ -50,7 +50,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "CompareOptions": ("harness.compare", "CompareOptions"),
     "compare_runs": ("harness.compare", "compare_runs"),
     "TrainConfig": ("harness.train", "TrainConfig"),
-    "train": ("harness.train", "train"),
+    "train_model": ("harness.train", "train"),  # not "train": that name is the subpackage
 }
 
 __all__ = ["Case", "ConfigError", "HarnessError", "ModelError", "__version__", *sorted(_LAZY)]

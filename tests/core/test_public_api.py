@@ -36,3 +36,17 @@ def test_docstring_calls_work():
     assert rows[0]["dice"] == 1.0 and rows[0]["hd95"] == 0.0
     assert "robustness" in harness.bundled_suites()
     assert harness.load_suite("smoke").name
+
+
+def test_no_public_name_is_shadowed_by_a_subpackage():
+    """Importing a subpackage binds its name on ``harness``; a public name equal to a submodule
+    would then silently become that module."""
+    import importlib
+    import pkgutil
+
+    submodules = {m.name for m in pkgutil.iter_modules(harness.__path__)}
+    assert not submodules & set(harness.__all__)
+    importlib.import_module("harness.train.unet")  # binds harness.train to the subpackage
+    from harness.train.trainer import train
+
+    assert harness.train_model is train
