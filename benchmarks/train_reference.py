@@ -117,7 +117,8 @@ def run_real(args: argparse.Namespace) -> dict:
         folds = "1"
     cfg = TrainConfig(seed=args.seed, epochs=args.epochs, time_budget=args.time_budget, folds=folds,
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
-                      tta=args.tta, postprocess=args.postprocess, resume=True,
+                      tta=args.tta, postprocess=args.postprocess, resume=True, spacing=args.spacing,
+                      batch_size=args.batch_size,
                       name=f"unet-{args.dataset}")
     t0 = time.perf_counter()
     result = train(data, Path(args.out), cfg,  # type: ignore[arg-type]
@@ -129,7 +130,7 @@ def run_real(args: argparse.Namespace) -> dict:
                "epochs_run": result.record["epochs_run"], "train_seconds": result.record["train_seconds"],
                "wall_seconds": wall, "n_train": len(result.record["split"]["train"]),
                "n_val": len(result.record["split"]["val"]), "n_test": len(result.record["split"]["test"]),
-               "test_dice": test, "target": TARGETS[args.dataset],
+               "spacing": result.record["spacing"], "test_dice": test, "target": TARGETS[args.dataset],
                "target_met": bool(score >= TARGETS[args.dataset]), "plan": result.record["plan"]}
     (Path(args.out) / "benchmark.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -149,6 +150,9 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spacing", default="auto", type=lambda v: v if v in ("auto", "native")
+                        else tuple(float(x) for x in v.split(",")), help="auto | native | mm per axis")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: planned")
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--postprocess", action="store_true")
     parser.add_argument("--no-progress", action="store_true")

@@ -2,7 +2,9 @@
 
 Each batch (up to 16 items of one case) is one task returning the rows of its items; the (small)
 plan travels with every task and each worker process builds its model once per run. Records are
-identical to the other executors' (same seeds, one compute thread per worker). A batch whose worker dies (``KilledWorker`` after ``allowed-failures`` retries; 1 on the
+identical to the other executors' (same seeds, one compute thread per worker; on a cluster
+whose workers run several threads, the perturbation sections that seed torch's process-wide RNG
+are serialised, see ``harness.perturbations._tio``). A batch whose worker dies (``KilledWorker`` after ``allowed-failures`` retries; 1 on the
 LocalCluster this executor starts) is split into one task per item, so only the item that kills
 its worker becomes ERROR "WorkerDied".
 

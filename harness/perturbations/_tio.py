@@ -6,9 +6,14 @@ singleton axis. ``layout="last"`` appends it (``(C, H, W, 1)``: TorchIO's own 2D
 segments k-space along the last axis. Transforms run inside ``torch.random.fork_rng`` seeded
 from the drawn params, so TorchIO never advances the caller's global torch RNG, and with one
 torch thread (restored afterwards).
+
+Torch's RNG and thread count are process-wide: :data:`TORCH_GLOBAL_STATE` serialises these
+sections so items evaluated concurrently in one process (a threaded Dask worker) each draw from
+their own seed instead of from a stream another thread has just re-seeded.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -19,6 +24,7 @@ import torch
 from harness.case import Case
 
 Layout = Literal["last", "first"]
+TORCH_GLOBAL_STATE = threading.RLock()  # held while a section seeds or relies on torch's global RNG
 
 
 def lift(array: np.ndarray, ndim: int, layout: Layout) -> np.ndarray:
@@ -79,7 +85,7 @@ def run(case: Case, transform: Any, *, seed: int = 0, layout: Layout = "last",
         items["label"] = tio.LabelMap(tensor=torch.from_numpy(np.ascontiguousarray(lab, dtype=np.int64)),
                                       affine=affine)
     subject = tio.Subject(**items)
-    with torch.random.fork_rng(devices=[]), single_thread():
+    with TORCH_GLOBAL_STATE, torch.random.fork_rng(devices=[]), single_thread():
         torch.manual_seed(int(seed))
         out = transform(subject)
     new_image = drop(out["image"].data.numpy(), case.ndim, layout).astype(np.float32)

@@ -47,6 +47,7 @@ def train_command(
     tta: bool = typer.Option(False, "--tta", help="flip test-time augmentation for the test-set evaluation"),
     postprocess: bool = typer.Option(False, "--postprocess", help="keep the largest component per class (test evaluation)"),
     window: str | None = typer.Option(None, "--window", help="CT intensity window LO,HI in HU (default: 0.5-99.5 percentiles of the training foreground)"),
+    spacing: str = typer.Option("auto", "--spacing", help="grid to train on: 'auto' (median spacing when cases differ; large 2D images coarsened to about 160x160 px), 'native', or mm per axis, e.g. 0.8,0.8"),
     threads: int = typer.Option(1, "--threads", help="torch threads (1 = bit-for-bit reproducible)"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from OUT/checkpoint_last.pt"),
     name: str | None = typer.Option(None, "--name", help="model name written to the card"),
@@ -71,6 +72,14 @@ def train_command(
             raise ConfigError(f"--window {window!r}: expected LO,HI, e.g. -160,240") from None
         if len(parts) != 2 or win[0] >= win[1]:
             raise ConfigError(f"--window {window!r}: expected LO,HI with LO < HI")
+    grid: str | tuple[float, ...] = spacing
+    if spacing not in ("auto", "native"):
+        try:
+            grid = tuple(float(v) for v in spacing.split(","))
+        except ValueError:
+            raise ConfigError(f"--spacing {spacing!r}: expected 'auto', 'native' or mm per axis, e.g. 0.8,0.8") from None
+        if not grid or min(grid) <= 0:
+            raise ConfigError(f"--spacing {spacing!r}: spacings must be positive (mm)")
     if alpha < 0 or beta < 0 or alpha + beta == 0:
         raise ConfigError(f"--alpha/--beta must be ≥ 0 and not both 0, got {alpha}, {beta}")
     if out.exists() and not out.is_dir():
@@ -78,7 +87,7 @@ def train_command(
     cfg = TrainConfig(dims=dims, seed=seed, epochs=epochs, iters_per_epoch=iters, time_budget=time_budget,
                       alpha=alpha, beta=beta, lr=lr, features=_ints(features, "--features"),
                       patch=_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
-                      folds=folds, augment=augment, tta=tta, postprocess=postprocess, window=win,
+                      folds=folds, augment=augment, tta=tta, postprocess=postprocess, window=win, spacing=grid,
                       threads=threads, resume=resume, progress=progress, name=name)
     command = _MODULE_COMMAND or ("harness train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                                   if len(sys.argv) > 1 and sys.argv[1] == "train" else None)

@@ -173,24 +173,40 @@ class CachedCase:
     class_locations: dict[int, np.ndarray]  # class -> (M, ndim) voxel indices (subsampled)
 
 
+def to_spacing(image: np.ndarray, spacing: Sequence[float], target: Sequence[float] | None, *,
+               order: int) -> np.ndarray:
+    """``(C, *S)`` array resampled from ``spacing`` to ``target`` mm (as the model adapters do:
+    ``order`` 1 for images, 0 for labels); unchanged when ``target`` is None."""
+    from harness.models import preprocessing as pp
+
+    if target is None:
+        return image
+    return pp.resample(image, pp.resampled_shape(image.shape[1:], spacing, target), order=order)
+
+
 def cache_case(case: Case, *, normalize: Normalize = "zscore", window: Sequence[float] | None = None,
-               half: bool = False, max_locations: int = 10_000, seed: int = 0) -> CachedCase:
-    """Normalise ``case`` and precompute foreground voxel locations per class for oversampling."""
-    image = normalize_image(case.image, normalize, window)
+               half: bool = False, max_locations: int = 10_000, seed: int = 0,
+               spacing: Sequence[float] | None = None) -> CachedCase:
+    """Normalise ``case`` (then resample it to ``spacing`` mm when given) and precompute
+    foreground voxel locations per class for oversampling."""
+    image = to_spacing(normalize_image(case.image, normalize, window), case.spacing, spacing, order=1)
+    label = to_spacing(case.label[None], case.spacing, spacing, order=0)[0]
     rng = np.random.default_rng([seed, zlib.crc32(case.case_id.encode())])
     locs: dict[int, np.ndarray] = {}
-    for k in np.unique(case.label):
+    for k in np.unique(label):
         if k == 0:
             continue
-        where = np.argwhere(case.label == k)
+        where = np.argwhere(label == k)
         if len(where) > max_locations:
             where = where[np.sort(rng.choice(len(where), max_locations, replace=False))]
         locs[int(k)] = where.astype(np.int32)
     return CachedCase(case.case_id, image.astype(np.float16) if half else image,
-                      case.label.astype(np.uint8), case.spacing, locs)
+                      label.astype(np.uint8), tuple(spacing) if spacing is not None else case.spacing, locs)
 
 
 def load_cases(dataset: Dataset, ids: Sequence[str], *, normalize: Normalize = "zscore",
-               window: Sequence[float] | None = None, half: bool = False) -> list[CachedCase]:
-    """Read, normalise and cache ``ids`` (in the given order)."""
-    return [cache_case(dataset.load(cid), normalize=normalize, window=window, half=half) for cid in ids]
+               window: Sequence[float] | None = None, half: bool = False,
+               spacing: Sequence[float] | None = None) -> list[CachedCase]:
+    """Read, normalise (resample to ``spacing`` mm when given) and cache ``ids`` (in order)."""
+    return [cache_case(dataset.load(cid), normalize=normalize, window=window, half=half, spacing=spacing)
+            for cid in ids]

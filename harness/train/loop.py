@@ -26,8 +26,10 @@ from harness.train.trainer import (
     TrainResult,
     _lr,
     _plan,
+    _test_scores,
     _validate,
     deterministic,
+    resolve_spacing,
 )
 from harness.train.unet import build_unet
 
@@ -59,9 +61,16 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     if cfg.dims is not None and first.ndim != cfg.dims:
         raise ConfigError(f"--dims {cfg.dims} but the data is {first.ndim}D")
     total = sum(int(np.prod(dataset.load(i).image.shape)) for i in split.train[:5]) / min(5, len(split.train))
+    spacing = resolve_spacing(dataset, split.train, cfg)
+    if spacing is not None and len(spacing) != first.ndim:
+        raise ConfigError(f"--spacing {list(spacing)}: give one value per spatial axis ({first.ndim})")
+    if spacing is not None:  # budgets and the half-precision decision follow the resampled size
+        total *= float(np.prod(np.asarray(first.spacing) / np.asarray(spacing)))
     half = total * (len(split.train) + len(split.val)) > HALF_ABOVE_VOXELS
-    train_cases = tdata.load_cases(dataset, split.train, normalize=normalize, window=cfg.window, half=half)
-    val_cases = tdata.load_cases(dataset, split.val, normalize=normalize, window=cfg.window, half=half)
+    train_cases = tdata.load_cases(dataset, split.train, normalize=normalize, window=cfg.window, half=half,
+                                   spacing=spacing)
+    val_cases = tdata.load_cases(dataset, split.val, normalize=normalize, window=cfg.window, half=half,
+                                 spacing=spacing)
     if labels is None:  # no label names given: the classes present in the training labels
         labels = sorted({k for c in train_cases for k in c.class_locations}) or [1]
     plan = _plan(train_cases, cfg, modality)
@@ -73,7 +82,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     if any(s != (2,) * ndim for s in plan.strides):
         kwargs["strides"] = [list(s) for s in plan.strides]
     aug_cfg = cfg.augment_config or AugmentConfig(flip_axes=plan.flip_axes)
-    transform = build_transform(ndim, first.spacing, aug_cfg, patch=plan.patch, bias=modality == "mri")
+    grid = spacing or first.spacing
+    transform = build_transform(ndim, grid, aug_cfg, patch=plan.patch, bias=modality == "mri")
 
     with deterministic(cfg.seed, cfg.threads):
         net = build_unet(**kwargs, deep_supervision=cfg.deep_supervision)
@@ -111,7 +121,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                 for _ in range(cfg.iters_per_epoch):
                     batch = sample_batch(train_cases, plan.patch, plan.batch_size, rng, fg_fraction=cfg.fg_fraction)
                     if cfg.augment:
-                        batch = [augment_patch(im, lb, transform, aug_cfg, first.spacing) for im, lb in batch]
+                        batch = [augment_patch(im, lb, transform, aug_cfg, grid) for im, lb in batch]
                     x = torch.from_numpy(np.stack([b[0] for b in batch]))
                     y = torch.from_numpy(np.stack([b[1] for b in batch]))
                     loss = loss_fn(net(x), y)
@@ -148,9 +158,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         torch.save({k: v.clone() for k, v in net.state_dict().items()}, weights)
         test_scores: dict[str, float] = {}
         if split.test:
-            test_cases = tdata.load_cases(dataset, split.test, normalize=normalize, window=cfg.window)
-            scores = _validate(net, test_cases, plan, labels, tta=cfg.tta, postprocess=cfg.postprocess,
-                               overlap=0.5)
+            scores = _test_scores(net, dataset, split.test, plan, labels, normalize=normalize,
+                                  window=cfg.window, spacing=spacing, tta=cfg.tta, postprocess=cfg.postprocess)
             test_scores = {str(k): v for k, v in scores.items()}
             test_scores["mean"] = float(np.mean(list(scores.values())))
 
@@ -162,7 +171,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         "manifest_sha256": manifest_hash(dataset), "split": split.as_dict(), "seed": cfg.seed,
         "config": {k: (list(v) if isinstance(v, tuple) else v)
                    for k, v in cfg.__dict__.items() if k != "augment_config"},
-        "augment": aug_cfg.__dict__, "plan": plan.as_dict(), "model_kwargs": kwargs,
+        "augment": aug_cfg.__dict__, "plan": plan.as_dict(),
+        "spacing": list(spacing) if spacing is not None else None, "model_kwargs": kwargs,
         "epochs_run": state["epoch"], "train_seconds": state["elapsed"],
         "wall_seconds": time.perf_counter() - t_start, "best_val_dice_mean": state["best"],
         "test_dice": test_scores, "versions": versions(), "git": git_hash(), "command": command,
@@ -176,6 +186,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         pad_multiple=plan.pad_multiple if len(set(plan.axis_multiples)) == 1 else list(plan.axis_multiples),
         patch_size=list(plan.patch) if sliding else None,
         window=list(cfg.window) if normalize == "window" and cfg.window else None,
+        spacing=list(spacing) if spacing is not None else None,
         intended_use=f"U-Net trained by `harness train` on {record['dataset']} ({modality}); "
                      "research and evaluation of the harness only, not for clinical use.",
         training={"command": command or "", "seed": cfg.seed, "epochs": state["epoch"],

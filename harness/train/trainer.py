@@ -60,6 +60,7 @@ class TrainConfig:
     augment_config: AugmentConfig | None = None
     flip_axes: tuple[int, ...] | None = None
     window: tuple[float, float] | None = None
+    spacing: str | tuple[float, ...] = "auto"  # "auto", "native" or mm per axis (see plan.target_spacing)
     tta: bool = False
     postprocess: bool = False
     threads: int = 1
@@ -132,6 +133,43 @@ def _validate(net: UNet, cases: Sequence[tdata.CachedCase], plan: Plan, labels: 
         for k, v in dice_per_class(pred, c.label, labels).items():
             scores[k].append(v)
     return {k: float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
+
+
+def _test_scores(net: UNet, dataset: Dataset, ids: Sequence[str], plan: Plan, labels: Sequence[int], *,
+                 normalize: tdata.Normalize, window: Sequence[float] | None,
+                 spacing: Sequence[float] | None, tta: bool, postprocess: bool) -> dict[int, float]:
+    """Mean Dice per class on the cases' own grids, predicted as the model card's adapter does:
+    normalise, resample to ``spacing``, sliding window (+ flip TTA), probabilities resampled back
+    (linear), argmax (+ largest component per class)."""
+    from harness.models import preprocessing as pp
+    from harness.train.inference import keep_largest_components, predict_probabilities
+
+    scores: dict[int, list[float]] = {k: [] for k in labels}
+    for cid in ids:
+        case = dataset.load(cid)
+        image = tdata.to_spacing(tdata.normalize_image(case.image, normalize, window), case.spacing,
+                                 spacing, order=1)
+        probs = predict_probabilities(net, image, patch=plan.patch, overlap=0.5, tta=tta,
+                                      flip_axes=plan.flip_axes)
+        pred = pp.resample(probs, case.label.shape, order=1).argmax(0)
+        if postprocess:
+            pred = keep_largest_components(pred, labels)
+        for k, v in dice_per_class(pred, case.label, labels).items():
+            scores[k].append(v)
+    return {k: float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
+
+
+def resolve_spacing(dataset: Dataset, ids: Sequence[str], cfg: TrainConfig, *,
+                    max_cases: int = 100) -> tuple[float, ...] | None:
+    """The training grid (mm per axis) for ``cfg.spacing``: None keeps the data's own grid."""
+    from harness.train.plan import target_spacing
+
+    if cfg.spacing == "native":
+        return None
+    if cfg.spacing != "auto":
+        return tuple(float(v) for v in cfg.spacing)
+    sample = [dataset.load(cid) for cid in list(ids)[:max_cases]]
+    return target_spacing([c.label.shape for c in sample], [c.spacing for c in sample])
 
 
 def _lr(cfg: TrainConfig, epoch: int, elapsed: float) -> float:
