@@ -10,10 +10,16 @@ prepared arrays in, raw outputs out). The shared pipeline does the rest, identic
 4. validate the raw output (shape, NaN/Inf, probabilities in [0, 1], labels among the declared
    classes) → :class:`~harness.errors.ModelError` with a one-line reason,
 5. crop, resample back to the image grid, and return labels (+ probabilities for score outputs).
+
+With ``[input] tta_flip_axes`` steps 3-4 run once per combination of mirrored axes and the class
+probabilities (one-hot votes for label maps) are averaged; ``[output] postprocess`` then cleans
+the label map (the probabilities stay the network's). Adversarial attacks differentiate the
+network itself, without either.
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,6 +32,7 @@ from harness.errors import ConfigError, ModelError
 from harness.hashing import files_sha256
 from harness.models import preprocessing as pp
 from harness.models.card import ModelCard, expected_classes, per_axis
+from harness.models.postprocess import keep_largest_components
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +54,11 @@ def softmax(scores: np.ndarray, axis: int = 0) -> np.ndarray:
     """Numerically stable softmax (float32)."""
     shifted = np.exp(scores - scores.max(axis=axis, keepdims=True))
     return (shifted / shifted.sum(axis=axis, keepdims=True)).astype(np.float32)
+
+
+def _mirror(array: np.ndarray, axes: Sequence[int], *, lead: int) -> np.ndarray:
+    """``array`` flipped along spatial ``axes`` (after ``lead`` leading axes); a copy."""
+    return np.ascontiguousarray(np.flip(array, tuple(a + lead for a in axes))) if axes else array
 
 
 class Model(ABC):
@@ -151,6 +163,24 @@ class Model(ABC):
 
     def _predict_batch(self, images: Sequence[np.ndarray], spacings: Sequence[Sequence[float]]) -> list[Prediction]:
         prepared = [self._prepare(np.asarray(im), tuple(float(s) for s in sp)) for im, sp in zip(images, spacings)]
+        flips = self._tta_flips(len(prepared[0][2]["shape"])) if prepared else [()]
+        if len(flips) == 1:
+            outputs = self._raw_outputs(prepared)
+        else:  # test-time augmentation: mean class probabilities over the mirrored copies
+            total: list[np.ndarray] | None = None
+            for flip in flips:
+                mirrored = [(_mirror(x, flip, lead=1), spacing, info) for x, spacing, info in prepared]
+                probs = [self._as_probabilities(_mirror(o, flip, lead=o.ndim - len(info["shape"])))
+                         for o, (_, _, info) in zip(self._raw_outputs(mirrored), prepared)]
+                total = probs if total is None else [t + p for t, p in zip(total, probs)]
+            assert total is not None
+            outputs = [t / len(flips) for t in total]
+            for _, _, info in prepared:  # averaged scores are probabilities (votes for label maps)
+                info["kind"] = "labels" if self.model_card.output.kind == "labels" else "probabilities"
+        return [self._finish(out, info) for out, (_, _, info) in zip(outputs, prepared)]
+
+    def _raw_outputs(self, prepared: Sequence[tuple[np.ndarray, tuple[float, ...], dict[str, Any]]]) -> list[np.ndarray]:
+        """Validated outputs on the prepared grid: scores ``(K, *S)`` or a label map ``(*S)`` each."""
         outputs: list[np.ndarray | None] = [None] * len(prepared)
         if self.patch_size is not None:
             for k, (x, spacing, _) in enumerate(prepared):
@@ -167,7 +197,22 @@ class Model(ABC):
                     out = self._scores(np.stack([prepared[k][0] for k in chunk]), spacing, one_hot=False)
                     for k, o in zip(chunk, out):
                         outputs[k] = o
-        return [self._finish(out, info) for out, (_, _, info) in zip(outputs, prepared)]  # type: ignore[arg-type]
+        return outputs  # type: ignore[return-value]
+
+    def _tta_flips(self, ndim: int) -> list[tuple[int, ...]]:
+        """Every combination of the card's ``tta_flip_axes`` (the identity first)."""
+        axes = self.model_card.input.tta_flip_axes
+        if axes and max(axes) >= ndim:
+            raise ModelError(f"[input] tta_flip_axes {list(axes)} names an axis the {ndim}D image does not have")
+        return [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
+
+    def _as_probabilities(self, out: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(K, *S)`` of one raw output (one-hot votes for a label map)."""
+        kind = self.model_card.output.kind
+        if kind == "labels" and out.dtype.kind in "iub":
+            k = expected_classes(self.labels)
+            return (out[None] == np.arange(k).reshape(k, *[1] * out.ndim)).astype(np.float32)
+        return softmax(out) if kind == "logits" else out.astype(np.float32)
 
     def _batch_size(self) -> int:
         return self.model_card.model.batch_size if self.batching else 1
@@ -243,24 +288,29 @@ class Model(ABC):
             raise ModelError(f"predicted label(s) {unknown} are not among the declared classes "
                              f"{sorted(allowed)} ([output] labels)")
 
+    def _postprocess(self, labels: np.ndarray) -> np.ndarray:
+        if self.model_card.output.postprocess == "largest_component":
+            return keep_largest_components(labels, sorted(self.labels))
+        return labels
+
     def _finish(self, out: np.ndarray, info: dict[str, Any]) -> Prediction:
         crop = (slice(None), *info["crop"])
         if out.ndim == len(info["shape"]):  # a label map
             labels = out[info["crop"]]
             labels = pp.resample(labels[None], info["shape"], order=0)[0]
-            return Prediction(labels=labels.astype(np.int64))
+            return Prediction(labels=self._postprocess(labels.astype(np.int64)))
         scores = pp.resample(out[crop], info["shape"], order=1)
-        kind = self.model_card.output.kind
-        if kind == "labels":  # blended one-hot votes from sliding windows
+        kind = info.get("kind", self.model_card.output.kind)
+        if kind == "labels":  # blended one-hot votes from sliding windows / TTA
             labels = scores.argmax(axis=0)
             self._check_classes(labels)
-            return Prediction(labels=labels.astype(np.int64))
+            return Prediction(labels=self._postprocess(labels.astype(np.int64)))
         probs = softmax(scores) if kind == "logits" else scores.astype(np.float32)
         if kind == "probabilities" and tuple(info["resampled"]) != tuple(info["shape"]):
             probs = probs / np.maximum(probs.sum(axis=0, keepdims=True), 1e-12)
         labels = probs.argmax(axis=0)
         self._check_classes(labels)
-        return Prediction(labels=labels.astype(np.int64), probabilities=probs)
+        return Prediction(labels=self._postprocess(labels.astype(np.int64)), probabilities=probs)
 
     def _probe_labels(self) -> dict[int, str]:
         """Run a zero image through the model to count its output classes (bare model files)."""

@@ -3,8 +3,8 @@
 A card has three tables (see ``docs/models.md`` for every key and its default)::
 
     [model]   name, path, format, entry, weights, command, intended_use   (+ kwargs table, extensions)
-    [input]   channels, normalize, window, pad_multiple, patch_size, overlap, spacing
-    [output]  kind, labels
+    [input]   channels, normalize, window, pad_multiple, patch_size, overlap, spacing, tta_flip_axes
+    [output]  kind, labels, postprocess
 
 Paths in a card are relative to the card file. A bare model file (``.ts``/``.pt``/``.pth``/
 ``.onnx``) gets a default card (:func:`default_card`). Every problem raises a one-line
@@ -28,6 +28,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 BUILTIN_FORMATS = ("torch", "torchscript", "onnx", "callable", "command")
 NORMALIZE = ("none", "zscore", "zscore_nonzero", "minmax", "window")
 KINDS = ("logits", "probabilities", "labels")
+POSTPROCESS = ("none", "largest_component")
 FILE_FORMATS = ("nifti", "png")
 SUFFIX_FORMATS = {".ts": "torchscript", ".pt": "torchscript", ".pth": "torchscript", ".onnx": "onnx"}
 
@@ -38,8 +39,8 @@ _MODEL_KEYS = {"name", "path", "format", "entry", "weights", "command", "intende
                "kwargs", "options", "device", "providers", "timeout", "batch_size", "batched",
                "file_format"}  # extensions
 _INPUT_KEYS = {"channels", "normalize", "window", "pad_multiple", "patch_size", "overlap",
-               "spacing", "ndim"}
-_OUTPUT_KEYS = {"kind", "labels"}
+               "spacing", "ndim", "tta_flip_axes"}
+_OUTPUT_KEYS = {"kind", "labels", "postprocess"}
 _SECTIONS = {"model": _MODEL_KEYS, "input": _INPUT_KEYS, "output": _OUTPUT_KEYS}
 
 
@@ -88,6 +89,7 @@ class InputSection:
     overlap: float = 0.5
     spacing: tuple[float, ...] | None = None
     ndim: int | None = None
+    tta_flip_axes: tuple[int, ...] = ()  # spatial axes (0-based) mirrored for test-time augmentation
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class OutputSection:
 
     kind: str = "logits"
     labels: Mapping[int, str] | None = None  # foreground classes; None = discover from the output
+    postprocess: str = "none"  # "largest_component": keep each class's largest connected component
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,15 @@ def _check_keys(where: str, data: Mapping[str, Any]) -> None:
                 raise ConfigError(f"{where}: [{name}]: unknown table; did you mean [{hint[0]}]?")
 
 
+def _flip_axes(reader: _Reader) -> tuple[int, ...]:
+    value = reader.table.get("tta_flip_axes", [])
+    if (not isinstance(value, list) or len(set(value)) != len(value)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+        raise reader.fail("tta_flip_axes", f"expected a list of distinct spatial axes (0-based), e.g. [1], "
+                                           f"got {value!r}")
+    return tuple(sorted(value))
+
+
 def _labels(reader: _Reader) -> dict[int, str] | None:
     raw = reader.table.get("labels")
     if raw is None:
@@ -298,6 +310,7 @@ def parse_card(data: Mapping[str, Any], *, source: Path | None, base_dir: Path,
         channels=i.positive_int("channels", None), normalize=normalize, window=window,
         pad_multiple=i.ints("pad_multiple", 1), patch_size=i.ints("patch_size", None, allow_scalar=False),
         overlap=float(overlap), spacing=i.floats("spacing"), ndim=ndim,
+        tta_flip_axes=_flip_axes(i),
     )
     if inp.spacing is not None and min(inp.spacing) <= 0:
         raise i.fail("spacing", f"must be positive (mm), got {list(inp.spacing)}")
@@ -309,6 +322,9 @@ def parse_card(data: Mapping[str, Any], *, source: Path | None, base_dir: Path,
     if len(set(lengths.values())) > 1:
         raise i.fail(next(iter(lengths)), f"axis counts disagree: {lengths}; give one value per "
                                           "spatial axis everywhere")
+    axes = next(iter(lengths.values()), 3)
+    if inp.tta_flip_axes and max(inp.tta_flip_axes) >= axes:
+        raise i.fail("tta_flip_axes", f"{list(inp.tta_flip_axes)}: the spatial axes are 0..{axes - 1}")
     if inp.patch_size is not None:
         multiple = inp.pad_multiple if isinstance(inp.pad_multiple, tuple) else \
             (inp.pad_multiple,) * len(inp.patch_size)
@@ -317,7 +333,8 @@ def parse_card(data: Mapping[str, Any], *, source: Path | None, base_dir: Path,
                                        f"{inp.pad_multiple} on every axis")
 
     default_kind = "labels" if fmt in ("callable", "command") else "logits"
-    out = OutputSection(kind=o.choice("kind", KINDS, default_kind), labels=_labels(o))
+    out = OutputSection(kind=o.choice("kind", KINDS, default_kind), labels=_labels(o),
+                        postprocess=o.choice("postprocess", POSTPROCESS, "none"))
     if out.kind == "labels" and out.labels is None:
         raise o.fail("labels", 'kind = "labels" needs the class names, e.g. labels = {1 = "organ"}, '
                                "so the harness knows which classes to score")
@@ -327,7 +344,7 @@ def parse_card(data: Mapping[str, Any], *, source: Path | None, base_dir: Path,
         raise m.fail("file_format", 'PNG holds 2D images only; use file_format = "nifti" for 3D')
     extra = {k: v for k, v in data.items() if k not in _SECTIONS}
     return ModelCard(model=model, input=inp, output=OutputSection(out.kind, None if out.labels is None
-                                                                  else FrozenDict(out.labels)),
+                                                                  else FrozenDict(out.labels), out.postprocess),
                      source=source, base_dir=base_dir, extra=FrozenDict(extra))
 
 

@@ -58,11 +58,13 @@ def dumps_toml(doc: Mapping[str, Any], *, inline_keys: frozenset[str] = frozense
 def model_card(*, name: str, weights: str, kwargs: Mapping[str, Any], labels: Mapping[int, str],
                pad_multiple: int | list[int], normalize: str = "zscore", window: list[float] | None = None,
                patch_size: list[int] | None = None, overlap: float = 0.5,
-               spacing: list[float] | None = None, intended_use: str, training: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               spacing: list[float] | None = None, tta_flip_axes: list[int] | None = None,
+               postprocess: str | None = None, intended_use: str, training: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The card as a dict (see docs/dev/CONTRACTS.md). ``pad_multiple`` is one int or one per
     axis; ``patch_size`` (with ``overlap``) asks the adapter for Gaussian-blended sliding-window
     inference, as the trainer validated; ``spacing`` (mm) is the grid the network was trained on
-    (the adapter resamples to it and back)."""
+    (the adapter resamples to it and back); ``tta_flip_axes`` and ``postprocess`` ask for flip
+    test-time augmentation and connected-component cleaning."""
     card: dict[str, Any] = {
         "model": {"name": name, "format": "torch", "entry": "harness.train.unet:build_unet",
                   "weights": weights, "intended_use": intended_use, "kwargs": dict(kwargs)},
@@ -77,6 +79,10 @@ def model_card(*, name: str, weights: str, kwargs: Mapping[str, Any], labels: Ma
     if patch_size is not None:
         card["input"]["patch_size"] = [int(p) for p in patch_size]
         card["input"]["overlap"] = float(overlap)
+    if tta_flip_axes:
+        card["input"]["tta_flip_axes"] = [int(a) for a in tta_flip_axes]
+    if postprocess:
+        card["output"]["postprocess"] = postprocess
     if training:
         card["training"] = dict(training)
     return card

@@ -72,6 +72,7 @@ def train_command(
             raise ConfigError(f"--window {window!r}: expected LO,HI, e.g. -160,240") from None
         if len(parts) != 2 or win[0] >= win[1]:
             raise ConfigError(f"--window {window!r}: expected LO,HI with LO < HI")
+    spacing = spacing if isinstance(spacing, str) else "auto"  # called as a function: typer defaults
     grid: str | tuple[float, ...] = spacing
     if spacing not in ("auto", "native"):
         try:

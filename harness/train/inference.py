@@ -4,8 +4,9 @@
 larger than the patch (after padding) it is one forward pass; otherwise windows of the patch size
 overlap by ``overlap`` and their softmax outputs are blended with a Gaussian importance map
 (σ = 1/8 of the window, nnU-Net), so window borders do not show. ``tta`` averages over mirrored
-copies along ``flip_axes``. :func:`keep_largest_components` is the optional connected-component
-postprocessing (largest component per class).
+copies along ``flip_axes``. :func:`keep_largest_components` (from
+:mod:`harness.models.postprocess`, as the card's ``[output] postprocess`` uses it) is the optional
+connected-component postprocessing (largest component per class).
 """
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage as ndi
 from torch import nn
+
+from harness.models.postprocess import keep_largest_components
 
 
 def gaussian_importance(size: Sequence[int], sigma_scale: float = 1 / 8) -> torch.Tensor:
@@ -97,20 +99,11 @@ def predict_probabilities(net: nn.Module, image: np.ndarray, *, patch: Sequence[
         net.train(was_training)
 
 
-def keep_largest_components(labels: np.ndarray, classes: Sequence[int] | None = None) -> np.ndarray:
-    """Keep only the largest connected component (face connectivity) of each class; the rest
-    becomes background."""
-    out = labels.copy()
-    for k in classes if classes is not None else [int(v) for v in np.unique(labels) if v]:
-        comp, n = ndi.label(labels == k)
-        if n > 1:
-            sizes = ndi.sum(np.ones_like(comp), comp, range(1, n + 1))
-            out[(comp > 0) & (comp != 1 + int(np.argmax(sizes)))] = 0
-    return out
-
-
 def predict_labels(net: nn.Module, image: np.ndarray, *, postprocess: bool = False,
                    **kwargs: object) -> np.ndarray:
     """Integer label map ``(*S)``: argmax of :func:`predict_probabilities` (+ optional CC step)."""
     labels = predict_probabilities(net, image, **kwargs).argmax(0).astype(np.int64)  # type: ignore[arg-type]
     return keep_largest_components(labels) if postprocess else labels
+
+
+__all__ = ["gaussian_importance", "keep_largest_components", "predict_labels", "predict_probabilities"]

@@ -156,14 +156,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         net.eval()
         weights = out / "model.pt"
         torch.save({k: v.clone() for k, v in net.state_dict().items()}, weights)
-        test_scores: dict[str, float] = {}
-        if split.test:
-            scores = _test_scores(net, dataset, split.test, plan, labels, normalize=normalize,
-                                  window=cfg.window, spacing=spacing, tta=cfg.tta, postprocess=cfg.postprocess)
-            test_scores = {str(k): v for k, v in scores.items()}
-            test_scores["mean"] = float(np.mean(list(scores.values())))
-
     label_names = {k: dataset.label_names.get(k, f"class{k}") for k in labels}
+    weights_sha = _sha256(weights)
     # images larger than the patch: the card asks the adapter for sliding-window inference
     sliding = any(any(n > p for n, p in zip(c.label.shape, plan.patch)) for c in train_cases + val_cases)
     record = {
@@ -175,11 +169,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         "spacing": list(spacing) if spacing is not None else None, "model_kwargs": kwargs,
         "epochs_run": state["epoch"], "train_seconds": state["elapsed"],
         "wall_seconds": time.perf_counter() - t_start, "best_val_dice_mean": state["best"],
-        "test_dice": test_scores, "versions": versions(), "git": git_hash(), "command": command,
-        "weights_sha256": _sha256(weights),
+        "versions": versions(), "git": git_hash(), "command": command, "weights_sha256": weights_sha,
     }
-    (out / "training.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    write_curves(state["history"], out)
     card = model_card(
         name=cfg.name or f"unet-{ndim}d-{record['dataset']}", weights=weights.name, kwargs=kwargs,
         labels=label_names, normalize=normalize,
@@ -187,6 +178,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         patch_size=list(plan.patch) if sliding else None,
         window=list(cfg.window) if normalize == "window" and cfg.window else None,
         spacing=list(spacing) if spacing is not None else None,
+        tta_flip_axes=list(plan.flip_axes) if cfg.tta else None,
+        postprocess="largest_component" if cfg.postprocess else None,
         intended_use=f"U-Net trained by `harness train` on {record['dataset']} ({modality}); "
                      "research and evaluation of the harness only, not for clinical use.",
         training={"command": command or "", "seed": cfg.seed, "epochs": state["epoch"],
@@ -194,6 +187,15 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                   "best_val_dice_mean": float(state["best"]),
                   "versions": versions(), "record": "training.json"})
     write_card(out / "model.toml", card)
+    test_scores: dict[str, float] = {}
+    if split.test:  # measured through the card, as `harness run --model OUT/model.toml` predicts
+        with deterministic(cfg.seed, cfg.threads):
+            scores = _test_scores(out / "model.toml", dataset, split.test, labels)
+        test_scores = {str(k): v for k, v in scores.items()}
+        test_scores["mean"] = float(np.mean(list(scores.values())))
+    record["test_dice"] = test_scores
+    (out / "training.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    write_curves(state["history"], out)
     return TrainResult(out=out, weights=weights, card=out / "model.toml", record=record,
                        best_val_dice=float(state["best"]), test_dice=test_scores)
 

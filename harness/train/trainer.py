@@ -135,25 +135,16 @@ def _validate(net: UNet, cases: Sequence[tdata.CachedCase], plan: Plan, labels: 
     return {k: float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
 
 
-def _test_scores(net: UNet, dataset: Dataset, ids: Sequence[str], plan: Plan, labels: Sequence[int], *,
-                 normalize: tdata.Normalize, window: Sequence[float] | None,
-                 spacing: Sequence[float] | None, tta: bool, postprocess: bool) -> dict[int, float]:
-    """Mean Dice per class on the cases' own grids, predicted as the model card's adapter does:
-    normalise, resample to ``spacing``, sliding window (+ flip TTA), probabilities resampled back
-    (linear), argmax (+ largest component per class)."""
-    from harness.models import preprocessing as pp
-    from harness.train.inference import keep_largest_components, predict_probabilities
+def _test_scores(card: Path, dataset: Dataset, ids: Sequence[str], labels: Sequence[int]) -> dict[int, float]:
+    """Mean Dice per class on the cases' own grids, predicted through the written model card (the
+    adapter ``harness run`` uses: resampling, sliding window, TTA and postprocessing as the card says)."""
+    from harness.models import load_model
 
+    model = load_model(card, ndim=dataset.load(ids[0]).ndim)
     scores: dict[int, list[float]] = {k: [] for k in labels}
     for cid in ids:
         case = dataset.load(cid)
-        image = tdata.to_spacing(tdata.normalize_image(case.image, normalize, window), case.spacing,
-                                 spacing, order=1)
-        probs = predict_probabilities(net, image, patch=plan.patch, overlap=0.5, tta=tta,
-                                      flip_axes=plan.flip_axes)
-        pred = pp.resample(probs, case.label.shape, order=1).argmax(0)
-        if postprocess:
-            pred = keep_largest_components(pred, labels)
+        pred = model.predict(case.image, case.spacing, case_id=cid).labels
         for k, v in dice_per_class(pred, case.label, labels).items():
             scores[k].append(v)
     return {k: float(np.mean(v)) if v else float("nan") for k, v in scores.items()}

@@ -68,6 +68,12 @@ def identity_scores(image: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros_like(image[:1]), image])
 
 
+def ramp_scores(image: np.ndarray) -> np.ndarray:
+    """Logits that depend on position (a ramp along the last axis): not mirror-symmetric."""
+    ramp = np.linspace(-2.0, 2.0, image.shape[-1], dtype=np.float32)
+    return np.stack([np.zeros_like(image[0]), image[0] - THRESHOLD + ramp])
+
+
 not_a_function = 42
 
 

@@ -27,9 +27,11 @@ pad_multiple = [8, 8]
 patch_size = [64, 64]
 overlap = 0.25
 spacing = [1.0, 1.0]
+tta_flip_axes = [1, 0]
 [output]
 kind = "labels"
 labels = {1 = "anterior", 2 = "posterior"}
+postprocess = "largest_component"
 [training]
 dataset = "somewhere"
 '''
@@ -44,6 +46,7 @@ def test_full_card_parses(tmp_path):
     assert parsed.input.pad_multiple == (8, 8) and parsed.input.patch_size == (64, 64)
     assert parsed.input.overlap == 0.25 and parsed.input.spacing == (1.0, 1.0)
     assert dict(parsed.output.labels) == {1: "anterior", 2: "posterior"}
+    assert parsed.input.tta_flip_axes == (0, 1) and parsed.output.postprocess == "largest_component"
     assert parsed.ndim == 2
     as_dict = parsed.to_dict()
     assert as_dict["training"] == {"dataset": "somewhere"}  # extra tables are kept for the report
@@ -61,6 +64,7 @@ def test_defaults_and_relative_paths(tmp_path):
     assert parsed.input.normalize == "none" and parsed.input.pad_multiple == 1
     assert parsed.input.patch_size is None and parsed.input.overlap == 0.5
     assert parsed.output.kind == "logits" and parsed.output.labels is None
+    assert parsed.input.tta_flip_axes == () and parsed.output.postprocess == "none"
     assert parsed.model.providers == ("CPUExecutionProvider",)
 
 
@@ -98,6 +102,10 @@ BAD = [
     ('[model]\nformat = "onnx"\nbatched = "yes"\n', r"\[model\] batched: expected bool"),
     ('[model]\nformat = "onnx"\nfile_format = "dicom"\n', r"\[model\] file_format: unknown value 'dicom'"),
     ('[model\nformat = "onnx"\n', r"not valid TOML"),
+    ('[model]\nformat = "onnx"\n[input]\ntta_flip_axes = 1\n', r"\[input\] tta_flip_axes: expected a list of distinct"),
+    ('[model]\nformat = "onnx"\n[input]\ntta_flip_axes = [0, 0]\n', r"\[input\] tta_flip_axes: expected a list of distinct"),
+    ('[model]\nformat = "onnx"\n[input]\ntta_flip_axes = [2]\nspacing = [1, 1]\n', r"tta_flip_axes: \[2\]: the spatial axes are 0\.\.1"),
+    ('[model]\nformat = "onnx"\n[output]\npostprocess = "largest"\n', r"\[output\] postprocess: unknown value 'largest'.*largest_component"),
 ]
 
 

@@ -101,7 +101,7 @@ def test_time_budget_stops_after_first_epoch(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kwargs", [
     {"dims": 4, "epochs": 1}, {"epochs": None}, {"epochs": 1, "features": "4,x"},
     {"epochs": 1, "window": "5"}, {"epochs": 1, "alpha": 0.0, "beta": 0.0}, {"epochs": 0},
-    {"epochs": 1, "dims": 3},
+    {"epochs": 1, "dims": 3}, {"epochs": 1, "spacing": "fine"}, {"epochs": 1, "spacing": "0.5,0"},
 ])
 def test_command_rejects_bad_options(tmp_path: Path, kwargs: dict) -> None:
     base = {"data": "phantom2d:n=3", "out": tmp_path, "dims": None, "folds": None, "time_budget": None,
@@ -122,3 +122,35 @@ def test_module_entry_point_exit_codes(tmp_path: Path) -> None:
     card = tomllib.loads((tmp_path / "model.toml").read_text())
     assert card["training"]["command"].startswith("python -m harness.train --data phantom2d:n=3")
     assert np.isfinite(card["training"]["best_val_dice_mean"])
+
+
+def test_resampled_grid_tta_and_postprocess_travel_in_the_card(tmp_path: Path) -> None:
+    """--spacing trains on a coarser grid; the card carries the grid, TTA and postprocessing, and
+    the recorded test Dice is what the card's adapter gives on the cases' own grids."""
+    from harness.models import load_model
+
+    data = phantom_dataset(2, n=6, seed=3)  # 128x128 px at 0.8 mm
+    cfg = TrainConfig(**{**TINY.__dict__, "folds": "test=2", "epochs": 1, "patch": None,
+                         "spacing": (1.6, 1.6), "tta": True, "postprocess": True})
+    result = train(data, tmp_path, cfg)
+    card = tomllib.loads(result.card.read_text())
+    assert card["input"]["spacing"] == [1.6, 1.6] and result.record["spacing"] == [1.6, 1.6]
+    assert card["input"]["tta_flip_axes"] == [0, 1] and card["output"]["postprocess"] == "largest_component"
+    assert tuple(result.record["plan"]["median_shape"]) == (64, 64)
+    model = load_model(result.card)
+    dice: dict[int, list[float]] = {1: [], 2: []}
+    for cid in result.record["split"]["test"]:
+        case = data.load(cid)
+        pred = model.predict(case.image, case.spacing).labels
+        assert pred.shape == case.label.shape
+        for k, v in dice_per_class(pred, case.label, [1, 2]).items():
+            dice[k].append(v)
+    assert result.test_dice["1"] == pytest.approx(float(np.mean(dice[1])))
+    assert result.test_dice["2"] == pytest.approx(float(np.mean(dice[2])))
+
+
+def test_auto_spacing_keeps_small_images_native(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=3, seed=1)
+    result = train(data, tmp_path, TINY)
+    assert result.record["spacing"] is None
+    assert "spacing" not in tomllib.loads(result.card.read_text())["input"]

@@ -1,0 +1,75 @@
+"""Card-driven test-time flip augmentation (``[input] tta_flip_axes``) and label-map cleaning
+(``[output] postprocess``), for every adapter through the shared pipeline."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from harness.errors import ModelError
+from harness.models import load_model
+from harness.models.base import softmax
+from tests.models import helpers
+from tests.models.conftest import card
+
+
+def _model(tmp_path, entry: str, *, kind: str, input_: str = "", output: str = ""):
+    text = f'''[model]
+format = "callable"
+entry = "tests.models.helpers:{entry}"
+[input]
+{input_}
+[output]
+kind = "{kind}"
+labels = {{1 = "organ"}}
+{output}
+'''
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return load_model(card(tmp_path, text, f"{entry}.toml"))
+
+
+@pytest.mark.parametrize("axes", [[1], [0, 1]])
+def test_tta_averages_probabilities_over_mirrored_copies(tmp_path, case2d, axes) -> None:
+    model = _model(tmp_path, "ramp_scores", kind="logits", input_=f"tta_flip_axes = {axes}")
+    plain = _model(tmp_path / "plain", "ramp_scores", kind="logits")
+    x = case2d.image
+    expected = np.zeros((2, *x.shape[1:]), np.float32)
+    combos = [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
+    for flip in combos:
+        dims = tuple(a + 1 for a in flip)
+        scores = helpers.ramp_scores(np.flip(x, dims) if flip else x)
+        expected += np.flip(softmax(scores), dims) if flip else softmax(scores)
+    expected /= len(combos)
+    pred = model.predict(x, case2d.spacing)
+    np.testing.assert_allclose(pred.probabilities, expected, atol=1e-6)
+    np.testing.assert_array_equal(pred.labels, expected.argmax(0))
+    assert not np.allclose(pred.probabilities, plain.predict(x, case2d.spacing).probabilities)
+
+
+def test_tta_on_label_maps_votes(tmp_path, case3d) -> None:
+    """A mirror-equivariant label model (a threshold) gives the same labels with TTA."""
+    model = _model(tmp_path, "threshold", kind="labels", input_="tta_flip_axes = [0, 2]")
+    pred = model.predict(case3d.image, case3d.spacing)
+    np.testing.assert_array_equal(pred.labels, case3d.image[0] > helpers.THRESHOLD)
+
+
+def test_tta_axis_beyond_the_image_is_a_model_error(tmp_path, case2d) -> None:
+    model = _model(tmp_path, "threshold", kind="labels", input_="tta_flip_axes = [2]")
+    with pytest.raises(ModelError, match=r"tta_flip_axes \[2\] names an axis the 2D image does not have"):
+        model.predict(case2d.image, case2d.spacing)
+
+
+def test_largest_component_postprocess(tmp_path) -> None:
+    image = np.zeros((1, 32, 32), np.float32)
+    image[0, 2:12, 2:12] = 10.0  # 100 px
+    image[0, 20:23, 20:23] = 10.0  # 9 px, a separate blob
+    kept = _model(tmp_path, "threshold", kind="labels", output='postprocess = "largest_component"')
+    raw = _model(tmp_path / "raw", "threshold", kind="labels")
+    assert int(raw.predict(image, (1.0, 1.0)).labels.sum()) == 109
+    labels = kept.predict(image, (1.0, 1.0)).labels
+    assert int(labels.sum()) == 100 and labels[2:12, 2:12].all()
+    scored = _model(tmp_path / "scores", "scores", kind="logits", output='postprocess = "largest_component"')
+    pred = scored.predict(image, (1.0, 1.0))
+    assert int(pred.labels.sum()) == 100
+    assert int((pred.probabilities.argmax(0)).sum()) == 109  # probabilities stay the network's
