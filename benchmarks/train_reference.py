@@ -30,8 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.datasets.folder import CaseFiles, FileDataset
+from harness.errors import ConfigError
 from harness.datasets.phantom import phantom_dataset
 from harness.train import TrainConfig, train
+from harness.train.command import parse_spacing
 from harness.train.data import normalize_image
 from harness.train.record import dice_per_class
 from harness.train.unet import build_unet
@@ -136,6 +138,13 @@ def run_real(args: argparse.Namespace) -> dict:
     return summary
 
 
+def _spacing(text: str) -> str | tuple[float, ...]:
+    try:
+        return parse_spacing(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=["phantom", "hippocampus", "busbra"])
@@ -150,8 +159,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--spacing", default="auto", type=lambda v: v if v in ("auto", "native")
-                        else tuple(float(x) for x in v.split(",")), help="auto | native | mm per axis")
+    parser.add_argument("--spacing", default="auto", type=_spacing, help="auto | native | mm per axis")
     parser.add_argument("--batch-size", type=int, default=None, help="default: planned")
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--postprocess", action="store_true")

@@ -164,6 +164,7 @@ class Model(ABC):
     def _predict_batch(self, images: Sequence[np.ndarray], spacings: Sequence[Sequence[float]]) -> list[Prediction]:
         prepared = [self._prepare(np.asarray(im), tuple(float(s) for s in sp)) for im, sp in zip(images, spacings)]
         flips = self._tta_flips(len(prepared[0][2]["shape"])) if prepared else [()]
+        kind = self.model_card.output.kind
         if len(flips) == 1:
             outputs = self._raw_outputs(prepared)
         else:  # test-time augmentation: mean class probabilities over the mirrored copies
@@ -175,9 +176,8 @@ class Model(ABC):
                 total = probs if total is None else [t + p for t, p in zip(total, probs)]
             assert total is not None
             outputs = [t / len(flips) for t in total]
-            for _, _, info in prepared:  # averaged scores are probabilities (votes for label maps)
-                info["kind"] = "labels" if self.model_card.output.kind == "labels" else "probabilities"
-        return [self._finish(out, info) for out, (_, _, info) in zip(outputs, prepared)]
+            kind = "labels" if kind == "labels" else "probabilities"  # averaged votes / probabilities
+        return [self._finish(out, info, kind) for out, (_, _, info) in zip(outputs, prepared)]
 
     def _raw_outputs(self, prepared: Sequence[tuple[np.ndarray, tuple[float, ...], dict[str, Any]]]) -> list[np.ndarray]:
         """Validated outputs on the prepared grid: scores ``(K, *S)`` or a label map ``(*S)`` each."""
@@ -293,14 +293,14 @@ class Model(ABC):
             return keep_largest_components(labels, sorted(self.labels))
         return labels
 
-    def _finish(self, out: np.ndarray, info: dict[str, Any]) -> Prediction:
+    def _finish(self, out: np.ndarray, info: dict[str, Any], kind: str) -> Prediction:
+        """Crop and resample ``out`` back to the image grid; ``kind`` says what its scores are."""
         crop = (slice(None), *info["crop"])
         if out.ndim == len(info["shape"]):  # a label map
             labels = out[info["crop"]]
             labels = pp.resample(labels[None], info["shape"], order=0)[0]
             return Prediction(labels=self._postprocess(labels.astype(np.int64)))
         scores = pp.resample(out[crop], info["shape"], order=1)
-        kind = info.get("kind", self.model_card.output.kind)
         if kind == "labels":  # blended one-hot votes from sliding windows / TTA
             labels = scores.argmax(axis=0)
             self._check_classes(labels)

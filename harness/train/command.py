@@ -27,6 +27,19 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
     return values
 
 
+def parse_spacing(text: str) -> str | tuple[float, ...]:
+    """``--spacing``: ``"auto"``, ``"native"`` or positive mm per axis (``"0.8,0.8"``)."""
+    if text in ("auto", "native"):
+        return text
+    try:
+        grid = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--spacing {text!r}: expected 'auto', 'native' or mm per axis, e.g. 0.8,0.8") from None
+    if not grid or min(grid) <= 0:
+        raise ConfigError(f"--spacing {text!r}: spacings must be positive (mm)")
+    return grid
+
+
 def train_command(
     data: str = typer.Option(..., "--data", help="phantom2d | phantom3d[:n=N,seed=S] | MSD/nnU-Net folder | dataset card (.toml)"),
     out: Path = typer.Option(..., "--out", help="output folder (checkpoint, card, curves, record)"),
@@ -72,15 +85,7 @@ def train_command(
             raise ConfigError(f"--window {window!r}: expected LO,HI, e.g. -160,240") from None
         if len(parts) != 2 or win[0] >= win[1]:
             raise ConfigError(f"--window {window!r}: expected LO,HI with LO < HI")
-    spacing = spacing if isinstance(spacing, str) else "auto"  # called as a function: typer defaults
-    grid: str | tuple[float, ...] = spacing
-    if spacing not in ("auto", "native"):
-        try:
-            grid = tuple(float(v) for v in spacing.split(","))
-        except ValueError:
-            raise ConfigError(f"--spacing {spacing!r}: expected 'auto', 'native' or mm per axis, e.g. 0.8,0.8") from None
-        if not grid or min(grid) <= 0:
-            raise ConfigError(f"--spacing {spacing!r}: spacings must be positive (mm)")
+    grid = parse_spacing(spacing if isinstance(spacing, str) else "auto")  # function call: typer defaults
     if alpha < 0 or beta < 0 or alpha + beta == 0:
         raise ConfigError(f"--alpha/--beta must be ≥ 0 and not both 0, got {alpha}, {beta}")
     if out.exists() and not out.is_dir():

@@ -34,6 +34,7 @@ from harness.train.trainer import (
 from harness.train.unet import build_unet
 
 HALF_ABOVE_VOXELS = 50_000_000  # cache normalised images as float16 above this total size
+SPACING_SAMPLE = 100  # training cases whose shapes and spacings decide --spacing auto
 
 
 def _progress(enabled: bool) -> Any:
@@ -57,11 +58,14 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     normalize = "window" if modality == "ct" else "zscore"
     if normalize == "window" and cfg.window is None:  # CT: window from the training foreground
         cfg = dataclasses.replace(cfg, window=tdata.foreground_window(dataset, split.train))
-    first = dataset.load(split.train[0])
+    # a sample of training cases decides the grid ("auto": up to SPACING_SAMPLE) and the cache precision
+    sample = [dataset.load(i) for i in split.train[:SPACING_SAMPLE if cfg.spacing == "auto" else 5]]
+    first = sample[0]
     if cfg.dims is not None and first.ndim != cfg.dims:
         raise ConfigError(f"--dims {cfg.dims} but the data is {first.ndim}D")
-    total = sum(int(np.prod(dataset.load(i).image.shape)) for i in split.train[:5]) / min(5, len(split.train))
-    spacing = resolve_spacing(dataset, split.train, cfg)
+    total = sum(int(np.prod(c.image.shape)) for c in sample[:5]) / len(sample[:5])
+    spacing = resolve_spacing(sample, cfg)
+    del sample
     if spacing is not None and len(spacing) != first.ndim:
         raise ConfigError(f"--spacing {list(spacing)}: give one value per spatial axis ({first.ndim})")
     if spacing is not None:  # budgets and the half-precision decision follow the resampled size
@@ -190,7 +194,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     test_scores: dict[str, float] = {}
     if split.test:  # measured through the card, as `harness run --model OUT/model.toml` predicts
         with deterministic(cfg.seed, cfg.threads):
-            scores = _test_scores(out / "model.toml", dataset, split.test, labels)
+            scores = _test_scores(out / "model.toml", dataset, split.test, labels, ndim)
         test_scores = {str(k): v for k, v in scores.items()}
         test_scores["mean"] = float(np.mean(list(scores.values())))
     record["test_dice"] = test_scores

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.case import Case
 from harness.datasets.base import Dataset
 from harness.errors import ConfigError
 from harness.train import data as tdata
@@ -123,43 +124,41 @@ def _plan(cases: Sequence[tdata.CachedCase], cfg: TrainConfig, modality: str) ->
     return plan
 
 
-def _validate(net: UNet, cases: Sequence[tdata.CachedCase], plan: Plan, labels: Sequence[int], *,
-              tta: bool = False, postprocess: bool = False, overlap: float = 0.25) -> dict[int, float]:
-    """Mean Dice per class over ``cases``."""
+def _mean_dice(pairs: Iterable[tuple[np.ndarray, np.ndarray]], labels: Sequence[int]) -> dict[int, float]:
+    """Mean Dice per class over ``(prediction, reference)`` label-map pairs (NaN for no pairs)."""
     scores: dict[int, list[float]] = {k: [] for k in labels}
-    for c in cases:
-        pred = predict_labels(net, c.image.astype(np.float32), patch=plan.patch, overlap=overlap,
-                              tta=tta, flip_axes=plan.flip_axes, postprocess=postprocess)
-        for k, v in dice_per_class(pred, c.label, labels).items():
+    for pred, ref in pairs:
+        for k, v in dice_per_class(pred, ref, labels).items():
             scores[k].append(v)
     return {k: float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
 
 
-def _test_scores(card: Path, dataset: Dataset, ids: Sequence[str], labels: Sequence[int]) -> dict[int, float]:
+def _validate(net: UNet, cases: Sequence[tdata.CachedCase], plan: Plan, labels: Sequence[int]) -> dict[int, float]:
+    """Mean Dice per class over ``cases`` on the training grid (sliding window, overlap 0.25)."""
+    return _mean_dice(((predict_labels(net, c.image.astype(np.float32), patch=plan.patch, overlap=0.25), c.label)
+                       for c in cases), labels)
+
+
+def _test_scores(card: Path, dataset: Dataset, ids: Sequence[str], labels: Sequence[int], ndim: int) -> dict[int, float]:
     """Mean Dice per class on the cases' own grids, predicted through the written model card (the
     adapter ``harness run`` uses: resampling, sliding window, TTA and postprocessing as the card says)."""
     from harness.models import load_model
 
-    model = load_model(card, ndim=dataset.load(ids[0]).ndim)
-    scores: dict[int, list[float]] = {k: [] for k in labels}
-    for cid in ids:
-        case = dataset.load(cid)
-        pred = model.predict(case.image, case.spacing, case_id=cid).labels
-        for k, v in dice_per_class(pred, case.label, labels).items():
-            scores[k].append(v)
-    return {k: float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
+    model = load_model(card, ndim=ndim)
+    cases = (dataset.load(cid) for cid in ids)
+    return _mean_dice(((model.predict(c.image, c.spacing, case_id=c.case_id).labels, c.label) for c in cases),
+                      labels)
 
 
-def resolve_spacing(dataset: Dataset, ids: Sequence[str], cfg: TrainConfig, *,
-                    max_cases: int = 100) -> tuple[float, ...] | None:
-    """The training grid (mm per axis) for ``cfg.spacing``: None keeps the data's own grid."""
+def resolve_spacing(sample: Sequence[Case], cfg: TrainConfig) -> tuple[float, ...] | None:
+    """The training grid (mm per axis) for ``cfg.spacing``, decided on ``sample`` (training cases)
+    when it is "auto"; None keeps the data's own grid."""
     from harness.train.plan import target_spacing
 
     if cfg.spacing == "native":
         return None
     if cfg.spacing != "auto":
         return tuple(float(v) for v in cfg.spacing)
-    sample = [dataset.load(cid) for cid in list(ids)[:max_cases]]
     return target_spacing([c.label.shape for c in sample], [c.spacing for c in sample])
 
 
