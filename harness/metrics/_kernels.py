@@ -7,14 +7,58 @@ are contiguous and sorted along axis 2; ``rowstart[i * n1 + j]`` indexes them. S
 are always formed by :func:`_d2` in the same order, so every path returns the same floats.
 
 The numpy/scipy equivalents live in :mod:`harness.metrics._fallback`.
+
+Compiled kernels are cached under ``$NUMBA_CACHE_DIR`` when set, else
+``$XDG_CACHE_HOME/harness/numba`` (``~/.cache/harness/numba``), never beside this file: numba's
+default (``__pycache__`` next to the source) writes into the installed package, which fails on
+read-only installs and leaves files pip does not know about, so an uninstalled harness leaves a
+``harness/`` folder in site-packages that shadows a later editable install. Only these kernels
+are affected; numba's setting for other code is restored at once. When that folder cannot be
+created, numba chooses as it would by default.
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import numpy as np
-from numba import njit
+from numba import config as numba_config
+from numba import njit as numba_njit
 
 
-@njit(cache=True, nogil=True, inline="always")
+def cache_dir() -> Path:
+    """Where the kernels' compiled code is cached (see the module docstring)."""
+    if numba_config.CACHE_DIR:
+        return Path(numba_config.CACHE_DIR)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "harness" / "numba"
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
+
+
+def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``numba.njit(cache=True, **options)`` caching in :func:`cache_dir` (numba picks the cache
+    location when the function is decorated, so the setting is held only while decorating)."""
+    def decorate(fn: Callable[..., Any]) -> Any:
+        before = numba_config.CACHE_DIR
+        if _writable(cache_dir()):  # otherwise numba's own choice (its user-wide fallback)
+            numba_config.CACHE_DIR = str(cache_dir())
+        try:
+            return numba_njit(cache=True, **options)(fn)
+        finally:
+            numba_config.CACHE_DIR = before
+    return decorate
+
+
+@njit(nogil=True, inline="always")
 def _d2(di, dj, dk, s0, s1, s2):  # type: ignore[no-untyped-def]
     a = di * s0
     b = dj * s1
@@ -22,7 +66,7 @@ def _d2(di, dj, dk, s0, s1, s2):  # type: ignore[no-untyped-def]
     return a * a + b * b + c * c
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def scan_pair(a, b):  # type: ignore[no-untyped-def]
     """One pass over both masks: per-mask bounding boxes and the counts |a|, |b|, |a & b|.
 
@@ -72,7 +116,7 @@ def scan_pair(a, b):  # type: ignore[no-untyped-def]
     return box, np.array([ca, cb, cab], np.int64)
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _row_boundary(m, i, j, lo, hi, flat0, buf):  # type: ignore[no-untyped-def]
     """Boundary flags of row (i, j) of the box into ``buf``; returns their count."""
     ii, jj, o2 = lo[0] + i, lo[1] + j, lo[2]
@@ -100,7 +144,7 @@ def _row_boundary(m, i, j, lo, hi, flat0, buf):  # type: ignore[no-untyped-def]
     return count
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def boundary(m, lo, hi, flat0):  # type: ignore[no-untyped-def]
     """Boundary voxels of ``m`` inside the box ``[lo, hi]`` (which holds all of ``m``'s voxels).
 
@@ -132,7 +176,7 @@ def boundary(m, lo, hi, flat0):  # type: ignore[no-untyped-def]
     return coords, rowstart
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def surfel_codes(m, lo, hi, flat0):  # type: ignore[no-untyped-def]
     """DeepMind neighbourhood codes of the cells centred on the voxel corners of the box.
 
@@ -178,7 +222,7 @@ def surfel_codes(m, lo, hi, flat0):  # type: ignore[no-untyped-def]
     return coords[:t].copy(), rowstart, codes[:t].copy()
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def offset_d2(offs, spacing):  # type: ignore[no-untyped-def]
     """Squared physical length (mm²) of each voxel offset, formed exactly as the search forms it."""
     out = np.empty(offs.shape[0], np.float64)
@@ -187,7 +231,7 @@ def offset_d2(offs, spacing):  # type: ignore[no-untyped-def]
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def row_map(coords, rowstart, n0, n1, width, h0, h1):  # type: ignore[no-untyped-def]
     """Axis-2 distance (voxels) from every cell of every row to the row's nearest point.
 
@@ -213,7 +257,7 @@ def row_map(coords, rowstart, n0, n1, width, h0, h1):  # type: ignore[no-untyped
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def nearest(points, near, n1p, width, h0, h1, lin, rows_d2, sq):  # type: ignore[no-untyped-def]
     """Exact Euclidean distance (mm) from each of ``points`` to the nearest point of a set.
 
@@ -239,7 +283,7 @@ def nearest(points, near, n1p, width, h0, h1, lin, rows_d2, sq):  # type: ignore
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def nearest_wide(points, near, n0, n1, width, h0, h1, rows, rows_d2, sq):  # type: ignore[no-untyped-def]
     """:func:`nearest` for the few points it could not settle: a wider list of row offsets
     ``rows`` (di, dj), bounds-checked because it reaches past the map's padding. Same result

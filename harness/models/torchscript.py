@@ -30,10 +30,11 @@ class TorchScriptModel(TorchBackedModel):
                               "(relative to the card)")
         try:
             with warnings.catch_warnings():
-                # torch >= 2.10 deprecates TorchScript in favour of torch.export; users still ship
-                # .ts files, and loading them is this adapter's job.
-                warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated",
-                                        category=DeprecationWarning)
+                # torch >= 2.10 deprecates TorchScript in favour of torch.export (a FutureWarning
+                # from 2.14); users still ship .ts files, and loading them is this adapter's job.
+                for category in (DeprecationWarning, FutureWarning):
+                    warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated",
+                                            category=category)
                 return torch.jit.load(str(path), map_location=self.device)
         except (RuntimeError, ValueError, OSError) as exc:
             raise ConfigError(f"{card.where}: {path.name} is not a TorchScript archive ({_first_line(exc)}); "

@@ -55,11 +55,13 @@ def export_unet(ndim: int, folder: Path) -> Exported:
     with warnings.catch_warnings():
         # Exporting is test set-up, not code under test: torch >= 2.10 deprecates TorchScript
         # tracing and the TorchScript-based ONNX exporter (the dynamo exporter needs onnxscript,
-        # which is not a dependency). Only these deprecation notices are silenced.
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=r"You are using the legacy TorchScript-based ONNX export",
-                                category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=r"The feature will be removed", category=DeprecationWarning)
+        # which is not a dependency); torch 2.14 raises the tracing notice to a FutureWarning.
+        # Only these deprecation notices are silenced.
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=category)
+            warnings.filterwarnings("ignore", message=r"You are using the legacy TorchScript-based ONNX export",
+                                    category=category)
+            warnings.filterwarnings("ignore", message=r"The feature will be removed", category=category)
         torch.jit.trace(net, example).save(str(folder / "unet.ts"))
         axes = {0: "n", **{2 + k: f"s{k}" for k in range(ndim)}}
         torch.onnx.export(net, (example,), str(folder / "unet.onnx"), dynamo=False, input_names=["image"],
