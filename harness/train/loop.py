@@ -29,6 +29,7 @@ from harness.train.trainer import (
     _test_scores,
     _validate,
     deterministic,
+    forward_train,
     resolve_spacing,
 )
 from harness.train.unet import build_unet
@@ -128,7 +129,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                         batch = [augment_patch(im, lb, transform, aug_cfg, grid) for im, lb in batch]
                     x = torch.from_numpy(np.stack([b[0] for b in batch]))
                     y = torch.from_numpy(np.stack([b[1] for b in batch]))
-                    loss = loss_fn(net(x), y)
+                    loss = loss_fn(forward_train(net, x, cfg.precision), y)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)

@@ -61,6 +61,30 @@ def test_bit_for_bit_reproducible(tmp_path: Path) -> None:
     assert not _same(_weights(a.out), _weights(c.out))
 
 
+def test_bf16_mixed_precision_trains_reproducibly(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=4, seed=21)
+    cfg = TrainConfig(**{**TINY.__dict__, "precision": "bf16"})
+    a = train(data, tmp_path / "a", cfg)
+    b = train(data, tmp_path / "b", cfg)
+    fp32 = train(data, tmp_path / "fp32", TINY)
+    assert _same(_weights(a.out), _weights(b.out))
+    assert not _same(_weights(a.out), _weights(fp32.out))  # the forward pass really ran in bfloat16
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in _weights(a.out).values())
+    assert a.record["config"]["precision"] == "bf16" and np.isfinite(a.best_val_dice)
+    with pytest.raises(ConfigError, match="--precision"):
+        train(data, tmp_path / "c", TrainConfig(**{**TINY.__dict__, "precision": "fp16"}))
+
+
+def test_forward_train_outputs_float32_under_autocast() -> None:
+    from harness.train.trainer import forward_train
+
+    net = build_unet(spatial_dims=2, in_channels=1, out_channels=3, features=(4, 8), deep_supervision=True)
+    outs = forward_train(net.train(), torch.randn(2, 1, 16, 16), "bf16")
+    assert isinstance(outs, list) and all(o.dtype == torch.float32 for o in outs)
+    ref = forward_train(net, torch.randn(2, 1, 16, 16), "fp32")
+    assert ref[0].shape == outs[0].shape == (2, 3, 16, 16)
+
+
 def test_resume_continues_exactly(tmp_path: Path) -> None:
     data = phantom_dataset(2, n=4, seed=21)
     cfg = TrainConfig(**{**TINY.__dict__, "epochs": 3})
@@ -102,12 +126,13 @@ def test_time_budget_stops_after_first_epoch(tmp_path: Path) -> None:
     {"dims": 4, "epochs": 1}, {"epochs": None}, {"epochs": 1, "features": "4,x"},
     {"epochs": 1, "window": "5"}, {"epochs": 1, "alpha": 0.0, "beta": 0.0}, {"epochs": 0},
     {"epochs": 1, "dims": 3}, {"epochs": 1, "spacing": "fine"}, {"epochs": 1, "spacing": "0.5,0"},
+    {"epochs": 1, "precision": "fp16"},
 ])
 def test_command_rejects_bad_options(tmp_path: Path, kwargs: dict) -> None:
     base = {"data": "phantom2d:n=3", "out": tmp_path, "dims": None, "folds": None, "time_budget": None,
             "seed": 0, "epochs": 1, "alpha": 1.0, "beta": 1.0, "iters": 1, "features": "4,8",
             "patch": "32,32", "batch_size": 2, "lr": 1e-3, "deep_supervision": True, "augment": True,
-            "tta": False, "postprocess": False, "window": None, "threads": 1, "resume": True,
+            "tta": False, "postprocess": False, "window": None, "threads": 1, "precision": "fp32", "resume": True,
             "name": None, "progress": False}
     with pytest.raises(ConfigError):
         train_command(**{**base, **kwargs})
