@@ -121,7 +121,7 @@ def run_real(args: argparse.Namespace) -> dict:
     cfg = TrainConfig(seed=args.seed, epochs=args.epochs, time_budget=args.time_budget, folds=folds,
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
                       tta=args.tta, postprocess=args.postprocess, resume=True, spacing=args.spacing,
-                      batch_size=args.batch_size, precision=args.precision,
+                      batch_size=args.batch_size, precision=args.precision, ema=args.ema,
                       name=f"unet-{args.dataset}")
     t0 = time.perf_counter()
     result = train(data, Path(args.out), cfg,  # type: ignore[arg-type]
@@ -130,7 +130,7 @@ def run_real(args: argparse.Namespace) -> dict:
     test = result.test_dice
     score = test.get("mean", float("nan"))
     summary = {"dataset": args.dataset, "time_budget_min": args.time_budget, "threads": args.threads,
-               "precision": args.precision,
+               "precision": args.precision, "ema": args.ema,
                "epochs_run": result.record["epochs_run"], "train_seconds": result.record["train_seconds"],
                "wall_seconds": wall, "n_train": len(result.record["split"]["train"]),
                "n_val": len(result.record["split"]["val"]), "n_test": len(result.record["split"]["test"]),
@@ -165,6 +165,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: planned")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16" if bf16_native() else "fp32",
                         help="training forward pass (default: bf16 where the CPU has native bfloat16)")
+    parser.add_argument("--ema", type=float, default=0.0, help="weight EMA decay (0 = off)")
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--postprocess", action="store_true")
     parser.add_argument("--no-progress", action="store_true")

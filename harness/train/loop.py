@@ -16,6 +16,7 @@ from harness.errors import ConfigError
 from harness.train import data as tdata
 from harness.train.augment import AugmentConfig, augment_patch, build_transform
 from harness.train.card import model_card, write_card
+from harness.train.ema import weight_ema
 from harness.train.losses import DiceCELoss
 from harness.train.record import git_hash, manifest_hash, versions, write_curves
 from harness.train.sampling import sample_batch
@@ -94,6 +95,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         net = build_unet(**kwargs, deep_supervision=cfg.deep_supervision)
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         loss_fn = DiceCELoss(cfg.alpha, cfg.beta)
+        ema = weight_ema(net, cfg.ema) if cfg.ema else None
+        evaluated = ema.module if ema is not None else net  # the weights validated and saved
         rng = np.random.default_rng([cfg.seed, 31337])
         state: dict[str, Any] = {"epoch": 0, "history": [], "best": -1.0, "elapsed": 0.0}
         last = out / LAST
@@ -104,6 +107,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                                   "--out, the same options, or --no-resume")
             net.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
+            if ema is not None:
+                ema.load_state_dict(ckpt["ema"])
             torch.set_rng_state(ckpt["torch_rng"])
             rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
             state = {k: ckpt[k] for k in ("epoch", "history", "best", "elapsed")}
@@ -134,11 +139,13 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
                     opt.step()
+                    if ema is not None:
+                        ema.update_parameters(net)
                     losses.append(float(loss.detach()))
                 state["epoch"] += 1
                 row: dict[str, Any] = {"epoch": state["epoch"], "train_loss": float(np.mean(losses)), "lr": lr}
                 if val_cases and (state["epoch"] % cfg.val_every == 0 or state["epoch"] == max_epochs):
-                    scores = _validate(net, val_cases, plan, labels)
+                    scores = _validate(evaluated, val_cases, plan, labels)
                     row.update({f"val_dice_{k}": v for k, v in scores.items()})
                     row["val_dice_mean"] = float(np.mean(list(scores.values())))
                 metric = row.get("val_dice_mean", -row["train_loss"])
@@ -147,8 +154,9 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                 state["elapsed"] = row["elapsed_s"]
                 if metric > state["best"]:
                     state["best"] = metric
-                    torch.save(net.state_dict(), out / BEST)
+                    torch.save(evaluated.state_dict(), out / BEST)
                 torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                            **({"ema": ema.state_dict()} if ema is not None else {}),
                             "torch_rng": torch.get_rng_state(), "numpy_rng": _rng_state(rng),
                             "fingerprint": cfg.fingerprint(), **state}, last)
                 bar.update(task, completed=state["epoch"], loss=row["train_loss"],

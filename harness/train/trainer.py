@@ -65,6 +65,7 @@ class TrainConfig:
     tta: bool = False
     postprocess: bool = False
     threads: int = 1
+    ema: float = 0.0  # decay of the weight EMA that is validated and saved (0: the raw weights)
     precision: str = "fp32"  # "fp32", or "bf16": bfloat16 autocast of the training forward pass
     resume: bool = True
     progress: bool = True
@@ -210,6 +211,8 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         raise ConfigError("give --epochs or --time-budget (or both)")
     if config.epochs is not None and config.epochs < 1:
         raise ConfigError(f"--epochs must be ≥ 1, got {config.epochs}")
+    if not 0.0 <= config.ema < 1.0:
+        raise ConfigError(f"--ema {config.ema}: the decay must be in [0, 1) (0 = off; e.g. 0.999)")
     if config.precision not in PRECISIONS:
         raise ConfigError(f"--precision {config.precision!r}: expected one of {', '.join(PRECISIONS)}")
     if config.time_budget is not None and config.time_budget <= 0:

@@ -126,13 +126,13 @@ def test_time_budget_stops_after_first_epoch(tmp_path: Path) -> None:
     {"dims": 4, "epochs": 1}, {"epochs": None}, {"epochs": 1, "features": "4,x"},
     {"epochs": 1, "window": "5"}, {"epochs": 1, "alpha": 0.0, "beta": 0.0}, {"epochs": 0},
     {"epochs": 1, "dims": 3}, {"epochs": 1, "spacing": "fine"}, {"epochs": 1, "spacing": "0.5,0"},
-    {"epochs": 1, "precision": "fp16"},
+    {"epochs": 1, "precision": "fp16"}, {"epochs": 1, "ema": 1.0},
 ])
 def test_command_rejects_bad_options(tmp_path: Path, kwargs: dict) -> None:
     base = {"data": "phantom2d:n=3", "out": tmp_path, "dims": None, "folds": None, "time_budget": None,
             "seed": 0, "epochs": 1, "alpha": 1.0, "beta": 1.0, "iters": 1, "features": "4,8",
             "patch": "32,32", "batch_size": 2, "lr": 1e-3, "deep_supervision": True, "augment": True,
-            "tta": False, "postprocess": False, "window": None, "threads": 1, "precision": "fp32", "resume": True,
+            "tta": False, "postprocess": False, "window": None, "threads": 1, "ema": 0.0, "precision": "fp32", "resume": True,
             "name": None, "progress": False}
     with pytest.raises(ConfigError):
         train_command(**{**base, **kwargs})
