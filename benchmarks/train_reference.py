@@ -19,7 +19,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +36,7 @@ from harness.errors import ConfigError
 from harness.datasets.phantom import phantom_dataset
 from harness.train import TrainConfig, train
 from harness.train.trainer import bf16_native
-from harness.train.command import parse_spacing
+from harness.train.command import parse_flip_axes, parse_spacing
 from harness.train.data import normalize_image
 from harness.train.record import dice_per_class
 from harness.train.unet import build_unet
@@ -121,7 +123,7 @@ def run_real(args: argparse.Namespace) -> dict:
     cfg = TrainConfig(seed=args.seed, epochs=args.epochs, time_budget=args.time_budget, folds=folds,
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
                       tta=args.tta, postprocess=args.postprocess, resume=True, spacing=args.spacing,
-                      batch_size=args.batch_size, precision=args.precision, ema=args.ema,
+                      batch_size=args.batch_size, precision=args.precision, ema=args.ema, flip_axes=args.flip_axes,
                       name=f"unet-{args.dataset}")
     t0 = time.perf_counter()
     result = train(data, Path(args.out), cfg,  # type: ignore[arg-type]
@@ -131,6 +133,7 @@ def run_real(args: argparse.Namespace) -> dict:
     score = test.get("mean", float("nan"))
     summary = {"dataset": args.dataset, "time_budget_min": args.time_budget, "threads": args.threads,
                "precision": args.precision, "ema": args.ema,
+               "flip_axes": result.record["plan"]["flip_axes"],
                "epochs_run": result.record["epochs_run"], "train_seconds": result.record["train_seconds"],
                "wall_seconds": wall, "n_train": len(result.record["split"]["train"]),
                "n_val": len(result.record["split"]["val"]), "n_test": len(result.record["split"]["test"]),
@@ -140,11 +143,15 @@ def run_real(args: argparse.Namespace) -> dict:
     return summary
 
 
-def _spacing(text: str) -> str | tuple[float, ...]:
-    try:
-        return parse_spacing(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type=`` from one of the trainer CLI's parsers (ConfigError → usage error)."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def main() -> None:
@@ -161,10 +168,12 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--spacing", default="auto", type=_spacing, help="auto | native | mm per axis")
+    parser.add_argument("--spacing", default="auto", type=_argparse_type(parse_spacing), help="auto | native | mm per axis")
     parser.add_argument("--batch-size", type=int, default=None, help="default: planned")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16" if bf16_native() else "fp32",
                         help="training forward pass (default: bf16 where the CPU has native bfloat16)")
+    parser.add_argument("--flip-axes", default=None, type=_argparse_type(parse_flip_axes),
+                        help="auto | none | 0-based axes, e.g. 0 (default: auto)")
     parser.add_argument("--ema", type=float, default=0.0, help="weight EMA decay (0 = off)")
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--postprocess", action="store_true")

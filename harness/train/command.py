@@ -40,6 +40,21 @@ def parse_spacing(text: str) -> str | tuple[float, ...]:
     return grid
 
 
+def parse_flip_axes(text: str) -> tuple[int, ...] | None:
+    """``--flip-axes``: ``"auto"`` (None: planned), ``"none"`` (no mirroring) or axes ``"0,2"``."""
+    if text == "auto":
+        return None
+    if text == "none":
+        return ()
+    try:
+        axes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--flip-axes {text!r}: expected 'auto', 'none' or 0-based axes, e.g. 0 or 0,2") from None
+    if min(axes) < 0 or len(set(axes)) != len(axes):
+        raise ConfigError(f"--flip-axes {text!r}: axes must be distinct and ≥ 0")
+    return axes
+
+
 def train_command(
     data: str = typer.Option(..., "--data", help="phantom2d | phantom3d[:n=N,seed=S] | MSD/nnU-Net folder | dataset card (.toml)"),
     out: Path = typer.Option(..., "--out", help="output folder (checkpoint, card, curves, record)"),
@@ -57,6 +72,7 @@ def train_command(
     lr: float = typer.Option(3e-3, "--lr", help="AdamW learning rate (poly decay)"),
     deep_supervision: bool = typer.Option(True, "--deep-supervision/--no-deep-supervision", help="add the loss of the lower decoder levels, weighted 1/2^k"),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="TorchIO spatial and intensity augmentation of the training patches"),
+    flip_axes: str = typer.Option("auto", "--flip-axes", help="spatial axes mirrored in augmentation and TTA: 'auto' (all; ultrasound left-right only), 'none', or 0-based axes, e.g. 0 (left-right only, when labels depend on anterior/posterior or superior/inferior position)"),
     tta: bool = typer.Option(False, "--tta", help="flip test-time augmentation, written to the card and used for the test Dice"),
     postprocess: bool = typer.Option(False, "--postprocess", help="keep the largest component per class, written to the card"),
     window: str | None = typer.Option(None, "--window", help="CT intensity window LO,HI in HU (default: 0.5-99.5 percentiles of the training foreground)"),
@@ -88,6 +104,7 @@ def train_command(
         if len(parts) != 2 or win[0] >= win[1]:
             raise ConfigError(f"--window {window!r}: expected LO,HI with LO < HI")
     grid = parse_spacing(spacing if isinstance(spacing, str) else "auto")  # function call: typer defaults
+    flips = parse_flip_axes(flip_axes if isinstance(flip_axes, str) else "auto")
     precision = precision if isinstance(precision, str) else "fp32"
     ema = ema if isinstance(ema, (int, float)) else 0.0
     if not 0.0 <= ema < 1.0:
@@ -101,7 +118,7 @@ def train_command(
     cfg = TrainConfig(dims=dims, seed=seed, epochs=epochs, iters_per_epoch=iters, time_budget=time_budget,
                       alpha=alpha, beta=beta, lr=lr, features=_ints(features, "--features"),
                       patch=_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
-                      folds=folds, augment=augment, tta=tta, postprocess=postprocess, window=win, spacing=grid,
+                      folds=folds, augment=augment, flip_axes=flips, tta=tta, postprocess=postprocess, window=win, spacing=grid,
                       threads=threads, ema=ema, precision=precision, resume=resume, progress=progress, name=name)
     command = _MODULE_COMMAND or ("harness train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                                   if len(sys.argv) > 1 and sys.argv[1] == "train" else None)

@@ -112,6 +112,8 @@ def _plan(cases: Sequence[tdata.CachedCase], cfg: TrainConfig, modality: str) ->
     flips = cfg.flip_axes
     if flips is None:  # ultrasound: mirror left-right only (depth has a physical direction)
         flips = (ndim - 1,) if modality == "us" else tuple(range(ndim))
+    if any(not 0 <= a < ndim for a in flips):
+        raise ConfigError(f"--flip-axes {','.join(map(str, flips))}: axes must be 0..{ndim - 1} for {ndim}D data")
     kw: dict[str, Any] = {}
     if cfg.features:
         kw = {"max_levels": len(cfg.features), "base_features": cfg.features[0],

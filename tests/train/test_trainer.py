@@ -126,16 +126,30 @@ def test_time_budget_stops_after_first_epoch(tmp_path: Path) -> None:
     {"dims": 4, "epochs": 1}, {"epochs": None}, {"epochs": 1, "features": "4,x"},
     {"epochs": 1, "window": "5"}, {"epochs": 1, "alpha": 0.0, "beta": 0.0}, {"epochs": 0},
     {"epochs": 1, "dims": 3}, {"epochs": 1, "spacing": "fine"}, {"epochs": 1, "spacing": "0.5,0"},
-    {"epochs": 1, "precision": "fp16"}, {"epochs": 1, "ema": 1.0},
+    {"epochs": 1, "precision": "fp16"}, {"epochs": 1, "ema": 1.0}, {"epochs": 1, "flip_axes": "x"},
+    {"epochs": 1, "flip_axes": "2"}, {"epochs": 1, "flip_axes": "0,0"},
 ])
 def test_command_rejects_bad_options(tmp_path: Path, kwargs: dict) -> None:
     base = {"data": "phantom2d:n=3", "out": tmp_path, "dims": None, "folds": None, "time_budget": None,
             "seed": 0, "epochs": 1, "alpha": 1.0, "beta": 1.0, "iters": 1, "features": "4,8",
             "patch": "32,32", "batch_size": 2, "lr": 1e-3, "deep_supervision": True, "augment": True,
-            "tta": False, "postprocess": False, "window": None, "threads": 1, "ema": 0.0, "precision": "fp32", "resume": True,
+            "tta": False, "postprocess": False, "window": None, "threads": 1, "flip_axes": "auto", "ema": 0.0, "precision": "fp32", "resume": True,
             "name": None, "progress": False}
     with pytest.raises(ConfigError):
         train_command(**{**base, **kwargs})
+
+
+@pytest.mark.parametrize(("text", "axes"), [("auto", None), ("none", ()), ("1", (1,)), ("0,1", (0, 1))])
+def test_flip_axes_option_reaches_augmentation_and_tta(tmp_path: Path, text: str, axes: tuple | None) -> None:
+    from harness.train.command import parse_flip_axes
+
+    assert parse_flip_axes(text) == axes
+    cfg = TrainConfig(**{**TINY.__dict__, "folds": "test=1", "epochs": 1, "flip_axes": axes, "tta": True})
+    result = train(phantom_dataset(2, n=4, seed=2), tmp_path, cfg)
+    expected = [0, 1] if axes is None else list(axes)  # auto: all axes for non-ultrasound data
+    assert list(result.record["augment"]["flip_axes"]) == expected
+    card = tomllib.loads(result.card.read_text())
+    assert card["input"].get("tta_flip_axes", []) == expected
 
 
 def test_module_entry_point_exit_codes(tmp_path: Path) -> None:
