@@ -36,7 +36,7 @@ from harness.errors import ConfigError
 from harness.datasets.phantom import phantom_dataset
 from harness.train import TrainConfig, train
 from harness.train.trainer import bf16_native
-from harness.train.command import parse_flip_axes, parse_spacing
+from harness.train.command import parse_flip_axes, parse_ints, parse_spacing
 from harness.train.data import normalize_image
 from harness.train.record import dice_per_class
 from harness.train.unet import build_unet
@@ -124,6 +124,7 @@ def run_real(args: argparse.Namespace) -> dict:
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
                       tta=args.tta, postprocess=args.postprocess, resume=True, spacing=args.spacing,
                       batch_size=args.batch_size, precision=args.precision, ema=args.ema, flip_axes=args.flip_axes,
+                      features=args.features,
                       name=f"unet-{args.dataset}")
     t0 = time.perf_counter()
     result = train(data, Path(args.out), cfg,  # type: ignore[arg-type]
@@ -174,6 +175,8 @@ def main() -> None:
                         help="training forward pass (default: bf16 where the CPU has native bfloat16)")
     parser.add_argument("--flip-axes", default=None, type=_argparse_type(parse_flip_axes),
                         help="auto | none | 0-based axes, e.g. 0 (default: auto)")
+    parser.add_argument("--features", default=None, type=_argparse_type(lambda t: parse_ints(t, "--features")),
+                        help="channels per level, e.g. 24,48,96,192 (default: planned)")
     parser.add_argument("--ema", type=float, default=0.0, help="weight EMA decay (0 = off)")
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--postprocess", action="store_true")

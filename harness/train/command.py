@@ -15,7 +15,8 @@ import typer
 from harness.errors import ConfigError
 
 
-def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
+def parse_ints(text: str | None, option: str) -> tuple[int, ...] | None:
+    """Comma- (or x-) separated positive integers for ``option`` (``--features``, ``--patch``); None when empty."""
     if not text:
         return None
     try:
@@ -116,8 +117,8 @@ def train_command(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
     cfg = TrainConfig(dims=dims, seed=seed, epochs=epochs, iters_per_epoch=iters, time_budget=time_budget,
-                      alpha=alpha, beta=beta, lr=lr, features=_ints(features, "--features"),
-                      patch=_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
+                      alpha=alpha, beta=beta, lr=lr, features=parse_ints(features, "--features"),
+                      patch=parse_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
                       folds=folds, augment=augment, flip_axes=flips, tta=tta, postprocess=postprocess, window=win, spacing=grid,
                       threads=threads, ema=ema, precision=precision, resume=resume, progress=progress, name=name)
     command = _MODULE_COMMAND or ("harness train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
