@@ -35,7 +35,7 @@ from harness.datasets.folder import CaseFiles, FileDataset
 from harness.errors import ConfigError
 from harness.datasets.phantom import phantom_dataset
 from harness.train import TrainConfig, train
-from harness.train.trainer import bf16_native
+from harness.train.trainer import PRECISIONS, bf16_native
 from harness.train.command import parse_flip_axes, parse_ints, parse_spacing
 from harness.train.data import normalize_image
 from harness.train.record import dice_per_class
@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--spacing", default="auto", type=_argparse_type(parse_spacing), help="auto | native | mm per axis")
     parser.add_argument("--batch-size", type=int, default=None, help="default: planned")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16" if bf16_native() else "fp32",
+    parser.add_argument("--precision", choices=PRECISIONS, default="bf16" if bf16_native() else "fp32",
                         help="training forward pass (default: bf16 where the CPU has native bfloat16)")
     parser.add_argument("--flip-axes", default=None, type=_argparse_type(parse_flip_axes),
                         help="auto | none | 0-based axes, e.g. 0 (default: auto)")

@@ -107,11 +107,7 @@ def train_command(
     grid = parse_spacing(spacing if isinstance(spacing, str) else "auto")  # function call: typer defaults
     flips = parse_flip_axes(flip_axes if isinstance(flip_axes, str) else "auto")
     precision = precision if isinstance(precision, str) else "fp32"
-    ema = ema if isinstance(ema, (int, float)) else 0.0
-    if not 0.0 <= ema < 1.0:
-        raise ConfigError(f"--ema {ema}: the decay must be in [0, 1) (0 = off; e.g. 0.999)")
-    if precision not in ("fp32", "bf16"):
-        raise ConfigError(f"--precision {precision!r}: expected fp32 or bf16")
+    ema = ema if isinstance(ema, (int, float)) else 0.0  # ema and precision are checked by train()
     if alpha < 0 or beta < 0 or alpha + beta == 0:
         raise ConfigError(f"--alpha/--beta must be ≥ 0 and not both 0, got {alpha}, {beta}")
     if out.exists() and not out.is_dir():
