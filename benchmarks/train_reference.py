@@ -39,7 +39,7 @@ from harness.train.trainer import PRECISIONS, bf16_native
 from harness.train.command import parse_flip_axes, parse_ints, parse_spacing
 from harness.train.data import normalize_image
 from harness.train.record import dice_per_class
-from harness.train.unet import build_unet
+from harness.plugins import import_object
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,7 +53,7 @@ BLUR = (0.5, 1.0, 1.5, 2.0, 3.0)  # Gaussian sigma in voxels
 
 def load_card_model(card_path: Path) -> tuple[torch.nn.Module, dict]:
     card = tomllib.loads(card_path.read_text())
-    net = build_unet(**card["model"]["kwargs"])
+    net = import_object(card["model"]["entry"])(**card["model"]["kwargs"])
     net.load_state_dict(torch.load(card_path.parent / card["model"]["weights"], weights_only=True))
     return net.eval(), card
 
@@ -123,7 +123,7 @@ def run_real(args: argparse.Namespace) -> dict:
     cfg = TrainConfig(seed=args.seed, epochs=args.epochs, time_budget=args.time_budget, folds=folds,
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
                       tta=args.tta, postprocess=args.postprocess, resume=True, spacing=args.spacing,
-                      batch_size=args.batch_size, precision=args.precision, ema=args.ema, flip_axes=args.flip_axes,
+                      batch_size=args.batch_size, precision=args.precision, ema=args.ema, flip_axes=args.flip_axes, ensemble=args.ensemble,
                       features=args.features,
                       name=f"unet-{args.dataset}")
     t0 = time.perf_counter()
@@ -133,7 +133,8 @@ def run_real(args: argparse.Namespace) -> dict:
     test = result.test_dice
     score = test.get("mean", float("nan"))
     summary = {"dataset": args.dataset, "time_budget_min": args.time_budget, "threads": args.threads,
-               "precision": args.precision, "ema": args.ema,
+               "precision": args.precision, "ema": args.ema, "ensemble": args.ensemble,
+               "members": result.record.get("members"),
                "flip_axes": result.record["plan"]["flip_axes"],
                "epochs_run": result.record["epochs_run"], "train_seconds": result.record["train_seconds"],
                "wall_seconds": wall, "n_train": len(result.record["split"]["train"]),
@@ -178,6 +179,7 @@ def main() -> None:
     parser.add_argument("--features", default=None, type=_argparse_type(lambda t: parse_ints(t, "--features")),
                         help="channels per level, e.g. 24,48,96,192 (default: planned)")
     parser.add_argument("--ema", type=float, default=0.0, help="weight EMA decay (0 = off)")
+    parser.add_argument("--ensemble", type=int, default=1, help="networks averaged (equal shares of the budget)")
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--postprocess", action="store_true")
     parser.add_argument("--no-progress", action="store_true")

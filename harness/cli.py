@@ -89,6 +89,7 @@ def run(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: CPU cores)."),
     cohorts: Optional[str] = typer.Option(None, "--cohorts", help="Comma-separated metadata attributes; overrides the suite's cohorts."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run in the same --out folder."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="With --resume: also run again the items recorded as ERROR (timeouts, dead workers, transient model failures)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 also on WARN and INCONCLUSIVE gates."),
     executor: str = typer.Option("local", "--executor", help="local (process pool) or dask."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler to attach to."),
@@ -101,7 +102,7 @@ def run(
 
     options = RunOptions(suite=suite, model=model, data=data, out=out, seed=seed, limit=limit, workers=workers,
                          cohorts=[c.strip() for c in cohorts.split(",") if c.strip()] if cohorts else None,
-                         resume=resume, strict=strict, executor=executor, scheduler=scheduler,
+                         resume=resume, retry_errors=retry_errors, strict=strict, executor=executor, scheduler=scheduler,
                          item_timeout=item_timeout, baseline=baseline, pdf=pdf,
                          command_line=" ".join(shlex.quote(a) for a in ["harness", *sys.argv[1:]]))
     result = run_pipeline(options, progress_factory=_Progress)

@@ -40,6 +40,7 @@ class RunOptions:
     workers: int | None = None
     cohorts: list[str] | None = None
     resume: bool = False
+    retry_errors: bool = False  # with resume: run the journal's ERROR items again
     strict: bool = False
     executor: str = "local"  # local | dask
     scheduler: str | None = None  # dask scheduler address (attach to an existing cluster)
@@ -137,6 +138,9 @@ def _default_out(suite: Suite) -> Path:
 def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = None) -> RunResult:
     """Run a suite; returns the result with the exit code (outputs written to ``out``)."""
     started = time.time()
+    if options.retry_errors and not options.resume:
+        raise ConfigError("--retry-errors reruns the ERROR items of an earlier run: use it with --resume "
+                          "and that run's --out")
     suite, dataset, model, plan, notes = prepare(options)
     out = ensure_out_dir(options.out or _default_out(suite), resume=options.resume)
     cases = dataset.manifest()
@@ -152,7 +156,8 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     progress = progress_factory(len(items)) if progress_factory else None
     try:
         rows = execute(plan, items, journal, workers=workers, progress=progress, model=model,
-                       executor=options.executor, scheduler=options.scheduler, timeout=options.item_timeout)
+                       executor=options.executor, scheduler=options.scheduler, timeout=options.item_timeout,
+                       retry_errors=options.retry_errors)
     except KeyboardInterrupt:
         interrupted = True
         rows = [r for v in journal.read().values() for r in v]

@@ -216,9 +216,13 @@ def _resume_state(plan: Plan, items: list[WorkItem], journal: Journal,
 
 def execute(plan: Plan, items: list[WorkItem], journal: Journal, *, workers: int = 1,
             progress: ProgressFn | None = None, model: Any | None = None, executor: str = "local",
-            scheduler: str | None = None, timeout: float | None = None) -> list[dict[str, Any]]:
+            scheduler: str | None = None, timeout: float | None = None,
+            retry_errors: bool = False) -> list[dict[str, Any]]:
     """Run ``items`` not yet in the journal; append each result durably as it finishes; return the
     rows of all ``items`` (journaled earlier or now), each item exactly once.
+
+    ``retry_errors``: also run again the journaled items whose rows are ERROR (a timeout, a dead
+    worker, a model that failed once); their new rows are appended and supersede the old ones.
 
     ``executor``: ``local`` (in process when ``workers`` is 1 and there is no ``timeout``, else a
     supervised process pool) or ``dask`` (a LocalCluster of ``workers``, or the cluster at
@@ -232,6 +236,8 @@ def execute(plan: Plan, items: list[WorkItem], journal: Journal, *, workers: int
         done = _resume_state(plan, items, journal, model)
         planned = {item.key for item in items}
         finished = planned & set(done)
+        if retry_errors:
+            finished -= {key for key in finished if any(r.get("status") == "ERROR" for r in done[key])}
         rows: list[dict[str, Any]] = [r for item in items if item.key in finished for r in done[item.key]]
         todo = [item for item in items if item.key not in finished]
         if progress and finished:

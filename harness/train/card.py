@@ -59,14 +59,16 @@ def model_card(*, name: str, weights: str, kwargs: Mapping[str, Any], labels: Ma
                pad_multiple: int | list[int], normalize: str = "zscore", window: list[float] | None = None,
                patch_size: list[int] | None = None, overlap: float = 0.5,
                spacing: list[float] | None = None, tta_flip_axes: list[int] | None = None,
-               postprocess: str | None = None, intended_use: str, training: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               postprocess: str | None = None, intended_use: str, training: Mapping[str, Any] | None = None,
+               entry: str = "harness.train.unet:build_unet") -> dict[str, Any]:
     """The card as a dict (see docs/dev/CONTRACTS.md). ``pad_multiple`` is one int or one per
     axis; ``patch_size`` (with ``overlap``) asks the adapter for Gaussian-blended sliding-window
     inference, as the trainer validated; ``spacing`` (mm) is the grid the network was trained on
     (the adapter resamples to it and back); ``tta_flip_axes`` and ``postprocess`` ask for flip
-    test-time augmentation and connected-component cleaning."""
+    test-time augmentation and connected-component cleaning; ``entry`` is the factory that
+    ``kwargs`` go to (``harness.train.ensemble:build_unet_ensemble`` for ensembles)."""
     card: dict[str, Any] = {
-        "model": {"name": name, "format": "torch", "entry": "harness.train.unet:build_unet",
+        "model": {"name": name, "format": "torch", "entry": entry,
                   "weights": weights, "intended_use": intended_use, "kwargs": dict(kwargs)},
         "input": {"channels": int(kwargs["in_channels"]), "normalize": normalize,
                   "pad_multiple": pad_multiple if isinstance(pad_multiple, int) else [int(m) for m in pad_multiple]},

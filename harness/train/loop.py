@@ -17,6 +17,8 @@ from harness.train import data as tdata
 from harness.train.augment import AugmentConfig, augment_patch, build_transform
 from harness.train.card import model_card, write_card
 from harness.train.ema import weight_ema
+from harness.train.ensemble import build_unet_ensemble, ensemble_state
+from harness.train.plan import Plan
 from harness.train.losses import DiceCELoss
 from harness.train.record import git_hash, manifest_hash, versions, write_curves
 from harness.train.sampling import sample_batch
@@ -91,84 +93,33 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     grid = spacing or first.spacing
     transform = build_transform(ndim, grid, aug_cfg, patch=plan.patch, bias=modality == "mri")
 
-    with deterministic(cfg.seed, cfg.threads):
-        net = build_unet(**kwargs, deep_supervision=cfg.deep_supervision)
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        loss_fn = DiceCELoss(cfg.alpha, cfg.beta)
-        ema = weight_ema(net, cfg.ema) if cfg.ema else None
-        evaluated = ema.module if ema is not None else net  # the weights validated and saved
-        rng = np.random.default_rng([cfg.seed, 31337])
-        state: dict[str, Any] = {"epoch": 0, "history": [], "best": -1.0, "elapsed": 0.0}
-        last = out / LAST
-        if cfg.resume and last.is_file():
-            ckpt = torch.load(last, weights_only=True)
-            if ckpt["fingerprint"] != cfg.fingerprint():
-                raise ConfigError(f"{last}: a checkpoint from different training options; use a new "
-                                  "--out, the same options, or --no-resume")
-            net.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            if ema is not None:
-                ema.load_state_dict(ckpt["ema"])
-            torch.set_rng_state(ckpt["torch_rng"])
-            rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
-            state = {k: ckpt[k] for k in ("epoch", "history", "best", "elapsed")}
-        budget_s = 60 * cfg.time_budget if cfg.time_budget else float("inf")
-        max_epochs = cfg.epochs or 10**9
-        run_start = time.perf_counter() - state["elapsed"]
-        epoch_s = 0.0
-        with _progress(cfg.progress) as bar:
-            task = bar.add_task("train", total=cfg.epochs or None, completed=state["epoch"], loss=0.0, dice=0.0)
-            while state["epoch"] < max_epochs:
-                elapsed = time.perf_counter() - run_start
-                if state["epoch"] > 0 and elapsed + epoch_s > budget_s:
-                    break
-                t0 = time.perf_counter()
-                lr = _lr(cfg, state["epoch"], elapsed)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                net.train()
-                losses = []
-                for _ in range(cfg.iters_per_epoch):
-                    batch = sample_batch(train_cases, plan.patch, plan.batch_size, rng, fg_fraction=cfg.fg_fraction)
-                    if cfg.augment:
-                        batch = [augment_patch(im, lb, transform, aug_cfg, grid) for im, lb in batch]
-                    x = torch.from_numpy(np.stack([b[0] for b in batch]))
-                    y = torch.from_numpy(np.stack([b[1] for b in batch]))
-                    loss = loss_fn(forward_train(net, x, cfg.precision), y)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
-                    opt.step()
-                    if ema is not None:
-                        ema.update_parameters(net)
-                    losses.append(float(loss.detach()))
-                state["epoch"] += 1
-                row: dict[str, Any] = {"epoch": state["epoch"], "train_loss": float(np.mean(losses)), "lr": lr}
-                if val_cases and (state["epoch"] % cfg.val_every == 0 or state["epoch"] == max_epochs):
-                    scores = _validate(evaluated, val_cases, plan, labels)
-                    row.update({f"val_dice_{k}": v for k, v in scores.items()})
-                    row["val_dice_mean"] = float(np.mean(list(scores.values())))
-                metric = row.get("val_dice_mean", -row["train_loss"])
-                row["elapsed_s"] = time.perf_counter() - run_start
-                state["history"].append(row)
-                state["elapsed"] = row["elapsed_s"]
-                if metric > state["best"]:
-                    state["best"] = metric
-                    torch.save(evaluated.state_dict(), out / BEST)
-                torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
-                            **({"ema": ema.state_dict()} if ema is not None else {}),
-                            "torch_rng": torch.get_rng_state(), "numpy_rng": _rng_state(rng),
-                            "fingerprint": cfg.fingerprint(), **state}, last)
-                bar.update(task, completed=state["epoch"], loss=row["train_loss"],
-                           dice=row.get("val_dice_mean", 0.0))
-                epoch_s = time.perf_counter() - t0
-                if callback is not None and callback(row):
-                    break
-
-        net.load_state_dict(torch.load(out / BEST, weights_only=True))
-        net.eval()
-        weights = out / "model.pt"
-        torch.save({k: v.clone() for k, v in net.state_dict().items()}, weights)
+    budget_s = 60 * cfg.time_budget if cfg.time_budget else float("inf")
+    fit = _MemberFit(kwargs=kwargs, train_cases=train_cases, val_cases=val_cases, plan=plan, labels=labels,
+                     cfg=cfg, transform=transform, aug_cfg=aug_cfg, grid=grid, callback=callback)
+    folders = [out] if cfg.ensemble == 1 else [out / f"member{k}" for k in range(cfg.ensemble)]
+    members: list[dict[str, Any]] = []
+    for k, folder in enumerate(folders):  # each member gets an equal share of the budget still left
+        spent = sum(m["elapsed"] for m in members)
+        members.append(fit.run(folder, member=k, seed=cfg.seed + k, budget_s=(budget_s - spent) / (len(folders) - k)))
+        if members[-1]["interrupted"]:
+            break
+    bests = [torch.load(folders[k] / BEST, weights_only=True) for k in range(len(members))]
+    if cfg.ensemble == 1:
+        weights_state, entry, card_kwargs = bests[0], "harness.train.unet:build_unet", kwargs
+        best, history = float(members[0]["best"]), members[0]["history"]
+    else:  # one state_dict and one card for the members trained (all of them unless interrupted)
+        weights_state, entry = ensemble_state(bests), "harness.train.ensemble:build_unet_ensemble"
+        card_kwargs = {"members": len(members), **kwargs}
+        history = [{"member": m["member"], **row} for m in members for row in m["history"]]
+        ensemble = build_unet_ensemble(**card_kwargs)
+        ensemble.load_state_dict(weights_state)
+        with deterministic(cfg.seed, cfg.threads):  # the ensemble's own validation Dice
+            scores = _validate(ensemble.eval(), val_cases, plan, labels) if val_cases else {}
+        best = float(np.mean(list(scores.values()))) if scores else max(float(m["best"]) for m in members)
+    weights = out / "model.pt"
+    torch.save({k: v.clone() for k, v in weights_state.items()}, weights)
+    epochs_run = sum(int(m["epoch"]) for m in members)
+    train_seconds = sum(float(m["elapsed"]) for m in members)
     label_names = {k: dataset.label_names.get(k, f"class{k}") for k in labels}
     weights_sha = _sha256(weights)
     # images larger than the patch: the card asks the adapter for sliding-window inference
@@ -180,12 +131,15 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                    for k, v in cfg.__dict__.items() if k != "augment_config"},
         "augment": aug_cfg.__dict__, "plan": plan.as_dict(),
         "spacing": list(spacing) if spacing is not None else None, "model_kwargs": kwargs,
-        "epochs_run": state["epoch"], "train_seconds": state["elapsed"],
-        "wall_seconds": time.perf_counter() - t_start, "best_val_dice_mean": state["best"],
+        "epochs_run": epochs_run, "train_seconds": train_seconds,
+        "wall_seconds": time.perf_counter() - t_start, "best_val_dice_mean": best,
         "versions": versions(), "git": git_hash(), "command": command, "weights_sha256": weights_sha,
     }
+    if cfg.ensemble > 1:  # per member: seed, epochs, seconds, best validation Dice (mean)
+        record["members"] = [{"member": m["member"], "seed": m["seed"], "epochs_run": m["epoch"],
+                              "train_seconds": m["elapsed"], "best_val_dice_mean": m["best"]} for m in members]
     card = model_card(
-        name=cfg.name or f"unet-{ndim}d-{record['dataset']}", weights=weights.name, kwargs=kwargs,
+        name=cfg.name or f"unet-{ndim}d-{record['dataset']}", weights=weights.name, kwargs=card_kwargs, entry=entry,
         labels=label_names, normalize=normalize,
         pad_multiple=plan.pad_multiple if len(set(plan.axis_multiples)) == 1 else list(plan.axis_multiples),
         patch_size=list(plan.patch) if sliding else None,
@@ -195,9 +149,9 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         postprocess="largest_component" if cfg.postprocess else None,
         intended_use=f"U-Net trained by `harness train` on {record['dataset']} ({modality}); "
                      "research and evaluation of the harness only, not for clinical use.",
-        training={"command": command or "", "seed": cfg.seed, "epochs": state["epoch"],
+        training={"command": command or "", "seed": cfg.seed, "epochs": epochs_run,
                   "data": data_spec, "manifest_sha256": record["manifest_sha256"],
-                  "best_val_dice_mean": float(state["best"]),
+                  "best_val_dice_mean": best,
                   "versions": versions(), "record": "training.json"})
     write_card(out / "model.toml", card)
     test_scores: dict[str, float] = {}
@@ -208,9 +162,109 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         test_scores["mean"] = float(np.mean(list(scores.values())))
     record["test_dice"] = test_scores
     (out / "training.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    write_curves(state["history"], out)
+    write_curves(history, out)
     return TrainResult(out=out, weights=weights, card=out / "model.toml", record=record,
-                       best_val_dice=float(state["best"]), test_dice=test_scores)
+                       best_val_dice=best, test_dice=test_scores)
+
+
+@dataclasses.dataclass
+class _MemberFit:
+    """Trains one network (one ensemble member) on the loaded data; see :meth:`run`."""
+
+    kwargs: dict[str, Any]
+    train_cases: list[tdata.CachedCase]
+    val_cases: list[tdata.CachedCase]
+    plan: Plan
+    labels: Sequence[int]
+    cfg: TrainConfig
+    transform: Any
+    aug_cfg: AugmentConfig
+    grid: Sequence[float]
+    callback: Callable[[dict[str, Any]], bool] | None
+
+    def run(self, folder: Path, *, member: int, seed: int, budget_s: float) -> dict[str, Any]:
+        """Train with ``seed`` for at most ``cfg.epochs`` epochs and ``budget_s`` seconds, keeping
+        ``folder/checkpoint_best.pt`` (best validation Dice) and resuming from ``folder/checkpoint_last.pt``.
+        Returns the final state: epoch, history, best, elapsed (s), member, seed, interrupted."""
+        cfg, plan = self.cfg, self.plan
+        folder.mkdir(parents=True, exist_ok=True)
+        with deterministic(seed, cfg.threads):
+            net = build_unet(**self.kwargs, deep_supervision=cfg.deep_supervision)
+            opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            loss_fn = DiceCELoss(cfg.alpha, cfg.beta)
+            ema = weight_ema(net, cfg.ema) if cfg.ema else None
+            evaluated = ema.module if ema is not None else net  # the weights validated and saved
+            rng = np.random.default_rng([seed, 31337])
+            # epoch_s: the last epoch's duration, so that a resumed run stops where the first one did
+            state: dict[str, Any] = {"epoch": 0, "history": [], "best": -1.0, "elapsed": 0.0, "epoch_s": 0.0}
+            last = folder / LAST
+            if cfg.resume and last.is_file():
+                ckpt = torch.load(last, weights_only=True)
+                if ckpt["fingerprint"] != cfg.fingerprint():
+                    raise ConfigError(f"{last}: a checkpoint from different training options; use a new "
+                                      "--out, the same options, or --no-resume")
+                net.load_state_dict(ckpt["model"])
+                opt.load_state_dict(ckpt["optimizer"])
+                if ema is not None:
+                    ema.load_state_dict(ckpt["ema"])
+                torch.set_rng_state(ckpt["torch_rng"])
+                rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
+                state = {k: ckpt[k] for k in ("epoch", "history", "best", "elapsed")}
+                state["epoch_s"] = float(ckpt.get("epoch_s", 0.0))
+            max_epochs = cfg.epochs or 10**9
+            run_start = time.perf_counter() - state["elapsed"]
+            interrupted = False
+            with _progress(cfg.progress) as bar:
+                task = bar.add_task("train", total=cfg.epochs or None, completed=state["epoch"], loss=0.0, dice=0.0)
+                while state["epoch"] < max_epochs:
+                    elapsed = time.perf_counter() - run_start
+                    if state["epoch"] > 0 and elapsed + state["epoch_s"] > budget_s:
+                        break
+                    t0 = time.perf_counter()
+                    lr = _lr(cfg, state["epoch"], elapsed, budget_s)
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                    net.train()
+                    losses = []
+                    for _ in range(cfg.iters_per_epoch):
+                        batch = sample_batch(self.train_cases, plan.patch, plan.batch_size, rng,
+                                             fg_fraction=cfg.fg_fraction)
+                        if cfg.augment:
+                            batch = [augment_patch(im, lb, self.transform, self.aug_cfg, self.grid) for im, lb in batch]
+                        x = torch.from_numpy(np.stack([b[0] for b in batch]))
+                        y = torch.from_numpy(np.stack([b[1] for b in batch]))
+                        loss = loss_fn(forward_train(net, x, cfg.precision), y)
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
+                        opt.step()
+                        if ema is not None:
+                            ema.update_parameters(net)
+                        losses.append(float(loss.detach()))
+                    state["epoch"] += 1
+                    row: dict[str, Any] = {"epoch": state["epoch"], "train_loss": float(np.mean(losses)), "lr": lr}
+                    if self.val_cases and (state["epoch"] % cfg.val_every == 0 or state["epoch"] == max_epochs):
+                        scores = _validate(evaluated, self.val_cases, plan, self.labels)
+                        row.update({f"val_dice_{k}": v for k, v in scores.items()})
+                        row["val_dice_mean"] = float(np.mean(list(scores.values())))
+                    metric = row.get("val_dice_mean", -row["train_loss"])
+                    row["elapsed_s"] = time.perf_counter() - run_start
+                    state["history"].append(row)
+                    state["elapsed"] = row["elapsed_s"]
+                    state["epoch_s"] = time.perf_counter() - t0
+                    if metric > state["best"]:
+                        state["best"] = metric
+                        torch.save(evaluated.state_dict(), folder / BEST)
+                    torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                                **({"ema": ema.state_dict()} if ema is not None else {}),
+                                "torch_rng": torch.get_rng_state(), "numpy_rng": _rng_state(rng),
+                                "fingerprint": cfg.fingerprint(), **state}, last)
+                    bar.update(task, completed=state["epoch"], loss=row["train_loss"],
+                               dice=row.get("val_dice_mean", 0.0))
+                    if self.callback is not None and self.callback(row):
+                        interrupted = True
+                        break
+        return {**state, "member": member, "seed": seed, "interrupted": interrupted}
 
 
 def _sha256(path: Path) -> str:

@@ -53,7 +53,8 @@ def dice_per_class(pred: np.ndarray, ref: np.ndarray, labels: Sequence[int]) -> 
 
 
 def write_curves(history: Sequence[Mapping[str, float]], out: Path) -> None:
-    """``curves.csv`` and ``curves.png`` (loss and validation Dice per epoch)."""
+    """``curves.csv`` and ``curves.png`` (loss and validation Dice per epoch; ensembles: a ``member``
+    column first, one line per member and curve)."""
     table = pd.DataFrame(list(history))
     table.to_csv(out / "curves.csv", index=False)
     if table.empty:
@@ -64,13 +65,18 @@ def write_curves(history: Sequence[Mapping[str, float]], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.plot(table["epoch"], table["train_loss"], label="train loss")
+    groups = list(table.groupby("member")) if "member" in table.columns else [(None, table)]
+    dice_cols = [c for c in table.columns if c.startswith("val_dice")]
+    if len(groups) > 1:  # ensembles: the mean validation Dice of each member
+        dice_cols = [c for c in dice_cols if c == "val_dice_mean"]
+    for member, rows in groups:
+        suffix = "" if member is None else f" (member {member})"
+        ax1.plot(rows["epoch"], rows["train_loss"], label="train loss" + suffix)
+        for col in dice_cols:
+            ax2.plot(rows["epoch"], rows[col], label=col + suffix)
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
-    ax1.legend()
-    dice_cols = [c for c in table.columns if c.startswith("val_dice")]
-    for col in dice_cols:
-        ax2.plot(table["epoch"], table[col], label=col)
+    ax1.legend(fontsize=7)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation Dice")
     ax2.set_ylim(0, 1)

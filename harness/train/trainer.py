@@ -67,6 +67,7 @@ class TrainConfig:
     threads: int = 1
     ema: float = 0.0  # decay of the weight EMA that is validated and saved (0: the raw weights)
     precision: str = "fp32"  # "fp32", or "bf16": bfloat16 autocast of the training forward pass
+    ensemble: int = 1  # networks trained with seeds seed, seed+1, ... (equal shares of the budget), averaged
     resume: bool = True
     progress: bool = True
     name: str | None = None
@@ -76,6 +77,8 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         for k in ("time_budget", "progress", "resume", "tta", "postprocess", "name"):
             d.pop(k)
+        if d["ensemble"] == 1:  # single networks keep the fingerprint they had before ensembles existed
+            d.pop("ensemble")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -189,11 +192,12 @@ def forward_train(net: UNet, x: torch.Tensor, precision: str) -> torch.Tensor | 
     return [o.float() for o in out]
 
 
-def _lr(cfg: TrainConfig, epoch: int, elapsed: float) -> float:
+def _lr(cfg: TrainConfig, epoch: int, elapsed: float, budget_s: float) -> float:
+    """Poly decay over ``cfg.epochs`` epochs, else over ``budget_s`` seconds (one member's budget)."""
     if cfg.epochs:
         frac = epoch / cfg.epochs
-    elif cfg.time_budget:
-        frac = min(elapsed / (60 * cfg.time_budget), 0.99)
+    elif np.isfinite(budget_s):
+        frac = min(elapsed / budget_s, 0.99)
     else:
         frac = 0.0
     return cfg.lr * (1 - frac) ** 0.9
@@ -215,6 +219,8 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         raise ConfigError(f"--epochs must be ≥ 1, got {config.epochs}")
     if not 0.0 <= config.ema < 1.0:
         raise ConfigError(f"--ema {config.ema}: the decay must be in [0, 1) (0 = off; e.g. 0.999)")
+    if isinstance(config.ensemble, bool) or not isinstance(config.ensemble, int) or config.ensemble < 1:
+        raise ConfigError(f"--ensemble {config.ensemble}: the number of networks must be an integer ≥ 1")
     if config.precision not in PRECISIONS:
         raise ConfigError(f"--precision {config.precision!r}: expected one of {', '.join(PRECISIONS)}")
     if config.time_budget is not None and config.time_budget <= 0:

@@ -68,3 +68,31 @@ def test_group_commit_writes_everything_even_when_interrupted(tmp_path: Path) ->
         raise KeyboardInterrupt
     done = journal.read()
     assert len(done) == 50 and done["item3"][0]["dice"] is None
+
+
+def test_retry_errors_reruns_only_the_error_items(tmp_path: Path) -> None:
+    plan, items = make_plan(tmp_path, dataset=SizesDataset([40, 44]), severities="[1]")
+    whole = execute(plan, items, Journal(tmp_path / "whole.jsonl"))
+    journal = Journal(tmp_path / "journal.jsonl")
+    execute(plan, items, journal)
+    failed = items[1]
+    stored = journal.read()[failed.key]
+    error_rows = [{**row, "status": "ERROR", "error": "timeout"} for row in stored]
+    journal.append(failed.key, error_rows)  # as if the item had timed out: the last line of a key wins
+    kept = _Progress()
+    rows = execute(plan, items, journal, progress=kept)
+    assert (kept.skipped, kept.advanced) == (len(items), 0)  # a plain resume keeps the ERROR rows
+    assert sum(r["status"] == "ERROR" for r in rows) == len(error_rows)
+    retried = _Progress()
+    rows = execute(plan, items, journal, progress=retried, retry_errors=True)
+    assert (retried.skipped, retried.advanced) == (len(items) - 1, 1)
+    assert comparable(rows).equals(comparable(whole))
+    rerun = journal.read()[failed.key]  # the rerun's rows supersede the ERROR ones
+    assert comparable(rerun).equals(comparable(stored)) and {r["status"] for r in rerun} == {"OK"}
+
+
+def test_retry_errors_needs_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["run", "--suite", "smoke", "--out", str(tmp_path / "r"), "--retry-errors"]) == 3
+    assert "--resume" in capsys.readouterr().err
