@@ -33,6 +33,7 @@ from harness.train.trainer import (
     _validate,
     deterministic,
     forward_train,
+    prepare_net,
     resolve_spacing,
 )
 from harness.train.unet import build_unet
@@ -117,7 +118,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
             scores = _validate(ensemble.eval(), val_cases, plan, labels) if val_cases else {}
         best = float(np.mean(list(scores.values()))) if scores else max(float(m["best"]) for m in members)
     weights = out / "model.pt"
-    torch.save({k: v.clone() for k, v in weights_state.items()}, weights)
+    torch.save({k: v.contiguous().clone() for k, v in weights_state.items()}, weights)
     epochs_run = sum(int(m["epoch"]) for m in members)
     train_seconds = sum(float(m["elapsed"]) for m in members)
     label_names = {k: dataset.label_names.get(k, f"class{k}") for k in labels}
@@ -189,7 +190,7 @@ class _MemberFit:
         cfg, plan = self.cfg, self.plan
         folder.mkdir(parents=True, exist_ok=True)
         with deterministic(seed, cfg.threads):
-            net = build_unet(**self.kwargs, deep_supervision=cfg.deep_supervision)
+            net = prepare_net(build_unet(**self.kwargs, deep_supervision=cfg.deep_supervision), cfg.precision)
             opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             loss_fn = DiceCELoss(cfg.alpha, cfg.beta)
             ema = weight_ema(net, cfg.ema) if cfg.ema else None

@@ -69,10 +69,29 @@ def test_bf16_mixed_precision_trains_reproducibly(tmp_path: Path) -> None:
     fp32 = train(data, tmp_path / "fp32", TINY)
     assert _same(_weights(a.out), _weights(b.out))
     assert not _same(_weights(a.out), _weights(fp32.out))  # the forward pass really ran in bfloat16
-    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in _weights(a.out).values())
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() and v.is_contiguous()
+               for v in _weights(a.out).values())
     assert a.record["config"]["precision"] == "bf16" and np.isfinite(a.best_val_dice)
     with pytest.raises(ConfigError, match="--precision"):
         train(data, tmp_path / "c", TrainConfig(**{**TINY.__dict__, "precision": "fp16"}))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_bf16_trains_channels_last_with_the_same_function(ndim: int) -> None:
+    from harness.train.trainer import forward_train, prepare_net
+
+    torch.manual_seed(0)
+    net = build_unet(spatial_dims=ndim, in_channels=1, out_channels=3, features=(4, 8)).eval()
+    x = torch.randn(2, 1, *(12,) * ndim)
+    with torch.no_grad():
+        ref = net(x)
+        fast = prepare_net(net, "bf16")
+        fmt = torch.channels_last_3d if ndim == 3 else torch.channels_last
+        weight = fast.encoder[0][3].weight  # 4 -> 4 channels (with one channel both layouts coincide)
+        assert weight.is_contiguous(memory_format=fmt) and not weight.is_contiguous()
+        assert torch.allclose(fast(x.contiguous(memory_format=fmt)), ref, atol=1e-5)  # only the layout differs
+        assert forward_train(fast, x, "bf16").shape == ref.shape
+    assert prepare_net(net, "fp32") is net
 
 
 def test_forward_train_outputs_float32_under_autocast() -> None:
