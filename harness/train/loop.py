@@ -115,7 +115,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         ensemble = build_unet_ensemble(**card_kwargs)
         ensemble.load_state_dict(weights_state)
         with deterministic(cfg.seed, cfg.threads):  # the ensemble's own validation Dice
-            scores = _validate(ensemble.eval(), val_cases, plan, labels) if val_cases else {}
+            scores = _validate(ensemble.eval(), val_cases, plan, labels, precision=cfg.precision) if val_cases else {}
         best = float(np.mean(list(scores.values()))) if scores else max(float(m["best"]) for m in members)
     weights = out / "model.pt"
     torch.save({k: v.contiguous().clone() for k, v in weights_state.items()}, weights)
@@ -245,7 +245,7 @@ class _MemberFit:
                     state["epoch"] += 1
                     row: dict[str, Any] = {"epoch": state["epoch"], "train_loss": float(np.mean(losses)), "lr": lr}
                     if self.val_cases and (state["epoch"] % cfg.val_every == 0 or state["epoch"] == max_epochs):
-                        scores = _validate(evaluated, self.val_cases, plan, self.labels)
+                        scores = _validate(evaluated, self.val_cases, plan, self.labels, precision=cfg.precision)
                         row.update({f"val_dice_{k}": v for k, v in scores.items()})
                         row["val_dice_mean"] = float(np.mean(list(scores.values())))
                     metric = row.get("val_dice_mean", -row["train_loss"])

@@ -94,6 +94,23 @@ def test_bf16_trains_channels_last_with_the_same_function(ndim: int) -> None:
     assert prepare_net(net, "fp32") is net
 
 
+def test_bf16_validation_agrees_with_float32() -> None:
+    from harness.train.data import cache_case
+    from harness.train.plan import make_plan
+    from harness.train.trainer import _validate
+
+    card = tomllib.loads((Path(__file__).parents[2] / "harness/resources/reference2d.toml").read_text())
+    net = build_unet(**card["model"]["kwargs"])
+    net.load_state_dict(torch.load(Path(__file__).parents[2] / "harness/resources/reference2d.pt", weights_only=True))
+    data = phantom_dataset(2, n=4, seed=0)
+    cases = [cache_case(data.load(cid)) for cid in data.case_ids]
+    plan = make_plan([c.label.shape for c in cases], [c.spacing for c in cases])
+    fp32 = _validate(net, cases, plan, [1, 2])
+    bf16 = _validate(net, cases, plan, [1, 2], precision="bf16")
+    assert min(fp32.values()) > 0.9
+    assert all(abs(fp32[k] - bf16[k]) < 0.01 for k in fp32), (fp32, bf16)
+
+
 def test_forward_train_outputs_float32_under_autocast() -> None:
     from harness.train.trainer import forward_train
 
