@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -255,17 +256,24 @@ class _MemberFit:
                     state["epoch_s"] = time.perf_counter() - t0
                     if metric > state["best"]:
                         state["best"] = metric
-                        torch.save(evaluated.state_dict(), folder / BEST)
-                    torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
-                                **({"ema": ema.state_dict()} if ema is not None else {}),
-                                "torch_rng": torch.get_rng_state(), "numpy_rng": _rng_state(rng),
-                                "fingerprint": cfg.fingerprint(), **state}, last)
+                        _save(evaluated.state_dict(), folder / BEST)
+                    _save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                           **({"ema": ema.state_dict()} if ema is not None else {}),
+                           "torch_rng": torch.get_rng_state(), "numpy_rng": _rng_state(rng),
+                           "fingerprint": cfg.fingerprint(), **state}, last)
                     bar.update(task, completed=state["epoch"], loss=row["train_loss"],
                                dice=row.get("val_dice_mean", 0.0))
                     if self.callback is not None and self.callback(row):
                         interrupted = True
                         break
         return {**state, "member": member, "seed": seed, "interrupted": interrupted}
+
+
+def _save(obj: Any, path: Path) -> None:
+    """``torch.save`` atomically: a kill while writing leaves the previous checkpoint intact."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
 
 def _sha256(path: Path) -> str:

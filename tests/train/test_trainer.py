@@ -135,6 +135,33 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
         train(data, tmp_path / "part", TrainConfig(**{**cfg.__dict__, "lr": 1e-4}))
 
 
+def test_a_kill_while_saving_leaves_the_last_checkpoint_intact(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.train.trainer import LAST
+
+    data = phantom_dataset(2, n=4, seed=21)
+    cfg = TrainConfig(**{**TINY.__dict__, "epochs": 3})
+    full = train(data, tmp_path / "full", cfg)
+    real_save = torch.save
+    saves = {"last": 0}
+
+    def dying_save(obj: object, path: object) -> None:
+        if str(path).endswith(LAST + ".tmp"):
+            saves["last"] += 1
+            if saves["last"] == 2:  # the second epoch's checkpoint: half written, then the process dies
+                Path(str(path)).write_bytes(b"PK\x03\x04 cut")
+                raise KeyboardInterrupt
+        real_save(obj, path)
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(data, tmp_path / "part", cfg)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.load(tmp_path / "part" / LAST, weights_only=True)["epoch"] == 1  # the previous one
+    resumed = train(data, tmp_path / "part", cfg)
+    assert _same(_weights(full.out), _weights(resumed.out))
+
+
 def test_outputs_card_record_curves(tmp_path: Path) -> None:
     data = phantom_dataset(2, n=6, seed=3)
     result = train(data, tmp_path, TrainConfig(**{**TINY.__dict__, "folds": "test=2", "epochs": 1,
