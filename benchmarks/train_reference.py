@@ -35,7 +35,7 @@ from harness.datasets.folder import CaseFiles, FileDataset
 from harness.errors import ConfigError
 from harness.datasets.phantom import phantom_dataset
 from harness.train import TrainConfig, train
-from harness.train.trainer import PRECISIONS, bf16_native
+from harness.train.trainer import DICE_MODES, PRECISIONS, bf16_native
 from harness.train.command import parse_flip_axes, parse_ints, parse_spacing
 from harness.train.data import normalize_image
 from harness.train.record import dice_per_class
@@ -123,7 +123,7 @@ def run_real(args: argparse.Namespace) -> dict:
     cfg = TrainConfig(seed=args.seed, epochs=args.epochs, time_budget=args.time_budget, folds=folds,
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
                       tta=args.tta, postprocess=args.postprocess, resume=True, spacing=args.spacing,
-                      batch_size=args.batch_size, precision=args.precision, ema=args.ema, flip_axes=args.flip_axes, ensemble=args.ensemble,
+                      batch_size=args.batch_size, precision=args.precision, ema=args.ema, flip_axes=args.flip_axes, ensemble=args.ensemble, dice=args.dice,
                       features=args.features,
                       name=f"unet-{args.dataset}")
     t0 = time.perf_counter()
@@ -133,7 +133,7 @@ def run_real(args: argparse.Namespace) -> dict:
     test = result.test_dice
     score = test.get("mean", float("nan"))
     summary = {"dataset": args.dataset, "time_budget_min": args.time_budget, "threads": args.threads,
-               "precision": args.precision, "ema": args.ema, "ensemble": args.ensemble,
+               "precision": args.precision, "ema": args.ema, "ensemble": args.ensemble, "dice": args.dice,
                "members": result.record.get("members"),
                "flip_axes": result.record["plan"]["flip_axes"],
                "epochs_run": result.record["epochs_run"], "train_seconds": result.record["train_seconds"],
@@ -179,6 +179,7 @@ def main() -> None:
     parser.add_argument("--features", default=None, type=_argparse_type(lambda t: parse_ints(t, "--features")),
                         help="channels per level, e.g. 24,48,96,192 (default: planned)")
     parser.add_argument("--ema", type=float, default=0.0, help="weight EMA decay (0 = off)")
+    parser.add_argument("--dice", choices=DICE_MODES, default="batch", help="Dice term: batch-pooled or per case")
     parser.add_argument("--ensemble", type=int, default=1, help="networks averaged (equal shares of the budget)")
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--postprocess", action="store_true")

@@ -81,6 +81,7 @@ def train_command(
     threads: int = typer.Option(1, "--threads", help="torch threads (1 = bit-for-bit reproducible)"),
     ema: float = typer.Option(0.0, "--ema", help="validate and save an exponential moving average of the weights with this per-step decay, e.g. 0.999 (0 = off)"),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16: bfloat16 mixed precision for the training forward pass (about 1.7x faster on CPUs with AVX512-BF16/AMX, slower elsewhere)"),
+    dice: str = typer.Option("batch", "--dice", help="Dice term of the loss: 'batch' (pooled over the batch, nnU-Net) or 'case' (mean of per-image Dice, as the per-case mean Dice is reported)"),
     ensemble: int = typer.Option(1, "--ensemble", help="train N networks (seeds SEED..SEED+N-1, each an equal share of --time-budget) and average their probabilities; one card and weights file"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from OUT/checkpoint_last.pt (OUT/memberK/ for ensembles)"),
     name: str | None = typer.Option(None, "--name", help="model name written to the card"),
@@ -110,6 +111,7 @@ def train_command(
     precision = precision if isinstance(precision, str) else "fp32"
     ema = ema if isinstance(ema, (int, float)) else 0.0  # ema, precision, ensemble are checked by train()
     ensemble = ensemble if isinstance(ensemble, int) else 1
+    dice = dice if isinstance(dice, str) else "batch"
     if alpha < 0 or beta < 0 or alpha + beta == 0:
         raise ConfigError(f"--alpha/--beta must be ≥ 0 and not both 0, got {alpha}, {beta}")
     if out.exists() and not out.is_dir():
@@ -118,7 +120,7 @@ def train_command(
                       alpha=alpha, beta=beta, lr=lr, features=parse_ints(features, "--features"),
                       patch=parse_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
                       folds=folds, augment=augment, flip_axes=flips, tta=tta, postprocess=postprocess, window=win, spacing=grid,
-                      threads=threads, ema=ema, precision=precision, ensemble=ensemble, resume=resume, progress=progress, name=name)
+                      threads=threads, ema=ema, precision=precision, ensemble=ensemble, dice=dice, resume=resume, progress=progress, name=name)
     command = _MODULE_COMMAND or ("harness train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                                   if len(sys.argv) > 1 and sys.argv[1] == "train" else None)
     result = train(data, out, cfg, command=command)

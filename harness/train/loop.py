@@ -193,7 +193,7 @@ class _MemberFit:
         with deterministic(seed, cfg.threads):
             net = prepare_net(build_unet(**self.kwargs, deep_supervision=cfg.deep_supervision), cfg.precision)
             opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            loss_fn = DiceCELoss(cfg.alpha, cfg.beta)
+            loss_fn = DiceCELoss(cfg.alpha, cfg.beta, batch_dice=cfg.dice == "batch")
             ema = weight_ema(net, cfg.ema) if cfg.ema else None
             evaluated = ema.module if ema is not None else net  # the weights validated and saved
             rng = np.random.default_rng([seed, 31337])

@@ -21,16 +21,21 @@ from torch import nn
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, *, eps: float = 1e-5,
-                   include_background: bool = False) -> torch.Tensor:
-    """``1 - mean soft Dice`` of ``softmax(logits)`` (N, K, *S) against integer ``target`` (N, *S)."""
+                   include_background: bool = False, batch: bool = True) -> torch.Tensor:
+    """``1 - mean soft Dice`` of ``softmax(logits)`` (N, K, *S) against integer ``target`` (N, *S).
+
+    ``batch=True`` pools the batch (nnU-Net's batch Dice: large structures weigh more); ``False``
+    takes the Dice of each sample and class, then their mean (MONAI's default), so every image
+    counts equally, as in the per-case mean Dice reported. A class absent from a sample's target
+    then scores its predicted area as error (≈ 1 when nothing is predicted, thanks to ``eps``)."""
     probs = torch.softmax(logits.float(), dim=1)
     onehot = F.one_hot(target.long(), logits.shape[1]).movedim(-1, 1).to(probs.dtype)
-    axes = [0] + list(range(2, logits.ndim))
+    axes = ([0] if batch else []) + list(range(2, logits.ndim))
     inter = (probs * onehot).sum(axes)
     denom = probs.sum(axes) + onehot.sum(axes)
     dice = (2 * inter + eps) / (denom + eps)
     if not include_background:
-        dice = dice[1:]
+        dice = dice[1:] if batch else dice[:, 1:]
     return 1.0 - dice.mean()
 
 
@@ -43,22 +48,25 @@ class DiceCELoss(nn.Module):
         ds_weights: for a list of outputs (full resolution first), the weight of each scale;
             default ``1, 1/2, 1/4, …`` normalised to sum to 1 (nnU-Net). Targets are downsampled
             to each output's size by nearest neighbour.
+        batch_dice: pool the Dice over the batch (default) or average per-sample Dice
+            (see :func:`soft_dice_loss`).
     """
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0,
-                 ds_weights: Sequence[float] | None = None) -> None:
+                 ds_weights: Sequence[float] | None = None, *, batch_dice: bool = True) -> None:
         super().__init__()
         if alpha < 0 or beta < 0 or alpha + beta == 0:
             raise ValueError(f"alpha and beta must be ≥ 0 and not both 0, got {alpha}, {beta}")
         self.alpha, self.beta = float(alpha), float(beta)
         self.ds_weights = None if ds_weights is None else [float(w) for w in ds_weights]
+        self.batch_dice = bool(batch_dice)
 
     def single(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = logits.new_zeros(())
         if self.alpha:
             loss = loss + self.alpha * F.cross_entropy(logits.float(), target.long())
         if self.beta:
-            loss = loss + self.beta * soft_dice_loss(logits, target)
+            loss = loss + self.beta * soft_dice_loss(logits, target, batch=self.batch_dice)
         return loss
 
     def forward(self, outputs: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,10 @@ from harness.train.unet import UNet
 LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
 
 
+DICE_MODES = ("batch", "case")
+LATER_OPTIONS = {"ensemble": 1, "dice": "batch"}  # options added after checkpoints were first written
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training options (all have CPU-friendly defaults). ``time_budget`` is in minutes."""
@@ -68,6 +72,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of the weight EMA that is validated and saved (0: the raw weights)
     precision: str = "fp32"  # "fp32", or "bf16": bfloat16 autocast of the training forward pass
     ensemble: int = 1  # networks trained with seeds seed, seed+1, ... (equal shares of the budget), averaged
+    dice: str = "batch"  # Dice term pooled over the "batch" (nnU-Net) or averaged per "case" (MONAI)
     resume: bool = True
     progress: bool = True
     name: str | None = None
@@ -77,8 +82,9 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         for k in ("time_budget", "progress", "resume", "tta", "postprocess", "name"):
             d.pop(k)
-        if d["ensemble"] == 1:  # single networks keep the fingerprint they had before ensembles existed
-            d.pop("ensemble")
+        for k, default in LATER_OPTIONS.items():  # at their defaults, runs keep the fingerprint they had
+            if d[k] == default:
+                d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -243,6 +249,8 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         raise ConfigError(f"--ema {config.ema}: the decay must be in [0, 1) (0 = off; e.g. 0.999)")
     if isinstance(config.ensemble, bool) or not isinstance(config.ensemble, int) or config.ensemble < 1:
         raise ConfigError(f"--ensemble {config.ensemble}: the number of networks must be an integer ≥ 1")
+    if config.dice not in DICE_MODES:
+        raise ConfigError(f"--dice {config.dice!r}: expected one of {', '.join(DICE_MODES)}")
     if config.precision not in PRECISIONS:
         raise ConfigError(f"--precision {config.precision!r}: expected one of {', '.join(PRECISIONS)}")
     if config.time_budget is not None and config.time_budget <= 0:
@@ -261,5 +269,5 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     return run_training(dataset, data_spec, labels, out, config, command=command, callback=callback)
 
 
-__all__ = ["BEST", "LAST", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_native", "deterministic",
+__all__ = ["BEST", "DICE_MODES", "LAST", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_native", "deterministic",
            "forward_train", "prepare_net", "train"]

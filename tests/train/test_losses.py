@@ -56,3 +56,27 @@ def test_deep_supervision_weights_and_downsampling() -> None:
 def test_bad_weights(alpha: float, beta: float) -> None:
     with pytest.raises(ValueError):
         DiceCELoss(alpha, beta)
+
+
+def test_per_case_dice_is_the_mean_of_each_samples_dice() -> None:
+    torch.manual_seed(1)
+    logits = torch.randn(3, 3, 10, 12)
+    target = torch.randint(0, 3, (3, 10, 12))
+    per_case = soft_dice_loss(logits, target, batch=False)
+    singles = torch.stack([soft_dice_loss(logits[i:i + 1], target[i:i + 1]) for i in range(3)])
+    assert torch.allclose(per_case, singles.mean(), atol=1e-6)
+    assert torch.allclose(soft_dice_loss(logits[:1], target[:1], batch=False), singles[0], atol=1e-6)
+    assert float(soft_dice_loss(_perfect(target), target, batch=False)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_per_case_dice_weighs_a_missed_small_lesion_like_a_large_one() -> None:
+    target = torch.zeros(2, 32, 32, dtype=torch.long)
+    target[0, 2:30, 2:30] = 1  # a large lesion, found
+    target[1, 5:8, 5:8] = 1  # a small lesion, missed
+    pred = target.clone()
+    pred[1] = 0
+    batch = float(soft_dice_loss(_perfect(pred, 2), target))
+    case = float(soft_dice_loss(_perfect(pred, 2), target, batch=False))
+    assert batch < 0.02 and case == pytest.approx(0.5, abs=1e-3)
+    loss = DiceCELoss(alpha=0.0, batch_dice=False)(_perfect(pred, 2), target)
+    assert float(loss) == pytest.approx(case, abs=1e-6)

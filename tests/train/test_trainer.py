@@ -111,6 +111,16 @@ def test_bf16_validation_agrees_with_float32() -> None:
     assert all(abs(fp32[k] - bf16[k]) < 0.01 for k in fp32), (fp32, bf16)
 
 
+def test_per_case_dice_option_trains_differently_and_is_checked(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=4, seed=21)
+    batch = train(data, tmp_path / "batch", TINY)
+    case = train(data, tmp_path / "case", TrainConfig(**{**TINY.__dict__, "dice": "case"}))
+    assert not _same(_weights(batch.out), _weights(case.out)) and case.record["config"]["dice"] == "case"
+    assert TINY.fingerprint() != TrainConfig(**{**TINY.__dict__, "dice": "case"}).fingerprint()
+    with pytest.raises(ConfigError, match="--dice"):
+        train(data, tmp_path / "bad", TrainConfig(**{**TINY.__dict__, "dice": "sample"}))
+
+
 def test_forward_train_outputs_float32_under_autocast() -> None:
     from harness.train.trainer import forward_train
 
