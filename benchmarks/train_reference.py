@@ -123,8 +123,8 @@ def run_real(args: argparse.Namespace) -> dict:
     cfg = TrainConfig(seed=args.seed, epochs=args.epochs, time_budget=args.time_budget, folds=folds,
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
                       tta=args.tta, postprocess=args.postprocess, resume=True, spacing=args.spacing,
-                      batch_size=args.batch_size, precision=args.precision, ema=args.ema, flip_axes=args.flip_axes, ensemble=args.ensemble, dice=args.dice,
-                      features=args.features,
+                      batch_size=args.batch_size, precision=args.precision, ema=args.ema, flip_axes=args.flip_axes,
+                      ensemble=args.ensemble, dice=args.dice, features=args.features,
                       name=f"unet-{args.dataset}")
     t0 = time.perf_counter()
     result = train(data, Path(args.out), cfg,  # type: ignore[arg-type]
