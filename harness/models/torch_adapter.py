@@ -154,7 +154,7 @@ class TorchModel(TorchBackedModel):
         factory = import_object(card.model.entry, what=f"{card.where}: [model] entry")
         try:
             network = factory(**dict(card.model.kwargs))
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # unknown keyword / a value the factory refuses
             raise ConfigError(f"{card.where}: [model.kwargs] do not fit {card.model.entry}: "
                               f"{_first_line(exc)}; fix the keyword arguments") from exc
         if not isinstance(network, torch.nn.Module):

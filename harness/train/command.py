@@ -109,7 +109,7 @@ def train_command(
     grid = parse_spacing(spacing if isinstance(spacing, str) else "auto")  # function call: typer defaults
     flips = parse_flip_axes(flip_axes if isinstance(flip_axes, str) else "auto")
     precision = precision if isinstance(precision, str) else "fp32"
-    ema = ema if isinstance(ema, (int, float)) else 0.0  # ema, precision, ensemble are checked by train()
+    ema = ema if isinstance(ema, (int, float)) else 0.0  # ema, precision, ensemble, dice: checked by train()
     ensemble = ensemble if isinstance(ensemble, int) else 1
     dice = dice if isinstance(dice, str) else "batch"
     if alpha < 0 or beta < 0 or alpha + beta == 0:

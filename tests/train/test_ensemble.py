@@ -98,6 +98,15 @@ def test_trained_ensemble_is_its_members_and_one_card(tmp_path: Path) -> None:
     assert curves[0].startswith("member,epoch") and len(curves) == 1 + 4
 
 
+def test_card_with_no_members_is_a_config_error(tmp_path: Path) -> None:
+    card = tmp_path / "model.toml"
+    card.write_text('[model]\nname = "e"\nformat = "torch"\nentry = "harness.train.ensemble:build_unet_ensemble"\n'
+                    '[model.kwargs]\nmembers = 0\nspatial_dims = 2\nin_channels = 1\nout_channels = 3\n'
+                    '[output]\nlabels = {1 = "organ", 2 = "lesion"}\n')
+    with pytest.raises(ConfigError, match=r"\[model.kwargs\].*members must be ≥ 1"):
+        load_model(card, ndim=2)
+
+
 def test_interrupted_ensemble_resumes_exactly(tmp_path: Path) -> None:
     data = phantom_dataset(2, n=4, seed=21)
     cfg = TrainConfig(**{**TINY.__dict__, "ensemble": 2})
