@@ -124,7 +124,7 @@ def run_real(args: argparse.Namespace) -> dict:
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
                       tta=args.tta, postprocess=args.postprocess, resume=True, spacing=args.spacing,
                       batch_size=args.batch_size, precision=args.precision, ema=args.ema, flip_axes=args.flip_axes,
-                      ensemble=args.ensemble, dice=args.dice, features=args.features,
+                      ensemble=args.ensemble, dice=args.dice, features=args.features, val_fraction=args.val_fraction,
                       name=f"unet-{args.dataset}")
     t0 = time.perf_counter()
     result = train(data, Path(args.out), cfg,  # type: ignore[arg-type]
@@ -134,6 +134,7 @@ def run_real(args: argparse.Namespace) -> dict:
     score = test.get("mean", float("nan"))
     summary = {"dataset": args.dataset, "time_budget_min": args.time_budget, "threads": args.threads,
                "precision": args.precision, "ema": args.ema, "ensemble": args.ensemble, "dice": args.dice,
+               "val_fraction": args.val_fraction,
                "members": result.record.get("members"),
                "flip_axes": result.record["plan"]["flip_axes"],
                "epochs_run": result.record["epochs_run"], "train_seconds": result.record["train_seconds"],
@@ -181,6 +182,8 @@ def main() -> None:
     parser.add_argument("--ema", type=float, default=0.0, help="weight EMA decay (0 = off)")
     parser.add_argument("--dice", choices=DICE_MODES, default="batch", help="Dice term: batch-pooled or per case")
     parser.add_argument("--ensemble", type=int, default=1, help="networks averaged (equal shares of the budget)")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="validation share of the training patients; 0 = train on all, keep the last weights")
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--postprocess", action="store_true")
     parser.add_argument("--no-progress", action="store_true")

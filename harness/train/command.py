@@ -6,6 +6,7 @@ checkpoint, card, curves and record went.
 """
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -82,6 +83,7 @@ def train_command(
     ema: float = typer.Option(0.0, "--ema", help="validate and save an exponential moving average of the weights with this per-step decay, e.g. 0.999 (0 = off)"),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16: bfloat16 mixed precision for the training forward pass (about 1.7x faster on CPUs with AVX512-BF16/AMX, slower elsewhere)"),
     dice: str = typer.Option("batch", "--dice", help="Dice term of the loss: 'batch' (pooled over the batch, nnU-Net) or 'case' (mean of per-image Dice, as the per-case mean Dice is reported)"),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="share of the non-test patients held out for validation and checkpoint selection (at most 40 cases); 0: train on all of them and keep the last epoch's weights"),
     ensemble: int = typer.Option(1, "--ensemble", help="train N networks (seeds SEED..SEED+N-1, each an equal share of --time-budget) and average their probabilities; one card and weights file"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from OUT/checkpoint_last.pt (OUT/memberK/ for ensembles)"),
     name: str | None = typer.Option(None, "--name", help="model name written to the card"),
@@ -120,7 +122,7 @@ def train_command(
                       alpha=alpha, beta=beta, lr=lr, features=parse_ints(features, "--features"),
                       patch=parse_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
                       folds=folds, augment=augment, flip_axes=flips, tta=tta, postprocess=postprocess, window=win, spacing=grid,
-                      threads=threads, ema=ema, precision=precision, ensemble=ensemble, dice=dice, resume=resume, progress=progress, name=name)
+                      threads=threads, ema=ema, precision=precision, ensemble=ensemble, dice=dice, val_fraction=val_fraction, resume=resume, progress=progress, name=name)
     command = _MODULE_COMMAND or ("harness train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                                   if len(sys.argv) > 1 and sys.argv[1] == "train" else None)
     result = train(data, out, cfg, command=command)
@@ -128,7 +130,9 @@ def train_command(
 
     console = Console(stderr=True)
     console.print(f"weights   {result.weights}\ncard      {result.card}\ncurves    {out / 'curves.png'}\n"
-                  f"record    {out / 'training.json'}\nbest validation Dice (mean) {result.best_val_dice:.4f}")
+                  f"record    {out / 'training.json'}\n"
+                  + (f"best validation Dice (mean) {result.best_val_dice:.4f}" if not math.isnan(result.best_val_dice)
+                     else "no validation set (--val-fraction 0): the last epoch's weights were kept"))
     if result.test_dice:
         console.print("test Dice " + "  ".join(f"{k}={v:.4f}" for k, v in result.test_dice.items()))
 

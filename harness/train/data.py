@@ -100,8 +100,11 @@ def make_split(metadata: pd.DataFrame, *, folds: str | None = None, seed: int = 
     * ``"none"`` — no test set even when official folds exist.
 
     The validation set is a seeded ``val_fraction`` of the remaining patients (at least one,
-    at most ``max_val`` cases' worth of patients); training never sees validation or test cases.
+    at most ``max_val`` cases' worth of patients; none when ``val_fraction`` is 0, so that every
+    non-test patient trains); training never sees validation or test cases.
     """
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"--val-fraction {val_fraction}: expected a fraction in [0, 1)")
     ids = list(metadata.index)
     if not ids:
         raise ConfigError("training data has no cases")
@@ -147,6 +150,8 @@ def make_split(metadata: pd.DataFrame, *, folds: str | None = None, seed: int = 
 
     rest_groups = sorted({groups[i] for i in rest})
     n_val = max(1, int(round(val_fraction * len(rest_groups)))) if len(rest_groups) > 1 else 0
+    if val_fraction == 0:
+        n_val = 0
     order = rng.permutation(rest_groups).tolist()
     val_groups: set[str] = set()
     n_cases = 0

@@ -118,6 +118,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         with deterministic(cfg.seed, cfg.threads):  # the ensemble's own validation Dice
             scores = _validate(ensemble.eval(), val_cases, plan, labels, precision=cfg.precision) if val_cases else {}
         best = float(np.mean(list(scores.values()))) if scores else max(float(m["best"]) for m in members)
+    if not val_cases:  # no validation set (--val-fraction 0): no validation Dice to report
+        best = float("nan")
     weights = out / "model.pt"
     torch.save({k: v.contiguous().clone() for k, v in weights_state.items()}, weights)
     epochs_run = sum(int(m["epoch"]) for m in members)
@@ -134,12 +136,13 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         "augment": aug_cfg.__dict__, "plan": plan.as_dict(),
         "spacing": list(spacing) if spacing is not None else None, "model_kwargs": kwargs,
         "epochs_run": epochs_run, "train_seconds": train_seconds,
-        "wall_seconds": time.perf_counter() - t_start, "best_val_dice_mean": best,
+        "wall_seconds": time.perf_counter() - t_start, "best_val_dice_mean": None if np.isnan(best) else best,
         "versions": versions(), "git": git_hash(), "command": command, "weights_sha256": weights_sha,
     }
     if cfg.ensemble > 1:  # per member: seed, epochs, seconds, best validation Dice (mean)
         record["members"] = [{"member": m["member"], "seed": m["seed"], "epochs_run": m["epoch"],
-                              "train_seconds": m["elapsed"], "best_val_dice_mean": m["best"]} for m in members]
+                              "train_seconds": m["elapsed"],
+                              "best_val_dice_mean": m["best"] if val_cases else None} for m in members]
     card = model_card(
         name=cfg.name or f"unet-{ndim}d-{record['dataset']}", weights=weights.name, kwargs=card_kwargs, entry=entry,
         labels=label_names, normalize=normalize,
@@ -153,7 +156,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                      "research and evaluation of the harness only, not for clinical use.",
         training={"command": command or "", "seed": cfg.seed, "epochs": epochs_run,
                   "data": data_spec, "manifest_sha256": record["manifest_sha256"],
-                  "best_val_dice_mean": best,
+                  **({} if np.isnan(best) else {"best_val_dice_mean": best}),
                   "versions": versions(), "record": "training.json"})
     write_card(out / "model.toml", card)
     test_scores: dict[str, float] = {}
@@ -186,8 +189,10 @@ class _MemberFit:
 
     def run(self, folder: Path, *, member: int, seed: int, budget_s: float) -> dict[str, Any]:
         """Train with ``seed`` for at most ``cfg.epochs`` epochs and ``budget_s`` seconds, keeping
-        ``folder/checkpoint_best.pt`` (best validation Dice) and resuming from ``folder/checkpoint_last.pt``.
-        Returns the final state: epoch, history, best, elapsed (s), member, seed, interrupted."""
+        ``folder/checkpoint_best.pt`` (best validation Dice; the latest weights when there is no
+        validation set) and resuming from ``folder/checkpoint_last.pt``. Returns the final state:
+        epoch, history, best (validation Dice; -1 without validation), elapsed (s), member, seed,
+        interrupted."""
         cfg, plan = self.cfg, self.plan
         folder.mkdir(parents=True, exist_ok=True)
         with deterministic(seed, cfg.threads):
@@ -254,7 +259,9 @@ class _MemberFit:
                     state["history"].append(row)
                     state["elapsed"] = row["elapsed_s"]
                     state["epoch_s"] = time.perf_counter() - t0
-                    if metric > state["best"]:
+                    if not self.val_cases:  # nothing to select by: keep the latest weights (nnU-Net's final)
+                        _save(evaluated.state_dict(), folder / BEST)
+                    elif metric > state["best"]:
                         state["best"] = metric
                         _save(evaluated.state_dict(), folder / BEST)
                     _save({"model": net.state_dict(), "optimizer": opt.state_dict(),

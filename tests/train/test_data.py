@@ -37,6 +37,16 @@ def test_split_never_shares_patients(folds: str | None) -> None:
     assert split.group_column == "Case" and split.val
 
 
+def test_val_fraction_zero_trains_on_every_non_test_patient() -> None:
+    meta = _busbra_like()
+    split = make_split(meta, folds="1", seed=3, val_fraction=0.0)
+    assert split.val == () and set(split.train) == set(meta.index[meta["kFold"] != 1])
+    assert make_split(meta, folds="1", seed=3).val  # the default holds some out
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ConfigError, match="--val-fraction"):
+            make_split(meta, val_fraction=bad)
+
+
 def test_official_fold_is_the_test_set_by_default() -> None:
     meta = _busbra_like()
     split = make_split(meta, seed=0)

@@ -189,6 +189,24 @@ def test_outputs_card_record_curves(tmp_path: Path) -> None:
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "curves.csv").is_file()
 
 
+def test_without_validation_the_last_weights_are_kept(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = phantom_dataset(2, n=5, seed=3)
+    cfg = TrainConfig(**{**TINY.__dict__, "folds": "test=1", "epochs": 3, "val_fraction": 0.0, "ema": 0.5})
+    result = train(data, tmp_path, cfg)
+    assert result.record["split"]["val"] == [] and len(result.record["split"]["train"]) == 4
+    last = torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)
+    ema = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
+    assert _same(_weights(tmp_path), ema)  # the last epoch's averaged weights, not a train-loss pick
+    assert result.record["best_val_dice_mean"] is None and np.isnan(result.best_val_dice)
+    assert "best_val_dice_mean" not in tomllib.loads(result.card.read_text())["training"]
+    assert set(result.test_dice) == {"1", "2", "mean"}
+    assert main(["--data", "phantom2d:n=3", "--out", str(tmp_path / "cli"), "--epochs", "1", "--iters", "1",
+                 "--features", "4,8", "--patch", "32,32", "--no-progress", "--val-fraction", "0"]) == 0
+    assert "no validation set" in capsys.readouterr().err
+    assert main(["--data", "phantom2d:n=3", "--out", str(tmp_path / "bad"), "--epochs", "1",
+                 "--val-fraction", "1"]) == 3
+
+
 def test_time_budget_stops_after_first_epoch(tmp_path: Path) -> None:
     data = phantom_dataset(2, n=3, seed=1)
     cfg = TrainConfig(**{**TINY.__dict__, "epochs": None, "time_budget": 1e-4})
@@ -200,14 +218,14 @@ def test_time_budget_stops_after_first_epoch(tmp_path: Path) -> None:
     {"epochs": 1, "window": "5"}, {"epochs": 1, "alpha": 0.0, "beta": 0.0}, {"epochs": 0},
     {"epochs": 1, "dims": 3}, {"epochs": 1, "spacing": "fine"}, {"epochs": 1, "spacing": "0.5,0"},
     {"epochs": 1, "precision": "fp16"}, {"epochs": 1, "ema": 1.0}, {"epochs": 1, "flip_axes": "x"},
-    {"epochs": 1, "flip_axes": "2"}, {"epochs": 1, "flip_axes": "0,0"},
+    {"epochs": 1, "flip_axes": "2"}, {"epochs": 1, "flip_axes": "0,0"}, {"epochs": 1, "val_fraction": -0.5},
 ])
 def test_command_rejects_bad_options(tmp_path: Path, kwargs: dict) -> None:
     base = {"data": "phantom2d:n=3", "out": tmp_path, "dims": None, "folds": None, "time_budget": None,
             "seed": 0, "epochs": 1, "alpha": 1.0, "beta": 1.0, "iters": 1, "features": "4,8",
             "patch": "32,32", "batch_size": 2, "lr": 1e-3, "deep_supervision": True, "augment": True,
             "tta": False, "postprocess": False, "window": None, "threads": 1, "flip_axes": "auto", "ema": 0.0, "precision": "fp32", "resume": True,
-            "name": None, "progress": False}
+            "name": None, "progress": False, "val_fraction": 0.1}
     with pytest.raises(ConfigError):
         train_command(**{**base, **kwargs})
 
