@@ -2,8 +2,9 @@
 
 Keys of ``[dataset]`` (and of each ``[[sources]]`` table):
 ``images`` glob relative to the card; ``labels`` path template with ``{key}``; ``key_regex`` regex with
-a named group ``key`` applied to the image file name; ``metadata`` CSV; ``metadata_key`` the CSV column
-holding the case key or image file stem; ``label_values`` raw mask value -> class; ``spacing`` mm;
+a named group ``key`` applied to the image file name; ``metadata`` a CSV or a list of CSVs (their
+columns joined per case; a column they share must agree); ``metadata_key`` the CSV column holding the
+case key or image file stem (first column by default); ``label_values`` raw mask value -> class; ``spacing`` mm;
 ``modality`` mri|ct|us|other; ``channel`` for RGB(A) rasters; ``label_names`` class -> name; ``name``.
 A source also takes ``site`` (required with several sources) and ``scanner``: both become metadata and
 case ids become ``site/key``.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +37,63 @@ def _fail(card: Path, where: str, message: str) -> ConfigError:
     return ConfigError(f"dataset card {card}: {where}: {message}")
 
 
-def _read_metadata(card: Path, where: str, table: dict[str, Any]) -> tuple[pd.DataFrame | None, str]:
+@dataclass(frozen=True)
+class _MetadataTable:
+    """One metadata CSV, indexed by its key column."""
+
+    csv: Path
+    key: str
+    frame: pd.DataFrame
+
+    def row(self, key: str, stem: str) -> dict[str, str] | None:
+        """The row of case ``key`` (else of the image file ``stem``); None when the CSV has neither."""
+        found = key if key in self.frame.index else stem if stem in self.frame.index else None
+        if found is None:
+            return None
+        row = self.frame.loc[found]
+        return dict((row.iloc[0] if isinstance(row, pd.DataFrame) else row).items())
+
+
+def _read_metadata(card: Path, where: str, table: dict[str, Any]) -> list[_MetadataTable]:
+    """The card's metadata CSVs: ``metadata`` is one path or a list of paths (joined per case)."""
     if "metadata" not in table:
-        return None, ""
-    csv = (card.parent / table["metadata"]).resolve()
-    try:
-        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise _fail(card, f"{where}.metadata", f"cannot read CSV {csv} ({exc})") from exc
-    key = table.get("metadata_key", frame.columns[0])
-    if key not in frame.columns:
-        raise _fail(card, f"{where}.metadata_key", f"column {key!r} is not in {csv}; "
-                    f"columns: {', '.join(frame.columns)}")
-    return frame.set_index(key, drop=False), key
+        return []
+    paths = table["metadata"]
+    if isinstance(paths, str):
+        paths = [paths]
+    if not paths or not all(isinstance(p, str) for p in paths):
+        raise _fail(card, f"{where}.metadata", "expected a CSV path or a list of CSV paths")
+    tables = []
+    for path in paths:
+        csv = (card.parent / path).resolve()
+        try:
+            frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise _fail(card, f"{where}.metadata", f"cannot read CSV {csv} ({exc})") from exc
+        key = table.get("metadata_key", frame.columns[0])
+        if key not in frame.columns:
+            raise _fail(card, f"{where}.metadata_key", f"column {key!r} is not in {csv}; "
+                        f"columns: {', '.join(frame.columns)}")
+        tables.append(_MetadataTable(csv, key, frame.set_index(key, drop=False)))
+    return tables
+
+
+def _case_metadata(card: Path, where: str, tables: list[_MetadataTable], key: str, stem: str) -> dict[str, Any]:
+    """Case ``key``'s attributes from every metadata CSV; a column several CSVs share must agree."""
+    meta: dict[str, str] = {}
+    source: dict[str, Path] = {}
+    for t in tables:
+        row = t.row(key, stem)
+        if row is None:
+            raise _fail(card, f"{where}.metadata", f"no row for case {key!r} (nor {stem!r}) in column "
+                        f"{t.key!r} of {t.csv}")
+        for column, value in row.items():
+            if column in meta and meta[column] != value and column != t.key:  # key columns may differ in form
+                raise _fail(card, f"{where}.metadata", f"column {column!r} disagrees for case {key!r}: "
+                            f"{meta[column]!r} in {source[column]}, {value!r} in {t.csv}; rename or drop it in one CSV")
+            meta.setdefault(column, value)
+            source.setdefault(column, t.csv)
+    return {c: _coerce(v) for c, v in meta.items()}
 
 
 def _coerce(value: str) -> str | int | float:
@@ -88,7 +134,7 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
             raise _fail(card, f"{where}.label_values", "must map raw values to classes, e.g. {\"255\" = 1}") from exc
     spacing = tuple(float(s) for s in table["spacing"]) if "spacing" in table else None
     channel = table.get("channel")
-    metadata, _ = _read_metadata(card, where, table)
+    metadata = _read_metadata(card, where, table)
     extra = {k: table[k] for k in ("site", "scanner") if k in table}
     cases = []
     for image in images:
@@ -96,17 +142,7 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
         if not match:
             continue
         key = match.group("key")
-        meta: dict[str, Any] = {}
-        if metadata is not None:
-            stem = image.name.split(".")[0]
-            row = metadata.loc[key] if key in metadata.index else (
-                metadata.loc[stem] if stem in metadata.index else None)
-            if row is None:
-                raise _fail(card, f"{where}.metadata", f"no row for case {key!r} (nor {stem!r}) in "
-                            f"column {table.get('metadata_key', metadata.columns[0])!r}")
-            if isinstance(row, pd.DataFrame):
-                row = row.iloc[0]
-            meta = {c: _coerce(v) for c, v in row.items()}
+        meta = _case_metadata(card, where, metadata, key, image.name.split(".")[0])
         meta.update(extra)
         label = root / table["labels"].format(key=key)
         cases.append(CaseFiles(case_id=f"{prefix}{key}", images=(image,), label=label, spacing=spacing,

@@ -104,6 +104,26 @@ def test_metadata_row_missing_is_an_error(tmp_path: Path) -> None:
         open_dataset(str(tmp_path / "card.toml"))
 
 
+def test_several_metadata_csvs_are_joined_per_case(tmp_path: Path) -> None:
+    for key in ("a", "b"):
+        _write_png_pair(tmp_path, key)
+    (tmp_path / "meta.csv").write_text("id,device,sex\na,X,F\nb,Y,M\n")
+    (tmp_path / "folds.csv").write_text("id,sex,kFold\nim_b,M,2\na,F,1\n")  # b by image stem, a by key
+    (tmp_path / "card.toml").write_text(CARD.replace('"meta.csv"', '["meta.csv", "folds.csv"]'))
+    ds = open_dataset(str(tmp_path / "card.toml"))
+    assert ds.load("a").metadata == {"id": "a", "device": "X", "sex": "F", "kFold": 1}
+    assert ds.load("b").metadata["kFold"] == 2 and ds.load("b").metadata["id"] == "b"
+    (tmp_path / "folds.csv").write_text("id,sex,kFold\nb,F,2\na,F,1\n")
+    with pytest.raises(ConfigError, match="column 'sex' disagrees for case 'b'.*folds.csv"):
+        open_dataset(str(tmp_path / "card.toml"))
+    (tmp_path / "folds.csv").write_text("id,sex,kFold\na,F,1\n")
+    with pytest.raises(ConfigError, match="no row for case 'b'.*folds.csv"):
+        open_dataset(str(tmp_path / "card.toml"))
+    (tmp_path / "card.toml").write_text(CARD.replace('"meta.csv"', '[]'))
+    with pytest.raises(ConfigError, match="metadata: expected a CSV path or a list"):
+        open_dataset(str(tmp_path / "card.toml"))
+
+
 def test_msd_folder(tmp_path: Path) -> None:
     import nibabel as nib
 
@@ -135,3 +155,4 @@ def test_busbra_card_reads_real_data(busbra_dir: Path) -> None:
     assert case.image.shape[0] == 1 and set(np.unique(case.label)) == {0, 1}
     assert case.metadata["Device"].startswith("GE")
     assert ds.metadata["Device"].nunique() == 4
+    assert sorted(ds.metadata["kFold"].unique()) == [1, 2, 3, 4, 5]  # 5-fold-cv.csv, the card's second CSV
