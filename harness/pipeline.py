@@ -207,6 +207,8 @@ def _write_analysis_tables(out: Path, context: GateContext) -> None:
             suffix = "" if key == "fairness:mean" else "_" + key.split(":", 1)[1]
             result.groups.to_csv(out / f"fairness_groups{suffix}.csv", index=False)
             result.gaps.to_csv(out / f"fairness_gaps{suffix}.csv", index=False)
+            # exclusions and caveats (cases without a value, aliased attributes), one per line
+            (out / f"fairness_notes{suffix}.txt").write_text("".join(f"{n}\n" for n in result.notes), encoding="utf-8")
 
 
 def exit_code_for(gates: list[GateResult], *, strict: bool = False) -> int:

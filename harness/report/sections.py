@@ -198,8 +198,9 @@ def _fairness_result(run: RunDir) -> Any:
 
 
 def _saved_fairness(run: RunDir) -> Any:
-    """The fairness tables the gates computed, as the run wrote them (``fairness_groups.csv`` and
-    ``fairness_gaps.csv``, suffixed by the label when not "mean"); None when absent."""
+    """The fairness tables the gates computed, as the run wrote them (``fairness_groups.csv``,
+    ``fairness_gaps.csv`` and ``fairness_notes.txt``, suffixed by the label when not "mean"); None
+    when absent (runs written before the notes file have no notes)."""
     from types import SimpleNamespace
 
     gate = next((g for g in run.suite_gates if g.get("check") == "fairness"), {})
@@ -216,9 +217,11 @@ def _saved_fairness(run: RunDir) -> Any:
                 frame[col] = frame[col].fillna("")
     if "small" in groups.columns:
         groups["small"] = groups["small"].astype(str).str.lower().isin(["true", "1"])
+    notes_file = run.path / f"fairness_notes{suffix}.txt"
+    notes = tuple(notes_file.read_text(encoding="utf-8").splitlines()) if notes_file.is_file() else ()
     s = run.settings
     test = str(gaps["test"].dropna().iloc[0]) if "test" in gaps.columns and gaps["test"].notna().any() else "permutation"
-    return SimpleNamespace(groups=groups, gaps=gaps, notes=(), alpha=s["alpha"], correction=s["correction"],
+    return SimpleNamespace(groups=groups, gaps=gaps, notes=notes, alpha=s["alpha"], correction=s["correction"],
                            test=test, min_group_size=s["min_group_size"])
 
 
