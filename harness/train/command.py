@@ -64,6 +64,7 @@ def train_command(
     folds: str | None = typer.Option(None, "--folds", help="test set: official fold(s) 'K[,L]', 'test=N' (seeded hold-out of N patients) or 'none'; default: official fold 1 when the data has folds"),
     time_budget: float | None = typer.Option(None, "--time-budget", help="minutes; stop early, keeping the best checkpoint"),
     seed: int = typer.Option(0, "--seed", help="seed for split, data order, augmentation and init"),
+    split_seed: int | None = typer.Option(None, "--split-seed", help="seed of the train/validation/test split only (default: --seed), to vary --seed over one fixed split"),
     epochs: int | None = typer.Option(None, "--epochs", help="epochs (of --iters iterations); reproducible bit-for-bit"),
     alpha: float = typer.Option(1.0, "--alpha", help="weight of cross-entropy in L = α·CE + β·Dice"),
     beta: float = typer.Option(1.0, "--beta", help="weight of soft Dice in L = α·CE + β·Dice"),
@@ -122,7 +123,7 @@ def train_command(
                       alpha=alpha, beta=beta, lr=lr, features=parse_ints(features, "--features"),
                       patch=parse_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
                       folds=folds, augment=augment, flip_axes=flips, tta=tta, postprocess=postprocess, window=win, spacing=grid,
-                      threads=threads, ema=ema, precision=precision, ensemble=ensemble, dice=dice, val_fraction=val_fraction, resume=resume, progress=progress, name=name)
+                      threads=threads, ema=ema, precision=precision, ensemble=ensemble, dice=dice, val_fraction=val_fraction, split_seed=split_seed, resume=resume, progress=progress, name=name)
     command = _MODULE_COMMAND or ("harness train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                                   if len(sys.argv) > 1 and sys.argv[1] == "train" else None)
     result = train(data, out, cfg, command=command)

@@ -58,7 +58,8 @@ def _rng_state(rng: np.random.Generator) -> str:
 def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None, out: Path, cfg: TrainConfig,
                  *, command: str | None, callback: Callable[[dict[str, Any]], bool] | None) -> TrainResult:
     t_start = time.perf_counter()
-    split = tdata.make_split(dataset.metadata, folds=cfg.folds, seed=cfg.seed,
+    split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    split = tdata.make_split(dataset.metadata, folds=cfg.folds, seed=split_seed,
                              val_fraction=cfg.val_fraction, max_val=cfg.max_val)
     modality = getattr(dataset, "modality", "other")
     normalize = "window" if modality == "ct" else "zscore"
@@ -130,7 +131,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     sliding = any(any(n > p for n, p in zip(c.label.shape, plan.patch)) for c in train_cases + val_cases)
     record = {
         "data": data_spec, "dataset": getattr(dataset, "name", "dataset"), "modality": modality,
-        "manifest_sha256": manifest_hash(dataset), "split": split.as_dict(), "seed": cfg.seed,
+        "manifest_sha256": manifest_hash(dataset), "split": split.as_dict(), "seed": cfg.seed, "split_seed": split_seed,
         "config": {k: (list(v) if isinstance(v, tuple) else v)
                    for k, v in cfg.__dict__.items() if k != "augment_config"},
         "augment": aug_cfg.__dict__, "plan": plan.as_dict(),

@@ -35,7 +35,7 @@ LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
 
 
 DICE_MODES = ("batch", "case")
-LATER_OPTIONS = {"ensemble": 1, "dice": "batch"}  # options added after checkpoints were first written
+LATER_OPTIONS = {"ensemble": 1, "dice": "batch", "split_seed": None}  # options added after checkpoints were first written
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class TrainConfig:
 
     dims: int | None = None
     seed: int = 0
+    split_seed: int | None = None  # seed of the train/val/test split (None: seed), so runs can
+    # vary the training seed over one fixed split
     epochs: int | None = None
     iters_per_epoch: int = 50
     time_budget: float | None = None

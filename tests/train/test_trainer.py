@@ -207,6 +207,19 @@ def test_without_validation_the_last_weights_are_kept(tmp_path: Path, capsys: py
                  "--val-fraction", "1"]) == 3
 
 
+def test_split_seed_fixes_the_split_while_the_seed_varies(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=8, seed=5)
+    base = {**TINY.__dict__, "folds": "test=2", "epochs": 1}
+    a = train(data, tmp_path / "a", TrainConfig(**{**base, "seed": 0}))
+    b = train(data, tmp_path / "b", TrainConfig(**{**base, "seed": 1, "split_seed": 0}))
+    c = train(data, tmp_path / "c", TrainConfig(**{**base, "seed": 1}))
+    assert a.record["split"] == b.record["split"] and b.record["split_seed"] == 0
+    assert a.record["split"]["test"] != c.record["split"]["test"]  # --seed alone still moves the split
+    assert not _same(_weights(a.out), _weights(b.out))  # but not the training: init and patches differ
+    assert TrainConfig(seed=3).fingerprint() == TrainConfig(seed=3, split_seed=None).fingerprint()
+    assert TrainConfig(seed=3).fingerprint() != TrainConfig(seed=3, split_seed=3).fingerprint()
+
+
 def test_time_budget_stops_after_first_epoch(tmp_path: Path) -> None:
     data = phantom_dataset(2, n=3, seed=1)
     cfg = TrainConfig(**{**TINY.__dict__, "epochs": None, "time_budget": 1e-4})
@@ -225,7 +238,7 @@ def test_command_rejects_bad_options(tmp_path: Path, kwargs: dict) -> None:
             "seed": 0, "epochs": 1, "alpha": 1.0, "beta": 1.0, "iters": 1, "features": "4,8",
             "patch": "32,32", "batch_size": 2, "lr": 1e-3, "deep_supervision": True, "augment": True,
             "tta": False, "postprocess": False, "window": None, "threads": 1, "flip_axes": "auto", "ema": 0.0, "precision": "fp32", "resume": True,
-            "name": None, "progress": False, "val_fraction": 0.1}
+            "name": None, "progress": False, "val_fraction": 0.1, "split_seed": None}
     with pytest.raises(ConfigError):
         train_command(**{**base, **kwargs})
 
