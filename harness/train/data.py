@@ -149,9 +149,7 @@ def make_split(metadata: pd.DataFrame, *, folds: str | None = None, seed: int = 
         raise ConfigError("the split leaves no training cases")
 
     rest_groups = sorted({groups[i] for i in rest})
-    n_val = max(1, int(round(val_fraction * len(rest_groups)))) if len(rest_groups) > 1 else 0
-    if val_fraction == 0:
-        n_val = 0
+    n_val = max(1, int(round(val_fraction * len(rest_groups)))) if val_fraction and len(rest_groups) > 1 else 0
     order = rng.permutation(rest_groups).tolist()
     val_groups: set[str] = set()
     n_cases = 0
