@@ -26,7 +26,7 @@ SUITE_KEYS: dict[str, Any] = {
     "labels": (str, list), "repeats": int, "on_inapplicable": str, "cohorts": (str, list),
     "bins": dict, "min_group_size": int, "alpha": float, "correction": str, "n_bootstrap": int,
     "n_permutations": int, "metric_options": dict, "reference_site": str, "site_attribute": str,
-    "worst_cases": int, "fairness_test": str,
+    "worst_cases": int, "fairness_test": str, "small_groups": str,
 }
 PERTURBATION_KEYS: dict[str, Any] = {"family": str, "severities": list, "options": dict, "name": str}
 GATE_COMMON_KEYS = {"name": str, "check": str, "metric": str, "description": str}
@@ -69,6 +69,7 @@ class Suite:
     site_attribute: str
     worst_cases: int
     fairness_test: str
+    small_groups: str
     perturbations: tuple[PerturbationSpec, ...]
     gates: tuple[dict[str, Any], ...]
     path: Path
@@ -184,7 +185,8 @@ def parse_suite(text: str, *, path: Path) -> Suite:
     metrics = head.get("metrics", ["dice", "hd95"])
     _check_metric_names(metrics, gates, head.get("metric_options", {}), problems)
     for key, allowed in (("on_inapplicable", ("error", "skip")), ("correction", ("holm", "bh")),
-                         ("fairness_test", ("permutation", "kruskal"))):
+                         ("fairness_test", ("permutation", "kruskal")),
+                         ("small_groups", ("inconclusive", "exclude"))):
         if key in head and head[key] not in allowed:
             problems.append(f"[suite].{key}: must be one of {', '.join(allowed)}, got {head[key]!r}")
     if problems:
@@ -202,6 +204,7 @@ def parse_suite(text: str, *, path: Path) -> Suite:
         n_permutations=head.get("n_permutations", 2000), metric_options=head.get("metric_options", {}),
         reference_site=head.get("reference_site", ""), site_attribute=head.get("site_attribute", "site"),
         worst_cases=head.get("worst_cases", 6), fairness_test=head.get("fairness_test", "permutation"),
+        small_groups=head.get("small_groups", "inconclusive"),
         perturbations=tuple(perturbations), gates=tuple(gates), path=path, text=text,
     )
 

@@ -5,8 +5,9 @@ sensitive feature; label × perturbation × severity are control features, so fa
 *under* every perturbation too). On top of the numbers FairSeg / FairMedFM report (gap, ratio,
 SER, ES-Dice) we add what a reviewer needs to trust them: group-stratified bootstrap CIs, a
 permutation test of the gap per attribute, Holm/BH correction over every test in the result,
-effect sizes with CIs, and a minimum group size below which nothing is concluded. The statistical
-analysis plan is ``docs/statistics.md``.
+effect sizes with CIs, and a minimum group size below which nothing is concluded (or, with
+``small_groups="exclude"``, below which a group is reported but left out of the comparison). The
+statistical analysis plan is ``docs/statistics.md``.
 
 >>> import pandas as pd
 >>> rng = np.random.default_rng(0)
@@ -38,11 +39,12 @@ from harness.errors import ConfigError
 __all__ = ["FairnessResult", "fairness_gates", "fairness_tables", "resolve_cohorts"]
 
 MAX_PERM_CAP = 200_000
+SMALL_GROUP_POLICIES = ("inconclusive", "exclude")
 CONTROL = ["label", "perturbation", "severity"]
 GROUP_COLUMNS = ["attribute", "group", "label", "perturbation", "severity", "metric", "n", "mean", "median",
                  "worst_decile", "ci_low", "ci_high", "small"]
 GAP_COLUMNS = (["attribute", "label", "perturbation", "severity", "metric", "higher_is_better", "bounded", "n",
-                "n_groups", "min_n", "small_groups", "best_group", "best_value", "worst_group", "worst_value",
+                "n_groups", "min_n", "small_groups", "excluded_groups", "best_group", "best_value", "worst_group", "worst_value",
                 "worst_value_ci_low", "worst_value_ci_high"]
                + [f"{k}{s}" for k in GAP_STATS for s in ("", "_ci_low", "_ci_high")]
                + ["effect_size", "effect_size_ci_low", "effect_size_ci_high", "test", "statistic", "p_value",
@@ -56,6 +58,8 @@ class FairnessResult:
     ``groups``: one row per attribute × group × label × perturbation × severity × metric.
     ``gaps``: one row per attribute × label × perturbation × severity × metric (see GAP_COLUMNS).
     ``levels``: the groups of each attribute in display order. ``notes``: exclusions and caveats.
+    ``small_groups``: ``"inconclusive"`` (groups below ``min_group_size`` are compared, and their
+    attribute's gates are INCONCLUSIVE) or ``"exclude"`` (they are left out of the comparison).
     """
 
     groups: pd.DataFrame
@@ -70,10 +74,11 @@ class FairnessResult:
     label: str
     levels: dict[str, list[str]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    small_groups: str = "inconclusive"
 
 
 def _check_options(*, alpha: float, correction: str, test: str, min_group_size: int, n_boot: int,
-                   n_perm: int) -> None:
+                   n_perm: int, small_groups: str) -> None:
     problems = []
     if not 0 < alpha < 1:
         problems.append(f"alpha must be in (0, 1), got {alpha!r}")
@@ -83,6 +88,8 @@ def _check_options(*, alpha: float, correction: str, test: str, min_group_size: 
         problems.append(f"test must be 'permutation' or 'kruskal', got {test!r}")
     if min_group_size < 1:
         problems.append(f"min_group_size must be >= 1, got {min_group_size!r}")
+    if small_groups not in SMALL_GROUP_POLICIES:
+        problems.append(f"small_groups must be one of {', '.join(SMALL_GROUP_POLICIES)}, got {small_groups!r}")
     if n_boot < 0 or n_perm < 1:
         problems.append(f"need n_boot >= 0 and n_perm >= 1, got {n_boot!r}, {n_perm!r}")
     if problems:
@@ -136,15 +143,18 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
                     alpha: float = 0.05, correction: Correction = "holm", test: Test = "permutation",
                     n_boot: int = 1000, n_perm: int = 2000, seed: int = 0, by_perturbation: bool = True,
                     label: int | str = "mean", directions: dict[str, bool] | None = None,
-                    level: float = 0.95) -> FairnessResult:
+                    level: float = 0.95, small_groups: str = "inconclusive") -> FairnessResult:
     """Group tables, gaps and tests for every cohort attribute (see module docstring).
 
     ``label``: ``"mean"`` (mean over foreground labels per case), ``"each"`` (labels separately, all
     in one correction family) or a label id/name. ``by_perturbation=False`` analyses clean rows only.
     ``n_boot=0`` skips CIs (NaN). The correction family is every test in the result.
+    ``small_groups="exclude"`` leaves groups below ``min_group_size`` out of each gap, test and effect
+    size (their own means and CIs are still reported; ``excluded_groups`` lists them), so an
+    attribute can be decided on its adequately sized groups.
     """
     _check_options(alpha=alpha, correction=correction, test=test, min_group_size=min_group_size,
-                   n_boot=n_boot, n_perm=n_perm)
+                   n_boot=n_boot, n_perm=n_perm, small_groups=small_groups)
     metrics = list(metrics)
     direction = metric_directions(metrics, overrides=directions)
     higher = np.array([direction[m] for m in metrics])
@@ -172,7 +182,7 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
                   for a, _, f in plan if not f.empty)
     max_perm = int(min(MAX_PERM_CAP, max(n_perm, math.ceil(20 * max(n_tests, 1) / alpha))))
     opts = CellOptions(n_boot=n_boot, n_perm=n_perm, max_perm=max_perm, test=test,
-                       min_group_size=min_group_size, level=level)
+                       min_group_size=min_group_size, level=level, exclude_small=small_groups == "exclude")
 
     group_tables, group_cis, gap_rows = [], [], []
     for attribute, levels, frame in plan:
@@ -203,7 +213,7 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
     return FairnessResult(groups=groups, gaps=gaps[GAP_COLUMNS].reset_index(drop=True), alpha=alpha,
                           correction=correction, test=test, min_group_size=min_group_size, n_boot=n_boot,
                           n_perm=n_perm, seed=seed, label=str(label),
-                          levels={a: lv for a, lv, _ in plan}, notes=tuple(notes))
+                          levels={a: lv for a, lv, _ in plan}, notes=tuple(notes), small_groups=small_groups)
 
 
 def _aliases(groups_by_attr: dict[str, pd.Series]) -> list[str]:

@@ -3,7 +3,9 @@
 :func:`compare_groups` takes the per-case values ``(n, M)`` and group codes of a cell and returns
 the per-group CIs and the per-metric gap row (statistics, CIs, test, effect size). Metrics with
 missing values for some cases are analysed on their own complete cases (partitioned by missing
-pattern, each partition vectorised).
+pattern, each partition vectorised). Groups below ``min_group_size`` are compared with the others
+and listed in ``small_groups``, or, with ``exclude_small``, given their CIs but left out of the gap,
+test and effect size and listed in ``excluded_groups``.
 """
 from __future__ import annotations
 
@@ -27,11 +29,14 @@ class CellOptions:
     test: Test
     min_group_size: int
     level: float = 0.95
+    exclude_small: bool = False  # leave groups below min_group_size out of gap, test and effect size
 
 
-def _nan_row(metric: str, n: int, names: list[str], sizes: list[int], small: list[str]) -> dict:
+def _nan_row(metric: str, n: int, names: list[str], sizes: list[int], small: list[str],
+             excluded: list[str]) -> dict:
     row = {"metric": metric, "n": n, "n_groups": len(names), "min_n": min(sizes, default=0),
-           "small_groups": ", ".join(small), "test": "none", "statistic": np.nan, "p_value": np.nan,
+           "small_groups": ", ".join(small), "excluded_groups": ", ".join(excluded), "test": "none",
+           "statistic": np.nan, "p_value": np.nan,
            "n_permutations": 0, "best_group": names[0] if names else "", "worst_group": names[0] if names else ""}
     for key in ("best_value", "worst_value", "worst_value_ci_low", "worst_value_ci_high", "effect_size",
                 "effect_size_ci_low", "effect_size_ci_high", *GAP_STATS):
@@ -84,8 +89,17 @@ def _analyse_partition(x: np.ndarray, codes: np.ndarray, names: list[str], metri
     for g in range(len(groups)):
         for j, metric in enumerate(metrics):
             group_rows.append({"group": gnames[g], "metric": metric, "ci_low": ci[0, g, j], "ci_high": ci[1, g, j]})
+    excluded: list[str] = []
+    if opts.exclude_small and small:  # compare the adequately sized groups only
+        kept = [g for g in range(len(groups)) if sizes[g] >= opts.min_group_size]
+        excluded, small = small, []
+        in_kept = np.isin(local, kept)
+        x, local = x[in_kept], np.searchsorted(kept, local[in_kept])
+        gnames, groups, sizes = [gnames[g] for g in kept], [groups[g] for g in kept], [sizes[g] for g in kept]
+        means, boot_means = means[kept], boot_means[:, kept]
+        indices = [indices[g] for g in kept] if indices else []
     if len(groups) < 2:
-        return group_rows, [_nan_row(m, int(x.shape[0]), gnames, sizes, small) for m in metrics]
+        return group_rows, [_nan_row(m, int(x.shape[0]), gnames, sizes, small, excluded) for m in metrics]
 
     weights = np.asarray(sizes, dtype=float)
     point = stats.gap_statistics(means, weights, higher_is_better=higher, bounded=bounded)
@@ -102,7 +116,8 @@ def _analyse_partition(x: np.ndarray, codes: np.ndarray, names: list[str], metri
     gap_rows = []
     for j, metric in enumerate(metrics):
         row = {"metric": metric, "n": int(x.shape[0]), "n_groups": len(groups), "min_n": min(sizes),
-               "small_groups": ", ".join(small), "best_group": gnames[best[j]], "best_value": means[best[j], j],
+               "small_groups": ", ".join(small), "excluded_groups": ", ".join(excluded),
+               "best_group": gnames[best[j]], "best_value": means[best[j], j],
                "worst_group": gnames[worst[j]], "worst_value": means[worst[j], j],
                "worst_value_ci_low": ci[0, worst[j], j], "worst_value_ci_high": ci[1, worst[j], j]}
         for key in GAP_STATS:

@@ -3,7 +3,9 @@
 Rule, per attribute (and per perturbation × severity when the gate asks for them):
 
 * INCONCLUSIVE when fewer than two groups have data, or any compared group has fewer cases than
-  the suite's ``min_group_size`` (the numbers are still reported in the detail);
+  the suite's ``min_group_size`` (the numbers are still reported in the detail); with the suite's
+  ``small_groups = "exclude"`` such groups are not compared (the detail names them) and the rule
+  applies to the others;
 * FAIL when the adjusted p-value < ``alpha`` **and** the gap (max − min of group means) > ``max_gap``;
 * WARN when exactly one of the two holds (a significant but clinically small gap, or a large gap
   the data cannot distinguish from noise);
@@ -42,8 +44,13 @@ def _rows_for(gaps: pd.DataFrame, perturbation: str) -> pd.DataFrame:
 
 def _outcome(row: pd.Series, *, max_gap: float, alpha: float, min_group_size: int) -> tuple[str, str]:
     where = row["attribute"]
+    excluded = row.get("excluded_groups", "")
+    excluded = excluded if isinstance(excluded, str) else ""  # older runs' tables lack the column
+    left_out = f"; left out (below min_group_size {min_group_size}): {excluded}" if excluded else ""
     if row["n_groups"] < 2 or not np.isfinite(row["p_value"]):
-        return "INCONCLUSIVE", f"{where}: fewer than two groups with data ({row['best_group'] or 'none'})"
+        enough = f" of at least {min_group_size} cases" if excluded else ""
+        return "INCONCLUSIVE", (f"{where}: fewer than two groups{enough} with data "
+                                f"({row['best_group'] or 'none'}){left_out}")
     worst = (f"worst group {row['worst_group']}: {row['metric']} {_fmt(row['worst_value'])} "
              f"(95% CI {_fmt(row['worst_value_ci_low'])}–{_fmt(row['worst_value_ci_high'])}) vs best "
              f"{row['best_group']} {_fmt(row['best_value'])}")
@@ -59,7 +66,7 @@ def _outcome(row: pd.Series, *, max_gap: float, alpha: float, min_group_size: in
     outcome = "FAIL" if significant and large else "WARN" if significant or large else "PASS"
     why = {"FAIL": "significant and above the margin", "PASS": "",
            "WARN": "significant but within the margin" if significant else "above the margin but not significant"}
-    text = f"{where}: {worst}; {gap}; {test}"
+    text = f"{where}: {worst}; {gap}; {test}{left_out}"
     return outcome, text + (f" → {why[outcome]}" if why[outcome] else "")
 
 

@@ -133,7 +133,8 @@ def fairness_result(context: GateContext, *, label: int | str = "mean") -> Any:
             cohorts=suite.cohorts if isinstance(suite.cohorts, str) else list(suite.cohorts),
             metrics=metrics, bins=suite.bins or None, min_group_size=suite.min_group_size, alpha=suite.alpha,
             correction=suite.correction, test=suite.fairness_test, n_boot=suite.n_bootstrap,
-            n_perm=suite.n_permutations, seed=suite.seed, by_perturbation=by_perturbation, label=label)
+            n_perm=suite.n_permutations, seed=suite.seed, by_perturbation=by_perturbation, label=label,
+            small_groups=suite.small_groups)
     return context.cache[key]
 
 

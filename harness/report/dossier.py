@@ -117,8 +117,10 @@ def analysis_plan(run: RunDir) -> list[str]:
          "fewer cases than its min_cases is INCONCLUSIVE, never PASS."),
     ]
     if s["cohorts"]:
-        plan.append(f"Fairness: cohorts {s['cohorts']!s}; groups below {s['min_group_size']} cases are reported "
-                    f"but not gated. Gap = best − worst group mean; permutation test of the gap ({s['n_permutations']} "
+        small = ("reported but left out of the gaps and tests" if s["small_groups"] == "exclude"
+                 else "reported, and an attribute with such a group is not gated (INCONCLUSIVE)")
+        plan.append(f"Fairness: cohorts {s['cohorts']!s}; groups below {s['min_group_size']} cases are {small}. "
+                    f"Gap = best − worst group mean; permutation test of the gap ({s['n_permutations']} "
                     f"permutations), {s['correction']} correction across all tests, α = {s['alpha']}. A gate FAILs only "
                     "when the gap is both significant and above its margin (a bootstrap CI of a max–min gap is "
                     "biased away from 0, so it is not gated on).")

@@ -194,7 +194,12 @@ def _fairness_result(run: RunDir) -> Any:
     return fairness_tables(run.records, run.cases, cohorts=cohorts if isinstance(cohorts, str) else list(cohorts),
                            metrics=metrics, bins=s["bins"] or None, min_group_size=s["min_group_size"],
                            alpha=s["alpha"], correction=s["correction"], n_boot=s["n_bootstrap"],
-                           n_perm=s["n_permutations"], seed=s["seed"], label=label)
+                           n_perm=s["n_permutations"], seed=s["seed"], label=label, test=s["fairness_test"],
+                           small_groups=s["small_groups"])
+
+
+FAIRNESS_TEXT_COLUMNS = {"attribute", "group", "label", "perturbation", "metric", "small_groups", "excluded_groups",
+                         "best_group", "worst_group", "test", "correction"}
 
 
 def _saved_fairness(run: RunDir) -> Any:
@@ -209,12 +214,12 @@ def _saved_fairness(run: RunDir) -> Any:
     paths = [run.path / f"fairness_{kind}{suffix}.csv" for kind in ("groups", "gaps")]
     if not all(p.is_file() for p in paths):
         return None
-    groups, gaps = (pd.read_csv(p, dtype={"group": str, "label": str, "attribute": str}, keep_default_na=True)
-                    for p in paths)
+    # Text columns read as text, empty cells as "" (an all-empty column would otherwise be float NaN).
+    groups, gaps = (pd.read_csv(p, dtype=dict.fromkeys(FAIRNESS_TEXT_COLUMNS, str), keep_default_na=False,
+                                na_values=[""]) for p in paths)
     for frame in (groups, gaps):
-        for col in frame.columns:
-            if frame[col].dtype == object:
-                frame[col] = frame[col].fillna("")
+        for col in FAIRNESS_TEXT_COLUMNS & set(frame.columns):
+            frame[col] = frame[col].fillna("")
     if "small" in groups.columns:
         groups["small"] = groups["small"].astype(str).str.lower().isin(["true", "1"])
     notes_file = run.path / f"fairness_notes{suffix}.txt"
@@ -222,7 +227,7 @@ def _saved_fairness(run: RunDir) -> Any:
     s = run.settings
     test = str(gaps["test"].dropna().iloc[0]) if "test" in gaps.columns and gaps["test"].notna().any() else "permutation"
     return SimpleNamespace(groups=groups, gaps=gaps, notes=notes, alpha=s["alpha"], correction=s["correction"],
-                           test=test, min_group_size=s["min_group_size"])
+                           test=test, min_group_size=s["min_group_size"], small_groups=s["small_groups"])
 
 
 def fairness_section(run: RunDir) -> dict[str, Any] | None:
@@ -246,7 +251,7 @@ def fairness_section(run: RunDir) -> dict[str, Any] | None:
     gaps = result.gaps.sort_values(["p_adjusted", "attribute"], na_position="last", kind="mergesort")
     return {"error": "", "forests": forests, "gaps": gaps.to_dict("records"), "notes": list(result.notes),
             "alpha": result.alpha, "correction": result.correction, "test": result.test,
-            "min_group_size": result.min_group_size}
+            "min_group_size": result.min_group_size, "small_groups": result.small_groups}
 
 
 def baseline_section(run: RunDir) -> dict[str, Any] | None:

@@ -152,3 +152,50 @@ def test_aliased_attributes_are_noted():
     cases["scanner"] = cases["site"].map({"A": "s1", "B": "s2", "C": "s3"})
     result = fairness_tables(records, cases, cohorts=["site", "scanner"], metrics=["dice"], **FAST)
     assert any("scanner defines the same groups as site" in note for note in result.notes)
+
+
+def _with_tiny_site(n: int = 60, seed: int = 5, tiny: int = 4):
+    """Sites A/B/C plus a site D of ``tiny`` cases (taken from A) with a very low Dice."""
+    records, cases = make_tables(n=n, seed=seed, labels=(1,))
+    moved = cases.index[cases["site"] == "A"][:tiny]
+    cases.loc[moved, "site"] = "D"
+    records.loc[records["case_id"].isin(cases.loc[moved, "case_id"]), "dice"] = 0.2
+    return records, cases, set(cases.loc[moved, "case_id"])
+
+
+def test_excluded_small_groups_are_reported_but_not_compared():
+    records, cases, tiny = _with_tiny_site()
+    options = {"cohorts": ["site"], "metrics": ["dice"], "min_group_size": 10, "n_boot": 0, "n_perm": 400}
+    excluded = fairness_tables(records, cases, small_groups="exclude", **options)
+    gap = excluded.gaps.iloc[0]
+    assert gap["excluded_groups"] == "D (n=4)" and gap["small_groups"] == ""
+    assert gap["n_groups"] == 3 and gap["min_n"] == 16 and gap["n"] == 56 and gap["worst_group"] != "D"
+    d = excluded.groups[excluded.groups["group"] == "D"].iloc[0]  # still reported, flagged small
+    assert d["n"] == 4 and d["small"] and d["mean"] == pytest.approx(0.2)
+    # Oracle: the same analysis of the data without D's cases (same cell seed, no bootstrap draws).
+    without = fairness_tables(records[~records["case_id"].isin(tiny)], cases[~cases["case_id"].isin(tiny)],
+                              **options).gaps.iloc[0]
+    for key in ("difference", "ratio", "effect_size", "statistic", "p_value", "best_group", "worst_group"):
+        assert gap[key] == without[key], key
+    included = fairness_tables(records, cases, **options)
+    row = included.gaps.iloc[0]
+    assert row["small_groups"] == "D (n=4)" and row["excluded_groups"] == ""
+    assert row["n_groups"] == 4 and row["worst_group"] == "D" and row["difference"] > 0.5
+    assert excluded.small_groups == "exclude" and included.small_groups == "inconclusive"
+
+
+def test_excluding_leaves_fewer_than_two_groups():
+    records, cases, _ = _with_tiny_site(n=30, tiny=4)
+    result = fairness_tables(records, cases, cohorts=["site"], metrics=["dice"], min_group_size=10,
+                             small_groups="exclude", **FAST)
+    gap = result.gaps.iloc[0]  # A keeps 6 cases: only B and C (10 each) are compared
+    assert gap["n_groups"] == 2 and gap["excluded_groups"] == "A (n=6), D (n=4)"
+    lone = fairness_tables(records, cases, cohorts=["site"], metrics=["dice"], min_group_size=11,
+                           small_groups="exclude", **FAST).gaps.iloc[0]
+    assert lone["n_groups"] == 0 and lone["test"] == "none" and np.isnan(lone["p_value"])
+
+
+def test_unknown_small_group_policy_is_a_config_error():
+    records, cases = make_tables(n=12, seed=6)
+    with pytest.raises(ConfigError, match="small_groups must be one of inconclusive, exclude"):
+        fairness_tables(records, cases, cohorts=["sex"], metrics=["dice"], small_groups="drop", **FAST)

@@ -101,3 +101,19 @@ def test_no_ok_records_gives_inconclusive_not_a_crash():
     assert empty.gaps.empty and empty.groups.empty
     (gate,) = fairness_gates(empty, gate={"name": "g", "metric": "dice", "max_gap": 0.05})
     assert gate.outcome == "INCONCLUSIVE" and gate.value is None
+
+
+def test_excluded_small_groups_let_the_gate_decide(result):
+    small = dataclasses.replace(result, min_group_size=40, small_groups="exclude")
+    forced = _with(small, small_groups="", excluded_groups="A (n=30)", p_adjusted=0.0001, difference=0.5)
+    gates = fairness_gates(forced, gate={"name": "g", "metric": "dice", "max_gap": 0.05, "attributes": ["site"]})
+    assert [g.outcome for g in gates] == ["FAIL"]
+    assert "left out (below min_group_size 40): A (n=30)" in gates[0].detail
+
+
+def test_excluded_down_to_one_group_is_inconclusive(result):
+    lone = _with(dataclasses.replace(result, min_group_size=40), n_groups=1, p_value=float("nan"),
+                 excluded_groups="A (n=30), B (n=30)")
+    gate = fairness_gates(lone, gate={"name": "g", "metric": "dice", "max_gap": 0.05, "attributes": ["site"]})[0]
+    assert gate.outcome == "INCONCLUSIVE"
+    assert "fewer than two groups of at least 40 cases" in gate.detail and "A (n=30), B (n=30)" in gate.detail

@@ -36,6 +36,9 @@ def test_parse_good_suite(tmp_path: Path) -> None:
     assert suite.perturbations[0].severities == (1, 2)
     assert suite.gates[0]["check"] == "clean"
     assert len(suite.sha256) == 64
+    assert suite.small_groups == "inconclusive"
+    assert parse_suite(GOOD.replace('name = "t"', 'name = "t"\nsmall_groups = "exclude"'),
+                       path=tmp_path / "t.toml").small_groups == "exclude"
 
 
 @pytest.mark.parametrize("text, fragment", [
@@ -49,6 +52,8 @@ def test_parse_good_suite(tmp_path: Path) -> None:
     (GOOD.replace("seed", "x").replace('name = "t"', 'name = "t"\nseed = "zero"'), "expected int"),
     (GOOD.replace("min = 0.5", "minn = 0.5"), "unknown key(s) minn"),
     (GOOD.replace('check = "clean"', 'check = "fairness"'), "missing 'max_gap'"),
+    (GOOD.replace('name = "t"', 'name = "t"\nsmall_groups = "drop"'),
+     "[suite].small_groups: must be one of inconclusive, exclude"),
     (GOOD.replace('check = "clean"', 'check = "degradation"').replace("min = 0.5", "max_drop = 'x'"),
      "max_drop must be a number"),
 ])

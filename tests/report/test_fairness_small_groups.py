@@ -1,0 +1,51 @@
+"""The suite's ``small_groups`` policy reaches the fairness tables, the report and the dossier, and
+the report reads empty text cells of the saved tables back as empty (not "nan")."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from harness.pipeline import _write_analysis_tables
+from harness.report.dossier import analysis_plan
+from harness.report.html import render_report
+from harness.report.rundir import load_run
+from harness.report.sections import _fairness_result, fairness_section
+from tests.report.conftest import make_run
+
+IDS = [f"c{i:02d}" for i in range(26)]
+SITES = ["A"] * 12 + ["B"] * 11 + ["C"] * 3  # C is below min_group_size = 5
+
+
+def _saved_run(tmp_path: Path, extra: str) -> Path:
+    run_dir = make_run(tmp_path / "run", case_ids=IDS, metadata={"site": SITES},
+                       suite_extra=f'cohorts = ["site"]\nmin_group_size = 5\n{extra}')
+    result = _fairness_result(load_run(run_dir))
+    _write_analysis_tables(run_dir, SimpleNamespace(cache={"fairness:mean": result}))  # as `harness run` does
+    return run_dir
+
+
+@pytest.mark.parametrize("policy, small, excluded, n_groups", [
+    ("", "C (n=3)", "", 3), ('small_groups = "exclude"', "", "C (n=3)", 2),
+])
+def test_policy_in_saved_tables_and_report(tmp_path: Path, policy: str, small: str, excluded: str,
+                                           n_groups: int) -> None:
+    run_dir = _saved_run(tmp_path, policy)
+    section = fairness_section(load_run(run_dir))  # from the saved CSVs
+    assert section is not None and section["gaps"]
+    for row in section["gaps"]:
+        assert (row["small_groups"], row["excluded_groups"], row["n_groups"]) == (small, excluded, n_groups)
+    html = render_report(run_dir, "html")
+    assert "<td>nan</td>" not in html
+    assert ("left out: C (n=3)" in html) == bool(excluded)
+    assert any("left out of the gaps and tests" in line for line in analysis_plan(load_run(run_dir))) == bool(excluded)
+
+
+def test_tables_without_small_groups_read_back_empty(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", case_ids=IDS, metadata={"site": ["A", "B"] * 13},
+                       suite_extra='cohorts = ["site"]\n')
+    _write_analysis_tables(run_dir, SimpleNamespace(cache={"fairness:mean": _fairness_result(load_run(run_dir))}))
+    rows = fairness_section(load_run(run_dir))["gaps"]
+    assert rows and all(r["small_groups"] == "" and r["excluded_groups"] == "" for r in rows)
+    assert "<td>nan</td>" not in render_report(run_dir, "html")
