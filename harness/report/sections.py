@@ -225,7 +225,8 @@ def _saved_fairness(run: RunDir) -> Any:
     notes_file = run.path / f"fairness_notes{suffix}.txt"
     notes = tuple(notes_file.read_text(encoding="utf-8").splitlines()) if notes_file.is_file() else ()
     s = run.settings
-    test = str(gaps["test"].dropna().iloc[0]) if "test" in gaps.columns and gaps["test"].notna().any() else "permutation"
+    tests = [t for t in gaps.get("test", []) if t not in ("", "none")]  # "none": fewer than two groups
+    test = tests[0] if tests else "permutation"
     return SimpleNamespace(groups=groups, gaps=gaps, notes=notes, alpha=s["alpha"], correction=s["correction"],
                            test=test, min_group_size=s["min_group_size"], small_groups=s["small_groups"])
 

@@ -49,3 +49,12 @@ def test_tables_without_small_groups_read_back_empty(tmp_path: Path) -> None:
     rows = fairness_section(load_run(run_dir))["gaps"]
     assert rows and all(r["small_groups"] == "" and r["excluded_groups"] == "" for r in rows)
     assert "<td>nan</td>" not in render_report(run_dir, "html")
+
+
+def test_test_name_comes_from_a_tested_attribute(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", case_ids=IDS, metadata={"site": SITES, "sex": ["F", "M"] * 13},
+                       suite_extra='cohorts = ["site", "sex"]\nmin_group_size = 12\nsmall_groups = "exclude"\n')
+    _write_analysis_tables(run_dir, SimpleNamespace(cache={"fairness:mean": _fairness_result(load_run(run_dir))}))
+    section = fairness_section(load_run(run_dir))
+    assert section["gaps"][-1]["attribute"] == "site" and section["gaps"][-1]["test"] == "none"  # only A has 12
+    assert section["test"] == "permutation"
