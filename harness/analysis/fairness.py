@@ -44,8 +44,8 @@ CONTROL = ["label", "perturbation", "severity"]
 GROUP_COLUMNS = ["attribute", "group", "label", "perturbation", "severity", "metric", "n", "mean", "median",
                  "worst_decile", "ci_low", "ci_high", "small"]
 GAP_COLUMNS = (["attribute", "label", "perturbation", "severity", "metric", "higher_is_better", "bounded", "n",
-                "n_groups", "min_n", "small_groups", "excluded_groups", "best_group", "best_value", "worst_group", "worst_value",
-                "worst_value_ci_low", "worst_value_ci_high"]
+                "n_groups", "min_n", "small_groups", "excluded_groups", "best_group", "best_value", "worst_group",
+                "worst_value", "worst_value_ci_low", "worst_value_ci_high"]
                + [f"{k}{s}" for k in GAP_STATS for s in ("", "_ci_low", "_ci_high")]
                + ["effect_size", "effect_size_ci_low", "effect_size_ci_high", "test", "statistic", "p_value",
                   "n_permutations", "p_adjusted", "correction"])

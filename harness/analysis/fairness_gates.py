@@ -44,8 +44,7 @@ def _rows_for(gaps: pd.DataFrame, perturbation: str) -> pd.DataFrame:
 
 def _outcome(row: pd.Series, *, max_gap: float, alpha: float, min_group_size: int) -> tuple[str, str]:
     where = row["attribute"]
-    excluded = row.get("excluded_groups", "")
-    excluded = excluded if isinstance(excluded, str) else ""  # older runs' tables lack the column
+    excluded = row["excluded_groups"]
     left_out = f"; left out (below min_group_size {min_group_size}): {excluded}" if excluded else ""
     if row["n_groups"] < 2 or not np.isfinite(row["p_value"]):
         enough = f" of at least {min_group_size} cases" if excluded else ""
