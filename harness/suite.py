@@ -18,6 +18,7 @@ else:  # pragma: no cover
 
 from harness.errors import ConfigError
 from harness.hashing import text_sha256
+from harness.options import SUITE_CHOICES
 
 BUNDLED_DIR = Path(__file__).parent / "suites"
 
@@ -184,9 +185,7 @@ def parse_suite(text: str, *, path: Path) -> Suite:
     gates = [g for i, t in enumerate(doc.get("gates", [])) if (g := _parse_gate(i, t, problems)) is not None]
     metrics = head.get("metrics", ["dice", "hd95"])
     _check_metric_names(metrics, gates, head.get("metric_options", {}), problems)
-    for key, allowed in (("on_inapplicable", ("error", "skip")), ("correction", ("holm", "bh")),
-                         ("fairness_test", ("permutation", "kruskal")),
-                         ("small_groups", ("inconclusive", "exclude"))):
+    for key, allowed in SUITE_CHOICES.items():
         if key in head and head[key] not in allowed:
             problems.append(f"[suite].{key}: must be one of {', '.join(allowed)}, got {head[key]!r}")
     if problems:

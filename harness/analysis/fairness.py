@@ -35,11 +35,11 @@ from harness.analysis.fairness_cell import GAP_STATS, CellOptions, Test, compare
 from harness.analysis.fairness_gates import fairness_gates
 from harness.analysis.stats import Correction, adjust_pvalues
 from harness.errors import ConfigError
+from harness.options import CORRECTIONS, FAIRNESS_TESTS, SMALL_GROUP_POLICIES
 
 __all__ = ["FairnessResult", "fairness_gates", "fairness_tables", "resolve_cohorts"]
 
 MAX_PERM_CAP = 200_000
-SMALL_GROUP_POLICIES = ("inconclusive", "exclude")
 CONTROL = ["label", "perturbation", "severity"]
 GROUP_COLUMNS = ["attribute", "group", "label", "perturbation", "severity", "metric", "n", "mean", "median",
                  "worst_decile", "ci_low", "ci_high", "small"]
@@ -82,10 +82,10 @@ def _check_options(*, alpha: float, correction: str, test: str, min_group_size: 
     problems = []
     if not 0 < alpha < 1:
         problems.append(f"alpha must be in (0, 1), got {alpha!r}")
-    if correction not in ("holm", "bh"):
-        problems.append(f"correction must be 'holm' or 'bh', got {correction!r}")
-    if test not in ("permutation", "kruskal"):
-        problems.append(f"test must be 'permutation' or 'kruskal', got {test!r}")
+    if correction not in CORRECTIONS:
+        problems.append(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
+    if test not in FAIRNESS_TESTS:
+        problems.append(f"test must be one of {', '.join(FAIRNESS_TESTS)}, got {test!r}")
     if min_group_size < 1:
         problems.append(f"min_group_size must be >= 1, got {min_group_size!r}")
     if small_groups not in SMALL_GROUP_POLICIES:

@@ -1,0 +1,22 @@
+"""Allowed values of the suite's analysis options, spelled once.
+
+A leaf module (no third-party imports), so the suite parser can check a suite at start-up
+without importing the analysis code; the analysis functions check the same tuples when called
+from Python. The ``Literal`` types beside them (``stats.Correction``, ``fairness_cell.Test``)
+are kept equal to these by a test.
+"""
+from __future__ import annotations
+
+CORRECTIONS = ("holm", "bh")  # multiple-comparison correction: Holm step-down, Benjamini–Hochberg
+FAIRNESS_TESTS = ("permutation", "kruskal")  # test of a fairness gap between groups
+SMALL_GROUP_POLICIES = ("inconclusive", "exclude")  # groups below min_group_size
+ON_INAPPLICABLE = ("error", "skip")  # a perturbation that does not apply to a case
+
+# [suite] key -> allowed values (checked when the suite is parsed)
+SUITE_CHOICES: dict[str, tuple[str, ...]] = {
+    "on_inapplicable": ON_INAPPLICABLE,
+    "correction": CORRECTIONS,
+    "fairness_test": FAIRNESS_TESTS,
+    "small_groups": SMALL_GROUP_POLICIES,
+}
+

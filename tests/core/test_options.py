@@ -1,0 +1,40 @@
+"""The option values spelled once in harness.options are the ones every layer accepts."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from harness.analysis import fairness_cell, stats
+from harness.errors import ConfigError
+from harness.options import CORRECTIONS, FAIRNESS_TESTS, SUITE_CHOICES
+from harness.suite import parse_suite
+
+SUITE = """
+[suite]
+name = "t"
+metrics = ["dice"]
+{extra}
+[[perturbations]]
+family = "gaussian_noise"
+severities = [1]
+"""
+
+
+def test_literal_types_match_the_tuples() -> None:
+    assert get_args(stats.Correction) == CORRECTIONS
+    assert get_args(fairness_cell.Test) == FAIRNESS_TESTS
+
+
+@pytest.mark.parametrize("key, value", [(k, v) for k, values in SUITE_CHOICES.items() for v in values])
+def test_suite_accepts_every_allowed_value(tmp_path: Path, key: str, value: str) -> None:
+    suite = parse_suite(SUITE.format(extra=f'{key} = "{value}"'), path=tmp_path / "t.toml")
+    assert getattr(suite, key) == value
+
+
+@pytest.mark.parametrize("key", sorted(SUITE_CHOICES))
+def test_suite_rejects_other_values_naming_the_allowed_ones(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_suite(SUITE.format(extra=f'{key} = "nope"'), path=tmp_path / "bad.toml")
+    assert f"[suite].{key}: must be one of {', '.join(SUITE_CHOICES[key])}, got 'nope'" in str(info.value)
