@@ -36,6 +36,7 @@ from scipy import stats as _st
 
 from harness.analysis.case_values import CLEAN, case_values, metric_directions
 from harness.analysis.stats import (
+    Correction,
     adjust_pvalues,
     group_bootstrap,
     percentile_ci,
@@ -183,7 +184,7 @@ def _medians(x: np.ndarray, idx: np.ndarray, level: float) -> tuple[np.ndarray, 
 
 def site_table(records: pd.DataFrame, cases: pd.DataFrame, *, attribute: str, metrics: Sequence[str],
                reference_site: str | None = None, label: int | str = "mean", perturbation: str = CLEAN,
-               severity: int = 0, test: ShiftTest = "permutation", correction: Literal["holm", "bh"] = "holm",
+               severity: int = 0, test: ShiftTest = "permutation", correction: Correction = "holm",
                alpha: float = 0.05, min_cases: int = 2, n_boot: int = 1000, n_perm: int = 2000,
                level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """One row per (metric, site), the reference site first (columns: ``TABLE_COLUMNS``).
@@ -285,7 +286,8 @@ def family_matches(table: pd.DataFrame, ladder: pd.DataFrame) -> tuple[pd.DataFr
     The best match is the (family, severity) whose degradation on the reference site's cases is
     closest to the site's real drop (``gap`` = |degradation − drop|); none (family NaN) when the site
     has no drop (drop ≤ 0) or no rung comes closer to it than no perturbation does (gap ≥ drop).
-    Read it with the drop's CI: a drop whose CI covers 0 may match by chance.
+    ``drop_significant`` is True when the drop's CI lies above 0; a match without it may be chance
+    (False also when the CI is unknown, NaN).
     """
     best, equivalents = [], []
     for row in table[~table["is_reference"]].itertuples(index=False):
@@ -299,14 +301,14 @@ def family_matches(table: pd.DataFrame, ladder: pd.DataFrame) -> tuple[pd.DataFr
             hit = {"family": top["family"], "severity": int(top["severity"]),
                    "degradation": float(top["degradation"]), "gap": float(gaps.min())}
         best.append({"site": row.site, "metric": row.metric, "drop": row.drop, "drop_ci_low": row.drop_ci_low,
-                     "drop_ci_high": row.drop_ci_high, **hit})
+                     "drop_ci_high": row.drop_ci_high, "drop_significant": bool(row.drop_ci_low > 0), **hit})
         for family, rungs in cand.sort_values("severity").groupby("family", sort=True):
             equivalents.append({"site": row.site, "metric": row.metric, "drop": row.drop, "family": family,
                                 "equivalent_severity": equivalent_severity(rungs["severity"].tolist(),
                                                                            rungs["degradation"].tolist(), row.drop),
                                 "max_degradation": float(rungs["degradation"].max())})
-    return (pd.DataFrame(best, columns=["site", "metric", "drop", "drop_ci_low", "drop_ci_high", "family", "severity",
-                                        "degradation", "gap"]),
+    return (pd.DataFrame(best, columns=["site", "metric", "drop", "drop_ci_low", "drop_ci_high", "drop_significant",
+                                        "family", "severity", "degradation", "gap"]),
             pd.DataFrame(equivalents, columns=["site", "metric", "drop", "family", "equivalent_severity",
                                                "max_degradation"]))
 
@@ -335,7 +337,7 @@ class ShiftEvidence:
 def shift_evidence(records: pd.DataFrame, cases: pd.DataFrame, quality: pd.DataFrame | None = None, *,
                    attribute: str, metrics: Sequence[str], reference_site: str | None = None,
                    label: int | str = "mean", test: ShiftTest = "permutation",
-                   correction: Literal["holm", "bh"] = "holm", alpha: float = 0.05, min_cases: int = 2,
+                   correction: Correction = "holm", alpha: float = 0.05, min_cases: int = 2,
                    n_boot: int = 1000, n_perm: int = 2000, seed: int = 0) -> ShiftEvidence:
     """Site table, synthetic-family matches and image-statistics evidence for ``attribute``."""
     from harness.analysis import quality as q
@@ -575,7 +577,7 @@ def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
 
 
 def shift_table(records: pd.DataFrame, cases: pd.DataFrame, *, metrics: Sequence[str], site_attribute: str = "site",
-                reference_site: str | None = None, alpha: float = 0.05, correction: Literal["holm", "bh"] = "holm",
+                reference_site: str | None = None, alpha: float = 0.05, correction: Correction = "holm",
                 n_boot: int = 1000, n_perm: int = 2000, seed: int = 0, min_group_size: int = 10) -> pd.DataFrame:
     """:func:`site_table` for a run's suite settings (``min_group_size`` = the test's min n)."""
     return site_table(records, cases, attribute=site_attribute, metrics=metrics, reference_site=reference_site,

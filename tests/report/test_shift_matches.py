@@ -22,3 +22,22 @@ def test_unmatched_sites_are_left_out_and_shares_are_reported():
 
 def test_no_matches_table():
     assert _found_matches(pd.DataFrame()) == [] and _found_matches(None) == []
+
+
+def _render_matches(significant: bool) -> str:
+    from harness.report.html import environment
+
+    match = {"site": "B", "metric": "dice", "drop": 0.02, "drop_ci_low": 0.01 if significant else -0.005,
+             "drop_ci_high": 0.04, "drop_significant": significant, "family": "blur", "severity": 3.0,
+             "degradation": 0.015}
+    sh = {"error": "", "generic": None, "alpha": 0.05,
+          "blocks": [{"attribute": "site", "reference": "A", "rows": [], "matches": _found_matches(pd.DataFrame([match])),
+                      "extra": [], "notes": []}]}
+    template = environment().from_string('{% from "_results.html.j2" import shift_block %}{{ shift_block(sh, "Shift") }}')
+    return template.render(sh=sh)
+
+
+def test_a_match_to_a_drop_whose_ci_reaches_zero_is_flagged_as_possibly_chance():
+    assert "may match by chance" in _render_matches(significant=False)
+    html = _render_matches(significant=True)
+    assert "blur at severity 3" in html and "may match by chance" not in html

@@ -76,7 +76,7 @@ def test_phantom_site_shift_is_measured(site_run: tuple[int, Path]) -> None:
     c = evidence.table[(evidence.table["site"] == "C") & (evidence.table["metric"] == "dice")].iloc[0]
     assert c["p_adjusted"] < 0.05 and c["drop_ci_low"] > 0
     match = evidence.matches.set_index(["site", "metric"]).loc[("C", "dice")]
-    assert match["family"] in ("blur", "gamma") and match["gap"] < c["drop"]
+    assert match["family"] in ("blur", "gamma") and match["gap"] < c["drop"] and match["drop_significant"]
     assert set(evidence.distances["site"]) == {"A", "B", "C"} and len(evidence.histograms)
     json.dumps(evidence.to_dict())
 
@@ -141,6 +141,7 @@ def test_compare_unpaired_site_shift(site_run: tuple[int, Path], tmp_path: Path)
     assert ev["matches"] and ev["matches"][0]["family"] in ("blur", "gamma")
     html = (tmp_path / "cmp" / "compare.html").read_text()
     assert "<svg" in html and "Which synthetic perturbation predicts the real drop" in html
+    assert ev["matches"][0]["drop_significant"] and "<th>drop CI</th>" in html and "may match by chance" not in html
     # forcing paired on disjoint cases, or strict on a WARN, follow the conventions
     assert main(["compare", str(site_a), str(site_c), "--mode", "paired", "--out", str(tmp_path / "x")]) == 3
 

@@ -89,6 +89,11 @@ def test_equivalent_severity_and_family_matches(tables) -> None:
     assert ladder[("gamma", 3)] == pytest.approx(0.15, abs=1e-9)  # paired on the reference's cases
     best = ev.matches.set_index("site")
     assert best.loc["C", "family"] == "gamma" and best.loc["C", "severity"] == 3
+    assert best["drop_significant"].tolist() == (best["drop_ci_low"] > 0).tolist()
+    unsure = family_matches(ev.table.assign(drop_ci_low=-0.01), ev.ladder)[0].set_index("site")
+    assert unsure.loc["C", "family"] == "gamma" and not unsure["drop_significant"].any()  # still matched, flagged
+    unknown = family_matches(ev.table.assign(drop_ci_low=np.nan), ev.ladder)[0]
+    assert not unknown["drop_significant"].any()
     eq = ev.equivalents[(ev.equivalents["site"] == "C")].set_index("family")["equivalent_severity"]
     assert 3.5 < eq["blur"] < 5 and 2.5 < eq["gamma"] < 3.5
     assert "no image statistics" in " ".join(ev.notes)
