@@ -19,4 +19,3 @@ SUITE_CHOICES: dict[str, tuple[str, ...]] = {
     "fairness_test": FAIRNESS_TESTS,
     "small_groups": SMALL_GROUP_POLICIES,
 }
-
