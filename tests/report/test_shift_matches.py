@@ -38,6 +38,8 @@ def _render_matches(significant: bool) -> str:
 
 
 def test_a_match_to_a_drop_whose_ci_reaches_zero_is_flagged_as_possibly_chance():
-    assert "may match by chance" in _render_matches(significant=False)
+    html = _render_matches(significant=False)
+    assert "none for a drop whose 95% CI lies above 0" in html
+    assert html.index("may match by chance") < html.index("blur at severity 3")
     html = _render_matches(significant=True)
-    assert "blur at severity 3" in html and "may match by chance" not in html
+    assert "blur at severity 3" in html and "may match by chance" not in html and "none for a drop" not in html
