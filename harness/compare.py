@@ -38,12 +38,13 @@ import pandas as pd
 
 from harness.analysis.robustness import higher_is_better, per_case
 from harness.analysis.shift import (
+    ShiftTest,
     _site_outcome,
     max_permutations,
     shift_evidence,
     unpaired_difference,
 )
-from harness.analysis.stats import adjust_pvalues
+from harness.analysis.stats import Correction, adjust_pvalues
 from harness.errors import ConfigError
 from harness.gates import GateContext, GateResult, overall_outcome
 from harness.records import CLEAN
@@ -60,7 +61,7 @@ class CompareOptions:
     alpha: float = 0.05
     min_cases: int = 5
     rank_test: bool = False
-    correction: Literal["holm", "bh"] = "holm"
+    correction: Correction = "holm"
     n_boot: int = 1000
     n_perm: int = 2000
     seed: int = 0
@@ -120,7 +121,7 @@ def _case_samples(values: pd.DataFrame, sign: float) -> dict[str, Any]:
 def _unpaired(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> tuple[list[dict], list[GateResult]]:
     rows: list[dict] = []
     gates: list[GateResult] = []
-    test: Literal["permutation", "mannwhitney"] = "mannwhitney" if opts.rank_test else "permutation"
+    test: ShiftTest = "mannwhitney" if opts.rank_test else "permutation"
     for metric in metrics:
         higher = higher_is_better(metric)
         sa = _case_samples(per_case(a.records, metric), 1.0 if higher else -1.0)
