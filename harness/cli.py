@@ -202,10 +202,7 @@ def compare(
 ) -> None:
     """Compare two finished runs: paired by case (model regression) or unpaired (site shift)."""
     from harness.compare import CompareOptions, compare_command, parse_max_drop
-    from harness.options import CORRECTIONS
 
-    if mode not in ("auto", "paired", "unpaired") or correction not in CORRECTIONS:
-        raise ConfigError(f"--mode must be auto, paired or unpaired; --correction {' or '.join(CORRECTIONS)}")
     options = CompareOptions(mode=mode, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics
                              else None, max_drop=parse_max_drop(max_drop), alpha=alpha, min_cases=min_cases,
                              rank_test=rank_test, correction=correction, seed=seed, strict=strict)  # type: ignore[arg-type]

@@ -47,7 +47,10 @@ from harness.analysis.shift import (
 from harness.analysis.stats import Correction, adjust_pvalues
 from harness.errors import ConfigError
 from harness.gates import GateContext, GateResult, overall_outcome
+from harness.options import COMPARE_MODES, CORRECTIONS
 from harness.records import CLEAN
+
+CompareMode = Literal["auto", "paired", "unpaired"]  # == harness.options.COMPARE_MODES (tested)
 
 ROW_COLUMNS = ["metric", "comparison", "n_a", "n_b", "mean_a", "mean_b", "regression", "ci_low", "ci_high",
                "p_adjusted"]
@@ -55,7 +58,7 @@ ROW_COLUMNS = ["metric", "comparison", "n_a", "n_b", "mean_a", "mean_b", "regres
 
 @dataclass(frozen=True)
 class CompareOptions:
-    mode: Literal["auto", "paired", "unpaired"] = "auto"
+    mode: CompareMode = "auto"
     metrics: tuple[str, ...] | None = None
     max_drop: dict[str, float] = field(default_factory=dict)  # margin per metric; 0 when absent
     alpha: float = 0.05
@@ -66,6 +69,11 @@ class CompareOptions:
     n_perm: int = 2000
     seed: int = 0
     strict: bool = False
+
+    def __post_init__(self) -> None:
+        for flag, value, allowed in (("--mode", self.mode, COMPARE_MODES), ("--correction", self.correction, CORRECTIONS)):
+            if value not in allowed:
+                raise ConfigError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 def parse_max_drop(text: str | None) -> dict[str, float]:

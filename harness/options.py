@@ -1,4 +1,4 @@
-"""Allowed values of the suite's analysis options, spelled once.
+"""Allowed values of the suite's analysis options (and of ``harness compare``'s), spelled once.
 
 A leaf module (no third-party imports), so the suite parser can check a suite at start-up
 without importing the analysis code; the analysis functions check the same tuples when called
@@ -11,6 +11,7 @@ CORRECTIONS = ("holm", "bh")  # multiple-comparison correction: Holm step-down, 
 FAIRNESS_TESTS = ("permutation", "kruskal")  # test of a fairness gap between groups
 SMALL_GROUP_POLICIES = ("inconclusive", "exclude")  # groups below min_group_size
 ON_INAPPLICABLE = ("error", "skip")  # a perturbation that does not apply to a case
+COMPARE_MODES = ("auto", "paired", "unpaired")  # `harness compare --mode`
 
 # [suite] key -> allowed values (checked when the suite is parsed)
 SUITE_CHOICES: dict[str, tuple[str, ...]] = {

@@ -6,9 +6,10 @@ from typing import get_args
 
 import pytest
 
+from harness import compare
 from harness.analysis import fairness_cell, stats
 from harness.errors import ConfigError
-from harness.options import CORRECTIONS, FAIRNESS_TESTS, SUITE_CHOICES
+from harness.options import COMPARE_MODES, CORRECTIONS, FAIRNESS_TESTS, SUITE_CHOICES
 from harness.suite import parse_suite
 
 SUITE = """
@@ -25,6 +26,23 @@ severities = [1]
 def test_literal_types_match_the_tuples() -> None:
     assert get_args(stats.Correction) == CORRECTIONS
     assert get_args(fairness_cell.Test) == FAIRNESS_TESTS
+    assert get_args(compare.CompareMode) == COMPARE_MODES
+
+
+@pytest.mark.parametrize("mode", COMPARE_MODES)
+@pytest.mark.parametrize("correction", CORRECTIONS)
+def test_compare_options_accept_every_allowed_value(mode: str, correction: str) -> None:
+    options = compare.CompareOptions(mode=mode, correction=correction)  # type: ignore[arg-type]
+    assert (options.mode, options.correction) == (mode, correction)
+
+
+@pytest.mark.parametrize("flag, allowed", [("--mode", COMPARE_MODES), ("--correction", CORRECTIONS)])
+def test_compare_cli_rejects_other_values_naming_the_allowed_ones(tmp_path: Path, flag: str, allowed: tuple[str, ...],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), flag, "nope"]) == 3
+    assert f"{flag} must be one of {', '.join(allowed)}, got 'nope'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("key, value", [(k, v) for k, values in SUITE_CHOICES.items() for v in values])
