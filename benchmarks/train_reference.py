@@ -123,7 +123,8 @@ def run_real(args: argparse.Namespace) -> dict:
     cfg = TrainConfig(seed=args.seed, epochs=args.epochs, time_budget=args.time_budget, folds=folds,
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
                       tta=args.tta, postprocess=args.postprocess, resume=True, spacing=args.spacing,
-                      batch_size=args.batch_size, patch=args.patch, lr=args.lr, precision=args.precision,
+                      batch_size=args.batch_size, patch=args.patch, lr=args.lr, alpha=args.alpha, beta=args.beta,
+                      precision=args.precision,
                       ema=args.ema, flip_axes=args.flip_axes,
                       ensemble=args.ensemble, dice=args.dice, features=args.features, val_fraction=args.val_fraction,
                       split_seed=args.split_seed,
@@ -135,7 +136,7 @@ def run_real(args: argparse.Namespace) -> dict:
     test = result.test_dice
     score = test.get("mean", float("nan"))
     summary = {"dataset": args.dataset, "time_budget_min": args.time_budget, "threads": args.threads,
-               "precision": args.precision, "lr": args.lr, "ema": args.ema, "ensemble": args.ensemble, "dice": args.dice,
+               "precision": args.precision, "lr": args.lr, "alpha": args.alpha, "beta": args.beta, "ema": args.ema, "ensemble": args.ensemble, "dice": args.dice,
                "val_fraction": args.val_fraction, "seed": args.seed, "split_seed": args.split_seed,
                "members": result.record.get("members"),
                "flip_axes": result.record["plan"]["flip_axes"],
@@ -180,6 +181,8 @@ def main() -> None:
     parser.add_argument("--patch", default=None, type=_argparse_type(lambda t: parse_ints(t, "--patch")),
                         help="patch size, e.g. 40,56,48 (default: planned)")
     parser.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (poly decay)")
+    parser.add_argument("--alpha", type=float, default=1.0, help="weight of the cross-entropy in α·CE + β·Dice")
+    parser.add_argument("--beta", type=float, default=1.0, help="weight of the Dice loss in α·CE + β·Dice")
     parser.add_argument("--precision", choices=PRECISIONS, default="bf16" if bf16_native() else "fp32",
                         help="training forward pass (default: bf16 where the CPU has native bfloat16)")
     parser.add_argument("--flip-axes", default=None, type=_argparse_type(parse_flip_axes),
