@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import ConfigError
+from harness.options import COMPARE_MODES, CORRECTIONS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Robustness and fairness evaluation of medical image segmentation models.")
@@ -190,13 +191,13 @@ def compare(
     run_a: Path = typer.Argument(..., help="Reference run folder (the released model, or the reference site's run)."),
     run_b: Path = typer.Argument(..., help="Candidate run folder (the new model, or another site's run)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default reports/compare-<timestamp>/)."),
-    mode: str = typer.Option("auto", "--mode", help="auto (paired when the runs share cases), paired or unpaired."),
+    mode: str = typer.Option("auto", "--mode", help=f"{' | '.join(COMPARE_MODES)} (auto: paired when the runs share cases)."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metrics (default: all common)."),
     max_drop: Optional[str] = typer.Option(None, "--max-drop", help="Margin: one number, or dice=0.02,hd95=1 (default 0)."),
     alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Significance level after correction."),
     min_cases: int = typer.Option(5, "--min-cases", min=2, help="Fewer cases per run: INCONCLUSIVE."),
     rank_test: bool = typer.Option(False, "--rank-test", help="Wilcoxon (paired) / Mann-Whitney (unpaired) tests."),
-    correction: str = typer.Option("holm", "--correction", help="holm or bh, across the comparisons of a metric."),
+    correction: str = typer.Option("holm", "--correction", help=f"{' | '.join(CORRECTIONS)}, across the comparisons of a metric."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and permutation resampling."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 also on WARN and INCONCLUSIVE."),
 ) -> None:
