@@ -124,8 +124,7 @@ def run_real(args: argparse.Namespace) -> dict:
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
                       tta=args.tta, postprocess=args.postprocess, resume=True, spacing=args.spacing,
                       batch_size=args.batch_size, patch=args.patch, lr=args.lr, alpha=args.alpha, beta=args.beta,
-                      precision=args.precision,
-                      ema=args.ema, flip_axes=args.flip_axes,
+                      precision=args.precision, ema=args.ema, flip_axes=args.flip_axes,
                       ensemble=args.ensemble, dice=args.dice, features=args.features, val_fraction=args.val_fraction,
                       split_seed=args.split_seed,
                       name=f"unet-{args.dataset}")
@@ -136,7 +135,8 @@ def run_real(args: argparse.Namespace) -> dict:
     test = result.test_dice
     score = test.get("mean", float("nan"))
     summary = {"dataset": args.dataset, "time_budget_min": args.time_budget, "threads": args.threads,
-               "precision": args.precision, "lr": args.lr, "alpha": args.alpha, "beta": args.beta, "ema": args.ema, "ensemble": args.ensemble, "dice": args.dice,
+               "precision": args.precision, "lr": args.lr, "alpha": args.alpha, "beta": args.beta, "ema": args.ema,
+               "ensemble": args.ensemble, "dice": args.dice,
                "val_fraction": args.val_fraction, "seed": args.seed, "split_seed": args.split_seed,
                "members": result.record.get("members"),
                "flip_axes": result.record["plan"]["flip_axes"],
