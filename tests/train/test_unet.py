@@ -69,3 +69,26 @@ def test_bad_arguments() -> None:
         UNet(spatial_dims=2, in_channels=1, out_channels=2, features=(8,))
     with pytest.raises(ValueError):
         UNet(spatial_dims=2, in_channels=1, out_channels=2, features=(4, 8), strides=[2, 2])
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_instance_norm_keeps_channels_last_layout(dims: int) -> None:
+    """The layout-keeping instance norm returns torch's values; a channels-last input stays
+    channels-last (the bf16 training path), a contiguous one is returned exactly as torch's."""
+    from harness.train.unet import InstanceNorm2d, InstanceNorm3d
+
+    ours = (InstanceNorm2d if dims == 2 else InstanceNorm3d)(4, affine=True)
+    torchs = (torch.nn.InstanceNorm2d if dims == 2 else torch.nn.InstanceNorm3d)(4, affine=True)
+    with torch.no_grad():
+        for norm in (ours, torchs):
+            norm.weight.copy_(torch.tensor([0.5, 1.0, 2.0, -1.0]))
+            norm.bias.copy_(torch.tensor([0.1, 0.0, -0.3, 2.0]))
+    fmt = torch.channels_last if dims == 2 else torch.channels_last_3d
+    x = torch.randn((2, 4) + (5, 6, 7)[:dims], generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ours(x), torchs(x)) and ours(x).is_contiguous()
+    x_cl = x.contiguous(memory_format=fmt)
+    y = ours(x_cl)
+    assert y.is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(y, torchs(x))
+    net = build_unet(spatial_dims=dims, in_channels=1, out_channels=2, features=(4, 8))
+    assert isinstance(net.encoder[0][1], InstanceNorm2d if dims == 2 else InstanceNorm3d)
