@@ -47,7 +47,7 @@ from harness.analysis.shift import (
 from harness.analysis.stats import Correction, adjust_pvalues
 from harness.errors import ConfigError
 from harness.gates import GateContext, GateResult, overall_outcome
-from harness.options import COMPARE_MODES, CORRECTIONS
+from harness.options import COMPARE_MODES, CORRECTIONS, must_be_one_of
 from harness.records import CLEAN
 
 CompareMode = Literal["auto", "paired", "unpaired"]  # == harness.options.COMPARE_MODES (tested)
@@ -73,7 +73,7 @@ class CompareOptions:
     def __post_init__(self) -> None:
         for flag, value, allowed in (("--mode", self.mode, COMPARE_MODES), ("--correction", self.correction, CORRECTIONS)):
             if value not in allowed:
-                raise ConfigError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
+                raise ConfigError(f"{flag} {must_be_one_of(allowed, value)}")
 
 
 def parse_max_drop(text: str | None) -> dict[str, float]:

@@ -7,6 +7,8 @@ are kept equal to these by a test.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 CORRECTIONS = ("holm", "bh")  # multiple-comparison correction: Holm step-down, Benjamini–Hochberg
 FAIRNESS_TESTS = ("permutation", "kruskal")  # test of a fairness gap between groups
 SMALL_GROUP_POLICIES = ("inconclusive", "exclude")  # groups below min_group_size
@@ -20,3 +22,9 @@ SUITE_CHOICES: dict[str, tuple[str, ...]] = {
     "fairness_test": FAIRNESS_TESTS,
     "small_groups": SMALL_GROUP_POLICIES,
 }
+
+
+def must_be_one_of(allowed: Iterable[object], got: object) -> str:
+    """The one wording of a bad choice: ``"must be one of a, b, got 'c'"`` (callers prefix the
+    option's name, e.g. ``f"--mode {must_be_one_of(COMPARE_MODES, value)}"``)."""
+    return f"must be one of {', '.join(map(str, allowed))}, got {got!r}"

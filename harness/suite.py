@@ -18,7 +18,7 @@ else:  # pragma: no cover
 
 from harness.errors import ConfigError
 from harness.hashing import text_sha256
-from harness.options import SUITE_CHOICES
+from harness.options import SUITE_CHOICES, must_be_one_of
 
 BUNDLED_DIR = Path(__file__).parent / "suites"
 
@@ -149,7 +149,7 @@ def _parse_gate(i: int, table: Any, problems: list[str]) -> dict[str, Any] | Non
     kinds = check_kinds()
     check = table.get("check")
     if check not in kinds:
-        problems.append(f"{where}: 'check' must be one of {', '.join(kinds)}, got {check!r}")
+        problems.append(f"{where}: 'check' {must_be_one_of(kinds, check)}")
         return None
     if not isinstance(table.get("name"), str):
         problems.append(f"{where}: missing 'name' (a short identifier shown in reports and junit.xml)")
@@ -187,7 +187,7 @@ def parse_suite(text: str, *, path: Path) -> Suite:
     _check_metric_names(metrics, gates, head.get("metric_options", {}), problems)
     for key, allowed in SUITE_CHOICES.items():
         if key in head and head[key] not in allowed:
-            problems.append(f"[suite].{key}: must be one of {', '.join(allowed)}, got {head[key]!r}")
+            problems.append(f"[suite].{key}: {must_be_one_of(allowed, head[key])}")
     if problems:
         raise ConfigError(f"suite {path} is invalid:", problems=problems)
     labels = head.get("labels", "all")

@@ -35,7 +35,7 @@ from harness.analysis.fairness_cell import GAP_STATS, CellOptions, Test, compare
 from harness.analysis.fairness_gates import fairness_gates
 from harness.analysis.stats import Correction, adjust_pvalues
 from harness.errors import ConfigError
-from harness.options import CORRECTIONS, FAIRNESS_TESTS, SMALL_GROUP_POLICIES
+from harness.options import CORRECTIONS, FAIRNESS_TESTS, SMALL_GROUP_POLICIES, must_be_one_of
 
 __all__ = ["FairnessResult", "fairness_gates", "fairness_tables", "resolve_cohorts"]
 
@@ -83,13 +83,13 @@ def _check_options(*, alpha: float, correction: str, test: str, min_group_size: 
     if not 0 < alpha < 1:
         problems.append(f"alpha must be in (0, 1), got {alpha!r}")
     if correction not in CORRECTIONS:
-        problems.append(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
+        problems.append(f"correction {must_be_one_of(CORRECTIONS, correction)}")
     if test not in FAIRNESS_TESTS:
-        problems.append(f"test must be one of {', '.join(FAIRNESS_TESTS)}, got {test!r}")
+        problems.append(f"test {must_be_one_of(FAIRNESS_TESTS, test)}")
     if min_group_size < 1:
         problems.append(f"min_group_size must be >= 1, got {min_group_size!r}")
     if small_groups not in SMALL_GROUP_POLICIES:
-        problems.append(f"small_groups must be one of {', '.join(SMALL_GROUP_POLICIES)}, got {small_groups!r}")
+        problems.append(f"small_groups {must_be_one_of(SMALL_GROUP_POLICIES, small_groups)}")
     if n_boot < 0 or n_perm < 1:
         problems.append(f"need n_boot >= 0 and n_perm >= 1, got {n_boot!r}, {n_perm!r}")
     if problems:

@@ -45,6 +45,7 @@ from harness.analysis.stats import (
 )
 from harness.errors import ConfigError
 from harness.gates import GateResult, gate_check
+from harness.options import must_be_one_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -165,7 +166,7 @@ def unpaired_difference(a: np.ndarray, b: np.ndarray, *, higher_is_better: np.nd
                 p[m] = float(_st.mannwhitneyu(a[:, m], b[:, m], alternative="two-sided").pvalue)
         out["p_value"] = p
     else:
-        raise ConfigError(f"test must be one of {', '.join(TESTS)}, got {test!r}")
+        raise ConfigError(f"test {must_be_one_of(TESTS, test)}")
     return out
 
 
@@ -193,7 +194,7 @@ def site_table(records: pd.DataFrame, cases: pd.DataFrame, *, attribute: str, me
     non-reference sites. Empty when no case has both a metric value and a site.
     """
     if test not in TESTS:
-        raise ConfigError(f"site test must be one of {', '.join(TESTS)}, got {test!r}")
+        raise ConfigError(f"site test {must_be_one_of(TESTS, test)}")
     metrics = list(metrics)
     direction = metric_directions(metrics)
     higher = np.array([direction[m] for m in metrics])
@@ -443,7 +444,7 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
     if "min_cases" in gate and not (isinstance(gate["min_cases"], int) and gate["min_cases"] >= 2):
         problems.append(f"gate {name!r}: min_cases must be an integer >= 2, got {gate['min_cases']!r}")
     if gate.get("test", "permutation") not in TESTS:
-        problems.append(f"gate {name!r}: test must be one of {', '.join(TESTS)}, got {gate.get('test')!r}")
+        problems.append(f"gate {name!r}: test {must_be_one_of(TESTS, gate.get('test'))}")
     if gate.get("mode", "absolute") not in ("absolute", "relative"):
         problems.append(f"gate {name!r}: mode must be 'absolute' or 'relative', got {gate.get('mode')!r}")
     return problems

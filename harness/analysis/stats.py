@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats as _st
 
-from harness.options import CORRECTIONS
+from harness.options import CORRECTIONS, must_be_one_of
 
 Correction = Literal["holm", "bh"]
 SER_EPS = 1e-12  # SER smoothing: (max err + eps) / (min err + eps); only matters when an error is 0
@@ -48,7 +48,7 @@ def adjust_pvalues(p: np.ndarray, *, method: Correction = "holm") -> np.ndarray:
     elif method == "bh":
         adj = np.minimum.accumulate((ranked * m / np.arange(1, m + 1))[::-1])[::-1]
     else:
-        raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {method!r}")
+        raise ValueError(f"correction {must_be_one_of(CORRECTIONS, method)}")
     res = np.empty(m)
     res[order] = np.minimum(adj, 1.0)
     out[ok] = res

@@ -27,6 +27,7 @@ else:  # pragma: no cover
 
 from harness.datasets.folder import CaseFiles, FileDataset
 from harness.errors import ConfigError
+from harness.options import must_be_one_of
 
 CARD_KEYS = {"name", "images", "labels", "key_regex", "metadata", "metadata_key", "label_values",
              "spacing", "modality", "channel", "label_names", "site", "scanner"}
@@ -179,7 +180,7 @@ def load_card(card: Path) -> FileDataset:
         cases.extend(_source_cases(card, where, table, prefix=prefix))
         modality = table.get("modality", "other")
         if modality not in MODALITIES:
-            raise _fail(card, f"{where}.modality", f"must be one of {', '.join(MODALITIES)}, got {modality!r}")
+            raise _fail(card, f"{where}.modality", must_be_one_of(MODALITIES, modality))
         modalities.add(modality)
         label_maps.append(table.get("label_values"))
     if len(modalities) > 1:

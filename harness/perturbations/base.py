@@ -17,6 +17,7 @@ import numpy as np
 
 from harness.case import Case
 from harness.errors import ConfigError
+from harness.options import must_be_one_of
 from harness.seeds import as_rng
 
 MAX_SEVERITY = 5
@@ -56,8 +57,8 @@ class Perturbation(ABC):
                                   f"accepted: {accepted}")
         for key, allowed in self.choices.items():
             if key in options and options[key] not in allowed:
-                raise ConfigError(f"perturbation {self.name!r}: option {key!r} must be one of "
-                                  f"{', '.join(map(repr, allowed))}, got {options[key]!r}")
+                raise ConfigError(f"perturbation {self.name!r}: option {key!r} "
+                                  f"{must_be_one_of(allowed, options[key])}")
         self.options = dict(options)
 
     def bind_model(self, model: Any) -> None:

@@ -9,7 +9,7 @@ import pytest
 from harness import compare
 from harness.analysis import fairness_cell, stats
 from harness.errors import ConfigError
-from harness.options import COMPARE_MODES, CORRECTIONS, FAIRNESS_TESTS, SUITE_CHOICES
+from harness.options import COMPARE_MODES, CORRECTIONS, FAIRNESS_TESTS, SUITE_CHOICES, must_be_one_of
 from harness.suite import parse_suite
 
 SUITE = """
@@ -56,3 +56,20 @@ def test_suite_rejects_other_values_naming_the_allowed_ones(tmp_path: Path, key:
     with pytest.raises(ConfigError) as info:
         parse_suite(SUITE.format(extra=f'{key} = "nope"'), path=tmp_path / "bad.toml")
     assert f"[suite].{key}: must be one of {', '.join(SUITE_CHOICES[key])}, got 'nope'" in str(info.value)
+
+
+def test_bad_choice_wording_is_spelled_once() -> None:
+    """Every "must be one of" message comes from options.must_be_one_of (one wording to change)."""
+    assert must_be_one_of(("a", "b"), "c") == "must be one of a, b, got 'c'"
+    assert must_be_one_of((1, 2), None) == "must be one of 1, 2, got None"
+    root = Path(__file__).resolve().parents[2] / "harness"
+    by_hand = [str(f.relative_to(root)) for f in root.rglob("*.py")
+               if f.name != "options.py" and "must be one of" in f.read_text(encoding="utf-8")]
+    assert by_hand == []
+
+
+def test_perturbation_choice_message() -> None:
+    from harness import perturbations
+
+    with pytest.raises(ConfigError, match="option 'axes' must be one of slice, all, got 'nope'"):
+        perturbations.get("low_resolution", axes="nope")

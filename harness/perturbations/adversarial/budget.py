@@ -26,6 +26,7 @@ import numpy as np
 
 from harness.case import Case
 from harness.errors import ConfigError
+from harness.options import must_be_one_of
 from harness.perturbations._util import foreground_std, robust_range
 
 # f per severity 1..5 (the ε ladder), doubling per severity; severity 3 is ROG's budget.
@@ -99,7 +100,7 @@ class AttackOptions:
             if len(f) != 5 or any(not math.isfinite(v) or v < 0 for v in f) or any(b < a for a, b in pairwise(f)):
                 out.append(f"eps_fractions must be 5 non-decreasing numbers >= 0 (severities 1..5), got {list(f)}")
         if self.eps_unit not in EPS_LADDER:
-            out.append(f"eps_unit must be one of {', '.join(EPS_LADDER)}, got {self.eps_unit!r}")
+            out.append(f"eps_unit {must_be_one_of(EPS_LADDER, self.eps_unit)}")
         if isinstance(self.clip, str) and self.clip not in ("image", "none"):
             out.append(f'clip must be "image", "none" or [lo, hi], got {self.clip!r}')
         if not isinstance(self.clip, str) and not (len(self.clip) == 2 and self.clip[0] < self.clip[1]):
