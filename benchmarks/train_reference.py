@@ -143,7 +143,8 @@ def run_real(args: argparse.Namespace) -> dict:
                "epochs_run": result.record["epochs_run"], "train_seconds": result.record["train_seconds"],
                "wall_seconds": wall, "n_train": len(result.record["split"]["train"]),
                "n_val": len(result.record["split"]["val"]), "n_test": len(result.record["split"]["test"]),
-               "spacing": result.record["spacing"], "test_dice": test, "target": TARGETS[args.dataset],
+               "spacing": result.record["spacing"], "test_dice": test,
+               "test_dice_ci95": result.record.get("test_dice_ci95"), "target": TARGETS[args.dataset],
                "target_met": bool(score >= TARGETS[args.dataset]), "plan": result.record["plan"]}
     (Path(args.out) / "benchmark.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -26,16 +26,18 @@ from harness.train.sampling import sample_batch
 from harness.train.trainer import (
     BEST,
     LAST,
+    TEST_DICE_CSV,
     TrainConfig,
     TrainResult,
     _lr,
     _plan,
-    _test_scores,
+    _test_table,
     _validate,
     deterministic,
     forward_train,
     prepare_net,
     resolve_spacing,
+    summarise_test,
 )
 from harness.train.unet import build_unet
 
@@ -161,12 +163,14 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                   "versions": versions(), "record": "training.json"})
     write_card(out / "model.toml", card)
     test_scores: dict[str, float] = {}
+    test_ci: dict[str, list[float | None]] = {}
     if split.test:  # measured through the card, as `harness run --model OUT/model.toml` predicts
         with deterministic(cfg.seed, cfg.threads):
-            scores = _test_scores(out / "model.toml", dataset, split.test, labels, ndim)
-        test_scores = {str(k): v for k, v in scores.items()}
-        test_scores["mean"] = float(np.mean(list(scores.values())))
+            table = _test_table(out / "model.toml", dataset, split.test, labels, ndim)
+        table.to_csv(out / TEST_DICE_CSV, index=False)
+        test_scores, test_ci = summarise_test(table, labels, seed=cfg.seed)
     record["test_dice"] = test_scores
+    record["test_dice_ci95"] = test_ci
     (out / "training.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
     write_curves(history, out)
     return TrainResult(out=out, weights=weights, card=out / "model.toml", record=record,

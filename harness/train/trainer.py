@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from harness.case import Case
@@ -158,15 +159,43 @@ def _validate(net: UNet, cases: Sequence[tdata.CachedCase], plan: Plan, labels: 
                            for c in cases), labels)
 
 
-def _test_scores(card: Path, dataset: Dataset, ids: Sequence[str], labels: Sequence[int], ndim: int) -> dict[int, float]:
-    """Mean Dice per class on the cases' own grids, predicted through the written model card (the
-    adapter ``harness run`` uses: resampling, sliding window, TTA and postprocessing as the card says)."""
+TEST_DICE_CSV = "test_dice.csv"
+TEST_CI_BOOT = 2000  # bootstrap replicates of the test-set CIs
+
+
+def _test_table(card: Path, dataset: Dataset, ids: Sequence[str], labels: Sequence[int], ndim: int) -> pd.DataFrame:
+    """Dice per test case on the cases' own grids, predicted through the written model card (the
+    adapter ``harness run`` uses: resampling, sliding window, TTA and postprocessing as the card says).
+
+    Columns: ``case_id``, ``dice_<k>`` per class (1.0 when prediction and reference are both empty)
+    and ``dice_mean`` (the case's mean over the classes); one row per id, in ``ids`` order."""
     from harness.models import load_model
 
     model = load_model(card, ndim=ndim)
-    cases = (dataset.load(cid) for cid in ids)
-    return _mean_dice(((model.predict(c.image, c.spacing, case_id=c.case_id).labels, c.label) for c in cases),
-                      labels)
+    rows = []
+    for cid in ids:
+        case = dataset.load(cid)
+        dice = dice_per_class(model.predict(case.image, case.spacing, case_id=case.case_id).labels, case.label, labels)
+        rows.append({"case_id": cid, **{f"dice_{k}": v for k, v in dice.items()},
+                     "dice_mean": float(np.mean(list(dice.values())))})
+    return pd.DataFrame(rows, columns=["case_id", *(f"dice_{k}" for k in labels), "dice_mean"])
+
+
+def summarise_test(table: pd.DataFrame, labels: Sequence[int], *,
+                   seed: int) -> tuple[dict[str, float], dict[str, list[float | None]]]:
+    """The record's ``test_dice`` (mean Dice per class over the cases, and ``mean``: the mean of the
+    class means, which equals the mean of the cases' ``dice_mean``) and ``test_dice_ci95`` (95 %
+    percentile-bootstrap CIs of those means, resampling cases, seeded; ``[null, null]`` for fewer
+    than two cases): how much the test Dice would move on another draw of test patients."""
+    from harness.analysis.robustness import bootstrap_mean_ci
+
+    def ci(column: str) -> list[float | None]:
+        bounds = bootstrap_mean_ci(table[column].to_numpy(), n_boot=TEST_CI_BOOT, seed=seed)
+        return [None if np.isnan(b) else b for b in bounds]
+
+    scores = {str(k): float(np.mean(table[f"dice_{k}"].to_numpy())) for k in labels}
+    scores["mean"] = float(np.mean([scores[str(k)] for k in labels]))
+    return scores, {**{str(k): ci(f"dice_{k}") for k in labels}, "mean": ci("dice_mean")}
 
 
 def resolve_spacing(sample: Sequence[Case], cfg: TrainConfig) -> tuple[float, ...] | None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -187,6 +188,13 @@ def test_outputs_card_record_curves(tmp_path: Path) -> None:
         assert key in record
     assert len(record["split"]["test"]) == 2 and set(result.test_dice) == {"1", "2", "mean"}
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "curves.csv").is_file()
+    per_case = pd.read_csv(tmp_path / "test_dice.csv", dtype={"case_id": str})
+    assert list(per_case.columns) == ["case_id", "dice_1", "dice_2", "dice_mean"]
+    assert per_case["case_id"].tolist() == record["split"]["test"]
+    for key in ("1", "2", "mean"):  # the record's means are the table's; the CI brackets them
+        assert result.test_dice[key] == pytest.approx(per_case[f"dice_{key}"].mean())
+        lo, hi = record["test_dice_ci95"][key]
+        assert min(per_case[f"dice_{key}"]) <= lo <= result.test_dice[key] <= hi <= max(per_case[f"dice_{key}"])
 
 
 def test_without_validation_the_last_weights_are_kept(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -297,3 +305,18 @@ def test_auto_spacing_keeps_small_images_native(tmp_path: Path) -> None:
     result = train(data, tmp_path, TINY)
     assert result.record["spacing"] is None
     assert "spacing" not in tomllib.loads(result.card.read_text())["input"]
+
+
+def test_summarise_test_means_and_bootstrap_ci() -> None:
+    from harness.train.trainer import summarise_test
+
+    table = pd.DataFrame({"case_id": ["a", "b", "c", "d"], "dice_1": [0.9, 0.8, 0.7, 1.0],
+                          "dice_2": [0.5, 0.6, 0.7, 0.6]})
+    table["dice_mean"] = (table["dice_1"] + table["dice_2"]) / 2
+    scores, ci = summarise_test(table, [1, 2], seed=0)
+    assert scores == pytest.approx({"1": 0.85, "2": 0.6, "mean": 0.725})
+    for key, (lo, hi) in ci.items():
+        assert table[f"dice_{key}"].min() <= lo < scores[key] < hi <= table[f"dice_{key}"].max()
+    assert summarise_test(table, [1, 2], seed=0)[1] == ci  # seeded
+    one = summarise_test(table.iloc[:1], [1, 2], seed=0)
+    assert one[0]["1"] == 0.9 and one[1] == {"1": [None, None], "2": [None, None], "mean": [None, None]}
