@@ -275,6 +275,15 @@ def test_module_entry_point_exit_codes(tmp_path: Path) -> None:
     assert np.isfinite(card["training"]["best_val_dice_mean"])
 
 
+def test_cli_prints_the_test_dice_with_its_ci(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--data", "phantom2d:n=6", "--out", str(tmp_path), "--epochs", "1", "--iters", "1",
+                 "--features", "4,8", "--patch", "32,32", "--no-progress", "--folds", "test=3"]) == 0
+    record = json.loads((tmp_path / "training.json").read_text())
+    lo, hi = record["test_dice_ci95"]["mean"]
+    line = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("test Dice"))
+    assert f"mean={record['test_dice']['mean']:.4f}" in line and f"95 % CI {lo:.4f}-{hi:.4f}" in line
+
+
 def test_resampled_grid_tta_and_postprocess_travel_in_the_card(tmp_path: Path) -> None:
     """--spacing trains on a coarser grid; the card carries the grid, TTA and postprocessing, and
     the recorded test Dice is what the card's adapter gives on the cases' own grids."""
