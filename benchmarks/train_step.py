@@ -103,7 +103,7 @@ def main() -> int:
                 for _ in range(args.steps):
                     step(v)
                 times[v].append((time.perf_counter() - t0) / args.steps)
-        med = {v: float(np.median(t)) for v in VARIANTS}
+        med = {v: float(np.median(times[v])) for v in VARIANTS}
         results[network] = {f"{v}_ms": 1e3 * med[v] for v in VARIANTS}
         results[network].update({f"{v}_vs_{PEER}": med[v] / med[PEER] for v in VARIANTS})
         print(f"{network}: patch {'x'.join(map(str, plan.patch))}, batch {plan.batch_size}")

@@ -224,8 +224,9 @@ def bf16_native() -> bool:
 
 def channels_last(tensor_or_net: Any, ndim: int) -> Any:
     """``tensor_or_net`` in the channels-last memory layout of ``ndim`` spatial axes (oneDNN's fast
-    path for bfloat16 convolutions on CPU: a 3D training step took 0.82x, a 2D one 0.94x of its
-    time in the default layout, 2 threads). Values are unchanged; only strides differ."""
+    path for bfloat16 convolutions on CPU: with the network's layout-keeping instance norm a 3D
+    training step took 0.89x, a 2D one 0.92x of its time in the default layout, 2 threads;
+    ``benchmarks/train_step.py``). Values are unchanged; only strides differ."""
     fmt = torch.channels_last_3d if ndim == 3 else torch.channels_last
     if isinstance(tensor_or_net, torch.Tensor):
         return tensor_or_net.contiguous(memory_format=fmt)
