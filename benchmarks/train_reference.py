@@ -144,7 +144,7 @@ def run_real(args: argparse.Namespace) -> dict:
                "wall_seconds": wall, "n_train": len(result.record["split"]["train"]),
                "n_val": len(result.record["split"]["val"]), "n_test": len(result.record["split"]["test"]),
                "spacing": result.record["spacing"], "test_dice": test,
-               "test_dice_ci95": result.record.get("test_dice_ci95"), "target": TARGETS[args.dataset],
+               "test_dice_ci95": result.record["test_dice_ci95"], "target": TARGETS[args.dataset],
                "target_met": bool(score >= TARGETS[args.dataset]), "plan": result.record["plan"]}
     (Path(args.out) / "benchmark.json").write_text(json.dumps(summary, indent=2))
     return summary

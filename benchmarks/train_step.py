@@ -3,7 +3,8 @@
 Run: ``python benchmarks/train_step.py`` (``--threads 2 --rounds 6 --steps 8 --precision bf16``).
 The networks and patches are the ones ``harness train`` plans for the issue-E benchmarks
 (3D MSD hippocampus: median 36 × 50 × 35 voxels at 1 mm; 2D BUS-BRA at 144 × 192 px), on random
-input, with deep supervision, ``α·CE + β·Dice`` and AdamW, exactly as ``harness.train.loop`` steps:
+input, with deep supervision, ``α·CE + β·Dice`` and AdamW, as ``harness.train.loop`` steps (less its
+gradient clipping and EMA, which do not depend on the layout):
 
 * ``default``: the default (contiguous) layout,
 * ``cl-torch-norm``: network and input channels-last, torch's own instance norm (which returns a

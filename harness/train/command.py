@@ -135,8 +135,8 @@ def train_command(
                   + (f"best validation Dice (mean) {result.best_val_dice:.4f}" if not math.isnan(result.best_val_dice)
                      else "no validation set (--val-fraction 0): the last epoch's weights were kept"))
     if result.test_dice:
-        lo, hi = result.record.get("test_dice_ci95", {}).get("mean", [None, None])
-        ci = f"  (mean: 95 % CI {lo:.4f}-{hi:.4f} over the test cases)" if lo is not None and hi is not None else ""
+        lo, hi = result.record["test_dice_ci95"]["mean"]  # both None with a single test case
+        ci = f"  (mean: 95 % CI {lo:.4f}-{hi:.4f} over the test cases)" if lo is not None else ""
         console.print("test Dice " + "  ".join(f"{k}={v:.4f}" for k, v in result.test_dice.items()) + ci)
 
 
