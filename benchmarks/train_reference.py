@@ -35,7 +35,7 @@ from harness.datasets.folder import CaseFiles, FileDataset
 from harness.errors import ConfigError
 from harness.datasets.phantom import phantom_dataset
 from harness.train import TrainConfig, train
-from harness.train.trainer import DICE_MODES, PRECISIONS, bf16_native
+from harness.train.trainer import DICE_MODES, POSTPROCESS_BY, PRECISIONS, bf16_native
 from harness.train.command import parse_flip_axes, parse_ints, parse_spacing
 from harness.train.data import normalize_image
 from harness.train.record import dice_per_class
@@ -119,10 +119,11 @@ def run_real(args: argparse.Namespace) -> dict:
         folds = "test=60"
     else:
         data = busbra_dataset(root)
-        folds = "1"
+        folds = str(args.test_fold)
     cfg = TrainConfig(seed=args.seed, epochs=args.epochs, time_budget=args.time_budget, folds=folds,
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
-                      tta=args.tta, postprocess=args.postprocess, resume=True, spacing=args.spacing,
+                      tta=args.tta, postprocess=args.postprocess,
+                      postprocess_by=args.postprocess_by, resume=True, spacing=args.spacing,
                       batch_size=args.batch_size, patch=args.patch, lr=args.lr, alpha=args.alpha, beta=args.beta,
                       precision=args.precision, ema=args.ema, flip_axes=args.flip_axes,
                       ensemble=args.ensemble, dice=args.dice, features=args.features, val_fraction=args.val_fraction,
@@ -134,18 +135,22 @@ def run_real(args: argparse.Namespace) -> dict:
     wall = time.perf_counter() - t0
     test = result.test_dice
     score = test.get("mean", float("nan"))
+    # the target is set on the split; another held-out fold is a check, not the benchmark
+    target = TARGETS[args.dataset] if args.dataset == "hippocampus" or args.test_fold == 1 else None
     summary = {"dataset": args.dataset, "time_budget_min": args.time_budget, "threads": args.threads,
                "precision": args.precision, "lr": args.lr, "alpha": args.alpha, "beta": args.beta, "ema": args.ema,
                "ensemble": args.ensemble, "dice": args.dice,
-               "val_fraction": args.val_fraction, "seed": args.seed, "split_seed": args.split_seed,
+               "postprocess": POSTPROCESS_BY[args.postprocess_by] if args.postprocess else "none",
+               "val_fraction": args.val_fraction,
+               **({"test_fold": args.test_fold} if args.dataset == "busbra" else {}), "seed": args.seed, "split_seed": args.split_seed,
                "members": result.record.get("members"),
                "flip_axes": result.record["plan"]["flip_axes"],
                "epochs_run": result.record["epochs_run"], "train_seconds": result.record["train_seconds"],
                "wall_seconds": wall, "n_train": len(result.record["split"]["train"]),
                "n_val": len(result.record["split"]["val"]), "n_test": len(result.record["split"]["test"]),
                "spacing": result.record["spacing"], "test_dice": test,
-               "test_dice_ci95": result.record["test_dice_ci95"], "target": TARGETS[args.dataset],
-               "target_met": bool(score >= TARGETS[args.dataset]), "plan": result.record["plan"]}
+               "test_dice_ci95": result.record["test_dice_ci95"], "target": target,
+               "target_met": None if target is None else bool(score >= target), "plan": result.record["plan"]}
     (Path(args.out) / "benchmark.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -177,6 +182,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed (and split seed unless --split-seed)")
     parser.add_argument("--split-seed", type=int, default=None,
                         help="seed of the split only; 0 keeps the documented hippocampus test set while --seed varies")
+    parser.add_argument("--test-fold", type=int, default=1, choices=range(1, 6),
+                        help="busbra: the official 5-fold-cv fold held out as the test set (the target's is 1)")
     parser.add_argument("--spacing", default="auto", type=_argparse_type(parse_spacing), help="auto | native | mm per axis")
     parser.add_argument("--batch-size", type=int, default=None, help="default: planned")
     parser.add_argument("--patch", default=None, type=_argparse_type(lambda t: parse_ints(t, "--patch")),
@@ -197,6 +204,8 @@ def main() -> None:
                         help="validation share of the training patients; 0 = train on all, keep the last weights")
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--postprocess", action="store_true")
+    parser.add_argument("--postprocess-by", choices=list(POSTPROCESS_BY), default="size",
+                        help="the component per class --postprocess keeps: the largest or the most confident")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     if args.dataset == "phantom":

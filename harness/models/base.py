@@ -32,7 +32,7 @@ from harness.errors import ConfigError, ModelError
 from harness.hashing import files_sha256
 from harness.models import preprocessing as pp
 from harness.models.card import ModelCard, expected_classes, per_axis
-from harness.models.postprocess import keep_largest_components
+from harness.models.postprocess import apply_postprocess
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,10 +288,12 @@ class Model(ABC):
             raise ModelError(f"predicted label(s) {unknown} are not among the declared classes "
                              f"{sorted(allowed)} ([output] labels)")
 
-    def _postprocess(self, labels: np.ndarray) -> np.ndarray:
-        if self.model_card.output.postprocess == "largest_component":
-            return keep_largest_components(labels, sorted(self.labels))
-        return labels
+    def _postprocess(self, labels: np.ndarray, probabilities: np.ndarray | None = None) -> np.ndarray:
+        rule = self.model_card.output.postprocess
+        if rule == "most_confident_component" and probabilities is None:
+            raise ModelError('[output] postprocess = "most_confident_component" needs class scores but the model '
+                             'returned a label map: use "largest_component"')
+        return apply_postprocess(rule, labels, probabilities, sorted(self.labels))
 
     def _finish(self, out: np.ndarray, info: dict[str, Any], kind: str) -> Prediction:
         """Crop and resample ``out`` back to the image grid; ``kind`` says what its scores are."""
@@ -310,7 +312,7 @@ class Model(ABC):
             probs = probs / np.maximum(probs.sum(axis=0, keepdims=True), 1e-12)
         labels = probs.argmax(axis=0)
         self._check_classes(labels)
-        return Prediction(labels=self._postprocess(labels.astype(np.int64)), probabilities=probs)
+        return Prediction(labels=self._postprocess(labels.astype(np.int64), probs), probabilities=probs)
 
     def _probe_labels(self) -> dict[int, str]:
         """Run a zero image through the model to count its output classes (bare model files)."""

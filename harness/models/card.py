@@ -28,7 +28,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 BUILTIN_FORMATS = ("torch", "torchscript", "onnx", "callable", "command")
 NORMALIZE = ("none", "zscore", "zscore_nonzero", "minmax", "window")
 KINDS = ("logits", "probabilities", "labels")
-POSTPROCESS = ("none", "largest_component")
+POSTPROCESS = ("none", "largest_component", "most_confident_component")  # harness.models.postprocess
 FILE_FORMATS = ("nifti", "png")
 SUFFIX_FORMATS = {".ts": "torchscript", ".pt": "torchscript", ".pth": "torchscript", ".onnx": "onnx"}
 
@@ -98,7 +98,8 @@ class OutputSection:
 
     kind: str = "logits"
     labels: Mapping[int, str] | None = None  # foreground classes; None = discover from the output
-    postprocess: str = "none"  # "largest_component": keep each class's largest connected component
+    postprocess: str = "none"  # or keep one connected component per class: "largest_component" (by size),
+    # "most_confident_component" (the one holding the class's most probable voxel; score outputs only)
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,9 @@ def parse_card(data: Mapping[str, Any], *, source: Path | None, base_dir: Path,
     if out.kind == "labels" and out.labels is None:
         raise o.fail("labels", 'kind = "labels" needs the class names, e.g. labels = {1 = "organ"}, '
                                "so the harness knows which classes to score")
+    if out.postprocess == "most_confident_component" and out.kind == "labels":
+        raise o.fail("postprocess", '"most_confident_component" reads class scores, which kind = "labels" '
+                                    'does not give: use "largest_component"')
     if fmt == "command" and out.kind != "labels":
         raise o.fail("kind", 'the command format reads label files back: use kind = "labels"')
     if model.file_format == "png" and (ndim == 3 or lengths.get("spacing") == 3):

@@ -77,7 +77,8 @@ def train_command(
     augment: bool = typer.Option(True, "--augment/--no-augment", help="TorchIO spatial and intensity augmentation of the training patches"),
     flip_axes: str = typer.Option("auto", "--flip-axes", help="spatial axes mirrored in augmentation and TTA: 'auto' (all; ultrasound left-right only), 'none', or 0-based axes, e.g. 0 (left-right only, when labels depend on anterior/posterior or superior/inferior position)"),
     tta: bool = typer.Option(False, "--tta", help="flip test-time augmentation, written to the card and used for the test Dice"),
-    postprocess: bool = typer.Option(False, "--postprocess", help="keep the largest component per class, written to the card"),
+    postprocess: bool = typer.Option(False, "--postprocess", help="keep one connected component per class (see --postprocess-by), written to the card"),
+    postprocess_by: str = typer.Option("size", "--postprocess-by", help="which component --postprocess keeps: 'size' (the largest) or 'confidence' (the one holding the class's most probable pixel/voxel; better where a large false region can outweigh the true one, as on BUS-BRA)"),
     window: str | None = typer.Option(None, "--window", help="CT intensity window LO,HI in HU (default: 0.5-99.5 percentiles of the training foreground)"),
     spacing: str = typer.Option("auto", "--spacing", help="grid to train on: 'auto' (median spacing when cases differ; large 2D images coarsened to about 160x160 px), 'native', or mm per axis, e.g. 0.8,0.8"),
     threads: int = typer.Option(1, "--threads", help="torch threads (1 = bit-for-bit reproducible)"),
@@ -122,7 +123,8 @@ def train_command(
     cfg = TrainConfig(dims=dims, seed=seed, epochs=epochs, iters_per_epoch=iters, time_budget=time_budget,
                       alpha=alpha, beta=beta, lr=lr, features=parse_ints(features, "--features"),
                       patch=parse_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
-                      folds=folds, augment=augment, flip_axes=flips, tta=tta, postprocess=postprocess, window=win, spacing=grid,
+                      folds=folds, augment=augment, flip_axes=flips, tta=tta, postprocess=postprocess,
+                      postprocess_by=postprocess_by if isinstance(postprocess_by, str) else "size", window=win, spacing=grid,
                       threads=threads, ema=ema, precision=precision, ensemble=ensemble, dice=dice, val_fraction=val_fraction, split_seed=split_seed, resume=resume, progress=progress, name=name)
     command = _MODULE_COMMAND or ("harness train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                                   if len(sys.argv) > 1 and sys.argv[1] == "train" else None)

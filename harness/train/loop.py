@@ -26,6 +26,7 @@ from harness.train.sampling import sample_batch
 from harness.train.trainer import (
     BEST,
     LAST,
+    POSTPROCESS_BY,
     TEST_DICE_CSV,
     TrainConfig,
     TrainResult,
@@ -154,7 +155,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         window=list(cfg.window) if normalize == "window" and cfg.window else None,
         spacing=list(spacing) if spacing is not None else None,
         tta_flip_axes=list(plan.flip_axes) if cfg.tta else None,
-        postprocess="largest_component" if cfg.postprocess else None,
+        postprocess=POSTPROCESS_BY[cfg.postprocess_by] if cfg.postprocess else None,
         intended_use=f"U-Net trained by `harness train` on {record['dataset']} ({modality}); "
                      "research and evaluation of the harness only, not for clinical use.",
         training={"command": command or "", "seed": cfg.seed, "epochs": epochs_run,

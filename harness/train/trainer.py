@@ -25,6 +25,7 @@ import torch
 from harness.case import Case
 from harness.datasets.base import Dataset
 from harness.errors import ConfigError
+from harness.options import must_be_one_of
 from harness.train import data as tdata
 from harness.train.augment import AugmentConfig
 from harness.train.inference import predict_labels
@@ -36,6 +37,8 @@ LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
 
 
 DICE_MODES = ("batch", "case")
+# --postprocess-by: which connected component per class the card's postprocessing keeps
+POSTPROCESS_BY = {"size": "largest_component", "confidence": "most_confident_component"}
 LATER_OPTIONS = {"ensemble": 1, "dice": "batch", "split_seed": None}  # options added after checkpoints were first written
 
 
@@ -71,6 +74,7 @@ class TrainConfig:
     spacing: str | tuple[float, ...] = "auto"  # "auto", "native" or mm per axis (see plan.target_spacing)
     tta: bool = False
     postprocess: bool = False
+    postprocess_by: str = "size"  # a key of POSTPROCESS_BY: keep the largest or the most confident component
     threads: int = 1
     ema: float = 0.0  # decay of the weight EMA that is validated and saved (0: the raw weights)
     precision: str = "fp32"  # "fp32", or "bf16": bfloat16 autocast of the training forward pass
@@ -83,7 +87,7 @@ class TrainConfig:
     def fingerprint(self) -> str:
         """Hash of the options that change results (not budget, progress or resume)."""
         d = dataclasses.asdict(self)
-        for k in ("time_budget", "progress", "resume", "tta", "postprocess", "name"):
+        for k in ("time_budget", "progress", "resume", "tta", "postprocess", "postprocess_by", "name"):
             d.pop(k)
         for k, default in LATER_OPTIONS.items():  # at their defaults, runs keep the fingerprint they had
             if d[k] == default:
@@ -287,6 +291,11 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         raise ConfigError(f"--precision {config.precision!r}: expected one of {', '.join(PRECISIONS)}")
     if config.time_budget is not None and config.time_budget <= 0:
         raise ConfigError(f"--time-budget must be > 0 minutes, got {config.time_budget}")
+    if config.postprocess_by not in POSTPROCESS_BY:
+        raise ConfigError(f"--postprocess-by {must_be_one_of(POSTPROCESS_BY, config.postprocess_by)}")
+    if config.postprocess_by != "size" and not config.postprocess:
+        raise ConfigError(f"--postprocess-by {config.postprocess_by} picks the component --postprocess keeps: "
+                          "add --postprocess")
     if isinstance(data, Dataset):
         dataset, data_spec = data, getattr(data, "name", "dataset")
     else:
@@ -301,5 +310,5 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     return run_training(dataset, data_spec, labels, out, config, command=command, callback=callback)
 
 
-__all__ = ["BEST", "DICE_MODES", "LAST", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_native", "deterministic",
+__all__ = ["BEST", "DICE_MODES", "LAST", "POSTPROCESS_BY", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_native", "deterministic",
            "forward_train", "prepare_net", "train"]

@@ -73,3 +73,22 @@ def test_largest_component_postprocess(tmp_path) -> None:
     pred = scored.predict(image, (1.0, 1.0))
     assert int(pred.labels.sum()) == 100
     assert int((pred.probabilities.argmax(0)).sum()) == 109  # probabilities stay the network's
+
+
+def test_most_confident_component_keeps_the_confident_blob_not_the_big_one(tmp_path) -> None:
+    """A large, barely-positive region and a small, confident one: size and confidence disagree."""
+    image = np.zeros((1, 32, 32), np.float32)
+    image[0, 2:12, 2:12] = 0.6  # 100 px, logit 0.1
+    image[0, 20:23, 20:23] = 10.0  # 9 px, logit 9.5
+    confident = _model(tmp_path, "scores", kind="logits", output='postprocess = "most_confident_component"')
+    largest = _model(tmp_path / "largest", "scores", kind="logits", output='postprocess = "largest_component"')
+    labels = confident.predict(image, (1.0, 1.0)).labels
+    assert int(labels.sum()) == 9 and labels[20:23, 20:23].all()
+    assert int(largest.predict(image, (1.0, 1.0)).labels.sum()) == 100
+
+
+def test_most_confident_component_needs_scores(tmp_path) -> None:
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[output\] postprocess: .*reads class scores.*use \"largest_component\""):
+        _model(tmp_path, "threshold", kind="labels", output='postprocess = "most_confident_component"')

@@ -240,6 +240,7 @@ def test_time_budget_stops_after_first_epoch(tmp_path: Path) -> None:
     {"epochs": 1, "dims": 3}, {"epochs": 1, "spacing": "fine"}, {"epochs": 1, "spacing": "0.5,0"},
     {"epochs": 1, "precision": "fp16"}, {"epochs": 1, "ema": 1.0}, {"epochs": 1, "flip_axes": "x"},
     {"epochs": 1, "flip_axes": "2"}, {"epochs": 1, "flip_axes": "0,0"}, {"epochs": 1, "val_fraction": -0.5},
+    {"epochs": 1, "postprocess": True, "postprocess_by": "area"}, {"epochs": 1, "postprocess_by": "confidence"},
 ])
 def test_command_rejects_bad_options(tmp_path: Path, kwargs: dict) -> None:
     base = {"data": "phantom2d:n=3", "out": tmp_path, "dims": None, "folds": None, "time_budget": None,
@@ -282,6 +283,16 @@ def test_cli_prints_the_test_dice_with_its_ci(tmp_path: Path, capsys: pytest.Cap
     lo, hi = record["test_dice_ci95"]["mean"]
     line = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("test Dice"))
     assert f"mean={record['test_dice']['mean']:.4f}" in line and f"95 % CI {lo:.4f}-{hi:.4f}" in line
+
+
+def test_postprocess_by_confidence_writes_its_rule_to_the_card(tmp_path: Path) -> None:
+    assert main(["--data", "phantom2d:n=4", "--out", str(tmp_path), "--epochs", "1", "--iters", "1",
+                 "--features", "4,8", "--patch", "32,32", "--no-progress", "--folds", "test=1",
+                 "--postprocess", "--postprocess-by", "confidence"]) == 0
+    card = tomllib.loads((tmp_path / "model.toml").read_text())
+    assert card["output"]["postprocess"] == "most_confident_component"
+    assert TINY.fingerprint() == TrainConfig(**{**TINY.__dict__, "postprocess": True,
+                                                "postprocess_by": "confidence"}).fingerprint()
 
 
 def test_resampled_grid_tta_and_postprocess_travel_in_the_card(tmp_path: Path) -> None:
