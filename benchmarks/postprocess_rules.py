@@ -84,7 +84,9 @@ def main() -> None:
         print(f"  {rule:26s} {table[rule].mean():.4f} ({lo:.4f}-{hi:.4f})  {diff.mean():+.4f} "
               f"({dlo:+.4f} to {dhi:+.4f})  cases below 0.1: {int((table[rule] < 0.1).sum())}")
     if table["device"].astype(bool).any():
-        print(table.groupby("device")[list(POSTPROCESS)].mean().round(3).assign(n=table.groupby("device").size()))
+        by_device = table.groupby("device")[list(POSTPROCESS)].mean().round(3)
+        with pd.option_context("display.width", 200, "display.max_columns", 10):
+            print(by_device.assign(n=table.groupby("device").size()))
 
 
 if __name__ == "__main__":
