@@ -40,8 +40,8 @@ PEER = "largest_component"
 
 
 def per_case_table(run: Path, data_root: Path) -> pd.DataFrame:
-    """One row per test case: case_id, device (BUS-BRA), components before postprocessing, and the
-    case's mean Dice over the classes under every rule."""
+    """One row per test case: case_id, device (BUS-BRA; empty otherwise), and the case's mean Dice
+    over the classes under every rule (one column per rule)."""
     record = json.loads((run / "training.json").read_text())
     card_text = (run / "model.toml").read_text()
     for rule in POSTPROCESS:

@@ -289,11 +289,8 @@ class Model(ABC):
                              f"{sorted(allowed)} ([output] labels)")
 
     def _postprocess(self, labels: np.ndarray, probabilities: np.ndarray | None = None) -> np.ndarray:
-        rule = self.model_card.output.postprocess
-        if rule == "most_confident_component" and probabilities is None:
-            raise ModelError('[output] postprocess = "most_confident_component" needs class scores but the model '
-                             'returned a label map: use "largest_component"')
-        return apply_postprocess(rule, labels, probabilities, sorted(self.labels))
+        # label maps come only from kind = "labels", whose cards may not ask for a rule that reads scores
+        return apply_postprocess(self.model_card.output.postprocess, labels, probabilities, sorted(self.labels))
 
     def _finish(self, out: np.ndarray, info: dict[str, Any], kind: str) -> Prediction:
         """Crop and resample ``out`` back to the image grid; ``kind`` says what its scores are."""
