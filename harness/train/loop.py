@@ -195,8 +195,8 @@ class _MemberFit:
 
     def run(self, folder: Path, *, member: int, seed: int, budget_s: float) -> dict[str, Any]:
         """Train with ``seed`` for at most ``cfg.epochs`` epochs and ``budget_s`` seconds, keeping
-        ``folder/checkpoint_best.pt`` (best validation Dice; the latest weights when there is no
-        validation set) and resuming from ``folder/checkpoint_last.pt``. Returns the final state:
+        ``folder/checkpoint_best.pt`` (best validation Dice; the final weights, written once at the
+        end, when there is no validation set) and resuming from ``folder/checkpoint_last.pt``. Returns the final state:
         epoch, history, best (validation Dice; -1 without validation), elapsed (s), member, seed,
         interrupted."""
         cfg, plan = self.cfg, self.plan
@@ -265,9 +265,7 @@ class _MemberFit:
                     state["history"].append(row)
                     state["elapsed"] = row["elapsed_s"]
                     state["epoch_s"] = time.perf_counter() - t0
-                    if not self.val_cases:  # nothing to select by: keep the latest weights (nnU-Net's final)
-                        _save(evaluated.state_dict(), folder / BEST)
-                    elif metric > state["best"]:
+                    if self.val_cases and metric > state["best"]:
                         state["best"] = metric
                         _save(evaluated.state_dict(), folder / BEST)
                     _save({"model": net.state_dict(), "optimizer": opt.state_dict(),
@@ -279,6 +277,8 @@ class _MemberFit:
                     if self.callback is not None and self.callback(row):
                         interrupted = True
                         break
+            if not self.val_cases:  # nothing to select by: keep the final weights (nnU-Net's final)
+                _save(evaluated.state_dict(), folder / BEST)
         return {**state, "member": member, "seed": seed, "interrupted": interrupted}
 
 

@@ -286,9 +286,9 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     if isinstance(config.ensemble, bool) or not isinstance(config.ensemble, int) or config.ensemble < 1:
         raise ConfigError(f"--ensemble {config.ensemble}: the number of networks must be an integer ≥ 1")
     if config.dice not in DICE_MODES:
-        raise ConfigError(f"--dice {config.dice!r}: expected one of {', '.join(DICE_MODES)}")
+        raise ConfigError(f"--dice {must_be_one_of(DICE_MODES, config.dice)}")
     if config.precision not in PRECISIONS:
-        raise ConfigError(f"--precision {config.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        raise ConfigError(f"--precision {must_be_one_of(PRECISIONS, config.precision)}")
     if config.time_budget is not None and config.time_budget <= 0:
         raise ConfigError(f"--time-budget must be > 0 minutes, got {config.time_budget}")
     if config.postprocess_by not in POSTPROCESS_BY:

@@ -18,6 +18,7 @@ from harness.train.command import main, train_command
 from harness.train.data import normalize_image
 from harness.train.inference import predict_labels
 from harness.train.record import dice_per_class
+from harness.train.trainer import BEST
 from harness.train.unet import build_unet
 
 if sys.version_info >= (3, 11):
@@ -200,7 +201,9 @@ def test_outputs_card_record_curves(tmp_path: Path) -> None:
 def test_without_validation_the_last_weights_are_kept(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = phantom_dataset(2, n=5, seed=3)
     cfg = TrainConfig(**{**TINY.__dict__, "folds": "test=1", "epochs": 3, "val_fraction": 0.0, "ema": 0.5})
-    result = train(data, tmp_path, cfg)
+    seen: list[bool] = []  # after each epoch: is there a checkpoint_best.pt yet?
+    result = train(data, tmp_path, cfg, callback=lambda row: seen.append((tmp_path / BEST).exists()) or False)
+    assert seen == [False, False, False]  # nothing to select by: written once, after the last epoch
     assert result.record["split"]["val"] == [] and len(result.record["split"]["train"]) == 4
     last = torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)
     ema = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
