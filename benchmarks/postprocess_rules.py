@@ -27,9 +27,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.train_reference import busbra_dataset, hippocampus_dataset  # noqa: E402
+from benchmarks.train_reference import card_labels, run_dataset  # noqa: E402
 from harness.analysis.robustness import bootstrap_mean_ci  # noqa: E402
-from harness.datasets import open_dataset  # noqa: E402
 from harness.models import load_model  # noqa: E402
 from harness.models.card import POSTPROCESS  # noqa: E402
 from harness.models.postprocess import apply_postprocess  # noqa: E402
@@ -48,10 +47,8 @@ def per_case_table(run: Path, data_root: Path) -> pd.DataFrame:
         card_text = card_text.replace(f'postprocess = "{rule}"\n', "")
     raw_card = run / "model-no-postprocess.toml"
     raw_card.write_text(card_text)
-    name = record["dataset"]
-    dataset = busbra_dataset(data_root) if name == "busbra" else open_dataset(hippocampus_dataset(data_root))
-    ndim = 2 if name == "busbra" else 3
-    labels = sorted(int(k) for k in dataset.label_names)
+    dataset, ndim = run_dataset(record, data_root)
+    labels = card_labels(run / "model.toml")  # the dataset may name none (MSD hippocampus)
     rows = []
     with deterministic(0, 2):
         model = load_model(raw_card, ndim=ndim)

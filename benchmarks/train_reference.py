@@ -31,6 +31,8 @@ from scipy import ndimage as ndi
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.datasets import open_dataset
+from harness.datasets.base import Dataset
 from harness.datasets.folder import CaseFiles, FileDataset
 from harness.errors import ConfigError
 from harness.datasets.phantom import phantom_dataset
@@ -110,6 +112,18 @@ def busbra_dataset(root: Path) -> FileDataset:
                                metadata={"Case": int(row["Case"]), "kFold": int(row["kFold"]),
                                          "Device": str(row["Device"]), "Pathology": str(row["Pathology"])}))
     return FileDataset("busbra", cases, modality="us", label_names={1: "lesion"})
+
+
+def run_dataset(record: dict, data_root: Path) -> tuple[Dataset, int]:
+    """The dataset a finished run (its ``training.json`` record) trained on, and its spatial dims."""
+    if record["dataset"] == "busbra":
+        return busbra_dataset(data_root), 2
+    return open_dataset(hippocampus_dataset(data_root)), 3
+
+
+def card_labels(card_path: Path) -> list[int]:
+    """The foreground classes a model card predicts (its ``[output] labels``), ascending."""
+    return sorted(int(k) for k in tomllib.loads(Path(card_path).read_text())["output"]["labels"])
 
 
 def run_real(args: argparse.Namespace) -> dict:
