@@ -13,7 +13,6 @@ mean with its CI. ``--csv`` writes the per-case table.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
@@ -26,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.train_reference import card_labels, run_dataset  # noqa: E402
+from benchmarks.train_reference import card_labels, per_case_cli, run_dataset  # noqa: E402
 from harness.analysis.robustness import bootstrap_mean_ci  # noqa: E402
 from harness.models import load_model  # noqa: E402
 from harness.train.card import write_card  # noqa: E402
@@ -83,15 +82,7 @@ def per_case_table(run: Path, data_root: Path) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="a benchmarks/train_reference.py --ensemble N --out folder")
-    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--csv", type=Path, default=None, help="write the per-case table here")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    table = per_case_table(args.run, args.data_root)
-    if args.csv:
-        table.to_csv(args.csv, index=False)
+    args, table = per_case_cli(__doc__, "a benchmarks/train_reference.py --ensemble N --out folder", per_case_table)
     members = [c for c in table.columns if c.startswith("member")]
     print(f"{args.run}: {len(table)} test cases; mean Dice (95 % CI over the cases)")
     for name in ["ensemble", *members]:

@@ -15,19 +15,17 @@ BUS-BRA, the means per device. ``--csv`` writes the per-case table.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.train_reference import card_labels, run_dataset  # noqa: E402
+from benchmarks.train_reference import card_labels, per_case_cli, run_dataset  # noqa: E402
 from harness.analysis.robustness import bootstrap_mean_ci  # noqa: E402
 from harness.models import load_model  # noqa: E402
 from harness.models.card import POSTPROCESS  # noqa: E402
@@ -64,15 +62,7 @@ def per_case_table(run: Path, data_root: Path) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="a benchmarks/train_reference.py --out folder")
-    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--csv", type=Path, default=None, help="write the per-case table here")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    table = per_case_table(args.run, args.data_root)
-    if args.csv:
-        table.to_csv(args.csv, index=False)
+    args, table = per_case_cli(__doc__, "a benchmarks/train_reference.py --out folder", per_case_table)
     print(f"{args.run}: {len(table)} test cases; mean Dice (95 % CI), paired difference against {PEER}")
     for rule in POSTPROCESS:
         lo, hi = bootstrap_mean_ci(table[rule].to_numpy(), n_boot=2000, seed=0)

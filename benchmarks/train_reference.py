@@ -126,6 +126,22 @@ def card_labels(card_path: Path) -> list[int]:
     return sorted(int(k) for k in tomllib.loads(Path(card_path).read_text())["output"]["labels"])
 
 
+def per_case_cli(description: str, run_help: str,
+                 table: Callable[[Path, Path], pd.DataFrame]) -> tuple[argparse.Namespace, pd.DataFrame]:
+    """Command line of the scripts that score a finished run's test cases: ``RUN [--data-root]
+    [--csv]``; returns the arguments and ``table(run, data_root)`` (also written to ``--csv``)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help=run_help)
+    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--csv", type=Path, default=None, help="write the per-case table here")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    result = table(args.run, args.data_root)
+    if args.csv:
+        result.to_csv(args.csv, index=False)
+    return args, result
+
+
 def run_real(args: argparse.Namespace) -> dict:
     root = Path(args.data_root)
     if args.dataset == "hippocampus":
