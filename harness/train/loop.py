@@ -196,9 +196,9 @@ class _MemberFit:
     def run(self, folder: Path, *, member: int, seed: int, budget_s: float) -> dict[str, Any]:
         """Train with ``seed`` for at most ``cfg.epochs`` epochs and ``budget_s`` seconds, keeping
         ``folder/checkpoint_best.pt`` (best validation Dice; the final weights, written once at the
-        end, when there is no validation set) and resuming from ``folder/checkpoint_last.pt``. Returns the final state:
-        epoch, history, best (validation Dice; -1 without validation), elapsed (s), member, seed,
-        interrupted."""
+        end, when there is no validation set) and resuming from ``folder/checkpoint_last.pt``.
+        Returns the final state: epoch, history, best (validation Dice; -1 without validation),
+        elapsed (s), member, seed, interrupted."""
         cfg, plan = self.cfg, self.plan
         folder.mkdir(parents=True, exist_ok=True)
         with deterministic(seed, cfg.threads):
