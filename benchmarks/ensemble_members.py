@@ -4,7 +4,7 @@ Usage (from the repository root, after ``benchmarks/train_reference.py ... --ens
 
     python benchmarks/ensemble_members.py /tmp/bench-hippo-ens2
 
-Splits the run's ``model.pt`` into its members (``members.K.*`` → ``OUT/memberK/model.pt``, with a
+Splits the run's ensemble into its members (member K → ``OUT/memberK/model.pt``, with a
 single-network card ``OUT/memberK/model.toml`` that keeps the run card's input and output options:
 grid, sliding window, TTA, postprocessing) and predicts every test case through each member's card
 and through the ensemble's. Prints each model's mean test Dice (mean over the classes per case)
@@ -25,36 +25,28 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.train_reference import card_labels, per_case_cli, run_dataset  # noqa: E402
+from benchmarks.train_reference import card_labels, load_card_model, per_case_cli, run_dataset  # noqa: E402
 from harness.analysis.robustness import bootstrap_mean_ci  # noqa: E402
 from harness.models import load_model  # noqa: E402
 from harness.train.card import write_card  # noqa: E402
+from harness.train.ensemble import UNetEnsemble  # noqa: E402
 from harness.train.record import dice_per_class  # noqa: E402
 from harness.train.trainer import deterministic  # noqa: E402
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SINGLE_ENTRY = "harness.train.unet:build_unet"
 
 
 def member_cards(run: Path) -> list[Path]:
     """Write ``run/memberK/model.pt`` and ``model.toml`` for every member of the run's ensemble."""
-    card = tomllib.loads((run / "model.toml").read_text())
-    n = card["model"]["kwargs"].get("members")
-    if n is None:
+    ensemble, card = load_card_model(run / "model.toml")
+    if not isinstance(ensemble, UNetEnsemble):
         raise SystemExit(f"{run / 'model.toml'}: not an ensemble (no [model.kwargs] members); "
                          "give a run trained with --ensemble N")
-    state = torch.load(run / card["model"]["weights"], weights_only=True)
     cards = []
-    for k in range(int(n)):
-        prefix = f"members.{k}."
+    for k, member in enumerate(ensemble.members):
         folder = run / f"member{k}"
         folder.mkdir(exist_ok=True)
-        torch.save({name.removeprefix(prefix): v for name, v in state.items() if name.startswith(prefix)},
-                   folder / "model.pt")
+        torch.save(member.state_dict(), folder / "model.pt")
         single = copy.deepcopy(card)
         single["model"].update(entry=SINGLE_ENTRY, weights="model.pt", name=f"{card['model']['name']}-member{k}")
         del single["model"]["kwargs"]["members"]
@@ -70,15 +62,17 @@ def per_case_table(run: Path, data_root: Path) -> pd.DataFrame:
     dataset, ndim = run_dataset(record, data_root)
     labels = card_labels(run / "model.toml")  # the dataset may name none (MSD hippocampus)
     cards = {"ensemble": run / "model.toml", **{c.parent.name: c for c in member_cards(run)}}
-    rows: dict[str, dict[str, float]] = {cid: {} for cid in record["split"]["test"]}
+    rows = []
     with deterministic(0, 2):
-        for name, card in cards.items():
-            model = load_model(card, ndim=ndim)
-            for cid in rows:
-                case = dataset.load(cid)
+        models = {name: load_model(card, ndim=ndim) for name, card in cards.items()}
+        for cid in record["split"]["test"]:  # each case loaded once, predicted by every model
+            case = dataset.load(cid)
+            row: dict[str, object] = {"case_id": cid}
+            for name, model in models.items():
                 pred = model.predict(case.image, case.spacing, case_id=cid)
-                rows[cid][name] = float(np.mean(list(dice_per_class(pred.labels, case.label, labels).values())))
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("case_id").reset_index()
+                row[name] = float(np.mean(list(dice_per_class(pred.labels, case.label, labels).values())))
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
