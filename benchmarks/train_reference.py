@@ -154,7 +154,7 @@ def run_real(args: argparse.Namespace) -> dict:
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
                       tta=args.tta, postprocess=args.postprocess,
                       postprocess_by=args.postprocess_by, resume=True, spacing=args.spacing,
-                      batch_size=args.batch_size, patch=args.patch, lr=args.lr, alpha=args.alpha, beta=args.beta,
+                      batch_size=args.batch_size, patch=args.patch, lr=args.lr, weight_decay=args.weight_decay, alpha=args.alpha, beta=args.beta,
                       precision=args.precision, ema=args.ema, flip_axes=args.flip_axes,
                       ensemble=args.ensemble, dice=args.dice, features=args.features, val_fraction=args.val_fraction,
                       split_seed=args.split_seed,
@@ -168,7 +168,7 @@ def run_real(args: argparse.Namespace) -> dict:
     # the target is set on the split; another held-out fold is a check, not the benchmark
     target = TARGETS[args.dataset] if args.dataset == "hippocampus" or args.test_fold == 1 else None
     summary = {"dataset": args.dataset, "time_budget_min": args.time_budget, "threads": args.threads,
-               "precision": args.precision, "lr": args.lr, "alpha": args.alpha, "beta": args.beta, "ema": args.ema,
+               "precision": args.precision, "lr": args.lr, "weight_decay": args.weight_decay, "alpha": args.alpha, "beta": args.beta, "ema": args.ema,
                "ensemble": args.ensemble, "dice": args.dice,
                "postprocess": POSTPROCESS_BY[args.postprocess_by] if args.postprocess else "none",
                "val_fraction": args.val_fraction,
@@ -219,6 +219,7 @@ def main() -> None:
     parser.add_argument("--patch", default=None, type=_argparse_type(lambda t: parse_ints(t, "--patch")),
                         help="patch size, e.g. 40,56,48 (default: planned)")
     parser.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (poly decay)")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW decoupled weight decay")
     parser.add_argument("--alpha", type=float, default=1.0, help="weight of the cross-entropy in α·CE + β·Dice")
     parser.add_argument("--beta", type=float, default=1.0, help="weight of the Dice loss in α·CE + β·Dice")
     parser.add_argument("--precision", choices=PRECISIONS, default="bf16" if bf16_native() else "fp32",

@@ -73,6 +73,7 @@ def train_command(
     patch: str | None = typer.Option(None, "--patch", help="patch size, e.g. 128,128 (default: planned)"),
     batch_size: int | None = typer.Option(None, "--batch-size", help="default: planned from the patch size"),
     lr: float = typer.Option(3e-3, "--lr", help="AdamW learning rate (poly decay)"),
+    weight_decay: float = typer.Option(1e-4, "--weight-decay", help="AdamW decoupled weight decay (0 = off)"),
     deep_supervision: bool = typer.Option(True, "--deep-supervision/--no-deep-supervision", help="add the loss of the lower decoder levels, weighted 1/2^k"),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="TorchIO spatial and intensity augmentation of the training patches"),
     flip_axes: str = typer.Option("auto", "--flip-axes", help="spatial axes mirrored in augmentation and TTA: 'auto' (all; ultrasound left-right only), 'none', or 0-based axes, e.g. 0 (left-right only, when labels depend on anterior/posterior or superior/inferior position)"),
@@ -121,7 +122,8 @@ def train_command(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
     cfg = TrainConfig(dims=dims, seed=seed, epochs=epochs, iters_per_epoch=iters, time_budget=time_budget,
-                      alpha=alpha, beta=beta, lr=lr, features=parse_ints(features, "--features"),
+                      alpha=alpha, beta=beta, lr=lr, weight_decay=weight_decay if isinstance(weight_decay, (int, float)) else 1e-4,
+                      features=parse_ints(features, "--features"),
                       patch=parse_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
                       folds=folds, augment=augment, flip_axes=flips, tta=tta, postprocess=postprocess,
                       postprocess_by=postprocess_by if isinstance(postprocess_by, str) else "size", window=win, spacing=grid,

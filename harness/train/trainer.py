@@ -289,6 +289,8 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         raise ConfigError(f"--dice {must_be_one_of(DICE_MODES, config.dice)}")
     if config.precision not in PRECISIONS:
         raise ConfigError(f"--precision {must_be_one_of(PRECISIONS, config.precision)}")
+    if not config.weight_decay >= 0:  # also refuses NaN
+        raise ConfigError(f"--weight-decay must be ≥ 0, got {config.weight_decay}")
     if config.time_budget is not None and config.time_budget <= 0:
         raise ConfigError(f"--time-budget must be > 0 minutes, got {config.time_budget}")
     if config.postprocess_by not in POSTPROCESS_BY:

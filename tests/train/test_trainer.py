@@ -244,6 +244,7 @@ def test_time_budget_stops_after_first_epoch(tmp_path: Path) -> None:
     {"epochs": 1, "precision": "fp16"}, {"epochs": 1, "ema": 1.0}, {"epochs": 1, "flip_axes": "x"},
     {"epochs": 1, "flip_axes": "2"}, {"epochs": 1, "flip_axes": "0,0"}, {"epochs": 1, "val_fraction": -0.5},
     {"epochs": 1, "postprocess": True, "postprocess_by": "area"}, {"epochs": 1, "postprocess_by": "confidence"},
+    {"epochs": 1, "weight_decay": -1e-4}, {"epochs": 1, "weight_decay": float("nan")},
 ])
 def test_command_rejects_bad_options(tmp_path: Path, kwargs: dict) -> None:
     base = {"data": "phantom2d:n=3", "out": tmp_path, "dims": None, "folds": None, "time_budget": None,
@@ -343,3 +344,16 @@ def test_summarise_test_means_and_bootstrap_ci() -> None:
     assert summarise_test(table, [1, 2], seed=0)[1] == ci  # seeded
     one = summarise_test(table.iloc[:1], [1, 2], seed=0)
     assert one[0]["1"] == 0.9 and one[1] == {"1": [None, None], "2": [None, None], "mean": [None, None]}
+
+
+def test_weight_decay_option_reaches_the_optimiser(tmp_path: Path) -> None:
+    args = ["--data", "phantom2d:n=3", "--epochs", "1", "--iters", "2", "--features", "4,8",
+            "--patch", "32,32", "--no-progress", "--lr", "0.01"]
+    assert main([*args, "--out", str(tmp_path / "default")]) == 0
+    assert main([*args, "--out", str(tmp_path / "strong"), "--weight-decay", "0.5"]) == 0
+    record = json.loads((tmp_path / "strong" / "training.json").read_text())
+    assert record["config"]["weight_decay"] == 0.5
+    default, strong = _weights(tmp_path / "default"), _weights(tmp_path / "strong")
+    conv = next(k for k in default if k.endswith("weight") and default[k].ndim == 4)
+    # decoupled decay shrinks each step by lr·wd on top of the same Adam update
+    assert strong[conv].norm() < default[conv].norm()
