@@ -357,3 +357,4 @@ def test_weight_decay_option_reaches_the_optimiser(tmp_path: Path) -> None:
     conv = next(k for k in default if k.endswith("weight") and default[k].ndim == 4)
     # decoupled decay shrinks each step by lr·wd on top of the same Adam update
     assert strong[conv].norm() < default[conv].norm()
+    assert TINY.fingerprint() != TrainConfig(**{**TINY.__dict__, "weight_decay": 0.5}).fingerprint()  # no silent resume
