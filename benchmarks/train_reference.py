@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--patch", default=None, type=_argparse_type(lambda t: parse_ints(t, "--patch")),
                         help="patch size, e.g. 40,56,48 (default: planned)")
     parser.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (poly decay)")
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW decoupled weight decay")
+    parser.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay, help="AdamW decoupled weight decay")
     parser.add_argument("--alpha", type=float, default=1.0, help="weight of the cross-entropy in α·CE + β·Dice")
     parser.add_argument("--beta", type=float, default=1.0, help="weight of the Dice loss in α·CE + β·Dice")
     parser.add_argument("--precision", choices=PRECISIONS, default="bf16" if bf16_native() else "fp32",

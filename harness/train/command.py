@@ -122,7 +122,7 @@ def train_command(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
     cfg = TrainConfig(dims=dims, seed=seed, epochs=epochs, iters_per_epoch=iters, time_budget=time_budget,
-                      alpha=alpha, beta=beta, lr=lr, weight_decay=weight_decay if isinstance(weight_decay, (int, float)) else 1e-4,
+                      alpha=alpha, beta=beta, lr=lr, weight_decay=weight_decay if isinstance(weight_decay, (int, float)) else TrainConfig.weight_decay,
                       features=parse_ints(features, "--features"),
                       patch=parse_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
                       folds=folds, augment=augment, flip_axes=flips, tta=tta, postprocess=postprocess,
