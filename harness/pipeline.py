@@ -116,9 +116,12 @@ def _check_cohorts(suite: Suite, dataset: Dataset) -> None:
 
 
 def _labels(suite: Suite, dataset: Dataset, model: Any) -> dict[int, str]:
+    """The classes scored: the data's and the model's names (background 0 is never scored),
+    restricted to the suite's ``labels``."""
     names = dict(dataset.label_names) or dict(model.labels)
     for k, v in model.labels.items():
         names.setdefault(int(k), str(v))
+    names.pop(0, None)
     if not names:
         names = {1: "foreground"}
     if suite.labels == "all":

@@ -38,6 +38,29 @@ def _fail(card: Path, where: str, message: str) -> ConfigError:
     return ConfigError(f"dataset card {card}: {where}: {message}")
 
 
+def _label_names(card: Path, where: str, table: dict[str, Any]) -> dict[int, str]:
+    """``label_names`` as class -> name for the classes 1, 2, ... (background 0 is never scored, so
+    a name given for it is dropped); {} when absent."""
+    raw = table.get("label_names")
+    if raw is None:
+        return {}
+    example = 'e.g. label_names = { 1 = "lesion" }'
+    if not isinstance(raw, dict):
+        raise _fail(card, f"{where}.label_names", f"expected a table of class names, {example}")
+    names: dict[int, str] = {}
+    for key, name in raw.items():
+        try:
+            value = int(key)
+        except ValueError:
+            raise _fail(card, f"{where}.label_names", f"class key {key!r} is not an integer; {example}") from None
+        if value < 0 or not isinstance(name, str):
+            raise _fail(card, f"{where}.label_names", f"class {key!r} = {name!r}: keys must be integers ≥ 0 "
+                                                      f"and names strings; {example}")
+        if value > 0:
+            names[value] = name
+    return dict(sorted(names.items()))
+
+
 @dataclass(frozen=True)
 class _MetadataTable:
     """One metadata CSV, indexed by its key column."""
@@ -189,6 +212,6 @@ def load_card(card: Path) -> FileDataset:
     if len(classes) > 1:
         raise ConfigError(f"dataset card {card}: sources map labels to different class sets "
                           f"{[sorted(c) for c in classes]}; make label_values consistent")
-    names = {int(k): str(v) for k, v in (sources[0].get("label_names") or {}).items()}
+    names = _label_names(card, "[[sources]] #1" if several else "[dataset]", sources[0])
     name = str(sources[0].get("name") or card.stem)
     return FileDataset(name, cases, modality=modalities.pop(), label_names=names)

@@ -24,7 +24,11 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     # Lazy: the model adapter imports build_unet without pulling in torchio, pandas or rich.
-    if name in ("TrainConfig", "TrainResult", "train"):
+    if name == "TrainConfig":
+        from harness.train.config import TrainConfig
+
+        return TrainConfig
+    if name in ("TrainResult", "train"):
         from harness.train import trainer
 
         return getattr(trainer, name)

@@ -63,7 +63,8 @@ def model_card(*, name: str, weights: str, kwargs: Mapping[str, Any], labels: Ma
                entry: str = "harness.train.unet:build_unet") -> dict[str, Any]:
     """The card as a dict (see docs/dev/CONTRACTS.md). ``pad_multiple`` is one int or one per
     axis; ``patch_size`` (with ``overlap``) asks the adapter for Gaussian-blended sliding-window
-    inference, as the trainer validated; ``spacing`` (mm) is the grid the network was trained on
+    inference (the test Dice is measured through it; validation during training uses overlap 0.25,
+    a cheaper window for checkpoint selection); ``spacing`` (mm) is the grid the network was trained on
     (the adapter resamples to it and back); ``tta_flip_axes`` and ``postprocess`` ask for flip
     test-time augmentation and connected-component cleaning; ``entry`` is the factory that
     ``kwargs`` go to (``harness.train.ensemble:build_unet_ensemble`` for ensembles)."""

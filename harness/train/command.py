@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import typer
+from typer.models import OptionInfo
 
 from harness.errors import ConfigError
+from harness.train.config import TrainConfig
 
 
 def parse_ints(text: str | None, option: str) -> tuple[int, ...] | None:
@@ -42,6 +44,24 @@ def parse_spacing(text: str) -> str | tuple[float, ...]:
     return grid
 
 
+def parse_window(text: str | None) -> tuple[float, float] | None:
+    """``--window LO,HI`` in HU (range checked by ``train()``); None when not given."""
+    if not text:
+        return None
+    parts = text.split(",")
+    try:
+        lo, hi = (float(v) for v in parts)
+    except ValueError:
+        raise ConfigError(f"--window {text!r}: expected LO,HI, e.g. -160,240") from None
+    return lo, hi
+
+
+def _values(given: dict[str, object]) -> dict[str, object]:
+    """The command's arguments, with typer's ``OptionInfo`` placeholders (left when
+    :func:`train_command` is called as a plain function) replaced by their defaults."""
+    return {k: (v.default if isinstance(v, OptionInfo) else v) for k, v in given.items()}
+
+
 def parse_flip_axes(text: str) -> tuple[int, ...] | None:
     """``--flip-axes``: ``"auto"`` (None: planned), ``"none"`` (no mirroring) or axes ``"0,2"``."""
     if text == "auto":
@@ -62,75 +82,53 @@ def train_command(
     out: Path = typer.Option(..., "--out", help="output folder (checkpoint, card, curves, record)"),
     dims: int | None = typer.Option(None, "--dims", help="2 or 3; checked against the data"),
     folds: str | None = typer.Option(None, "--folds", help="test set: official fold(s) 'K[,L]', 'test=N' (seeded hold-out of N patients) or 'none'; default: official fold 1 when the data has folds"),
-    time_budget: float | None = typer.Option(None, "--time-budget", help="minutes; stop early, keeping the best checkpoint"),
-    seed: int = typer.Option(0, "--seed", help="seed for split, data order, augmentation and init"),
+    time_budget: float | None = typer.Option(None, "--time-budget", help="minutes; stops before an epoch would overrun it, keeping the best checkpoint (the last weights with --val-fraction 0)"),
+    seed: int = typer.Option(TrainConfig.seed, "--seed", help="seed for split, data order, augmentation and init"),
     split_seed: int | None = typer.Option(None, "--split-seed", help="seed of the train/validation/test split only (default: --seed), to vary --seed over one fixed split"),
     epochs: int | None = typer.Option(None, "--epochs", help="epochs (of --iters iterations); reproducible bit-for-bit"),
-    alpha: float = typer.Option(1.0, "--alpha", help="weight of cross-entropy in L = α·CE + β·Dice"),
-    beta: float = typer.Option(1.0, "--beta", help="weight of soft Dice in L = α·CE + β·Dice"),
-    iters: int = typer.Option(50, "--iters", help="iterations per epoch"),
+    alpha: float = typer.Option(TrainConfig.alpha, "--alpha", help="weight of cross-entropy in L = α·CE + β·Dice"),
+    beta: float = typer.Option(TrainConfig.beta, "--beta", help="weight of soft Dice in L = α·CE + β·Dice"),
+    iters: int = typer.Option(TrainConfig.iters_per_epoch, "--iters", help="iterations per epoch"),
     features: str | None = typer.Option(None, "--features", help="channels per level, e.g. 16,32,64,128 (default: planned)"),
     patch: str | None = typer.Option(None, "--patch", help="patch size, e.g. 128,128 (default: planned)"),
     batch_size: int | None = typer.Option(None, "--batch-size", help="default: planned from the patch size"),
-    lr: float = typer.Option(3e-3, "--lr", help="AdamW learning rate (poly decay)"),
-    weight_decay: float = typer.Option(1e-4, "--weight-decay", help="AdamW decoupled weight decay (0 = off)"),
-    deep_supervision: bool = typer.Option(True, "--deep-supervision/--no-deep-supervision", help="add the loss of the lower decoder levels, weighted 1/2^k"),
-    augment: bool = typer.Option(True, "--augment/--no-augment", help="TorchIO spatial and intensity augmentation of the training patches"),
-    flip_axes: str = typer.Option("auto", "--flip-axes", help="spatial axes mirrored in augmentation and TTA: 'auto' (all; ultrasound left-right only), 'none', or 0-based axes, e.g. 0 (left-right only, when labels depend on anterior/posterior or superior/inferior position)"),
-    tta: bool = typer.Option(False, "--tta", help="flip test-time augmentation, written to the card and used for the test Dice"),
-    postprocess: bool = typer.Option(False, "--postprocess", help="keep one connected component per class (see --postprocess-by), written to the card"),
-    postprocess_by: str = typer.Option("size", "--postprocess-by", help="which component --postprocess keeps: 'size' (the largest) or 'confidence' (the one holding the class's most probable pixel/voxel; better where a large false region can outweigh the true one, as on BUS-BRA)"),
+    lr: float = typer.Option(TrainConfig.lr, "--lr", help="AdamW learning rate (poly decay)"),
+    weight_decay: float = typer.Option(TrainConfig.weight_decay, "--weight-decay", help="AdamW decoupled weight decay (0 = off)"),
+    deep_supervision: bool = typer.Option(TrainConfig.deep_supervision, "--deep-supervision/--no-deep-supervision", help="add the loss of the lower decoder levels, weighted 1/2^k"),
+    augment: bool = typer.Option(TrainConfig.augment, "--augment/--no-augment", help="TorchIO spatial and intensity augmentation of the training patches"),
+    flip_axes: str = typer.Option("auto", "--flip-axes", help="spatial axes mirrored in augmentation and TTA: 'auto' (all; ultrasound left-right only), 'none', or 0-based axes, e.g. 0 (the first array axis only; left-right for volumes stored x-first, as NIfTI; use it when labels depend on anterior/posterior or superior/inferior position)"),
+    tta: bool = typer.Option(TrainConfig.tta, "--tta", help="flip test-time augmentation, written to the card and used for the test Dice"),
+    postprocess: bool = typer.Option(TrainConfig.postprocess, "--postprocess", help="keep one connected component per class (see --postprocess-by), written to the card"),
+    postprocess_by: str = typer.Option(TrainConfig.postprocess_by, "--postprocess-by", help="which component --postprocess keeps: 'size' (the largest) or 'confidence' (the one holding the class's most probable pixel/voxel; better where a large false region can outweigh the true one, as on BUS-BRA)"),
     window: str | None = typer.Option(None, "--window", help="CT intensity window LO,HI in HU (default: 0.5-99.5 percentiles of the training foreground)"),
     spacing: str = typer.Option("auto", "--spacing", help="grid to train on: 'auto' (median spacing when cases differ; large 2D images coarsened to about 160x160 px), 'native', or mm per axis, e.g. 0.8,0.8"),
-    threads: int = typer.Option(1, "--threads", help="torch threads (1 = bit-for-bit reproducible)"),
-    ema: float = typer.Option(0.0, "--ema", help="validate and save an exponential moving average of the weights with this per-step decay, e.g. 0.999 (0 = off)"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16: bfloat16 mixed precision for the training forward pass (about 1.7x faster on CPUs with AVX512-BF16/AMX, slower elsewhere)"),
-    dice: str = typer.Option("batch", "--dice", help="Dice term of the loss: 'batch' (pooled over the batch, nnU-Net) or 'case' (mean of per-image Dice, as the per-case mean Dice is reported)"),
-    val_fraction: float = typer.Option(0.1, "--val-fraction", help="share of the non-test patients held out for validation and checkpoint selection (at most 40 cases); 0: train on all of them and keep the last epoch's weights"),
-    ensemble: int = typer.Option(1, "--ensemble", help="train N networks (seeds SEED..SEED+N-1, each an equal share of --time-budget) and average their probabilities; one card and weights file"),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from OUT/checkpoint_last.pt (OUT/memberK/ for ensembles)"),
+    threads: int = typer.Option(TrainConfig.threads, "--threads", help="torch threads (1 = bit-for-bit reproducible)"),
+    ema: float = typer.Option(TrainConfig.ema, "--ema", help="validate and save an exponential moving average of the weights with this per-step decay, e.g. 0.999 (0 = off)"),
+    precision: str = typer.Option(TrainConfig.precision, "--precision", help="fp32, or bf16: bfloat16 mixed precision for the training forward pass (about 1.7x faster on CPUs with AVX512-BF16/AMX, slower elsewhere)"),
+    dice: str = typer.Option(TrainConfig.dice, "--dice", help="Dice term of the loss: 'batch' (pooled over the batch, nnU-Net) or 'case' (mean of per-image Dice, as the per-case mean Dice is reported)"),
+    val_fraction: float = typer.Option(TrainConfig.val_fraction, "--val-fraction", help="share of the non-test patients held out for validation and checkpoint selection (at most 40 cases); 0: train on all of them and keep the last epoch's weights"),
+    ensemble: int = typer.Option(TrainConfig.ensemble, "--ensemble", help="train N networks (seeds SEED..SEED+N-1, each an equal share of --time-budget) and average their probabilities; one card and weights file"),
+    resume: bool = typer.Option(TrainConfig.resume, "--resume/--no-resume", help="continue from OUT/checkpoint_last.pt (OUT/memberK/ for ensembles)"),
     name: str | None = typer.Option(None, "--name", help="model name written to the card"),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar with loss and validation Dice"),
+    progress: bool = typer.Option(TrainConfig.progress, "--progress/--no-progress", help="progress bar with loss and validation Dice"),
 ) -> None:
     """Train the reference U-Net and write a checkpoint, a model card usable by `harness run
     --model`, training curves (PNG + CSV) and a training record (training.json)."""
-    from harness.train.trainer import TrainConfig, train
+    from harness.train.trainer import train
 
-    if dims not in (None, 2, 3):
-        raise ConfigError(f"--dims must be 2 or 3, got {dims}")
-    if epochs is None and time_budget is None:
-        raise ConfigError("give --epochs N or --time-budget MINUTES (or both)")
-    if iters < 1 or threads < 1 or (batch_size is not None and batch_size < 1):
-        raise ConfigError("--iters, --threads and --batch-size must be ≥ 1")
-    win = None
-    if window:
-        parts = window.split(",")
-        try:
-            win = (float(parts[0]), float(parts[1]))
-        except (ValueError, IndexError):
-            raise ConfigError(f"--window {window!r}: expected LO,HI, e.g. -160,240") from None
-        if len(parts) != 2 or win[0] >= win[1]:
-            raise ConfigError(f"--window {window!r}: expected LO,HI with LO < HI")
-    grid = parse_spacing(spacing if isinstance(spacing, str) else "auto")  # function call: typer defaults
-    flips = parse_flip_axes(flip_axes if isinstance(flip_axes, str) else "auto")
-    precision = precision if isinstance(precision, str) else "fp32"
-    ema = ema if isinstance(ema, (int, float)) else 0.0  # ema, precision, ensemble, dice: checked by train()
-    ensemble = ensemble if isinstance(ensemble, int) else 1
-    dice = dice if isinstance(dice, str) else "batch"
-    if alpha < 0 or beta < 0 or alpha + beta == 0:
-        raise ConfigError(f"--alpha/--beta must be ≥ 0 and not both 0, got {alpha}, {beta}")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a folder")
-    cfg = TrainConfig(dims=dims, seed=seed, epochs=epochs, iters_per_epoch=iters, time_budget=time_budget,
-                      alpha=alpha, beta=beta, lr=lr, weight_decay=weight_decay if isinstance(weight_decay, (int, float)) else TrainConfig.weight_decay,
-                      features=parse_ints(features, "--features"),
-                      patch=parse_ints(patch, "--patch"), batch_size=batch_size, deep_supervision=deep_supervision,
-                      folds=folds, augment=augment, flip_axes=flips, tta=tta, postprocess=postprocess,
-                      postprocess_by=postprocess_by if isinstance(postprocess_by, str) else "size", window=win, spacing=grid,
-                      threads=threads, ema=ema, precision=precision, ensemble=ensemble, dice=dice, val_fraction=val_fraction, split_seed=split_seed, resume=resume, progress=progress, name=name)
-    command = _MODULE_COMMAND or ("harness train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-                                  if len(sys.argv) > 1 and sys.argv[1] == "train" else None)
-    result = train(data, out, cfg, command=command)
+    o = _values(locals())  # as typer parsed them, or the defaults when called as a function
+    cfg = TrainConfig(dims=o["dims"], seed=o["seed"], split_seed=o["split_seed"], epochs=o["epochs"],
+                      iters_per_epoch=o["iters"], time_budget=o["time_budget"], alpha=o["alpha"], beta=o["beta"],
+                      lr=o["lr"], weight_decay=o["weight_decay"], features=parse_ints(o["features"], "--features"),
+                      patch=parse_ints(o["patch"], "--patch"), batch_size=o["batch_size"],
+                      deep_supervision=o["deep_supervision"], folds=o["folds"], augment=o["augment"],
+                      flip_axes=parse_flip_axes(o["flip_axes"]), tta=o["tta"], postprocess=o["postprocess"],
+                      postprocess_by=o["postprocess_by"], window=parse_window(o["window"]),
+                      spacing=parse_spacing(o["spacing"]), threads=o["threads"], ema=o["ema"],
+                      precision=o["precision"], ensemble=o["ensemble"], dice=o["dice"],
+                      val_fraction=o["val_fraction"], resume=o["resume"], progress=o["progress"], name=o["name"])
+    command = _MODULE_COMMAND or _cli_command(sys.argv)
+    result = train(o["data"], Path(o["out"]), cfg, command=command)
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -144,7 +142,16 @@ def train_command(
         console.print("test Dice " + "  ".join(f"{k}={v:.4f}" for k, v in result.test_dice.items()) + ci)
 
 
-_MODULE_COMMAND: str | None = None
+_MODULE_COMMAND: str | None = None  # set by main() while `python -m harness.train` runs
+
+
+def _cli_command(argv: list[str]) -> str | None:
+    """``harness [--debug] train …`` as typed, for the card's ``[training] command``; None when
+    ``argv`` is not a ``harness train`` call (a direct function call, a test)."""
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    if not words or words[0] != "train":
+        return None
+    return "harness " + " ".join(shlex.quote(a) for a in argv[1:])
 
 
 def _usage_error() -> type[Exception]:
@@ -169,4 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     except _usage_error() as exc:  # unknown option, missing value...: exit 3 as DESIGN.md says
         print(f"error: {exc.format_message()}", file=sys.stderr)
         return 3
+    finally:
+        _MODULE_COMMAND = None
     return 0

@@ -192,6 +192,12 @@ def cache_case(case: Case, *, normalize: Normalize = "zscore", window: Sequence[
                spacing: Sequence[float] | None = None) -> CachedCase:
     """Normalise ``case`` (then resample it to ``spacing`` mm when given) and precompute
     foreground voxel locations per class for oversampling."""
+    if not np.isfinite(case.image).all():
+        raise ConfigError(f"case {case.case_id}: the image has NaN or infinite values; fix or leave out this case")
+    if case.label.size and (case.label.min() < 0 or case.label.max() > 255):
+        raise ConfigError(f"case {case.case_id}: label values {int(case.label.min())}..{int(case.label.max())}; "
+                          "the trainer takes classes 0..255 (0 = background): map them with label_values "
+                          "in the dataset card")
     image = to_spacing(normalize_image(case.image, normalize, window), case.spacing, spacing, order=1)
     label = to_spacing(case.label[None], case.spacing, spacing, order=0)[0]
     rng = np.random.default_rng([seed, zlib.crc32(case.case_id.encode())])

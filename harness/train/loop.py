@@ -47,11 +47,17 @@ SPACING_SAMPLE = 100  # training cases whose shapes and spacings decide --spacin
 
 
 def _progress(enabled: bool) -> Any:
+    """The training progress bar: epoch (of ``--epochs``, or of the time budget), loss, validation Dice."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("[bold]epoch {task.completed}/{task.total}"), BarColumn(),
-                    TextColumn("loss {task.fields[loss]:.4f}  val Dice {task.fields[dice]:.4f}"),
+    return Progress(TextColumn("[bold]epoch {task.completed}{task.fields[of]}"), BarColumn(),
+                    TextColumn("loss {task.fields[loss]:.4f}  val Dice {task.fields[dice]}"),
                     TimeElapsedColumn(), disable=not enabled, transient=False)
+
+
+def _dice_text(row: dict[str, Any]) -> str:
+    """The progress bar's validation Dice: 4 decimals, or "-" without validation this epoch."""
+    return f"{row['val_dice_mean']:.4f}" if "val_dice_mean" in row else "-"
 
 
 def _rng_state(rng: np.random.Generator) -> str:
@@ -66,6 +72,9 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                              val_fraction=cfg.val_fraction, max_val=cfg.max_val)
     modality = getattr(dataset, "modality", "other")
     normalize = "window" if modality == "ct" else "zscore"
+    if cfg.window is not None and normalize != "window":
+        raise ConfigError(f"--window applies to CT data, and this data's modality is {modality!r}: drop --window, "
+                          "or declare modality = \"ct\" in the dataset card")
     if normalize == "window" and cfg.window is None:  # CT: window from the training foreground
         cfg = dataclasses.replace(cfg, window=tdata.foreground_window(dataset, split.train))
     # a sample of training cases decides the grid ("auto": up to SPACING_SAMPLE) and the cache precision
@@ -87,6 +96,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                                  spacing=spacing)
     if labels is None:  # no label names given: the classes present in the training labels
         labels = sorted({k for c in train_cases for k in c.class_locations}) or [1]
+    _check_classes(train_cases + val_cases, labels)
     plan = _plan(train_cases, cfg, modality)
     ndim, in_ch = first.ndim, first.image.shape[0]
     kwargs: dict[str, Any] = {"spatial_dims": ndim, "in_channels": in_ch, "out_channels": max(labels) + 1,
@@ -122,7 +132,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         with deterministic(cfg.seed, cfg.threads):  # the ensemble's own validation Dice
             scores = _validate(ensemble.eval(), val_cases, plan, labels, precision=cfg.precision) if val_cases else {}
         best = float(np.mean(list(scores.values()))) if scores else max(float(m["best"]) for m in members)
-    if not val_cases:  # no validation set (--val-fraction 0): no validation Dice to report
+    if not val_cases or best < 0:  # no validation set (--val-fraction 0), or stopped before validating
         best = float("nan")
     weights = out / "model.pt"
     torch.save({k: v.contiguous().clone() for k, v in weights_state.items()}, weights)
@@ -178,6 +188,16 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                        best_val_dice=best, test_dice=test_scores)
 
 
+def _check_classes(cases: Sequence[tdata.CachedCase], labels: Sequence[int]) -> None:
+    """Refuse masks holding classes the data does not name (the network has ``max(labels) + 1`` outputs)."""
+    for case in cases:
+        extra = sorted(set(case.class_locations) - set(labels))
+        if extra:
+            raise ConfigError(f"case {case.case_id}: label values {extra} are not classes of the data "
+                              f"({list(labels)}, from its label_names): name them in label_names, or map them "
+                              "to classes with label_values in the dataset card")
+
+
 @dataclasses.dataclass
 class _MemberFit:
     """Trains one network (one ensemble member) on the loaded data; see :meth:`run`."""
@@ -212,7 +232,7 @@ class _MemberFit:
             state: dict[str, Any] = {"epoch": 0, "history": [], "best": -1.0, "elapsed": 0.0, "epoch_s": 0.0}
             last = folder / LAST
             if cfg.resume and last.is_file():
-                ckpt = torch.load(last, weights_only=True)
+                ckpt = _load_checkpoint(last)
                 if ckpt["fingerprint"] != cfg.fingerprint():
                     raise ConfigError(f"{last}: a checkpoint from different training options; use a new "
                                       "--out, the same options, or --no-resume")
@@ -228,7 +248,8 @@ class _MemberFit:
             run_start = time.perf_counter() - state["elapsed"]
             interrupted = False
             with _progress(cfg.progress) as bar:
-                task = bar.add_task("train", total=cfg.epochs or None, completed=state["epoch"], loss=0.0, dice=0.0)
+                of = f"/{cfg.epochs}" if cfg.epochs else f" (budget {budget_s / 60:.1f} min)"
+                task = bar.add_task("train", total=cfg.epochs or None, completed=state["epoch"], loss=0.0, dice="-", of=of)
                 while state["epoch"] < max_epochs:
                     elapsed = time.perf_counter() - run_start
                     if state["epoch"] > 0 and elapsed + state["epoch_s"] > budget_s:
@@ -247,6 +268,11 @@ class _MemberFit:
                         x = torch.from_numpy(np.stack([b[0] for b in batch]))
                         y = torch.from_numpy(np.stack([b[1] for b in batch]))
                         loss = loss_fn(forward_train(net, x, cfg.precision), y)
+                        if not torch.isfinite(loss):
+                            raise ConfigError(
+                                f"the training loss became {float(loss.detach())} in epoch {state['epoch'] + 1}: train afresh "
+                                f"with a lower --lr (now {cfg.lr}), or check the images for extreme values; "
+                                f"{last} keeps the {state['epoch']} epoch(s) done before")
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
@@ -260,26 +286,37 @@ class _MemberFit:
                         scores = _validate(evaluated, self.val_cases, plan, self.labels, precision=cfg.precision)
                         row.update({f"val_dice_{k}": v for k, v in scores.items()})
                         row["val_dice_mean"] = float(np.mean(list(scores.values())))
-                    metric = row.get("val_dice_mean", -row["train_loss"])
                     row["elapsed_s"] = time.perf_counter() - run_start
                     state["history"].append(row)
                     state["elapsed"] = row["elapsed_s"]
                     state["epoch_s"] = time.perf_counter() - t0
-                    if self.val_cases and metric > state["best"]:
-                        state["best"] = metric
+                    if "val_dice_mean" in row and row["val_dice_mean"] > state["best"]:  # validated epochs compete
+                        state["best"] = row["val_dice_mean"]
                         _save(evaluated.state_dict(), folder / BEST)
                     _save({"model": net.state_dict(), "optimizer": opt.state_dict(),
                            **({"ema": ema.state_dict()} if ema is not None else {}),
                            "torch_rng": torch.get_rng_state(), "numpy_rng": _rng_state(rng),
                            "fingerprint": cfg.fingerprint(), **state}, last)
-                    bar.update(task, completed=state["epoch"], loss=row["train_loss"],
-                               dice=row.get("val_dice_mean", 0.0))
+                    bar.update(task, completed=state["epoch"], loss=row["train_loss"], dice=_dice_text(row))
                     if self.callback is not None and self.callback(row):
                         interrupted = True
                         break
-            if not self.val_cases:  # nothing to select by: keep the final weights (nnU-Net's final)
-                _save(evaluated.state_dict(), folder / BEST)
+            if not self.val_cases or not (folder / BEST).is_file():  # nothing (yet) to select by: keep the
+                _save(evaluated.state_dict(), folder / BEST)  # final weights (nnU-Net's final)
         return {**state, "member": member, "seed": seed, "interrupted": interrupted}
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """``checkpoint_last.pt`` to resume from; a ConfigError naming it when it cannot be read."""
+    try:
+        ckpt = torch.load(path, weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or objects weights_only refuses
+        raise ConfigError(f"cannot resume from {path} ({type(exc).__name__}): delete it, or start afresh "
+                          "with --no-resume") from exc
+    if not isinstance(ckpt, dict) or "fingerprint" not in ckpt:
+        raise ConfigError(f"cannot resume from {path}: not a checkpoint of this trainer; delete it, or start "
+                          "afresh with --no-resume")
+    return ckpt
 
 
 def _save(obj: Any, path: Path) -> None:

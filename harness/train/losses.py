@@ -27,7 +27,8 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, *, eps: float = 1
     ``batch=True`` pools the batch (nnU-Net's batch Dice: large structures weigh more); ``False``
     takes the Dice of each sample and class, then their mean (MONAI's default), so every image
     counts equally, as in the per-case mean Dice reported. A class absent from a sample's target
-    then scores its predicted area as error (≈ 1 when nothing is predicted, thanks to ``eps``)."""
+    scores ``eps / (ΣP + eps)`` there (ΣP: its predicted probability mass): 1 only when ΣP ≪ eps,
+    else ≈ 0 with a vanishing gradient, a near-constant term (as MONAI's ``DiceLoss``)."""
     probs = torch.softmax(logits.float(), dim=1)
     onehot = F.one_hot(target.long(), logits.shape[1]).movedim(-1, 1).to(probs.dtype)
     axes = ([0] if batch else []) + list(range(2, logits.ndim))

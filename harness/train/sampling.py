@@ -1,8 +1,9 @@
 """Foreground-oversampled patch sampling (nnU-Net's idea, simplified).
 
-Each patch is centred, with probability ``fg_fraction``, on a random voxel of a random foreground
-class present in the case (so rare classes such as small lesions are seen often); otherwise its
-position is uniform. Images smaller than the patch are padded (image with 0 = the normalised
+In each batch the last ``round(batch_size · fg_fraction)`` patches (at least one when
+``fg_fraction > 0``; nnU-Net forces the last third) are centred, with a small jitter, on a random
+voxel of a random foreground class present in their case (so rare classes such as small lesions
+are seen often); the others are placed uniformly. Images smaller than the patch are padded (image with 0 = the normalised
 mean, label with 0). All randomness comes from the ``numpy.random.Generator`` passed in.
 """
 from __future__ import annotations
@@ -55,10 +56,10 @@ def sample_patch(case: CachedCase, patch: Sequence[int], rng: np.random.Generato
 
 def sample_batch(cases: Sequence[CachedCase], patch: Sequence[int], batch_size: int,
                  rng: np.random.Generator, *, fg_fraction: float = 0.33) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``batch_size`` patches from randomly drawn cases; at least one foreground-centred patch
-    per batch when ``fg_fraction > 0`` (nnU-Net forces the last third)."""
+    """``batch_size`` patches from randomly drawn cases, the last ``round(batch_size · fg_fraction)``
+    of them (at least one when ``fg_fraction > 0``) centred on foreground, the others uniform."""
     idx = rng.integers(0, len(cases), size=batch_size)
-    n_forced = int(round(batch_size * fg_fraction)) if fg_fraction > 0 else 0
+    n_forced = max(1, int(round(batch_size * fg_fraction))) if fg_fraction > 0 else 0
     out = []
     for j, i in enumerate(idx):
         force = j >= batch_size - n_forced

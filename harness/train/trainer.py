@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,74 +23,14 @@ import torch
 from harness.case import Case
 from harness.datasets.base import Dataset
 from harness.errors import ConfigError
-from harness.options import must_be_one_of
 from harness.train import data as tdata
-from harness.train.augment import AugmentConfig
+from harness.train.config import DICE_MODES, POSTPROCESS_BY, PRECISIONS, TrainConfig, check_config
 from harness.train.inference import predict_labels
 from harness.train.plan import Plan, make_plan
 from harness.train.record import dice_per_class
 from harness.train.unet import UNet
 
 LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
-
-
-DICE_MODES = ("batch", "case")
-# --postprocess-by: which connected component per class the card's postprocessing keeps
-POSTPROCESS_BY = {"size": "largest_component", "confidence": "most_confident_component"}
-LATER_OPTIONS = {"ensemble": 1, "dice": "batch", "split_seed": None}  # options added after checkpoints were first written
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training options (all have CPU-friendly defaults). ``time_budget`` is in minutes."""
-
-    dims: int | None = None
-    seed: int = 0
-    split_seed: int | None = None  # seed of the train/val/test split (None: seed), so runs can
-    # vary the training seed over one fixed split
-    epochs: int | None = None
-    iters_per_epoch: int = 50
-    time_budget: float | None = None
-    alpha: float = 1.0
-    beta: float = 1.0
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    features: tuple[int, ...] | None = None
-    patch: tuple[int, ...] | None = None
-    batch_size: int | None = None
-    deep_supervision: bool = True
-    norm: str = "instance"
-    folds: str | None = None
-    val_fraction: float = 0.1
-    max_val: int = 40
-    val_every: int = 1
-    fg_fraction: float = 0.33
-    augment: bool = True
-    augment_config: AugmentConfig | None = None
-    flip_axes: tuple[int, ...] | None = None
-    window: tuple[float, float] | None = None
-    spacing: str | tuple[float, ...] = "auto"  # "auto", "native" or mm per axis (see plan.target_spacing)
-    tta: bool = False
-    postprocess: bool = False
-    postprocess_by: str = "size"  # a key of POSTPROCESS_BY: keep the largest or the most confident component
-    threads: int = 1
-    ema: float = 0.0  # decay of the weight EMA that is validated and saved (0: the raw weights)
-    precision: str = "fp32"  # "fp32", or "bf16": bfloat16 autocast of the training forward pass
-    ensemble: int = 1  # networks trained with seeds seed, seed+1, ... (equal shares of the budget), averaged
-    dice: str = "batch"  # Dice term pooled over the "batch" (nnU-Net) or averaged per "case" (MONAI)
-    resume: bool = True
-    progress: bool = True
-    name: str | None = None
-
-    def fingerprint(self) -> str:
-        """Hash of the options that change results (not budget, progress or resume)."""
-        d = dataclasses.asdict(self)
-        for k in ("time_budget", "progress", "resume", "tta", "postprocess", "postprocess_by", "name"):
-            d.pop(k)
-        for k, default in LATER_OPTIONS.items():  # at their defaults, runs keep the fingerprint they had
-            if d[k] == default:
-                d.pop(k)
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -130,6 +68,9 @@ def _plan(cases: Sequence[tdata.CachedCase], cfg: TrainConfig, modality: str) ->
         flips = (ndim - 1,) if modality == "us" else tuple(range(ndim))
     if any(not 0 <= a < ndim for a in flips):
         raise ConfigError(f"--flip-axes {','.join(map(str, flips))}: axes must be 0..{ndim - 1} for {ndim}D data")
+    if cfg.patch is not None and len(cfg.patch) != ndim:
+        raise ConfigError(f"--patch {','.join(map(str, cfg.patch))}: give one size per spatial axis of the "
+                          f"{ndim}D data, e.g. {','.join(['64'] * ndim)}")
     kw: dict[str, Any] = {}
     if cfg.features:
         kw = {"max_levels": len(cfg.features), "base_features": cfg.features[0],
@@ -214,8 +155,6 @@ def resolve_spacing(sample: Sequence[Case], cfg: TrainConfig) -> tuple[float, ..
     return target_spacing([c.label.shape for c in sample], [c.spacing for c in sample])
 
 
-PRECISIONS = ("fp32", "bf16")
-
 
 def bf16_native() -> bool:
     """True when this CPU has native bfloat16 arithmetic (AVX512-BF16/AMX), where ``--precision bf16``
@@ -277,35 +216,18 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     ``config.time_budget`` minutes; at least one epoch runs. ``callback(history_row)`` is called
     after each epoch; returning True stops training (used by tests to simulate interruption).
     """
-    if config.epochs is None and config.time_budget is None:
-        raise ConfigError("give --epochs or --time-budget (or both)")
-    if config.epochs is not None and config.epochs < 1:
-        raise ConfigError(f"--epochs must be ≥ 1, got {config.epochs}")
-    if not 0.0 <= config.ema < 1.0:
-        raise ConfigError(f"--ema {config.ema}: the decay must be in [0, 1) (0 = off; e.g. 0.999)")
-    if isinstance(config.ensemble, bool) or not isinstance(config.ensemble, int) or config.ensemble < 1:
-        raise ConfigError(f"--ensemble {config.ensemble}: the number of networks must be an integer ≥ 1")
-    if config.dice not in DICE_MODES:
-        raise ConfigError(f"--dice {must_be_one_of(DICE_MODES, config.dice)}")
-    if config.precision not in PRECISIONS:
-        raise ConfigError(f"--precision {must_be_one_of(PRECISIONS, config.precision)}")
-    if not config.weight_decay >= 0:  # also refuses NaN
-        raise ConfigError(f"--weight-decay must be ≥ 0, got {config.weight_decay}")
-    if config.time_budget is not None and config.time_budget <= 0:
-        raise ConfigError(f"--time-budget must be > 0 minutes, got {config.time_budget}")
-    if config.postprocess_by not in POSTPROCESS_BY:
-        raise ConfigError(f"--postprocess-by {must_be_one_of(POSTPROCESS_BY, config.postprocess_by)}")
-    if config.postprocess_by != "size" and not config.postprocess:
-        raise ConfigError(f"--postprocess-by {config.postprocess_by} picks the component --postprocess keeps: "
-                          "add --postprocess")
+    check_config(config)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder; give a folder path")
     if isinstance(data, Dataset):
         dataset, data_spec = data, getattr(data, "name", "dataset")
     else:
         from harness.datasets import open_dataset
 
         dataset, data_spec = open_dataset(data), str(data)
-    labels = sorted(int(k) for k in dataset.label_names) or None  # None: found in the labels
-    out = Path(out)
+    # classes from the data's names (background 0 is never a class); None: found in the labels
+    labels = sorted(int(k) for k in dataset.label_names if int(k) != 0) or None
     out.mkdir(parents=True, exist_ok=True)
     from harness.train.loop import run_training
 

@@ -156,3 +156,23 @@ def test_busbra_card_reads_real_data(busbra_dir: Path) -> None:
     assert case.metadata["Device"].startswith("GE")
     assert ds.metadata["Device"].nunique() == 4
     assert sorted(ds.metadata["kFold"].unique()) == [1, 2, 3, 4, 5]  # 5-fold-cv.csv, the card's second CSV
+
+
+@pytest.mark.parametrize(("names", "expected"), [
+    ('{ 1 = "lesion" }', {1: "lesion"}),
+    ('{ 0 = "background", 1 = "lesion" }', {1: "lesion"}),  # background is never a class
+])
+def test_dataset_card_label_names(tmp_path: Path, names: str, expected: dict) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,device\na,X\n")
+    (tmp_path / "card.toml").write_text(CARD + f"label_names = {names}\n")
+    assert open_dataset(str(tmp_path / "card.toml")).label_names == expected
+
+
+@pytest.mark.parametrize("names", ['{ one = "lesion" }', '{ -1 = "lesion" }', '{ 1 = 2 }', '"lesion"'])
+def test_dataset_card_bad_label_names(tmp_path: Path, names: str) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,device\na,X\n")
+    (tmp_path / "card.toml").write_text(CARD + f"label_names = {names}\n")
+    with pytest.raises(ConfigError, match=r"\[dataset\]\.label_names: .*e\.g\. label_names = \{ 1 = \"lesion\" \}"):
+        open_dataset(str(tmp_path / "card.toml"))

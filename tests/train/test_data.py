@@ -111,3 +111,18 @@ def test_ct_window_from_foreground_percentiles() -> None:
     lo, hi = foreground_window(data, data.case_ids)
     fg = np.concatenate([c.image[0][c.label > 0] for c in data])
     assert fg.min() <= lo < hi <= fg.max()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 4])
+def test_every_batch_has_a_foreground_patch(batch_size: int) -> None:
+    """round(B·fg_fraction) is 0 for B = 1: the sampler still forces one foreground patch."""
+    label = np.zeros((64, 64), np.int64)
+    label[60:63, 1:4] = 1  # a small corner target that uniform patches of 16² mostly miss
+    cached = cache_case(Case(image=np.random.default_rng(0).normal(size=(1, 64, 64)).astype(np.float32),
+                             label=label, spacing=(1.0, 1.0), case_id="corner"))
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        batch = sample_batch([cached], (16, 16), batch_size, rng, fg_fraction=0.33)
+        assert (batch[-1][1] == 1).any()
+    none = [sample_batch([cached], (16, 16), 1, rng, fg_fraction=0.0)[0][1].any() for _ in range(20)]
+    assert not all(none)  # without oversampling the corner is usually missed

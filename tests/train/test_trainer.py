@@ -261,7 +261,7 @@ def test_flip_axes_option_reaches_augmentation_and_tta(tmp_path: Path, text: str
     from harness.train.command import parse_flip_axes
 
     assert parse_flip_axes(text) == axes
-    cfg = TrainConfig(**{**TINY.__dict__, "folds": "test=1", "epochs": 1, "flip_axes": axes, "tta": True})
+    cfg = TrainConfig(**{**TINY.__dict__, "folds": "test=1", "epochs": 1, "flip_axes": axes, "tta": axes != ()})
     result = train(phantom_dataset(2, n=4, seed=2), tmp_path, cfg)
     expected = [0, 1] if axes is None else list(axes)  # auto: all axes for non-ultrasound data
     assert list(result.record["augment"]["flip_axes"]) == expected

@@ -1,0 +1,141 @@
+"""Bad data and bad runs under `harness train`: a one-line ConfigError naming the case, option or
+file, and no loss of what was already written."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import harness.train.loop as loop
+from harness.case import Case
+from harness.datasets.base import Dataset
+from harness.datasets.phantom import phantom_dataset
+from harness.errors import ConfigError
+from harness.train import TrainConfig, train
+from harness.train.trainer import LAST
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TINY = TrainConfig(seed=4, epochs=1, iters_per_epoch=2, features=(4, 8), patch=(32, 32), batch_size=2,
+                   progress=False, max_val=1, folds="test=1")
+
+
+class Edited(Dataset):
+    """A phantom dataset with one case's image or label replaced, and optional label names/modality."""
+
+    def __init__(self, *, image=None, label=None, label_names=None, modality=None) -> None:
+        self.parent = phantom_dataset(2, n=4, seed=3)
+        self.name = "edited"
+        self.modality = modality or self.parent.modality
+        self.label_names = dict(self.parent.label_names if label_names is None else label_names)
+        self.edit = {"image": image, "label": label}
+
+    @property
+    def case_ids(self) -> list[str]:
+        return self.parent.case_ids
+
+    @property
+    def metadata(self):
+        return self.parent.metadata
+
+    def load(self, case_id: str) -> Case:
+        case = self.parent.load(case_id)
+        changes = {k: f(case) for k, f in self.edit.items() if f is not None}
+        return case.with_(**changes) if changes else case
+
+
+def _nan_image(case: Case) -> np.ndarray:
+    image = case.image.copy()
+    image[0, 3, 4] = np.nan
+    return image
+
+
+def test_nan_image_names_the_case(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"case phantom2d_00\d: the image has NaN"):
+        train(Edited(image=_nan_image), tmp_path, TINY)
+
+
+def test_unnamed_mask_class_names_the_case(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"case phantom2d_00\d: label values \[2\] are not classes"):
+        train(Edited(label_names={1: "organ"}), tmp_path, TINY)  # the phantoms' masks hold 1 and 2
+
+
+def test_mask_values_beyond_uint8_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"label values 0\.\.300"):
+        train(Edited(label=lambda c: np.where(c.label == 2, 300, c.label)), tmp_path, TINY)
+
+
+def test_background_name_is_not_a_class(tmp_path: Path) -> None:
+    names = {0: "background", 1: "organ", 2: "lesion"}
+    result = train(Edited(label_names=names), tmp_path, TINY)
+    card = tomllib.loads(result.card.read_text())
+    assert card["output"]["labels"] == {"1": "organ", "2": "lesion"}
+    assert set(result.test_dice) == {"1", "2", "mean"}  # background is not scored
+
+
+def test_patch_with_the_wrong_number_of_axes(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--patch 32,32,32: give one size per spatial axis of the 2D data"):
+        train(phantom_dataset(2, n=3, seed=1), tmp_path, dataclasses.replace(TINY, patch=(32, 32, 32)))
+
+
+def test_window_on_non_ct_data(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--window applies to CT data.*'mri'"):
+        train(Edited(modality="mri"), tmp_path, dataclasses.replace(TINY, window=(-100.0, 200.0)))
+
+
+def test_out_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        train(phantom_dataset(2, n=3, seed=1), tmp_path / "f", TINY)
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", None])
+def test_unreadable_checkpoint_says_no_resume(tmp_path: Path, content: bytes | None) -> None:
+    if content is None:  # a readable torch file that is not this trainer's checkpoint
+        torch.save({"weights": torch.zeros(2)}, tmp_path / LAST)
+    else:
+        (tmp_path / LAST).write_bytes(content)
+    with pytest.raises(ConfigError, match=r"cannot resume from .*checkpoint_last\.pt.*--no-resume"):
+        train(phantom_dataset(2, n=3, seed=1), tmp_path, TINY)
+    train(phantom_dataset(2, n=3, seed=1), tmp_path, dataclasses.replace(TINY, resume=False))
+    assert torch.load(tmp_path / LAST, weights_only=True)["epoch"] == 1
+
+
+def test_diverging_loss_stops_with_the_epochs_done_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = loop.DiceCELoss
+
+    class DivergesInEpochTwo(real):  # type: ignore[misc, valid-type]
+        calls = 0
+
+        def forward(self, logits, target):  # noqa: ANN001, ANN201
+            DivergesInEpochTwo.calls += 1
+            loss = super().forward(logits, target)
+            return loss * float("nan") if DivergesInEpochTwo.calls > TINY.iters_per_epoch else loss
+
+    monkeypatch.setattr(loop, "DiceCELoss", DivergesInEpochTwo)
+    with pytest.raises(ConfigError, match=r"training loss became nan in epoch 2: .*lower --lr .*keeps the 1 epoch"):
+        train(phantom_dataset(2, n=3, seed=1), tmp_path, dataclasses.replace(TINY, epochs=3))
+    assert torch.load(tmp_path / LAST, weights_only=True)["epoch"] == 1
+
+
+
+def test_only_validated_epochs_are_selected(tmp_path: Path) -> None:
+    """With validation every 2nd epoch, the best checkpoint is a validated one; a run stopped
+    before its first validation keeps its final weights and reports no validation Dice."""
+    result = train(phantom_dataset(2, n=4, seed=1), tmp_path / "a", dataclasses.replace(TINY, epochs=3, val_every=2))
+    curves = pd.read_csv(tmp_path / "a" / "curves.csv")
+    assert curves["val_dice_mean"].notna().tolist() == [False, True, True]  # epoch 3: the last is validated
+    assert result.best_val_dice == pytest.approx(curves["val_dice_mean"].max())
+    assert result.record["best_val_dice_mean"] == pytest.approx(result.best_val_dice)
+    early = train(phantom_dataset(2, n=4, seed=1), tmp_path / "b",
+                  dataclasses.replace(TINY, epochs=None, time_budget=1e-4, val_every=5))
+    assert early.record["epochs_run"] == 1 and early.record["best_val_dice_mean"] is None
+    assert (tmp_path / "b" / "model.pt").is_file()
