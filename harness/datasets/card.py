@@ -48,6 +48,7 @@ def _label_names(card: Path, where: str, table: dict[str, Any]) -> dict[int, str
     if not isinstance(raw, dict):
         raise _fail(card, f"{where}.label_names", f"expected a table of class names, {example}")
     names: dict[int, str] = {}
+    zero_seen = False
     for key, name in raw.items():
         try:
             value = int(key)
@@ -56,6 +57,9 @@ def _label_names(card: Path, where: str, table: dict[str, Any]) -> dict[int, str
         if value < 0 or not isinstance(name, str):
             raise _fail(card, f"{where}.label_names", f"class {key!r} = {name!r}: keys must be integers ≥ 0 "
                                                       f"and names strings; {example}")
+        if value in names or (value == 0 and zero_seen):
+            raise _fail(card, f"{where}.label_names", f"class {value} is named twice; {example}")
+        zero_seen = zero_seen or value == 0
         if value > 0:
             names[value] = name
     return dict(sorted(names.items()))
@@ -212,6 +216,12 @@ def load_card(card: Path) -> FileDataset:
     if len(classes) > 1:
         raise ConfigError(f"dataset card {card}: sources map labels to different class sets "
                           f"{[sorted(c) for c in classes]}; make label_values consistent")
-    names = _label_names(card, "[[sources]] #1" if several else "[dataset]", sources[0])
+    all_names = [_label_names(card, f"[[sources]] #{i + 1}" if several else "[dataset]", t)
+                 for i, t in enumerate(sources)]
+    given = [n for n in all_names if n]
+    if any(n != given[0] for n in given):
+        raise ConfigError(f"dataset card {card}: sources name the classes differently "
+                          f"{[dict(n) for n in given]}; give every source the same label_names")
+    names = given[0] if given else {}
     name = str(sources[0].get("name") or card.stem)
     return FileDataset(name, cases, modality=modalities.pop(), label_names=names)

@@ -117,6 +117,7 @@ def train_command(
     from harness.train.trainer import train
 
     o = _values(locals())  # as typer parsed them, or the defaults when called as a function
+    out = Path(o["out"])
     cfg = TrainConfig(dims=o["dims"], seed=o["seed"], split_seed=o["split_seed"], epochs=o["epochs"],
                       iters_per_epoch=o["iters"], time_budget=o["time_budget"], alpha=o["alpha"], beta=o["beta"],
                       lr=o["lr"], weight_decay=o["weight_decay"], features=parse_ints(o["features"], "--features"),
@@ -128,7 +129,7 @@ def train_command(
                       precision=o["precision"], ensemble=o["ensemble"], dice=o["dice"],
                       val_fraction=o["val_fraction"], resume=o["resume"], progress=o["progress"], name=o["name"])
     command = _MODULE_COMMAND or _cli_command(sys.argv)
-    result = train(o["data"], Path(o["out"]), cfg, command=command)
+    result = train(o["data"], out, cfg, command=command)
     from rich.console import Console
 
     console = Console(stderr=True)

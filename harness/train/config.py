@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,12 +84,18 @@ class TrainConfig:
 
 
 def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite real number (Python or NumPy; not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: object) -> bool:
+    """An integer (Python or NumPy; not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _count(value: object) -> bool:
-    """An integer ≥ 1 (not a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    """An integer ≥ 1."""
+    return _integer(value) and value >= 1  # type: ignore[operator]
 
 
 def _check_numbers(cfg: TrainConfig) -> None:
@@ -105,7 +112,7 @@ def _check_numbers(cfg: TrainConfig) -> None:
     if cfg.batch_size is not None and not _count(cfg.batch_size):
         raise ConfigError(f"--batch-size must be an integer ≥ 1, got {cfg.batch_size}")
     for flag, seed in (("--seed", cfg.seed), ("--split-seed", cfg.split_seed)):
-        if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
+        if seed is not None and not (_integer(seed) and seed >= 0):
             raise ConfigError(f"{flag} must be an integer ≥ 0, got {seed}")
     if not (_finite(cfg.alpha) and _finite(cfg.beta) and cfg.alpha >= 0 and cfg.beta >= 0
             and cfg.alpha + cfg.beta > 0):

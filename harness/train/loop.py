@@ -34,6 +34,7 @@ from harness.train.trainer import (
     _plan,
     _test_table,
     _validate,
+    check_axes,
     deterministic,
     forward_train,
     prepare_net,
@@ -82,11 +83,10 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     first = sample[0]
     if cfg.dims is not None and first.ndim != cfg.dims:
         raise ConfigError(f"--dims {cfg.dims} but the data is {first.ndim}D")
+    check_axes(cfg, first.ndim)
     total = sum(int(np.prod(c.image.shape)) for c in sample[:5]) / len(sample[:5])
     spacing = resolve_spacing(sample, cfg)
     del sample
-    if spacing is not None and len(spacing) != first.ndim:
-        raise ConfigError(f"--spacing {list(spacing)}: give one value per spatial axis ({first.ndim})")
     if spacing is not None:  # budgets and the half-precision decision follow the resampled size
         total *= float(np.prod(np.asarray(first.spacing) / np.asarray(spacing)))
     half = total * (len(split.train) + len(split.val)) > HALF_ABOVE_VOXELS
@@ -94,9 +94,10 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                                    spacing=spacing)
     val_cases = tdata.load_cases(dataset, split.val, normalize=normalize, window=cfg.window, half=half,
                                  spacing=spacing)
-    if labels is None:  # no label names given: the classes present in the training labels
-        labels = sorted({k for c in train_cases for k in c.class_locations}) or [1]
-    _check_classes(train_cases + val_cases, labels)
+    if labels is None:  # no label names given: the classes present in the training and validation labels
+        labels = sorted({k for c in train_cases + val_cases for k in c.class_locations}) or [1]
+    else:
+        _check_classes(train_cases + val_cases, labels)
     plan = _plan(train_cases, cfg, modality)
     ndim, in_ch = first.ndim, first.image.shape[0]
     kwargs: dict[str, Any] = {"spatial_dims": ndim, "in_channels": in_ch, "out_channels": max(labels) + 1,
@@ -156,7 +157,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     if cfg.ensemble > 1:  # per member: seed, epochs, seconds, best validation Dice (mean)
         record["members"] = [{"member": m["member"], "seed": m["seed"], "epochs_run": m["epoch"],
                               "train_seconds": m["elapsed"],
-                              "best_val_dice_mean": m["best"] if val_cases else None} for m in members]
+                              "best_val_dice_mean": m["best"] if val_cases and m["best"] >= 0 else None} for m in members]
     card = model_card(
         name=cfg.name or f"unet-{ndim}d-{record['dataset']}", weights=weights.name, kwargs=card_kwargs, entry=entry,
         labels=label_names, normalize=normalize,
@@ -269,10 +270,7 @@ class _MemberFit:
                         y = torch.from_numpy(np.stack([b[1] for b in batch]))
                         loss = loss_fn(forward_train(net, x, cfg.precision), y)
                         if not torch.isfinite(loss):
-                            raise ConfigError(
-                                f"the training loss became {float(loss.detach())} in epoch {state['epoch'] + 1}: train afresh "
-                                f"with a lower --lr (now {cfg.lr}), or check the images for extreme values; "
-                                f"{last} keeps the {state['epoch']} epoch(s) done before")
+                            raise ConfigError(_diverged(float(loss.detach()), state["epoch"], cfg.lr, last))
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
@@ -301,9 +299,17 @@ class _MemberFit:
                     if self.callback is not None and self.callback(row):
                         interrupted = True
                         break
-            if not self.val_cases or not (folder / BEST).is_file():  # nothing (yet) to select by: keep the
+            if state["best"] < 0:  # no epoch validated (--val-fraction 0, or stopped first): keep the
                 _save(evaluated.state_dict(), folder / BEST)  # final weights (nnU-Net's final)
         return {**state, "member": member, "seed": seed, "interrupted": interrupted}
+
+
+def _diverged(loss: float, epochs_done: int, lr: float, last: Path) -> str:
+    """The one-line error for a non-finite training loss in epoch ``epochs_done + 1``."""
+    kept = (f"{last} keeps the {epochs_done} epoch(s) done before" if epochs_done
+            else "no checkpoint was written")
+    return (f"the training loss became {loss} in epoch {epochs_done + 1}: train afresh with a lower --lr "
+            f"(now {lr}), or check the images for extreme values; {kept}")
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:

@@ -61,16 +61,24 @@ def deterministic(seed: int, threads: int) -> Iterator[None]:
             torch.set_num_threads(prev_threads)
 
 
+def check_axes(cfg: TrainConfig, ndim: int) -> None:
+    """Refuse ``--flip-axes``, ``--patch`` and ``--spacing`` that do not fit ``ndim``-D data (run on
+    the first case, before the data is loaded)."""
+    if cfg.flip_axes is not None and any(not 0 <= a < ndim for a in cfg.flip_axes):
+        raise ConfigError(f"--flip-axes {','.join(map(str, cfg.flip_axes))}: axes must be 0..{ndim - 1} "
+                          f"for {ndim}D data")
+    if cfg.patch is not None and len(cfg.patch) != ndim:
+        raise ConfigError(f"--patch {','.join(map(str, cfg.patch))}: give one size per spatial axis of the "
+                          f"{ndim}D data, e.g. {','.join(['64'] * ndim)}")
+    if not isinstance(cfg.spacing, str) and len(cfg.spacing) != ndim:
+        raise ConfigError(f"--spacing {list(cfg.spacing)}: give one value per spatial axis ({ndim})")
+
+
 def _plan(cases: Sequence[tdata.CachedCase], cfg: TrainConfig, modality: str) -> Plan:
     ndim = cases[0].label.ndim
     flips = cfg.flip_axes
     if flips is None:  # ultrasound: mirror left-right only (depth has a physical direction)
         flips = (ndim - 1,) if modality == "us" else tuple(range(ndim))
-    if any(not 0 <= a < ndim for a in flips):
-        raise ConfigError(f"--flip-axes {','.join(map(str, flips))}: axes must be 0..{ndim - 1} for {ndim}D data")
-    if cfg.patch is not None and len(cfg.patch) != ndim:
-        raise ConfigError(f"--patch {','.join(map(str, cfg.patch))}: give one size per spatial axis of the "
-                          f"{ndim}D data, e.g. {','.join(['64'] * ndim)}")
     kw: dict[str, Any] = {}
     if cfg.features:
         kw = {"max_levels": len(cfg.features), "base_features": cfg.features[0],
@@ -234,5 +242,5 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     return run_training(dataset, data_spec, labels, out, config, command=command, callback=callback)
 
 
-__all__ = ["BEST", "DICE_MODES", "LAST", "POSTPROCESS_BY", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_native", "deterministic",
+__all__ = ["BEST", "DICE_MODES", "LAST", "check_axes", "POSTPROCESS_BY", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_native", "deterministic",
            "forward_train", "prepare_net", "train"]

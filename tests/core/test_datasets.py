@@ -169,7 +169,8 @@ def test_dataset_card_label_names(tmp_path: Path, names: str, expected: dict) ->
     assert open_dataset(str(tmp_path / "card.toml")).label_names == expected
 
 
-@pytest.mark.parametrize("names", ['{ one = "lesion" }', '{ -1 = "lesion" }', '{ 1 = 2 }', '"lesion"'])
+@pytest.mark.parametrize("names", ['{ one = "lesion" }', '{ -1 = "lesion" }', '{ 1 = 2 }', '"lesion"',
+                                   '{ 1 = "lesion", 01 = "mass" }'])
 def test_dataset_card_bad_label_names(tmp_path: Path, names: str) -> None:
     _write_png_pair(tmp_path, "a")
     (tmp_path / "meta.csv").write_text("id,device\na,X\n")

@@ -124,6 +124,9 @@ def test_diverging_loss_stops_with_the_epochs_done_kept(tmp_path: Path, monkeypa
     with pytest.raises(ConfigError, match=r"training loss became nan in epoch 2: .*lower --lr .*keeps the 1 epoch"):
         train(phantom_dataset(2, n=3, seed=1), tmp_path, dataclasses.replace(TINY, epochs=3))
     assert torch.load(tmp_path / LAST, weights_only=True)["epoch"] == 1
+    DivergesInEpochTwo.calls = TINY.iters_per_epoch  # now from the first step
+    with pytest.raises(ConfigError, match=r"in epoch 1: .*; no checkpoint was written$"):
+        train(phantom_dataset(2, n=3, seed=1), tmp_path / "new", TINY)
 
 
 
@@ -139,3 +142,16 @@ def test_only_validated_epochs_are_selected(tmp_path: Path) -> None:
                   dataclasses.replace(TINY, epochs=None, time_budget=1e-4, val_every=5))
     assert early.record["epochs_run"] == 1 and early.record["best_val_dice_mean"] is None
     assert (tmp_path / "b" / "model.pt").is_file()
+
+
+def test_a_stale_best_checkpoint_is_not_shipped(tmp_path: Path) -> None:
+    """--no-resume into a folder holding an older run's checkpoint_best.pt: a run that never
+    validates ships its own final weights, not the older run's best."""
+    data = phantom_dataset(2, n=4, seed=1)
+    train(data, tmp_path, dataclasses.replace(TINY, seed=7))
+    old = torch.load(tmp_path / "model.pt", weights_only=True)
+    cfg = dataclasses.replace(TINY, epochs=None, time_budget=1e-4, val_every=5, resume=False)
+    train(data, tmp_path, cfg)
+    new, final = torch.load(tmp_path / "model.pt", weights_only=True), torch.load(tmp_path / LAST, weights_only=True)["model"]
+    assert all(torch.equal(new[k], final[k]) for k in new)
+    assert not all(torch.equal(new[k], old[k]) for k in new)

@@ -237,23 +237,29 @@ def test_time_budget_stops_after_first_epoch(tmp_path: Path) -> None:
     assert train(data, tmp_path, cfg).record["epochs_run"] == 1
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"dims": 4, "epochs": 1}, {"epochs": None}, {"epochs": 1, "features": "4,x"},
-    {"epochs": 1, "window": "5"}, {"epochs": 1, "alpha": 0.0, "beta": 0.0}, {"epochs": 0},
-    {"epochs": 1, "dims": 3}, {"epochs": 1, "spacing": "fine"}, {"epochs": 1, "spacing": "0.5,0"},
-    {"epochs": 1, "precision": "fp16"}, {"epochs": 1, "ema": 1.0}, {"epochs": 1, "flip_axes": "x"},
-    {"epochs": 1, "flip_axes": "2"}, {"epochs": 1, "flip_axes": "0,0"}, {"epochs": 1, "val_fraction": -0.5},
-    {"epochs": 1, "postprocess": True, "postprocess_by": "area"}, {"epochs": 1, "postprocess_by": "confidence"},
-    {"epochs": 1, "weight_decay": -1e-4}, {"epochs": 1, "weight_decay": float("nan")},
+@pytest.mark.parametrize(("kwargs", "fragment"), [
+    ({"dims": 4, "epochs": 1}, "--dims"), ({"epochs": None}, "--epochs N or --time-budget"),
+    ({"epochs": 1, "features": "4,x"}, "--features"), ({"epochs": 1, "window": "5"}, "--window"),
+    ({"epochs": 1, "alpha": 0.0, "beta": 0.0}, "--alpha/--beta"), ({"epochs": 0}, "--epochs"),
+    ({"epochs": 1, "dims": 3}, "--dims 3 but the data is 2D"), ({"epochs": 1, "spacing": "fine"}, "--spacing"),
+    ({"epochs": 1, "spacing": "0.5,0"}, "--spacing"), ({"epochs": 1, "precision": "fp16"}, "--precision"),
+    ({"epochs": 1, "ema": 1.0}, "--ema"), ({"epochs": 1, "flip_axes": "x"}, "--flip-axes"),
+    ({"epochs": 1, "flip_axes": "2"}, "--flip-axes 2: axes must be 0..1"), ({"epochs": 1, "flip_axes": "0,0"}, "--flip-axes"),
+    ({"epochs": 1, "val_fraction": -0.5}, "--val-fraction"),
+    ({"epochs": 1, "postprocess": True, "postprocess_by": "area"}, "--postprocess-by"),
+    ({"epochs": 1, "postprocess_by": "confidence"}, "add --postprocess"),
+    ({"epochs": 1, "weight_decay": -1e-4}, "--weight-decay"), ({"epochs": 1, "weight_decay": float("nan")}, "--weight-decay"),
+    ({"epochs": 1, "patch": "32,32,32"}, "--patch 32,32,32"), ({"epochs": 1, "spacing": "1,1,1"}, "--spacing"),
 ])
-def test_command_rejects_bad_options(tmp_path: Path, kwargs: dict) -> None:
+def test_command_rejects_bad_options(tmp_path: Path, kwargs: dict, fragment: str) -> None:
     base = {"data": "phantom2d:n=3", "out": tmp_path, "dims": None, "folds": None, "time_budget": None,
             "seed": 0, "epochs": 1, "alpha": 1.0, "beta": 1.0, "iters": 1, "features": "4,8",
             "patch": "32,32", "batch_size": 2, "lr": 1e-3, "deep_supervision": True, "augment": True,
             "tta": False, "postprocess": False, "window": None, "threads": 1, "flip_axes": "auto", "ema": 0.0, "precision": "fp32", "resume": True,
             "name": None, "progress": False, "val_fraction": 0.1, "split_seed": None}
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as info:
         train_command(**{**base, **kwargs})
+    assert fragment in str(info.value)
 
 
 @pytest.mark.parametrize(("text", "axes"), [("auto", None), ("none", ()), ("1", (1,)), ("0,1", (0, 1))])
