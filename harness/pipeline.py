@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from harness import __version__
@@ -102,6 +103,7 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
         raise ConfigError(f"model {model_spec or 'reference'} cannot take data {options.data or suite.data}:",
                           problems=mismatch)
     labels = _labels(suite, dataset, model)
+    _check_label_values(first, dataset, model)
     plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families)
     return suite, dataset, model, plan, notes
 
@@ -113,6 +115,18 @@ def _check_cohorts(suite: Suite, dataset: Dataset) -> None:
 
     resolve_cohorts(dataset.metadata.reset_index(), suite.cohorts if isinstance(suite.cohorts, str)
                     else list(suite.cohorts), bins=suite.bins or None)
+
+
+def _check_label_values(first: Any, dataset: Dataset, model: Any) -> None:
+    """Refuse a first case whose mask holds values that neither the data nor the model names as
+    classes (a 0/255 PNG mask read without ``label_values`` would score Dice 0 everywhere)."""
+    known = {int(k) for k in dataset.label_names} | {int(k) for k in model.labels}
+    if not known:  # nothing named: the classes are whatever the masks hold
+        return
+    extra = sorted(int(v) for v in set(np.unique(first.label).tolist()) - known - {0})
+    if extra:
+        raise ConfigError(f"case {first.case_id}: label values {extra[:5]} are not classes of the data or the model "
+                          f"{sorted(known)}; map them in the dataset card, e.g. label_values = {{\"{extra[0]}\" = 1}}")
 
 
 def _labels(suite: Suite, dataset: Dataset, model: Any) -> dict[int, str]:

@@ -1,9 +1,18 @@
-"""Shared fixtures: paths to the optional real data beside the repository."""
+"""Shared fixtures: paths to the optional real data beside the repository; Hypothesis profiles."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI (the `CI` environment variable, set by .ci/run) draws the same examples on every run, so a gate
+# cannot fail by chance; elsewhere each run explores new examples (and keeps failures in
+# .hypothesis/ for replay). Failures found that way become @example cases.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -140,7 +140,9 @@ def gap_statistics(means: np.ndarray, weights: np.ndarray, *, higher_is_better: 
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(lo < 0, np.nan, np.where(hi > 0, lo / np.where(hi > 0, hi, 1.0), 1.0))
         err_hi, err_lo = 1.0 - lo, 1.0 - hi
-        ser = (err_hi + SER_EPS) / (err_lo + SER_EPS)
+        # means within SER_EPS of each other are equal up to float rounding (a constant summed over
+        # groups of different sizes): their ratio of near-zero errors would be noise, so 1
+        ser = np.where(hi - lo <= SER_EPS, 1.0, (err_hi + SER_EPS) / (err_lo + SER_EPS))
     es_fairseg = overall / (1.0 + np.abs(means - overall[..., None, :]).sum(axis=-2))
     es_fairmedfm = overall / (1.0 + means.std(axis=-2))
     return {

@@ -89,19 +89,23 @@ def _read_metadata(card: Path, where: str, table: dict[str, Any]) -> list[_Metad
     paths = table["metadata"]
     if isinstance(paths, str):
         paths = [paths]
-    if not paths or not all(isinstance(p, str) for p in paths):
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
         raise _fail(card, f"{where}.metadata", "expected a CSV path or a list of CSV paths")
     tables = []
     for path in paths:
         csv = (card.parent / path).resolve()
         try:
             frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
-        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise _fail(card, f"{where}.metadata", f"cannot read CSV {csv} ({exc})") from exc
         key = table.get("metadata_key", frame.columns[0])
         if key not in frame.columns:
             raise _fail(card, f"{where}.metadata_key", f"column {key!r} is not in {csv}; "
                         f"columns: {', '.join(frame.columns)}")
+        repeated = frame[key][frame[key].duplicated()].unique().tolist()
+        if repeated:
+            raise _fail(card, f"{where}.metadata", f"key {repeated[0]!r} appears more than once in column {key!r} "
+                        f"of {csv} ({len(repeated)} repeated key(s)); make the keys unique")
         tables.append(_MetadataTable(csv, key, frame.set_index(key, drop=False)))
     return tables
 
@@ -134,6 +138,45 @@ def _coerce(value: str) -> str | int | float:
     return value
 
 
+_STRING_KEYS = ("images", "labels", "key_regex", "metadata_key", "name", "site", "scanner")
+
+
+def _check_field_types(card: Path, where: str, table: dict[str, Any]) -> None:
+    """String fields are strings; ``spacing`` a list of finite mm > 0; ``channel`` an integer ≥ 0."""
+    for key in _STRING_KEYS:
+        if key in table and (not isinstance(table[key], str) or (key in ("images", "labels") and not table[key])):
+            raise _fail(card, f"{where}.{key}", f"expected a non-empty string, got {table[key]!r}")
+    if "spacing" in table:
+        spacing = table["spacing"]
+        if not (isinstance(spacing, list) and spacing
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
+                        for v in spacing)):
+            raise _fail(card, f"{where}.spacing", f"expected a list of positive numbers in mm, one per axis, "
+                        f"e.g. spacing = [0.5, 0.5]; got {spacing!r}")
+    if "channel" in table:
+        channel = table["channel"]
+        if not isinstance(channel, int) or isinstance(channel, bool) or channel < 0:
+            raise _fail(card, f"{where}.channel", f"expected an integer ≥ 0 (0 = R, 1 = G, 2 = B, 3 = A); "
+                        f"got {channel!r}")
+
+
+def _glob(root: Path, pattern: str) -> list[Path]:
+    """Files matching ``pattern``, relative to the card's folder ``root`` or absolute; sorted."""
+    if Path(pattern).is_absolute():
+        anchor = Path(Path(pattern).anchor)
+        return sorted(anchor.glob(str(Path(pattern).relative_to(anchor))))
+    return sorted(root.glob(pattern))
+
+
+def _label_path(card: Path, where: str, template: str, key: str) -> str:
+    """The ``labels`` template filled in for case ``key``."""
+    try:
+        return template.format(key=key)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise _fail(card, f"{where}.labels", f"only {{key}} may appear in braces in {template!r} ({exc!r}); "
+                    "write literal braces as {{ and }}") from exc
+
+
 def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str) -> list[CaseFiles]:
     for key in table:
         if key not in CARD_KEYS:
@@ -142,6 +185,7 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
     for key in ("images", "labels"):
         if key not in table:
             raise _fail(card, where, f"missing {key!r}")
+    _check_field_types(card, where, table)
     if "{key}" not in table["labels"]:
         raise _fail(card, f"{where}.labels", "the template must contain {key}, e.g. 'masks/mask_{key}.png'")
     try:
@@ -151,7 +195,7 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
     if "key" not in pattern.groupindex:
         raise _fail(card, f"{where}.key_regex", "needs a named group 'key', e.g. 'bus_(?P<key>.+)\\.png'")
     root = card.parent
-    images = sorted(root.glob(table["images"]))
+    images = _glob(root, table["images"])
     if not images:
         raise _fail(card, f"{where}.images", f"no file matches {table['images']!r} under {root.resolve()}")
     label_values = None
@@ -160,7 +204,7 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
             label_values = {int(k): int(v) for k, v in table["label_values"].items()}
         except (ValueError, AttributeError) as exc:
             raise _fail(card, f"{where}.label_values", "must map raw values to classes, e.g. {\"255\" = 1}") from exc
-    spacing = tuple(float(s) for s in table["spacing"]) if "spacing" in table else None
+    spacing = tuple(float(s) for s in table["spacing"]) if "spacing" in table else None  # checked above
     channel = table.get("channel")
     metadata = _read_metadata(card, where, table)
     extra = {k: table[k] for k in ("site", "scanner") if k in table}
@@ -172,7 +216,7 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
         key = match.group("key")
         meta = _case_metadata(card, where, metadata, key, image.name.split(".")[0])
         meta.update(extra)
-        label = root / table["labels"].format(key=key)
+        label = root / _label_path(card, where, table["labels"], key)
         cases.append(CaseFiles(case_id=f"{prefix}{key}", images=(image,), label=label, spacing=spacing,
                                channel=channel, label_values=label_values, metadata=meta))
     if not cases:

@@ -47,7 +47,7 @@ class FileDataset(Dataset):
 
     @property
     def metadata(self) -> pd.DataFrame:
-        rows = [{"case_id": cid, **c.metadata} for cid, c in self._cases.items()]
+        rows = [{**c.metadata, "case_id": cid} for cid, c in self._cases.items()]  # the id wins over a CSV column
         return pd.DataFrame(rows).set_index("case_id")
 
     def files(self, case_id: str) -> CaseFiles:
@@ -55,16 +55,22 @@ class FileDataset(Dataset):
 
     def load(self, case_id: str) -> Case:
         files = self._cases[case_id]
+        label = read_label(files.label, label_values=files.label_values)
         channels, spacing = [], None
         for path in files.images:
             data, file_spacing = read_image(path, channel=files.channel)
+            if data.shape[1:] != label.shape:
+                raise ConfigError(f"case {case_id}: image {path} has spatial shape {data.shape[1:]} but label "
+                                  f"{files.label} has {label.shape}")
+            if not np.isfinite(data).all():
+                bad = int((~np.isfinite(data)).sum())
+                raise ConfigError(f"case {case_id}: image {path} has {bad} NaN/Inf voxels; fix or remove the file")
             channels.append(data)
             spacing = spacing or file_spacing
         image = np.concatenate(channels, axis=0)
-        label = read_label(files.label, label_values=files.label_values)
-        if image.shape[1:] != label.shape:
-            raise ConfigError(f"case {case_id}: image {files.images[0]} has spatial shape "
-                              f"{image.shape[1:]} but label {files.label} has {label.shape}")
+        if files.spacing is not None and len(files.spacing) != label.ndim:
+            raise ConfigError(f"case {case_id}: the card's spacing {list(files.spacing)} needs one value per "
+                              f"spatial axis of {files.label} ({label.ndim})")
         spacing = files.spacing or spacing or (1.0,) * label.ndim
         return Case(image=image, label=label, spacing=tuple(spacing)[: label.ndim],
                     metadata=dict(files.metadata), case_id=case_id)
@@ -84,9 +90,13 @@ class FileDataset(Dataset):
             except ConfigError as exc:
                 problems.append(f"case {cid}: {exc}")
                 continue
-            if any(s != label_shape for s in shapes):
-                problems.append(f"case {cid}: image shape {shapes[0]} != label shape {label_shape} "
-                                f"({files.images[0]} vs {files.label})")
+            odd = [(p, s) for p, s in zip(files.images, shapes) if s != label_shape]
+            if odd:
+                problems.append(f"case {cid}: image {odd[0][0]} has shape {odd[0][1]} but label {files.label} "
+                                f"has {label_shape}")
+            if files.spacing is not None and len(files.spacing) != len(label_shape):
+                problems.append(f"case {cid}: the card's spacing {list(files.spacing)} needs one value per "
+                                f"spatial axis ({len(label_shape)})")
         return problems
 
     def file_hashes(self, case_id: str) -> dict[str, str]:

@@ -68,6 +68,8 @@ def robustness_section(run: RunDir) -> dict[str, Any] | None:
         return None
     metrics, seed = run.metrics, run.settings["seed"]
     table = robustness_table(records, metrics, seed=seed)
+    if table.empty:  # no item was scored (every one an ERROR): nothing to plot or tabulate
+        return None
     base = None
     if run.baseline is not None:
         base_records = run.baseline.records[~run.baseline.records["perturbation"].isin(attacks)]

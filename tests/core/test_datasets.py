@@ -177,3 +177,87 @@ def test_dataset_card_bad_label_names(tmp_path: Path, names: str) -> None:
     (tmp_path / "card.toml").write_text(CARD + f"label_names = {names}\n")
     with pytest.raises(ConfigError, match=r"\[dataset\]\.label_names: .*e\.g\. label_names = \{ 1 = \"lesion\" \}"):
         open_dataset(str(tmp_path / "card.toml"))
+
+
+@pytest.mark.parametrize(("line", "field"), [
+    ('images = 3', "[dataset].images"), ('labels = 7', "[dataset].labels"), ('key_regex = 5', "[dataset].key_regex"),
+    ('spacing = [-0.5, 0.5]', "[dataset].spacing"), ('spacing = [0, 0]', "[dataset].spacing"),
+    ('spacing = 0.5', "[dataset].spacing"), ('spacing = ["a", "b"]', "[dataset].spacing"),
+    ('channel = -1', "[dataset].channel"), ('channel = "red"', "[dataset].channel"),
+    ('metadata = 5', "[dataset].metadata"), ('labels = "msk/m_{key}_{x}.png"', "[dataset].labels"),
+    ('labels = "msk/m_{key}{.png"', "[dataset].labels"),
+])
+def test_dataset_card_field_types(tmp_path: Path, line: str, field: str) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,device\na,X\n")
+    key = line.split(" = ")[0]
+    text = "\n".join(ln for ln in CARD.splitlines() if not ln.startswith(f"{key} =")) + f"\n{line}\n"
+    (tmp_path / "card.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        open_dataset(str(tmp_path / "card.toml"))
+    assert field in str(info.value) and "\n" not in str(info.value)
+
+
+def test_dataset_card_absolute_images_glob(tmp_path: Path) -> None:
+    for key in ("a", "b"):
+        _write_png_pair(tmp_path, key)
+    (tmp_path / "meta.csv").write_text("id,device\na,X\nb,Y\n")
+    (tmp_path / "card.toml").write_text(CARD.replace('"img/im_*.png"', f'"{tmp_path.as_posix()}/img/im_*.png"'))
+    assert open_dataset(str(tmp_path / "card.toml")).case_ids == ["a", "b"]
+
+
+@pytest.mark.parametrize(("csv", "fragment"), [
+    ("", "cannot read CSV"), ("id,device\na,X\na,Y\n", "key 'a' appears more than once"),
+])
+def test_dataset_card_metadata_csv_problems(tmp_path: Path, csv: str, fragment: str) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text(csv)
+    (tmp_path / "card.toml").write_text(CARD)
+    with pytest.raises(ConfigError, match=fragment):
+        open_dataset(str(tmp_path / "card.toml"))
+
+
+def test_metadata_case_id_column_does_not_replace_the_case_id(tmp_path: Path) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,case_id,device\na,17,X\n")
+    (tmp_path / "card.toml").write_text(CARD)
+    meta = open_dataset(str(tmp_path / "card.toml")).metadata
+    assert meta.index.tolist() == ["a"] and meta.loc["a", "device"] == "X"
+
+
+def _nifti_case(root: Path, shapes: list[tuple[int, ...]], label_shape: tuple[int, ...], *, nan: bool = False) -> None:
+    import nibabel as nib
+
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    for c, shape in enumerate(shapes):
+        data = np.random.default_rng(c).normal(size=shape).astype(np.float32)
+        if nan:
+            data[0, 0, 0] = np.nan
+        nib.save(nib.Nifti1Image(data, np.eye(4)), root / "imagesTr" / f"c0_{c:04d}.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros(label_shape, np.uint8), np.eye(4)), root / "labelsTr" / "c0.nii.gz")
+
+
+def test_channel_file_of_another_shape_is_named(tmp_path: Path) -> None:
+    _nifti_case(tmp_path, [(8, 10, 12), (8, 10, 11)], (8, 10, 12))
+    ds = open_dataset(str(tmp_path))
+    problems = ds.validate()
+    assert len(problems) == 1 and "c0_0001.nii.gz has shape (8, 10, 11)" in problems[0]
+    with pytest.raises(ConfigError, match=r"c0_0001\.nii\.gz has spatial shape \(8, 10, 11\)"):
+        ds.load("c0")
+
+
+def test_nan_image_is_named_at_load(tmp_path: Path) -> None:
+    _nifti_case(tmp_path, [(8, 10, 12)], (8, 10, 12), nan=True)
+    with pytest.raises(ConfigError, match=r"c0_0000\.nii\.gz has 1 NaN/Inf voxels"):
+        open_dataset(str(tmp_path)).load("c0")
+
+
+def test_card_spacing_of_the_wrong_length_is_named(tmp_path: Path) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,device\na,X\n")
+    (tmp_path / "card.toml").write_text(CARD + "spacing = [0.5, 0.5, 0.5]\n")
+    ds = open_dataset(str(tmp_path / "card.toml"))
+    assert any("spacing [0.5, 0.5, 0.5] needs one value per spatial axis (2)" in p for p in ds.validate())
+    with pytest.raises(ConfigError, match="needs one value per spatial axis"):
+        ds.load("a")

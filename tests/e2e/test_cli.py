@@ -7,6 +7,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -97,6 +98,38 @@ def test_crashing_model_is_error_exit_2_and_keeps_results(tmp_path: Path) -> Non
     assert len(errors) and errors["error"].str.contains("RuntimeError").all()
     assert (records["status"] == "OK").sum() > 0  # clean and blur rows kept
     assert (tmp_path / "o" / "report.html").is_file()
+
+
+def test_model_crashing_on_every_item_still_gets_a_report(tmp_path: Path) -> None:
+    """No OK record at all: exit 2 with every output written (the report once crashed on it)."""
+    card = tmp_path / "crash.toml"
+    card.write_text('[model]\nformat = "callable"\nentry = "tests.e2e.fixtures.models:always_crash"\n'
+                    '[output]\nkind = "labels"\nlabels = {1 = "organ", 2 = "lesion"}\n')
+    code = run_cli("run", "--suite", "smoke", "--model", str(card), "--out", str(tmp_path / "o"), "--workers", "1",
+                   "--limit", "2")
+    assert code == 2
+    records = pd.read_csv(tmp_path / "o" / "records.csv")
+    assert len(records) and (records["status"] == "ERROR").all()
+    assert "simulated model crash" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_unmapped_mask_values_are_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """0/255 PNG masks without label_values would score Dice 0 everywhere: refused, naming the value."""
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    for key in ("a", "b"):
+        Image.fromarray((np.arange(64 * 64) % 255).reshape(64, 64).astype(np.uint8)).save(tmp_path / "img" / f"{key}.png")
+        mask = np.zeros((64, 64), np.uint8)
+        mask[20:40, 20:40] = 255
+        Image.fromarray(mask).save(tmp_path / "msk" / f"{key}.png")
+    card = tmp_path / "data.toml"
+    card.write_text('[dataset]\nimages = "img/*.png"\nlabels = "msk/{key}.png"\n')
+    code = run_cli("run", "--suite", "smoke", "--data", str(card), "--out", str(tmp_path / "o"), "--workers", "1")
+    assert code == 3
+    assert 'label values [255] are not classes' in capsys.readouterr().err
+    assert not (tmp_path / "o" / "records.csv").exists()
 
 
 @pytest.mark.parametrize("args, fragment", [
