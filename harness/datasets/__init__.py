@@ -33,7 +33,7 @@ def open_dataset(spec: str | Path | None, *, default: str = "phantom2d") -> Data
     if (dataset := _phantom(text)) is not None:
         return dataset
     path = Path(text)
-    if path.suffix == ".toml":
+    if path.suffix.lower() == ".toml":
         if not path.is_file():
             raise ConfigError(f"--data {path}: dataset card not found")
         from harness.datasets.card import load_card

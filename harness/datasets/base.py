@@ -4,7 +4,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Iterator
 
-import numpy as np
 import pandas as pd
 
 from harness.case import Case

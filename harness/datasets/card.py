@@ -125,10 +125,10 @@ def _case_metadata(card: Path, where: str, tables: list[_MetadataTable], key: st
                             f"{meta[column]!r} in {source[column]}, {value!r} in {t.csv}; rename or drop it in one CSV")
             meta.setdefault(column, value)
             source.setdefault(column, t.csv)
-    return {c: _coerce(v) for c, v in meta.items()}
+    return {c: coerce_cell(v) for c, v in meta.items()}
 
 
-def _coerce(value: str) -> str | int | float:
+def coerce_cell(value: str) -> str | int | float:
     """CSV cell -> int, float or str (metadata keeps numeric attributes numeric for binning)."""
     for kind in (int, float):
         try:

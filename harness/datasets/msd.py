@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.datasets.card import coerce_cell
 from harness.datasets.folder import CaseFiles, FileDataset
 from harness.datasets.io import strip_suffix
 from harness.errors import ConfigError
@@ -31,10 +32,15 @@ def _read_dataset_json(folder: Path) -> tuple[dict[int, str], str]:
     if not meta.is_file():
         return {}, "other"
     try:
-        doc = json.loads(meta.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        doc = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{meta}: invalid JSON ({exc}); fix or remove it") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{meta}: expected a JSON object with \"labels\" (and \"modality\"); fix or remove it")
     labels = doc.get("labels", {})
+    if not isinstance(labels, dict):
+        raise ConfigError(f'{meta}: "labels" must be an object like {{"0": "background", "1": "organ"}}; '
+                          "fix or remove it")
     # MSD: {"0": "background", "1": "Anterior"}; nnU-Net v2: {"background": 0, "Anterior": 1}
     names = ({int(k): v for k, v in labels.items() if str(k).isdigit()} or
              {int(v): k for k, v in labels.items() if isinstance(v, int)})
@@ -43,6 +49,29 @@ def _read_dataset_json(folder: Path) -> tuple[dict[int, str], str]:
     words = [str(v).lower() for v in modality_field.values()] if isinstance(modality_field, dict) else []
     modality = next((_MODALITY_WORDS[w] for w in words if w in _MODALITY_WORDS), "other")
     return names, modality
+
+
+def _read_metadata_csv(csv: Path, keys: list[str]) -> dict[str, dict[str, object]]:
+    """``metadata.csv`` (column ``case_id``, one row per case) as case -> attributes, numeric-looking
+    values numeric (as in dataset cards); {} when the file is absent."""
+    if not csv.is_file():
+        return {}
+    try:
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ConfigError(f"{csv}: cannot read CSV ({exc}); fix or remove it") from exc
+    if "case_id" not in frame.columns:
+        raise ConfigError(f"{csv}: needs a case_id column (found {', '.join(frame.columns)})")
+    repeated = frame["case_id"][frame["case_id"].duplicated()].unique().tolist()
+    if repeated:
+        raise ConfigError(f"{csv}: case_id {repeated[0]!r} appears more than once; make the rows unique")
+    rows = {str(r["case_id"]): {c: coerce_cell(v) for c, v in r.items() if c != "case_id"}
+            for r in frame.to_dict("records")}
+    missing = [k for k in keys if k not in rows]
+    if missing:
+        raise ConfigError(f"{csv}: no row for case(s) {missing[:5]}" + (" ..." if len(missing) > 5 else "")
+                          + "; add them (cells may be empty)")
+    return rows
 
 
 def load_msd_folder(folder: Path) -> FileDataset:
@@ -57,15 +86,12 @@ def load_msd_folder(folder: Path) -> FileDataset:
         channels[match.group("key") if match else stem].append(path)
     if not channels:
         raise ConfigError(f"{images_dir}: no images found")
-    metadata = pd.DataFrame()
-    meta_csv = folder / "metadata.csv"
-    if meta_csv.is_file():
-        metadata = pd.read_csv(meta_csv, dtype=str, keep_default_na=False).set_index("case_id")
+    metadata = _read_metadata_csv(folder / "metadata.csv", list(channels))
     cases = []
     for key, paths in channels.items():
         suffix = ".nii.gz" if paths[0].name.endswith(".nii.gz") else paths[0].suffix
         label = labels_dir / f"{key}{suffix}"
-        meta = dict(metadata.loc[key]) if key in metadata.index else {}
+        meta = metadata.get(key, {})
         cases.append(CaseFiles(case_id=key, images=tuple(sorted(paths)), label=label, metadata=meta))
     names, modality = _read_dataset_json(folder)
     return FileDataset(folder.name, cases, modality=modality, label_names=names)

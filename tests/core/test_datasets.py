@@ -261,3 +261,46 @@ def test_card_spacing_of_the_wrong_length_is_named(tmp_path: Path) -> None:
     assert any("spacing [0.5, 0.5, 0.5] needs one value per spatial axis (2)" in p for p in ds.validate())
     with pytest.raises(ConfigError, match="needs one value per spatial axis"):
         ds.load("a")
+
+
+def _msd_two_cases(root: Path) -> None:
+    _nifti_case(root, [(8, 10, 12)], (8, 10, 12))
+    import shutil
+
+    shutil.copy(root / "imagesTr" / "c0_0000.nii.gz", root / "imagesTr" / "c1_0000.nii.gz")
+    shutil.copy(root / "labelsTr" / "c0.nii.gz", root / "labelsTr" / "c1.nii.gz")
+
+
+def test_msd_metadata_csv_is_read_and_numeric(tmp_path: Path) -> None:
+    _msd_two_cases(tmp_path)
+    (tmp_path / "metadata.csv").write_text("case_id,sex,age\nc0,F,61\nc1,M,\n")
+    meta = open_dataset(str(tmp_path)).metadata
+    assert meta.loc["c0", "age"] == 61 and meta.loc["c1", "sex"] == "M"
+
+
+@pytest.mark.parametrize(("csv", "fragment"), [
+    ("", "cannot read CSV"), ("id,sex\nc0,F\nc1,M\n", "needs a case_id column"),
+    ("case_id,sex\nc0,F\nc0,M\nc1,M\n", "'c0' appears more than once"), ("case_id,sex\nc0,F\n", r"no row for case\(s\) \['c1'\]"),
+    (b"case_id,sex\nc0,\xff\nc1,M\n", "cannot read CSV"),
+])
+def test_msd_metadata_csv_problems(tmp_path: Path, csv: str | bytes, fragment: str) -> None:
+    _msd_two_cases(tmp_path)
+    path = tmp_path / "metadata.csv"
+    path.write_bytes(csv) if isinstance(csv, bytes) else path.write_text(csv)
+    with pytest.raises(ConfigError, match=fragment):
+        open_dataset(str(tmp_path))
+
+
+@pytest.mark.parametrize("text", ["[1, 2, 3]", '{"labels": ["background", "organ"]}'])
+def test_msd_dataset_json_of_the_wrong_shape(tmp_path: Path, text: str) -> None:
+    _msd_two_cases(tmp_path)
+    (tmp_path / "dataset.json").write_text(text)
+    with pytest.raises(ConfigError, match=r"dataset\.json: .*fix or remove it"):
+        open_dataset(str(tmp_path))
+
+
+def test_card_suffix_is_case_insensitive(tmp_path: Path) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,device\na,X\n")
+    (tmp_path / "CARD.TOML").write_text(CARD)
+    assert open_dataset(str(tmp_path / "CARD.TOML")).case_ids == ["a"]
