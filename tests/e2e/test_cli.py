@@ -74,12 +74,17 @@ def test_report_regenerates_identically(smoke_run: tuple[int, Path]) -> None:
     assert (out / "report.html").read_text() == before
 
 
-def test_broken_model_fails_gates(tmp_path: Path) -> None:
-    card = tmp_path / "background.toml"
-    card.write_text('[model]\nformat = "callable"\nentry = "tests.e2e.fixtures.models:all_background"\n'
+def _run_fixture_model(tmp_path: Path, entry: str, limit: int) -> int:
+    """``harness run --suite smoke`` on a callable from tests/e2e/fixtures/models.py; the exit code."""
+    card = tmp_path / f"{entry}.toml"
+    card.write_text(f'[model]\nformat = "callable"\nentry = "tests.e2e.fixtures.models:{entry}"\n'
                     '[output]\nkind = "labels"\nlabels = {1 = "organ", 2 = "lesion"}\n')
-    code = run_cli("run", "--suite", "smoke", "--model", str(card), "--out", str(tmp_path / "o"), "--workers", "1",
-                   "--limit", "4")
+    return run_cli("run", "--suite", "smoke", "--model", str(card), "--out", str(tmp_path / "o"), "--workers", "1",
+                   "--limit", str(limit))
+
+
+def test_broken_model_fails_gates(tmp_path: Path) -> None:
+    code = _run_fixture_model(tmp_path, "all_background", 4)
     assert code == 1
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["outcome"] == "FAIL"
@@ -87,11 +92,7 @@ def test_broken_model_fails_gates(tmp_path: Path) -> None:
 
 
 def test_crashing_model_is_error_exit_2_and_keeps_results(tmp_path: Path) -> None:
-    card = tmp_path / "crash.toml"
-    card.write_text('[model]\nformat = "callable"\nentry = "tests.e2e.fixtures.models:crash_on_noise"\n'
-                    '[output]\nkind = "labels"\nlabels = {1 = "organ", 2 = "lesion"}\n')
-    code = run_cli("run", "--suite", "smoke", "--model", str(card), "--out", str(tmp_path / "o"), "--workers", "1",
-                   "--limit", "3")
+    code = _run_fixture_model(tmp_path, "crash_on_noise", 3)
     assert code == 2
     records = pd.read_csv(tmp_path / "o" / "records.csv")
     errors = records[records["status"] == "ERROR"]
@@ -102,11 +103,7 @@ def test_crashing_model_is_error_exit_2_and_keeps_results(tmp_path: Path) -> Non
 
 def test_model_crashing_on_every_item_still_gets_a_report(tmp_path: Path) -> None:
     """No OK record at all: exit 2 with every output written (the report once crashed on it)."""
-    card = tmp_path / "crash.toml"
-    card.write_text('[model]\nformat = "callable"\nentry = "tests.e2e.fixtures.models:always_crash"\n'
-                    '[output]\nkind = "labels"\nlabels = {1 = "organ", 2 = "lesion"}\n')
-    code = run_cli("run", "--suite", "smoke", "--model", str(card), "--out", str(tmp_path / "o"), "--workers", "1",
-                   "--limit", "2")
+    code = _run_fixture_model(tmp_path, "always_crash", 2)
     assert code == 2
     records = pd.read_csv(tmp_path / "o" / "records.csv")
     assert len(records) and (records["status"] == "ERROR").all()
