@@ -204,6 +204,8 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
             label_values = {int(k): int(v) for k, v in table["label_values"].items()}
         except (ValueError, AttributeError) as exc:
             raise _fail(card, f"{where}.label_values", "must map raw values to classes, e.g. {\"255\" = 1}") from exc
+        if any(v < 0 for v in label_values.values()):
+            raise _fail(card, f"{where}.label_values", f"classes must be ≥ 0 (0 = background), got {label_values}")
     spacing = tuple(float(s) for s in table["spacing"]) if "spacing" in table else None  # checked above
     channel = table.get("channel")
     metadata = _read_metadata(card, where, table)

@@ -95,11 +95,16 @@ def read_label(path: Path, *, label_values: dict[int, int] | None = None) -> np.
     raise ConfigError naming the file.
     """
     data, _ = read_image(path, channel=0)
+    if is_nifti(path) and data.shape[0] > 1:
+        raise ConfigError(f"{path}: label map has {data.shape[0]} volumes (4D); give one 3D label map per case")
     raw = data[0]
     if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
         raise ConfigError(f"{path}: label map has non-integer values; labels must be integer classes")
     raw = raw.astype(np.int64)
     if not label_values:
+        if raw.size and raw.min() < 0:
+            raise ConfigError(f"{path}: label map has negative values (min {int(raw.min())}); classes are 0 "
+                              "(background), 1, 2, …: map raw values with label_values in a dataset card")
         return raw
     out = np.zeros_like(raw)
     for value in np.unique(raw):

@@ -304,3 +304,28 @@ def test_card_suffix_is_case_insensitive(tmp_path: Path) -> None:
     (tmp_path / "meta.csv").write_text("id,device\na,X\n")
     (tmp_path / "CARD.TOML").write_text(CARD)
     assert open_dataset(str(tmp_path / "CARD.TOML")).case_ids == ["a"]
+
+
+def test_label_maps_that_are_4d_or_negative_are_refused(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    from harness.datasets.io import read_label
+
+    four = np.zeros((4, 5, 6, 2), np.uint8)
+    nib.save(nib.Nifti1Image(four, np.eye(4)), tmp_path / "four.nii.gz")
+    with pytest.raises(ConfigError, match=r"four\.nii\.gz: label map has 2 volumes"):
+        read_label(tmp_path / "four.nii.gz")
+    negative = np.zeros((4, 5, 6), np.int16)
+    negative[1, 1, 1] = -1
+    nib.save(nib.Nifti1Image(negative, np.eye(4)), tmp_path / "neg.nii.gz")
+    with pytest.raises(ConfigError, match=r"negative values \(min -1\)"):
+        read_label(tmp_path / "neg.nii.gz")
+    assert read_label(tmp_path / "neg.nii.gz", label_values={-1: 2})[1, 1, 1] == 2  # mapped: fine
+
+
+def test_card_label_values_to_negative_classes(tmp_path: Path) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,device\na,X\n")
+    (tmp_path / "card.toml").write_text(CARD.replace('{ "255" = 1 }', '{ "255" = -1 }'))
+    with pytest.raises(ConfigError, match=r"\[dataset\]\.label_values: classes must be ≥ 0"):
+        open_dataset(str(tmp_path / "card.toml"))
