@@ -3,8 +3,9 @@
 In each batch the last ``round(batch_size · fg_fraction)`` patches (at least one when
 ``fg_fraction > 0``; nnU-Net forces the last third) are centred, with a small jitter, on a random
 voxel of a random foreground class present in their case (so rare classes such as small lesions
-are seen often); the others are placed uniformly. Images smaller than the patch are padded (image with 0 = the normalised
-mean, label with 0). All randomness comes from the ``numpy.random.Generator`` passed in.
+are seen often); the others are placed uniformly. Images smaller than the patch are padded (image
+with 0 = the normalised mean, label with 0). All randomness comes from the
+``numpy.random.Generator`` passed in.
 """
 from __future__ import annotations
 

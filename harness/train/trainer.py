@@ -163,7 +163,6 @@ def resolve_spacing(sample: Sequence[Case], cfg: TrainConfig) -> tuple[float, ..
     return target_spacing([c.label.shape for c in sample], [c.spacing for c in sample])
 
 
-
 def bf16_native() -> bool:
     """True when this CPU has native bfloat16 arithmetic (AVX512-BF16/AMX), where ``--precision bf16``
     speeds training up; elsewhere torch emulates it and it is slower than float32."""
@@ -242,5 +241,5 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     return run_training(dataset, data_spec, labels, out, config, command=command, callback=callback)
 
 
-__all__ = ["BEST", "DICE_MODES", "LAST", "check_axes", "POSTPROCESS_BY", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_native", "deterministic",
-           "forward_train", "prepare_net", "train"]
+__all__ = ["BEST", "DICE_MODES", "LAST", "POSTPROCESS_BY", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_native",
+           "check_axes", "deterministic", "forward_train", "prepare_net", "train"]
