@@ -117,12 +117,9 @@ def validate_suite(suite: str = typer.Argument(..., help="Suite name or TOML pat
     from harness.suite import load_suite
 
     parsed = load_suite(suite)
-    from harness.perturbations import available
+    from harness.runner import build_families
 
-    families = available()
-    unknown = [p.family for p in parsed.perturbations if p.family not in families and ":" not in p.family]
-    if unknown:
-        raise ConfigError(f"suite {parsed.path}: unknown perturbation(s) {unknown}; see `harness list perturbations`")
+    build_families(parsed)  # unknown families and bad options, as `harness run` checks them
     out_console.print(f"{parsed.path}: valid ({len(parsed.perturbations)} perturbations, {len(parsed.gates)} gates, "
                       f"metrics {', '.join(parsed.metrics)})")
 

@@ -22,11 +22,18 @@ def file_sha256(path: str | Path) -> str:
 
 
 def files_sha256(paths: Sequence[Path]) -> str:
-    """sha256 of one file, or of the sorted ``path:sha256`` lines of several (folders expanded)."""
-    files: list[Path] = []
+    """sha256 of one file, or of the sorted ``name:sha256`` lines of several (folders expanded).
+
+    Names are relative to the folder given (a file given: its name), so a model folder hashes the
+    same wherever it lies; moving or renaming a file inside it changes the hash.
+    """
+    digests: list[tuple[str, str]] = []
     for path in paths:
-        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
-    digests = [(str(p), file_sha256(p)) for p in files]
+        if path.is_dir():
+            digests.extend((p.relative_to(path).as_posix(), file_sha256(p))
+                           for p in sorted(path.rglob("*")) if p.is_file())
+        else:
+            digests.append((path.name, file_sha256(path)))
     if len(digests) == 1:
         return digests[0][1]
     return text_sha256("\n".join(f"{n}:{d}" for n, d in sorted(digests)))

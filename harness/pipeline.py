@@ -20,6 +20,7 @@ import pandas as pd
 
 from harness import __version__
 from harness.datasets import Dataset, open_dataset
+from harness.datasets.label_values import check_named_classes
 from harness.errors import ConfigError
 from harness.hashing import text_sha256
 from harness.gates import GateContext, GateResult, evaluate_gates, overall_outcome
@@ -123,10 +124,7 @@ def _check_label_values(first: Any, dataset: Dataset, model: Any) -> None:
     known = {int(k) for k in dataset.label_names} | {int(k) for k in model.labels}
     if not known:  # nothing named: the classes are whatever the masks hold
         return
-    extra = sorted(int(v) for v in set(np.unique(first.label).tolist()) - known - {0})
-    if extra:
-        raise ConfigError(f"case {first.case_id}: label values {extra[:5]} are not classes of the data or the model "
-                          f"{sorted(known)}; map them in the dataset card, e.g. label_values = {{\"{extra[0]}\" = 1}}")
+    check_named_classes(first.case_id, np.unique(first.label).tolist(), known, named_by="the data or the model")
 
 
 def _labels(suite: Suite, dataset: Dataset, model: Any) -> dict[int, str]:

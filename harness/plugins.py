@@ -20,6 +20,10 @@ def import_object(reference: str, *, what: str = "object") -> Any:
     except ImportError as exc:
         raise ConfigError(f"{what} {reference!r}: cannot import module {module_name!r} ({exc}); "
                           "install the package that provides it or fix the name") from exc
+    except (Exception, SystemExit) as exc:  # the module itself failed while importing (any error, sys.exit)
+        detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise ConfigError(f"{what} {reference!r}: importing module {module_name!r} failed ({detail}); "
+                          "fix the module") from exc
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)

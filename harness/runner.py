@@ -41,22 +41,34 @@ class Plan:
     families: dict[str, tuple[str, dict[str, Any]]]  # record label -> (family, options)
 
 
+def build_families(suite: Suite) -> list[tuple[Any, Perturbation]]:
+    """Instantiate every family of ``suite`` once, checking its options: (spec, family) pairs.
+
+    One ConfigError lists every unknown family and bad option (exit 3, before any model call).
+    """
+    built, problems = [], []
+    for spec in suite.perturbations:
+        where = f"perturbation {spec.label!r}: " if spec.label != spec.family else ""
+        try:
+            built.append((spec, get_perturbation(spec.family, **spec.options)))
+        except ConfigError as exc:
+            problems.append(where + str(exc))
+        except TypeError as exc:
+            problems.append(f"perturbation {spec.label!r}: bad options {spec.options} ({exc})")
+    if problems:
+        raise ConfigError(f"suite {suite.path}: perturbations cannot run:", problems=problems)
+    return built
+
+
 def resolve_families(suite: Suite, modality: str) -> tuple[dict[str, tuple[str, dict[str, Any]]], list[str]]:
-    """Instantiate every family once (ConfigError on unknown ones) and apply the modality filter.
+    """Instantiate every family once (ConfigError on unknown ones or bad options) and apply the
+    modality filter.
 
     Returns (label -> (family, options), notes about skipped families).
     """
     families, problems = {}, []
     skipped: dict[str, list[str]] = {}  # modality tags -> labels of the skipped families
-    for spec in suite.perturbations:
-        try:
-            family = get_perturbation(spec.family, **spec.options)
-        except ConfigError as exc:
-            problems.append(str(exc))
-            continue
-        except TypeError as exc:
-            problems.append(f"perturbation {spec.label!r}: bad options {spec.options} ({exc})")
-            continue
+    for spec, family in build_families(suite):
         if not family.applies_to(modality):
             tags = ", ".join(sorted(family.modalities))
             message = (f"perturbation {spec.label!r} applies to {tags} images, but the data's modality "
@@ -126,7 +138,7 @@ class Evaluator:
         """Perturb, predict and score one item; every failure becomes ERROR rows with its reason."""
         try:
             return self._evaluate(item, clean)
-        except Exception as exc:  # last resort: a bug in the rows themselves must not lose the item
+        except (Exception, SystemExit) as exc:  # last resort: nothing raised for one item may end the run
             return self._rows(item, status="ERROR", error=f"harness failed: {type(exc).__name__}: {exc}")
 
     def _evaluate(self, item: WorkItem, clean: Case) -> list[dict[str, Any]]:
@@ -138,14 +150,14 @@ class Evaluator:
         try:
             if item.perturbation != CLEAN:
                 case, params = self.families[item.perturbation](clean, item.severity, np.random.default_rng(item.seed))
-        except Exception as exc:  # a perturbation bug must not lose the rest of the run
+        except (Exception, SystemExit) as exc:  # a perturbation (or a model it attacks) must not end the run
             return self._rows(item, status="ERROR", error=f"perturbation failed: {type(exc).__name__}: {exc}")
         start = time.perf_counter()
         try:
             prediction = self.model.predict(case.image, case.spacing)
         except ModelError as exc:
             return self._rows(item, status="ERROR", error=f"ModelError: {exc}", params=params)
-        except Exception as exc:  # the model may fail in any way (MemoryError included); record it, go on
+        except (Exception, SystemExit) as exc:  # the model may fail in any way (MemoryError included); go on
             return self._rows(item, status="ERROR", error=f"{type(exc).__name__}: {exc}", params=params)
         seconds = time.perf_counter() - start
         try:

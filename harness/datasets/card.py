@@ -14,11 +14,8 @@ from __future__ import annotations
 import difflib
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,6 +23,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from harness.datasets.folder import CaseFiles, FileDataset
+from harness.datasets.metadata import MetadataTable, MissingKeyColumn, coerce_cell, read_metadata_csv
 from harness.errors import ConfigError
 from harness.options import must_be_one_of
 
@@ -65,24 +63,7 @@ def _label_names(card: Path, where: str, table: dict[str, Any]) -> dict[int, str
     return dict(sorted(names.items()))
 
 
-@dataclass(frozen=True)
-class _MetadataTable:
-    """One metadata CSV, indexed by its key column."""
-
-    csv: Path
-    key: str
-    frame: pd.DataFrame
-
-    def row(self, key: str, stem: str) -> dict[str, str] | None:
-        """The row of case ``key`` (else of the image file ``stem``); None when the CSV has neither."""
-        found = key if key in self.frame.index else stem if stem in self.frame.index else None
-        if found is None:
-            return None
-        row = self.frame.loc[found]
-        return dict((row.iloc[0] if isinstance(row, pd.DataFrame) else row).items())
-
-
-def _read_metadata(card: Path, where: str, table: dict[str, Any]) -> list[_MetadataTable]:
+def _read_metadata(card: Path, where: str, table: dict[str, Any]) -> list[MetadataTable]:
     """The card's metadata CSVs: ``metadata`` is one path or a list of paths (joined per case)."""
     if "metadata" not in table:
         return []
@@ -93,24 +74,17 @@ def _read_metadata(card: Path, where: str, table: dict[str, Any]) -> list[_Metad
         raise _fail(card, f"{where}.metadata", "expected a CSV path or a list of CSV paths")
     tables = []
     for path in paths:
-        csv = (card.parent / path).resolve()
         try:
-            frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise _fail(card, f"{where}.metadata", f"cannot read CSV {csv} ({exc})") from exc
-        key = table.get("metadata_key", frame.columns[0])
-        if key not in frame.columns:
-            raise _fail(card, f"{where}.metadata_key", f"column {key!r} is not in {csv}; "
-                        f"columns: {', '.join(frame.columns)}")
-        repeated = frame[key][frame[key].duplicated()].unique().tolist()
-        if repeated:
-            raise _fail(card, f"{where}.metadata", f"key {repeated[0]!r} appears more than once in column {key!r} "
-                        f"of {csv} ({len(repeated)} repeated key(s)); make the keys unique")
-        tables.append(_MetadataTable(csv, key, frame.set_index(key, drop=False)))
+            tables.append(read_metadata_csv((card.parent / path).resolve(), table.get("metadata_key"),
+                                            missing_key_hint="set metadata_key to the column holding the case keys"))
+        except MissingKeyColumn as exc:
+            raise _fail(card, f"{where}.metadata_key", str(exc)) from exc
+        except ConfigError as exc:
+            raise _fail(card, f"{where}.metadata", str(exc)) from exc
     return tables
 
 
-def _case_metadata(card: Path, where: str, tables: list[_MetadataTable], key: str, stem: str) -> dict[str, Any]:
+def _case_metadata(card: Path, where: str, tables: list[MetadataTable], key: str, stem: str) -> dict[str, Any]:
     """Case ``key``'s attributes from every metadata CSV; a column several CSVs share must agree."""
     meta: dict[str, str] = {}
     source: dict[str, Path] = {}
@@ -126,16 +100,6 @@ def _case_metadata(card: Path, where: str, tables: list[_MetadataTable], key: st
             meta.setdefault(column, value)
             source.setdefault(column, t.csv)
     return {c: coerce_cell(v) for c, v in meta.items()}
-
-
-def coerce_cell(value: str) -> str | int | float:
-    """CSV cell -> int, float or str (metadata keeps numeric attributes numeric for binning)."""
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return value
 
 
 _STRING_KEYS = ("images", "labels", "key_regex", "metadata_key", "name", "site", "scanner")
@@ -216,6 +180,9 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
         if not match:
             continue
         key = match.group("key")
+        if not key:
+            raise _fail(card, f"{where}.key_regex", f"{pattern.pattern!r} matches {image.name!r} but its group "
+                        "'key' captures nothing; make the group required and non-empty, e.g. (?P<key>.+)")
         meta = _case_metadata(card, where, metadata, key, image.name.split(".")[0])
         meta.update(extra)
         label = root / _label_path(card, where, table["labels"], key)

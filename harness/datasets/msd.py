@@ -11,11 +11,9 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import pandas as pd
-
-from harness.datasets.card import coerce_cell
 from harness.datasets.folder import CaseFiles, FileDataset
 from harness.datasets.io import strip_suffix
+from harness.datasets.metadata import coerce_cell, read_metadata_csv
 from harness.errors import ConfigError
 
 _CHANNEL = re.compile(r"^(?P<key>.+)_(?P<channel>\d{4})$")
@@ -56,22 +54,12 @@ def _read_metadata_csv(csv: Path, keys: list[str]) -> dict[str, dict[str, object
     values numeric (as in dataset cards); {} when the file is absent."""
     if not csv.is_file():
         return {}
-    try:
-        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ConfigError(f"{csv}: cannot read CSV ({exc}); fix or remove it") from exc
-    if "case_id" not in frame.columns:
-        raise ConfigError(f"{csv}: needs a case_id column (found {', '.join(frame.columns)})")
-    repeated = frame["case_id"][frame["case_id"].duplicated()].unique().tolist()
-    if repeated:
-        raise ConfigError(f"{csv}: case_id {repeated[0]!r} appears more than once; make the rows unique")
-    rows = {str(r["case_id"]): {c: coerce_cell(v) for c, v in r.items() if c != "case_id"}
-            for r in frame.to_dict("records")}
-    missing = [k for k in keys if k not in rows]
+    table = read_metadata_csv(csv, "case_id", missing_key_hint="add a case_id column naming each case")
+    missing = [k for k in keys if table.row(k) is None]
     if missing:
         raise ConfigError(f"{csv}: no row for case(s) {missing[:5]}" + (" ..." if len(missing) > 5 else "")
                           + "; add them (cells may be empty)")
-    return rows
+    return {k: {c: coerce_cell(v) for c, v in (table.row(k) or {}).items() if c != "case_id"} for k in keys}
 
 
 def load_msd_folder(folder: Path) -> FileDataset:

@@ -106,8 +106,9 @@ class DaskExecutor(Executor):
         if self.scheduler:
             try:
                 return Client(self.scheduler, timeout="20s"), None
-            except (OSError, TimeoutError) as exc:
-                raise ConfigError(f"--scheduler {self.scheduler}: cannot connect ({exc})") from None
+            except (OSError, TimeoutError, ValueError, TypeError) as exc:  # ValueError: a malformed address
+                raise ConfigError(f"--scheduler {self.scheduler}: cannot connect ({exc}); give the "
+                                  "scheduler's address as tcp://HOST:PORT") from None
         settings = {"distributed.scheduler.allowed-failures": 1,
                     "distributed.worker.multiprocessing-method": start_method()}
         with dask.config.set(settings):

@@ -50,6 +50,16 @@ def _one_line(text: str, limit: int = 500) -> str:
     return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` on one line; ``SystemExit(code)`` for a model that called ``sys.exit``."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}) (the model called sys.exit)"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if lines and "TorchScript interpreter" in lines[0]:  # its last line is the error; the rest, a traceback
+        return _one_line(lines[-1])
+    return f"{type(exc).__name__}: {_one_line(str(exc))}"
+
+
 def softmax(scores: np.ndarray, axis: int = 0) -> np.ndarray:
     """Numerically stable softmax (float32)."""
     shifted = np.exp(scores - scores.max(axis=axis, keepdims=True))
@@ -121,6 +131,10 @@ class Model(ABC):
             problems.append(f"model {self.name!r} expects {want} channel(s) ([input] channels), data has {channels}")
         if self.ndim is not None and self.ndim != ndim:
             problems.append(f"model {self.name!r} is {self.ndim}D, data is {ndim}D")
+        axes = self.model_card.input.tta_flip_axes
+        if axes and max(axes) >= ndim:
+            problems.append(f"model {self.name!r}: [input] tta_flip_axes {list(axes)} names an axis the "
+                            f"{ndim}D data does not have (axes 0..{ndim - 1})")
         return problems
 
     # -- adapter hooks -------------------------------------------------------------------------
@@ -158,8 +172,8 @@ class Model(ABC):
             raise ModelError(where + _one_line(str(exc))) from exc
         except ConfigError:
             raise
-        except Exception as exc:  # any model failure becomes one ERROR record, never a crashed run
-            raise ModelError(f"{where}model {self.name!r} raised {type(exc).__name__}: {_one_line(str(exc))}") from exc
+        except (Exception, SystemExit) as exc:  # any model failure (sys.exit too) is one ERROR record
+            raise ModelError(f"{where}model {self.name!r} raised {_describe(exc)}") from exc
 
     def _predict_batch(self, images: Sequence[np.ndarray], spacings: Sequence[Sequence[float]]) -> list[Prediction]:
         prepared = [self._prepare(np.asarray(im), tuple(float(s) for s in sp)) for im, sp in zip(images, spacings)]
@@ -319,10 +333,11 @@ class Model(ABC):
         channels = self.model_card.input.channels or 1
         try:
             raw = np.asarray(self._forward(np.zeros((1, channels, *shape), np.float32), (1.0,) * ndim))
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise ConfigError(f"{self.model_card.where}: could not run the model on a probe input "
-                              f"{(1, channels, *shape)} to find its classes ({type(exc).__name__}: {exc}); "
-                              'write a card with [output] labels = {1 = "...", ...} and [input] channels') from exc
+                              f"{(1, channels, *shape)} to find its classes ({_describe(exc)}); write a card "
+                              'with [output] labels = {1 = "...", ...} and [input] channels (and [input] '
+                              "patch_size if the model takes one input size only)") from exc
         if raw.ndim != len(shape) + 2:
             raise ConfigError(f"{self.model_card.where}: the model returned shape {raw.shape} for input "
                               f"{(1, channels, *shape)}; expected (N, K, *spatial) scores — write a card "

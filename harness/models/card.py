@@ -148,6 +148,17 @@ class ModelCard:
                 **{k: plain(v) for k, v in self.extra.items()}}
 
 
+# [model] keys a built-in format would silently ignore, with why.
+_ARCHIVE = "the file holds the network and its weights"
+_NOT_FOR_FORMAT: dict[str, dict[str, str]] = {
+    "torchscript": {"entry": _ARCHIVE, "kwargs": _ARCHIVE, "weights": _ARCHIVE,
+                    "providers": "providers choose onnxruntime back-ends; use device"},
+    "onnx": {"entry": _ARCHIVE, "kwargs": _ARCHIVE, "weights": _ARCHIVE,
+             "device": 'onnxruntime runs where its providers say: use providers = ["CUDAExecutionProvider", '
+                       '"CPUExecutionProvider"]'},
+}
+
+
 class _Reader:
     """Typed access to one card table, raising ConfigError that names the card and key."""
 
@@ -175,7 +186,13 @@ class _Reader:
 
     def path(self, key: str) -> Path | None:
         value = self.get(key, str)
-        return None if value is None else (self.base_dir / Path(value).expanduser()).resolve()
+        if value is None:
+            return None
+        try:
+            return (self.base_dir / Path(value).expanduser()).resolve()
+        except RuntimeError as exc:  # "~someone" whose home directory is unknown
+            raise self.fail(key, f"cannot expand {value!r} ({exc}); give the path relative to the card "
+                                 "or absolute") from exc
 
     def positive_int(self, key: str, default: int | None) -> int | None:
         value = self.get(key, int, default)
@@ -267,6 +284,9 @@ def parse_card(data: Mapping[str, Any], *, source: Path | None, base_dir: Path,
     if fmt is None:
         raise m.fail("format", f"missing; set format to one of {', '.join(BUILTIN_FORMATS)} "
                                "(or an installed adapter plugin)")
+    for key, why in _NOT_FOR_FORMAT.get(fmt, {}).items():
+        if key in m.table:
+            raise m.fail(key, f'does not apply to format = "{fmt}" ({why}); remove it')
     command = m.table.get("command", [])
     if isinstance(command, str):
         raise m.fail("command", "must be a list of arguments (argv), e.g. "
@@ -346,6 +366,9 @@ def parse_card(data: Mapping[str, Any], *, source: Path | None, base_dir: Path,
         raise o.fail("kind", 'the command format reads label files back: use kind = "labels"')
     if model.file_format == "png" and (ndim == 3 or lengths.get("spacing") == 3):
         raise m.fail("file_format", 'PNG holds 2D images only; use file_format = "nifti" for 3D')
+    if model.file_format == "png" and inp.normalize.startswith("zscore"):
+        raise m.fail("file_format", 'PNG holds integers 0..65535, so z-scored input would be rounded to a few '
+                                    'levels; use [input] normalize = "minmax" or "window", or file_format = "nifti"')
     extra = {k: v for k, v in data.items() if k not in _SECTIONS}
     return ModelCard(model=model, input=inp, output=OutputSection(out.kind, None if out.labels is None
                                                                   else FrozenDict(out.labels), out.postprocess),

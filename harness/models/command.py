@@ -63,6 +63,13 @@ class CommandModel(Model):
             argv.append(arg)
         return argv
 
+    def check_input(self, *, channels: int, ndim: int) -> list[str]:
+        problems = super().check_input(channels=channels, ndim=ndim)
+        if self.model_card.model.file_format == "png" and ndim != 2:
+            problems.append(f'model {self.name!r}: [model] file_format = "png" holds 2D images only, the data is '
+                            f'{ndim}D; use file_format = "nifti"')
+        return problems
+
     def _forward(self, batch: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
         fmt = self.model_card.model.file_format
         if fmt == "png" and batch.ndim != 4:
@@ -129,12 +136,21 @@ def write_nifti(channel: np.ndarray, spacing: tuple[float, ...], path: Path) -> 
 
 
 def write_png(channel: np.ndarray, path: Path, normalize: str) -> None:
-    """One 2D channel as an 8-bit (values within 0..255) or 16-bit grey PNG (rounded, clipped)."""
+    """One 2D channel as an 8-bit (values within 0..255) or 16-bit grey PNG (rounded).
+
+    ``minmax``/``window`` input (0..1) is scaled to 0..255; other input must already be integers in
+    0..65535 (a PNG holds nothing else), else a ModelError says how to fix the card.
+    """
     from PIL import Image
 
     data = np.asarray(channel, np.float64)
     if normalize in ("minmax", "window"):
         data = data * 255.0
+    elif data.size and (data.min() < 0 or data.max() > 65535 or not np.array_equal(data, np.round(data))):
+        raise ModelError(f'[model] file_format = "png" holds integers 0..65535, and this image (normalize = '
+                         f'"{normalize}") has values {data.min():.4g}..{data.max():.4g}'
+                         f'{"" if np.array_equal(data, np.round(data)) else " with fractions"}; use [input] '
+                         'normalize = "minmax" or "window", or file_format = "nifti"')
     if data.max(initial=0) <= 255:
         Image.fromarray(np.clip(np.round(data), 0, 255).astype(np.uint8)).save(path)
     else:

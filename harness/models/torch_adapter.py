@@ -31,6 +31,13 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _mismatch(exc: BaseException, limit: int = 400) -> str:
+    """torch's ``load_state_dict`` refusal on one line: the missing, unexpected and mis-sized keys."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = " ".join(lines[1:] or lines)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _tensor(array: np.ndarray) -> torch.Tensor:
     """A tensor sharing memory with ``array`` when it is writable (torch warns on read-only arrays)."""
     return torch.from_numpy(array if array.flags.writeable else array.copy())
@@ -43,11 +50,28 @@ def _unpickling_detail(exc: BaseException) -> str:
     return " ".join(useful)[:200] or _first_line(exc)
 
 
+def _placeholder(path: Path) -> str | None:
+    """What ``path`` holds instead of weights when it is a Git LFS pointer or a text/HTML page."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64).lstrip()
+    except OSError:
+        return None  # torch.load below names the problem
+    if head.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the weights; run git lfs pull"
+    if head[:1] in (b"<", b"{"):
+        return "text (an HTML page or JSON?), not torch weights; the download probably failed, fetch the file again"
+    return None
+
+
 def load_state_dict(path: Path, where: str) -> Mapping[str, torch.Tensor]:
     """``torch.load(path, weights_only=True)`` → a state_dict; ConfigError naming the card otherwise."""
     if not path.is_file():
         raise ConfigError(f"{where}: [model] weights: file {path} does not exist; fix the path "
                           "(relative to the card) or train/download the weights")
+    placeholder = _placeholder(path)
+    if placeholder:
+        raise ConfigError(f"{where}: [model] weights: {path.name} is {placeholder}")
     try:
         with warnings.catch_warnings():
             # Plain-pickle files make the safe unpickler warn about their protocol before it
@@ -59,9 +83,10 @@ def load_state_dict(path: Path, where: str) -> Mapping[str, torch.Tensor]:
                           f"accepts only tensors and plain containers, and this file holds something else "
                           f"({_unpickling_detail(exc)}), possibly Python objects that would run code when "
                           "unpickled; save a plain state_dict with torch.save(model.state_dict(), path)") from exc
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+    except Exception as exc:  # torch's readers fail in many ways on a file that is not weights (KeyError too)
         raise ConfigError(f"{where}: [model] weights: {path.name} is not a readable torch weights file "
-                          f"({_first_line(exc)}); save it with torch.save(model.state_dict(), path)") from exc
+                          f"({type(exc).__name__}: {_first_line(exc)}); save it with "
+                          "torch.save(model.state_dict(), path)") from exc
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]  # a common checkpoint layout: {"state_dict": ..., "epoch": ...}
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -81,6 +106,11 @@ class TorchBackedModel(Model):
             self.device = torch.device(card.model.device)
         except (RuntimeError, ValueError) as exc:
             raise ConfigError(f"{card.where}: [model] device: {exc}; use e.g. \"cpu\" or \"cuda:0\"") from exc
+        try:  # before loading: a TorchScript archive mapped to a missing GPU blames the archive otherwise
+            torch.empty(0, device=self.device)
+        except (RuntimeError, AssertionError) as exc:  # e.g. "Torch not compiled with CUDA enabled"
+            raise ConfigError(f"{card.where}: [model] device: cannot use {card.model.device!r} "
+                              f"({_first_line(exc)}); use \"cpu\" or an available GPU") from exc
         network = self._build()
         try:
             self.network = network.to(self.device).eval()
@@ -157,6 +187,10 @@ class TorchModel(TorchBackedModel):
         except (TypeError, ValueError) as exc:  # unknown keyword / a value the factory refuses
             raise ConfigError(f"{card.where}: [model.kwargs] do not fit {card.model.entry}: "
                               f"{_first_line(exc)}; fix the keyword arguments") from exc
+        except (Exception, SystemExit) as exc:  # the factory itself failed
+            raise ConfigError(f"{card.where}: [model] entry {card.model.entry} raised "
+                              f"{type(exc).__name__}: {_first_line(exc)}; fix the factory or its "
+                              "[model.kwargs]") from exc
         if not isinstance(network, torch.nn.Module):
             raise ConfigError(f"{card.where}: [model] entry {card.model.entry} returned "
                               f"{type(network).__name__}, not a torch.nn.Module")
@@ -167,7 +201,7 @@ class TorchModel(TorchBackedModel):
             except RuntimeError as exc:
                 raise ConfigError(f"{card.where}: [model] weights {card.model.weights.name} do not fit the "
                                   f"network built by {card.model.entry} with [model.kwargs] "
-                                  f"({_first_line(exc)}); use matching kwargs or weights") from exc
+                                  f"({_mismatch(exc)}); use matching kwargs or weights") from exc
         return network
 
     def files(self) -> list[Path]:

@@ -35,9 +35,16 @@ def to_db(x: np.ndarray, i_ref: float, dr: float) -> np.ndarray:
     return (np.asarray(x, dtype=np.float64) / i_ref - 1.0) * dr
 
 
-def from_db(db: np.ndarray, i_ref: float, dr: float) -> np.ndarray:
-    """dB -> display value, clipped to the displayable range [0, I_ref]."""
-    return np.clip((db / dr + 1.0) * i_ref, 0.0, i_ref)
+def display_bounds(x: np.ndarray, i_ref: float) -> tuple[float, float]:
+    """The range results are clipped to: [0, I_ref], widened to keep values ``x`` already has
+    outside it (a normalised image's negative values stay, as the display model cannot place them)."""
+    return min(0.0, float(x.min())), max(i_ref, float(x.max()))
+
+
+def from_db(db: np.ndarray, i_ref: float, dr: float, bounds: tuple[float, float] | None = None) -> np.ndarray:
+    """dB -> display value, clipped to ``bounds`` (default: the displayable range [0, I_ref])."""
+    lo, hi = bounds if bounds is not None else (0.0, i_ref)
+    return np.clip((db / dr + 1.0) * i_ref, lo, hi)
 
 
 def to_amplitude(x: np.ndarray, i_ref: float, dr: float) -> np.ndarray:
@@ -45,9 +52,9 @@ def to_amplitude(x: np.ndarray, i_ref: float, dr: float) -> np.ndarray:
     return 10.0 ** (to_db(x, i_ref, dr) / 20.0)
 
 
-def from_amplitude(a: np.ndarray, i_ref: float, dr: float) -> np.ndarray:
-    """Linear amplitude -> display value (log compression, clipped to [0, I_ref])."""
-    return from_db(20.0 * np.log10(np.maximum(a, 1e-12)), i_ref, dr)
+def from_amplitude(a: np.ndarray, i_ref: float, dr: float, bounds: tuple[float, float] | None = None) -> np.ndarray:
+    """Linear amplitude -> display value (log compression, clipped to ``bounds``, default [0, I_ref])."""
+    return from_db(20.0 * np.log10(np.maximum(a, 1e-300)), i_ref, dr, bounds)  # 1e-300: -6000 dB
 
 
 def add_db(case: Case, db_field: np.ndarray, params: dict[str, Any]) -> Case:
@@ -57,7 +64,7 @@ def add_db(case: Case, db_field: np.ndarray, params: dict[str, Any]) -> Case:
     for c, x in enumerate(case.image):
         i_ref, dr = params["i_ref"][c], params["dynamic_range_db"]
         shifted = x.astype(np.float64) + db_field * i_ref / dr
-        out[c] = np.clip(shifted, min(0.0, float(x.min())), max(i_ref, float(x.max())))
+        out[c] = np.clip(shifted, *display_bounds(x, i_ref))
     return case.with_(image=out)
 
 

@@ -14,11 +14,13 @@ import numpy as np
 
 from harness.case import Case
 from harness.errors import ConfigError
+from harness.perturbations.base import NumberOption
 
 Direction = Literal["both", "up", "down"]
 DIRECTIONS: tuple[str, ...] = ("both", "up", "down")
 DIRECTION_DOC = "'both' (default: sign drawn per call, recorded), 'up' or 'down'"
 DR_DOC = "displayed dynamic range of the B-mode image in dB (default 60)"
+DR_OPTION = NumberOption(above=0)  # 0 dB would divide by zero
 SEED_BOUND = 2**31 - 1
 
 

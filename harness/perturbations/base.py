@@ -10,7 +10,10 @@ that structure ("coupled draws") and the distortion grows draw by draw, not only
 """
 from __future__ import annotations
 
+import math
+import numbers
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,6 +27,33 @@ MAX_SEVERITY = 5
 MODALITIES = frozenset({"mri", "ct", "us", "other"})
 
 
+@dataclass(frozen=True)
+class NumberOption:
+    """A numeric suite option: a finite number (``integer``: a whole one) above ``above`` (exclusive)
+    or from ``at_least`` (inclusive); ``length``: a list of that many such numbers."""
+
+    above: float | None = None
+    at_least: float | None = None
+    integer: bool = False
+    length: int | None = None
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable (None when it is)."""
+        values = value if self.length is not None and isinstance(value, list) else [value]
+        if self.length is not None and (not isinstance(value, list) or len(value) != self.length):
+            return f"must be a list of {self.length} numbers"
+        for v in values:
+            kind = numbers.Integral if self.integer else numbers.Real
+            if isinstance(v, bool) or not isinstance(v, kind) or not math.isfinite(v):
+                return f"must be {'a whole number' if self.integer else 'a finite number'}" + \
+                       (" (in each list entry)" if self.length else "")
+            if self.above is not None and not v > self.above:
+                return f"must be > {self.above:g}"
+            if self.at_least is not None and not v >= self.at_least:
+                return f"must be ≥ {self.at_least:g}"
+        return None
+
+
 class Perturbation(ABC):
     """One family. Subclasses set the class attributes and implement draw/apply.
 
@@ -35,6 +65,7 @@ class Perturbation(ABC):
         options_doc: accepted suite options, name -> description; None (the default, e.g. for
             plugin families) accepts any option unchecked.
         choices: allowed values of the options that take one of a fixed set.
+        numbers: the numeric options' types and ranges (:class:`NumberOption`).
     """
 
     name: ClassVar[str]
@@ -43,12 +74,13 @@ class Perturbation(ABC):
     parameter_doc: ClassVar[str] = ""
     options_doc: ClassVar[dict[str, str] | None] = None
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    numbers: ClassVar[dict[str, NumberOption]] = {}
     requires_model: ClassVar[bool] = False  # adversarial families: the runner calls bind_model()
 
     def __init__(self, **options: Any) -> None:
         """``options`` come from the suite's ``[perturbations.options]`` table. When the family
-        declares ``options_doc``, unknown names and values outside ``choices`` raise
-        ``ConfigError`` (exit 3, before any model call)."""
+        declares ``options_doc``, unknown names, values outside ``choices`` and numbers of the
+        wrong type or range (``numbers``) raise ``ConfigError`` (exit 3, before any model call)."""
         if self.options_doc is not None:
             unknown = sorted(set(options) - set(self.options_doc))
             if unknown:
@@ -59,6 +91,11 @@ class Perturbation(ABC):
             if key in options and options[key] not in allowed:
                 raise ConfigError(f"perturbation {self.name!r}: option {key!r} "
                                   f"{must_be_one_of(allowed, options[key])}")
+        for key, spec in self.numbers.items():
+            problem = spec.problem(options[key]) if key in options else None
+            if problem:
+                raise ConfigError(f"perturbation {self.name!r}: option {key!r} {problem}, got {options[key]!r}; "
+                                  f"{(self.options_doc or {}).get(key, '')}".rstrip("; "))
         self.options = dict(options)
 
     def bind_model(self, model: Any) -> None:

@@ -18,7 +18,7 @@ from harness.case import Case
 from harness.perturbations import register
 from harness.perturbations._ct import planes, unplanes
 from harness.perturbations._util import draw_seed, ladder
-from harness.perturbations.base import Perturbation
+from harness.perturbations.base import NumberOption, Perturbation
 
 DOSE_FRACTION = (0.5, 0.25, 0.125, 0.0625, 0.03)
 REFERENCE_NOISE_HU = 10.0
@@ -46,6 +46,7 @@ class CTDose(Perturbation):
     """
 
     name = "ct_dose"
+    numbers = {"reference_noise_hu": NumberOption(above=0)}
     options_doc = {"reference_noise_hu": "noise std of the original scan in HU (default 10)"}
     modalities = frozenset({"ct"})
     parameter_doc = ("dose x{0.5, 0.25, 0.125, 0.0625, 0.03}: added FBP-textured noise "

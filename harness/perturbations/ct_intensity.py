@@ -8,7 +8,7 @@ import numpy as np
 from harness.case import Case
 from harness.perturbations import register
 from harness.perturbations._util import DIRECTION_DOC, DIRECTIONS, draw_sign, ladder
-from harness.perturbations.base import Perturbation
+from harness.perturbations.base import NumberOption, Perturbation
 
 HU_OFFSET = (10.0, 20.0, 35.0, 50.0, 75.0)
 WINDOW_WIDTH = (1800.0, 1100.0, 700.0, 450.0, 300.0)
@@ -49,6 +49,7 @@ class WindowShift(Perturbation):
     """
 
     name = "window_shift"
+    numbers = {"level": NumberOption()}
     options_doc = {"direction": "drift of the window level: " + DIRECTION_DOC,
                    "level": "centre level in HU before the drift (default 40)"}
     choices = {"direction": DIRECTIONS}

@@ -14,7 +14,7 @@ import numpy as np
 from harness.case import Case
 from harness.perturbations import register
 from harness.perturbations._util import ladder, monai_transforms, slice_axis
-from harness.perturbations.base import Perturbation
+from harness.perturbations.base import NumberOption, Perturbation
 
 GHOST_AMPLITUDE = (0.05, 0.1, 0.17, 0.25, 0.35)
 SPIKE_INTENSITY = (0.05, 0.1, 0.16, 0.24, 0.35)
@@ -73,6 +73,7 @@ class Spike(Perturbation):
     """
 
     name = "spike"
+    numbers = {"spikes": NumberOption(at_least=1, integer=True)}
     options_doc = {"spikes": "number of k-space spikes (default 1)"}
     modalities = frozenset({"mri"})
     parameter_doc = ("k-space spike of {0.05, 0.1, 0.16, 0.24, 0.35} x the spectrum maximum at a random "

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from harness.case import Case
+from harness.errors import ConfigError
 from harness.perturbations import register
-from harness.perturbations.base import Perturbation
+from harness.perturbations.base import NumberOption, Perturbation
 
 MOVED_FRACTION = (0.2, 0.35, 0.5, 0.65, 0.8)
 DEGREES = 5.0
@@ -38,20 +39,30 @@ class Motion(Perturbation):
     """Rigid motion during acquisition.
 
     Params: ``moved_fraction`` (share of k-space lines read in a moved pose), ``split`` (share of
-    them read before the centre), ``degrees`` / ``translation_mm`` (2 x severity poses, TorchIO
+    them read before the centre, 0.4..0.6), ``degrees`` / ``translation_mm`` (2 x severity poses, TorchIO
     axes, in TorchIO's transform order) and ``times`` (segment boundaries, fractions of k-space).
     Options: ``degrees`` (rotation per pose, default 5), ``translation_voxels`` (default 5).
     """
 
     name = "motion"
+    numbers = {"degrees": NumberOption(at_least=0), "translation_voxels": NumberOption(at_least=0)}
     options_doc = {"degrees": "rotation of each pose in degrees (default 5)",
                    "translation_voxels": "translation of each pose, voxels of the finest spacing (default 5)"}
     modalities = frozenset({"mri"})
     parameter_doc = ("{20, 35, 50, 65, 80} % of k-space (outer lines, 1-5 segments per side) read "
                      "in random poses of 5 deg rotation and 5 voxels translation")
 
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        get = self.options.get
+        if get("degrees", DEGREES) == 0 and get("translation_voxels", TRANSLATION_VOXELS) == 0:
+            raise ConfigError("perturbation 'motion': options degrees and translation_voxels are both 0, so no "
+                              "pose moves; give one of them a positive value")
+
     def draw(self, case: Case, severity: int, rng: np.random.Generator) -> dict[str, Any]:
-        split = float(rng.uniform(0.3, 0.7))
+        # Either side's moved share split·m, (1 - split)·m stays below half of k-space for m ≤ 0.8, so
+        # the reference pose keeps the centre segment (TorchIO gives it the segment holding 0.5).
+        split = float(rng.uniform(0.4, 0.6))
         n = len(MOVED_FRACTION)
         rot = _units(rng, 2 * n, 3) * float(self.options.get("degrees", DEGREES))
         voxels = float(self.options.get("translation_voxels", TRANSLATION_VOXELS))

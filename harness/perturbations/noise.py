@@ -52,9 +52,12 @@ class GaussianNoise(Perturbation):
 @register
 class RicianNoise(Perturbation):
     """Rician noise of an MRI magnitude image: ``sqrt((x + s n1)^2 + (s n2)^2)``, n1, n2 ~ N(0, 1)
-    (MONAI ``RandRicianNoise`` with its own seeded ``RandomState``).
+    (MONAI ``RandRicianNoise`` with its own seeded ``RandomState``). An image with negative values
+    (e.g. z-scored) is taken as magnitude above its minimum ``m``: ``m + sqrt((x - m + s n1)^2 + ...)``,
+    so its negative voxels are not folded to positive ones.
 
-    Params: ``sigma`` (per channel, image units), ``sigma_fraction``, ``noise_seed``.
+    Params: ``sigma`` (per channel, image units), ``sigma_fraction``, ``offset`` (per channel: ``m``,
+    0 for non-negative images), ``noise_seed``.
     """
 
     name = "rician_noise"
@@ -66,15 +69,17 @@ class RicianNoise(Perturbation):
     def draw(self, case: Case, severity: int, rng: np.random.Generator) -> dict[str, Any]:
         frac = ladder(SIGMA_FRACTION, severity)
         return {"sigma_fraction": frac, "sigma": [frac * s for s in foreground_std(case)],
-                "noise_seed": draw_seed(rng)}
+                "offset": [min(0.0, float(x.min())) for x in case.image], "noise_seed": draw_seed(rng)}
 
     def apply(self, case: Case, params: dict[str, Any]) -> Case:
         out = np.empty_like(case.image)
-        for c, sigma in enumerate(params["sigma"]):
+        offsets = params.get("offset", [0.0] * len(params["sigma"]))  # records before the offset: 0
+        for c, (sigma, m) in enumerate(zip(params["sigma"], offsets)):
             t = monai_transforms().RandRicianNoise(prob=1.0, mean=0.0, std=float(sigma), relative=False,
                                 channel_wise=False, sample_std=False)
             t.set_random_state(seed=(int(params["noise_seed"]) + c) % 2**32)
-            out[c] = np.asarray(t(np.ascontiguousarray(case.image[c:c + 1])))[0]
+            magnitude = np.ascontiguousarray(case.image[c:c + 1] - np.float32(m))
+            out[c] = np.asarray(t(magnitude))[0] + np.float32(m)
         return case.with_(image=out)
 
 

@@ -10,8 +10,9 @@ import numpy as np
 
 from harness.case import Case
 from harness.perturbations import register
-from harness.perturbations._us import display_max, dynamic_range, from_amplitude, to_amplitude
-from harness.perturbations._util import DR_DOC, ladder
+from harness.perturbations._us import (display_bounds, display_max, dynamic_range, from_amplitude,
+                                        to_amplitude)
+from harness.perturbations._util import DR_DOC, DR_OPTION, ladder
 from harness.perturbations.base import Perturbation
 
 SHADOW_LOSS_DB = (4.0, 8.0, 13.0, 19.0, 26.0)
@@ -44,6 +45,7 @@ class AcousticShadow(Perturbation):
     """
 
     name = "acoustic_shadow"
+    numbers = {"dynamic_range_db": DR_OPTION}
     options_doc = {"dynamic_range_db": DR_DOC}
     modalities = frozenset({"us"})
     parameter_doc = ("lateral band (12-25 % wide) below a random depth loses {4, 8, 13, 19, 26} dB "
@@ -66,7 +68,7 @@ class AcousticShadow(Perturbation):
         out = np.empty_like(case.image)
         for c, x in enumerate(case.image):
             i_ref, dr = params["i_ref"][c], params["dynamic_range_db"]
-            out[c] = from_amplitude(to_amplitude(x, i_ref, dr) * gain, i_ref, dr)
+            out[c] = from_amplitude(to_amplitude(x, i_ref, dr) * gain, i_ref, dr, display_bounds(x, i_ref))
         return case.with_(image=out)
 
 
@@ -82,6 +84,7 @@ class Reverberation(Perturbation):
     """
 
     name = "reverberation"
+    numbers = {"dynamic_range_db": DR_OPTION}
     options_doc = {"dynamic_range_db": DR_DOC}
     modalities = frozenset({"us"})
     parameter_doc = "echo k at (k+1) x reflector depth with amplitude r^k, r = {0.12, 0.2, 0.3, 0.42, 0.55}"
@@ -111,5 +114,6 @@ class Reverberation(Perturbation):
             i_ref, dr = params["i_ref"][c], params["dynamic_range_db"]
             amp = to_amplitude(x, i_ref, dr)
             reflector = float(np.percentile(amp, 99))
-            out[c] = from_amplitude(np.sqrt(amp ** 2 + (reflector * echoes) ** 2), i_ref, dr)
+            out[c] = from_amplitude(np.sqrt(amp ** 2 + (reflector * echoes) ** 2), i_ref, dr,
+                                    display_bounds(x, i_ref))
         return case.with_(image=out)

@@ -13,7 +13,7 @@ from scipy.interpolate import PchipInterpolator
 from harness.case import Case
 from harness.perturbations import register
 from harness.perturbations._us import add_db, depth_coordinate, display_max, dynamic_range
-from harness.perturbations._util import DIRECTION_DOC, DIRECTIONS, DR_DOC, draw_sign, ladder
+from harness.perturbations._util import DIRECTION_DOC, DIRECTIONS, DR_DOC, DR_OPTION, draw_sign, ladder
 from harness.perturbations.base import Perturbation
 
 GAIN_DB = (3.0, 6.0, 9.0, 12.0, 18.0)
@@ -32,6 +32,7 @@ class Gain(Perturbation):
     """
 
     name = "gain"
+    numbers = {"dynamic_range_db": DR_OPTION}
     options_doc = {"direction": DIRECTION_DOC, "dynamic_range_db": DR_DOC}
     choices = {"direction": DIRECTIONS}
     modalities = frozenset({"us"})
@@ -61,6 +62,7 @@ class DepthAttenuation(Perturbation):
     """
 
     name = "depth_attenuation"
+    numbers = {"dynamic_range_db": DR_OPTION}
     options_doc = {"dynamic_range_db": DR_DOC}
     modalities = frozenset({"us"})
     parameter_doc = "extra attenuation reaching {6, 12, 18, 24, 32} dB at the deepest row (linear in depth)"

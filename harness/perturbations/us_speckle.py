@@ -18,9 +18,10 @@ from scipy.special import gammaincinv, ndtr
 
 from harness.case import Case
 from harness.perturbations import register
-from harness.perturbations._us import display_max, dynamic_range, from_amplitude, to_amplitude
-from harness.perturbations._util import DR_DOC, draw_seed, ladder
-from harness.perturbations.base import Perturbation
+from harness.perturbations._us import (display_bounds, display_max, dynamic_range, from_amplitude,
+                                        to_amplitude)
+from harness.perturbations._util import DR_DOC, DR_OPTION, draw_seed, ladder
+from harness.perturbations.base import NumberOption, Perturbation
 
 RELATIVE_STD = (0.25, 0.35, 0.5, 0.7, 0.95)
 GRAIN_PX = (1.0, 2.0)
@@ -33,6 +34,7 @@ class Speckle(Perturbation):
     Options: ``dynamic_range_db`` (60), ``grain_px`` ([depth, lateral] sigma in pixels)."""
 
     name = "speckle"
+    numbers = {"dynamic_range_db": DR_OPTION, "grain_px": NumberOption(above=0, length=2)}
     options_doc = {"dynamic_range_db": DR_DOC,
                    "grain_px": "[depth, lateral] grain sigma in pixels (default [1, 2])"}
     modalities = frozenset({"us"})
@@ -57,5 +59,5 @@ class Speckle(Perturbation):
             u = np.clip(ndtr((z - z.mean()) / (z.std() or 1.0)), 1e-9, 1 - 1e-9)
             n = gammaincinv(looks, u) / looks
             amp = to_amplitude(x, params["i_ref"][c], dr) * n
-            out[c] = from_amplitude(amp, params["i_ref"][c], dr)
+            out[c] = from_amplitude(amp, params["i_ref"][c], dr, display_bounds(x, params["i_ref"][c]))
         return case.with_(image=out)

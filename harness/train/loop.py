@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from harness.datasets.base import Dataset
+from harness.datasets.label_values import check_named_classes
 from harness.errors import ConfigError
 from harness.train import data as tdata
 from harness.train.augment import AugmentConfig, augment_patch, build_transform
@@ -192,11 +193,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
 def _check_classes(cases: Sequence[tdata.CachedCase], labels: Sequence[int]) -> None:
     """Refuse masks holding classes the data does not name (the network has ``max(labels) + 1`` outputs)."""
     for case in cases:
-        extra = sorted(set(case.class_locations) - set(labels))
-        if extra:
-            raise ConfigError(f"case {case.case_id}: label values {extra} are not classes of the data "
-                              f"({list(labels)}, from its label_names): name them in label_names, or map them "
-                              "to classes with label_values in the dataset card")
+        check_named_classes(case.case_id, case.class_locations, labels, named_by="the data (its label_names)")
 
 
 @dataclasses.dataclass

@@ -207,13 +207,24 @@ def test_dataset_card_absolute_images_glob(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("csv", "fragment"), [
-    ("", "cannot read CSV"), ("id,device\na,X\na,Y\n", "key 'a' appears more than once"),
+    ("", r"\.metadata: cannot read CSV"), ("id,device\na,X\na,Y\n", r"\.metadata: key 'a' appears more than once"),
+    ("key,device\na,X\n", r"\.metadata_key: column 'id' is not in .*meta\.csv .*set metadata_key"),
 ])
 def test_dataset_card_metadata_csv_problems(tmp_path: Path, csv: str, fragment: str) -> None:
     _write_png_pair(tmp_path, "a")
     (tmp_path / "meta.csv").write_text(csv)
     (tmp_path / "card.toml").write_text(CARD)
     with pytest.raises(ConfigError, match=fragment):
+        open_dataset(str(tmp_path / "card.toml"))
+
+
+@pytest.mark.parametrize("regex", [r"im_(?P<key>x)?a\\.png", r"im_(?P<key>.*)a\\.png"])
+def test_key_regex_whose_key_captures_nothing_is_refused(tmp_path: Path, regex: str) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,device\na,X\n")
+    (tmp_path / "card.toml").write_text(CARD.replace('im_(?P<key>.+)\\\\.png', regex))
+    with pytest.raises(ConfigError, match=r"\[dataset\]\.key_regex: .* matches 'im_a\.png' but its group 'key' "
+                                          r"captures nothing"):
         open_dataset(str(tmp_path / "card.toml"))
 
 
@@ -279,7 +290,7 @@ def test_msd_metadata_csv_is_read_and_numeric(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("csv", "fragment"), [
-    ("", "cannot read CSV"), ("id,sex\nc0,F\nc1,M\n", "needs a case_id column"),
+    ("", "cannot read CSV"), ("id,sex\nc0,F\nc1,M\n", "column .case_id. is not in .*add a case_id column"),
     ("case_id,sex\nc0,F\nc0,M\nc1,M\n", "'c0' appears more than once"), ("case_id,sex\nc0,F\n", r"no row for case\(s\) \['c1'\]"),
     (b"case_id,sex\nc0,\xff\nc1,M\n", "cannot read CSV"),
 ])

@@ -110,6 +110,17 @@ def test_model_crashing_on_every_item_still_gets_a_report(tmp_path: Path) -> Non
     assert "simulated model crash" in (tmp_path / "o" / "report.html").read_text()
 
 
+def test_model_calling_sys_exit_does_not_end_the_run(tmp_path: Path) -> None:
+    """sys.exit(0) inside the model once ended the run with exit 0 and no outputs (a silent CI pass)."""
+    code = _run_fixture_model(tmp_path, "exit_on_noise", 2)
+    assert code == 2
+    records = pd.read_csv(tmp_path / "o" / "records.csv")
+    errors = records[records["status"] == "ERROR"]
+    assert (records["status"] == "OK").any() and len(errors)
+    assert errors["error"].str.contains(r"SystemExit\(0\) \(the model called sys\.exit\)").all()
+    assert (tmp_path / "o" / "report.html").is_file()
+
+
 def test_unmapped_mask_values_are_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """0/255 PNG masks without label_values would score Dice 0 everywhere: refused, naming the value."""
     from PIL import Image
@@ -146,6 +157,18 @@ def test_bad_configuration_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "Traceback" not in err
     if fragment:
         assert fragment in err
+
+
+def test_validate_suite_checks_perturbation_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """validate-suite builds every family as run does: misspelt options and bad values exit 3."""
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nname = "s"\nmetrics = ["dice"]\n'
+                     '[[perturbations]]\nfamily = "contrast"\noptions = { directon = "up" }\n'
+                     '[[perturbations]]\nfamily = "spike"\nname = "spikes-x2"\noptions = { spikes = "two" }\n')
+    assert run_cli("validate-suite", str(suite)) == 3
+    err = capsys.readouterr().err
+    assert "unknown option(s) directon" in err
+    assert "perturbation 'spikes-x2': perturbation 'spike': option 'spikes'" in err
 
 
 def test_inapplicable_family_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -132,3 +132,13 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def exits(image: np.ndarray) -> np.ndarray:
+    """A wrapper that ends the process the way an argparse-based script does on bad arguments."""
+    raise SystemExit(2)
+
+
+def factory_raises_key_error(**kwargs: Any) -> Any:
+    """A network factory that fails on a missing configuration key."""
+    raise KeyError("missing_key")

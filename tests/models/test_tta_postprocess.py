@@ -56,7 +56,7 @@ def test_tta_on_label_maps_votes(tmp_path, case3d) -> None:
 
 def test_tta_axis_beyond_the_image_is_a_model_error(tmp_path, case2d) -> None:
     model = _model(tmp_path, "threshold", kind="labels", input_="tta_flip_axes = [2]")
-    with pytest.raises(ModelError, match=r"tta_flip_axes \[2\] names an axis the 2D image does not have"):
+    with pytest.raises(ModelError, match=r"tta_flip_axes \[2\] names an axis the 2D data does not have"):
         model.predict(case2d.image, case2d.spacing)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from harness import perturbations
 from harness.case import Case
+from harness.errors import ConfigError
 from harness.perturbations import _us
 from harness.perturbations.ct_dose import fbp_noise
 from harness.perturbations.scanner_shift import transfer_curve
@@ -27,6 +28,31 @@ def test_gaussian_noise_sigma_is_relative_to_foreground_std() -> None:
 def test_rician_noise_is_non_negative_magnitude() -> None:
     out, _ = _run("rician_noise", cases.phantom(2), 5)
     assert out.image.min() >= 0
+
+
+def _zscored(case: Case) -> Case:
+    x = case.image.astype(np.float32)
+    return case.with_(image=(x - x.mean()) / x.std())
+
+
+def test_rician_noise_on_a_zscored_image_is_magnitude_above_its_minimum() -> None:
+    """Negative voxels are not folded into positive ones: the noise stays about sigma in size."""
+    case = _zscored(cases.phantom(2))
+    out, p = _run("rician_noise", case, 1)
+    assert p["offset"] == [pytest.approx(float(case.image.min()))]
+    assert out.image.min() >= case.image.min() - 1e-5
+    rmse = float(np.sqrt(((out.image - case.image) ** 2).mean()))
+    assert rmse < 1.5 * p["sigma"][0]  # folding |x| made it about 5 sigma here
+
+
+@pytest.mark.parametrize("name", ["acoustic_shadow", "reverberation", "speckle"])
+def test_ultrasound_families_keep_a_normalised_images_negative_values(name: str) -> None:
+    """Outside the shadow / echo band the image is unchanged; negative values are not clipped to 0."""
+    case = _zscored(cases.phantom(2))
+    out, _ = _run(name, case, 1)
+    negative = case.image < -0.5
+    assert (out.image[negative] < 0).mean() > 0.9
+    assert out.image.min() >= case.image.min() - 1e-5
 
 
 def test_poisson_noise_std_at_foreground_mean() -> None:
@@ -87,6 +113,33 @@ def test_motion_corrupts_nested_kspace_segments() -> None:
     times = [_run("motion", case, s, 5)[1]["times"] for s in range(1, 6)]
     for lower, higher in zip(times, times[1:]):
         assert len(higher) == len(lower) + 2 and set(np.round(lower, 12)) <= set(np.round(higher, 12))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_motion_keeps_the_reference_pose_in_the_centre_segment(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """TorchIO gives the unmoved spectrum to the segment holding k-space line 0.5; every planned
+    segment must keep its pose there, at every severity (12 seeds cover splits across 0.4..0.6)."""
+    import torchio as tio
+
+    chosen: list[int] = []
+    original = tio.Motion.sort_spectra
+
+    def record(spectra, times):  # the segment TorchIO swaps the reference pose into
+        chosen.append(int(np.where(times > 0.5)[0].min()) if np.any(times > 0.5) else len(spectra) - 1)
+        original(spectra, times)
+
+    monkeypatch.setattr(tio.Motion, "sort_spectra", staticmethod(record))
+    case = cases.phantom(2)
+    for severity in range(1, 6):
+        chosen.clear()
+        _, params = _run("motion", case, severity, seed)
+        assert chosen == [severity], params["split"]  # severity segments before the centre, then the reference
+
+
+@pytest.mark.parametrize("options", [{"degrees": 0, "translation_voxels": 0}, {"degrees": "five"}, {"degrees": -1}])
+def test_motion_refuses_options_that_move_nothing_or_are_not_numbers(options: dict) -> None:
+    with pytest.raises(ConfigError, match="perturbation 'motion': option"):
+        perturbations.get("motion", **options)
 
 
 def test_ct_dose_noise_level_and_texture() -> None:

@@ -44,6 +44,33 @@ def test_unknown_family_and_options() -> None:
         perturbations.get("low_resolution", axes="diagonal")
 
 
+@pytest.mark.parametrize(("name", "options", "fragment"), [
+    ("ct_dose", {"reference_noise_hu": "ten"}, "'reference_noise_hu' must be a finite number"),
+    ("ct_dose", {"reference_noise_hu": 0}, "'reference_noise_hu' must be > 0"),
+    ("window_shift", {"level": [40]}, "'level' must be a finite number"),
+    ("spike", {"spikes": 0}, "'spikes' must be ≥ 1"),
+    ("spike", {"spikes": 1.7}, "'spikes' must be a whole number"),
+    ("spike", {"spikes": True}, "'spikes' must be a whole number"),
+    ("speckle", {"grain_px": 3}, "'grain_px' must be a list of 2 numbers"),
+    ("speckle", {"grain_px": [1, float("nan")]}, "'grain_px' must be a finite number"),
+    ("speckle", {"grain_px": [1, 0]}, "'grain_px' must be > 0"),
+    ("acoustic_shadow", {"dynamic_range_db": 0}, "'dynamic_range_db' must be > 0"),
+    ("gain", {"dynamic_range_db": "sixty"}, "'dynamic_range_db' must be a finite number"),
+    ("motion", {"translation_voxels": -2}, "'translation_voxels' must be ≥ 0"),
+])
+def test_numeric_options_are_checked_when_the_family_is_built(name: str, options: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=f"perturbation '{name}': option {fragment}") as info:
+        perturbations.get(name, **options)
+    assert "\n" not in str(info.value)
+
+
+def test_numeric_options_in_range_are_accepted() -> None:
+    for name, options in [("ct_dose", {"reference_noise_hu": 12.5}), ("spike", {"spikes": 3}),
+                          ("speckle", {"grain_px": [1, 2.5]}), ("gain", {"dynamic_range_db": 50}),
+                          ("motion", {"degrees": 0, "translation_voxels": 3})]:
+        assert perturbations.get(name, **options).options == options
+
+
 def test_plugin_reference_string() -> None:
     fam = perturbations.get("harness.perturbations.blur:Blur")
     assert fam.name == "blur"

@@ -142,3 +142,9 @@ def test_dask_attaches_to_a_running_scheduler(tmp_path: Path) -> None:
         with Client(cluster) as client:  # still serving after the run detached
             assert client.submit(sum, [1, 2]).result() == 3
     pd.testing.assert_frame_equal(comparable(expected), comparable(frame))
+
+
+def test_dask_with_a_malformed_scheduler_address_is_a_config_error(tmp_path: Path) -> None:
+    plan, items = make_plan(tmp_path, "threshold", dataset=SizesDataset([40]), severities="[2]")
+    with pytest.raises(ConfigError, match=r"--scheduler localhost: cannot connect .*tcp://HOST:PORT"):
+        _run(plan, items, tmp_path / "dask", scheduler="localhost")

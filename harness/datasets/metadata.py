@@ -1,0 +1,61 @@
+"""Case metadata CSVs: one row per case, found by a key column; the reader shared by dataset cards
+(``metadata``) and MSD folders (``metadata.csv``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness.errors import ConfigError
+
+
+class MissingKeyColumn(ConfigError):
+    """The metadata CSV has no column of the requested key name."""
+
+
+@dataclass(frozen=True)
+class MetadataTable:
+    """One metadata CSV with text cells, indexed by its key column (which stays a column too)."""
+
+    csv: Path
+    key: str
+    frame: pd.DataFrame
+
+    def row(self, key: str, stem: str | None = None) -> dict[str, str] | None:
+        """The row of case ``key`` (else of the image file ``stem``); None when the CSV has neither."""
+        found = key if key in self.frame.index else stem if stem is not None and stem in self.frame.index else None
+        if found is None:
+            return None
+        return dict(self.frame.loc[found].items())
+
+
+def read_metadata_csv(csv: Path, key: str | None = None, *, missing_key_hint: str = "") -> MetadataTable:
+    """Read ``csv`` as text (empty cells stay ``""``) keyed by column ``key`` (the first column when None).
+
+    Raises a one-line :class:`ConfigError` naming the file when it cannot be read or is empty, lacks
+    the key column (:class:`MissingKeyColumn`; ``missing_key_hint`` says what to do) or repeats a key.
+    """
+    try:
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ConfigError(f"cannot read CSV {csv} ({exc}); fix or remove it") from exc
+    key = frame.columns[0] if key is None else key
+    if key not in frame.columns:
+        raise MissingKeyColumn(f"column {key!r} is not in {csv} (columns: {', '.join(frame.columns)})"
+                          + (f"; {missing_key_hint}" if missing_key_hint else ""))
+    repeated = frame[key][frame[key].duplicated()].unique().tolist()
+    if repeated:
+        raise ConfigError(f"key {repeated[0]!r} appears more than once in column {key!r} of {csv} "
+                          f"({len(repeated)} repeated key(s)); make the keys unique")
+    return MetadataTable(csv, key, frame.set_index(key, drop=False))
+
+
+def coerce_cell(value: str) -> str | int | float:
+    """CSV cell -> int, float or str (metadata keeps numeric attributes numeric for binning)."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value

@@ -1,0 +1,155 @@
+"""Broken models and model files: one-line errors naming the card and the fix, no lost run."""
+from __future__ import annotations
+
+import shutil
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from harness.errors import ConfigError, ModelError
+from harness.models import load_model
+from tests.models.conftest import Exported, card
+
+LABELS = '[output]\nlabels = {1 = "organ"}\n'
+
+
+def _callable(tmp_path, entry: str) -> str:
+    return card(tmp_path, f'[model]\nformat = "callable"\nentry = "{entry}"\n{LABELS}', "callable.toml")
+
+
+def test_a_model_calling_sys_exit_is_a_model_error(tmp_path, case2d):
+    model = load_model(_callable(tmp_path, "tests.models.helpers:exits"))
+    with pytest.raises(ModelError, match=r"^case c1: model .* raised SystemExit\(2\) \(the model called sys\.exit\)"):
+        model.predict(case2d.image, case2d.spacing, case_id="c1")
+
+
+@pytest.mark.parametrize(("source", "fragment"), [
+    ("raise RuntimeError('MODEL_HOME is not set')\n", r"RuntimeError: MODEL_HOME is not set"),
+    ("def f(:\n", r"SyntaxError"),
+    ("import sys\nsys.exit(1)\n", r"SystemExit: 1"),
+])
+def test_a_module_failing_at_import_is_a_config_error(tmp_path, monkeypatch, source, fragment):
+    (tmp_path / "broken_model_module.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "broken_model_module", raising=False)
+    with pytest.raises(ConfigError, match=r"\[model\] entry 'broken_model_module:f': importing module "
+                                          rf"'broken_model_module' failed \({fragment}") as info:
+        load_model(_callable(tmp_path, "broken_model_module:f"))
+    assert "\n" not in str(info.value)
+
+
+def test_a_factory_failing_is_a_config_error(tmp_path):
+    text = '[model]\nformat = "torch"\nentry = "tests.models.helpers:factory_raises_key_error"\n' + LABELS
+    with pytest.raises(ConfigError, match=r"\[model\] entry tests\.models\.helpers:factory_raises_key_error raised "
+                                          r"KeyError: 'missing_key'; fix the factory"):
+        load_model(card(tmp_path, text))
+
+
+def test_mismatched_weights_name_the_keys(unet2d: Exported):
+    text = unet2d.torch_card.read_text().replace("out_channels = 3", "out_channels = 4")
+    with pytest.raises(ConfigError, match=r"do not fit the network .*size mismatch for .*torch\.Size") as info:
+        load_model(card(unet2d.folder, text, "mismatch.toml"))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n", r"a Git LFS pointer.*git lfs pull"),
+    (b"<!DOCTYPE html><html>Not found</html>", r"text \(an HTML page or JSON\?\).*fetch the file again"),
+    (b"hello, not weights", r"not a readable torch weights file \(KeyError"),
+    (b"", r"not a readable torch weights file"),
+])
+def test_files_that_are_not_weights_are_named(unet2d: Exported, content: bytes, fragment: str):
+    (unet2d.folder / "placeholder.pt").write_bytes(content)
+    text = unet2d.torch_card.read_text().replace('"unet.pt"', '"placeholder.pt"')
+    with pytest.raises(ConfigError, match=rf"\[model\] weights: placeholder\.pt .*{fragment}") as info:
+        load_model(card(unet2d.folder, text, "placeholder.toml"))
+    assert "\n" not in str(info.value)
+
+
+def test_torchscript_on_a_missing_gpu_names_the_device(unet2d: Exported):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    text = f'[model]\nformat = "torchscript"\npath = "{unet2d.ts}"\ndevice = "cuda"\n{LABELS}'
+    with pytest.raises(ConfigError, match=r"\[model\] device: cannot use 'cuda'"):
+        load_model(card(unet2d.folder, text, "ts-cuda.toml"))
+
+
+class _FixedShape(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(-1, 7, 5)
+
+
+def test_a_probe_failure_is_one_line(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # exporting TorchScript is set-up here
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(_FixedShape()), str(tmp_path / "fixed.ts"))
+    with pytest.raises(ConfigError, match=r"could not run the model on a probe input .*shape '\[-1, 7, 5\]' is "
+                                          r"invalid.*patch_size") as info:
+        load_model(tmp_path / "fixed.ts")
+    assert "\n" not in str(info.value) and "Traceback" not in str(info.value)
+
+
+def test_a_home_directory_that_cannot_be_expanded_is_named(tmp_path):
+    text = '[model]\nformat = "torchscript"\npath = "~no_such_user_here/m.ts"\n' + LABELS
+    with pytest.raises(ConfigError, match=r"\[model\] path: cannot expand '~no_such_user_here/m\.ts'"):
+        load_model(card(tmp_path, text))
+
+
+def test_tta_axes_the_data_lacks_are_reported_before_the_run(tmp_path):
+    text = '[model]\nformat = "callable"\nentry = "tests.models.helpers:threshold"\n[input]\n' \
+           'tta_flip_axes = [2]\n' + LABELS
+    model = load_model(card(tmp_path, text))
+    assert model.check_input(channels=1, ndim=3) == []
+    assert "tta_flip_axes [2] names an axis the 2D data does not have" in model.check_input(channels=1, ndim=2)[0]
+
+
+def test_a_model_folder_hashes_the_same_wherever_it_lies(tmp_path):
+    text = '[model]\nformat = "command"\npath = "results"\ncommand = ["x", "{input}", "{output}"]\n' + LABELS
+    cards = []
+    for name in ("a", "b"):
+        (tmp_path / name / "results" / "fold_0").mkdir(parents=True)
+        (tmp_path / name / "results" / "fold_0" / "checkpoint.pth").write_bytes(b"weights")
+        (tmp_path / name / "results" / "plans.json").write_text("{}")
+        cards.append(card(tmp_path / name, text))
+    first, second = (load_model(c).sha256 for c in cards)
+    assert first == second
+    shutil.move(tmp_path / "b" / "results" / "plans.json", tmp_path / "b" / "results" / "fold_0" / "plans.json")
+    assert load_model(cards[1]).sha256 != first  # a file moved inside the folder
+
+
+def test_png_files_refuse_values_a_png_cannot_hold(tmp_path):
+    from harness.models.command import write_png
+
+    with pytest.raises(ModelError, match=r'holds integers 0\.\.65535.*values -1000\.\.300.*file_format = "nifti"'):
+        write_png(np.array([[-1000.0, 0.0], [40.0, 300.0]]), tmp_path / "ct.png", "none")
+    with pytest.raises(ModelError, match=r"with fractions"):
+        write_png(np.array([[0.25, 0.5]]), tmp_path / "f.png", "none")
+    write_png(np.array([[0.0, 0.5, 1.0]]), tmp_path / "ok.png", "minmax")  # scaled to 0..255
+    write_png(np.array([[0.0, 1000.0]]), tmp_path / "ok16.png", "none")  # 16-bit
+
+
+def test_png_with_zscored_input_is_refused_in_the_card(tmp_path):
+    text = '[model]\nformat = "command"\ncommand = ["x", "{input}", "{output}"]\nfile_format = "png"\n' \
+           '[input]\nnormalize = "zscore"\n' + LABELS
+    with pytest.raises(ConfigError, match=r"\[model\] file_format: PNG holds integers"):
+        load_model(card(tmp_path, text))
+    text = text.replace('"zscore"', '"minmax"')
+    model = load_model(card(tmp_path, text))
+    assert model.check_input(channels=1, ndim=2) == []
+    assert 'file_format = "png" holds 2D images only' in model.check_input(channels=1, ndim=3)[0]
+
+
+@pytest.mark.parametrize(("fmt", "key", "value", "fragment"), [
+    ("onnx", "device", '"cuda"', r'use providers = \["CUDAExecutionProvider"'),
+    ("onnx", "weights", '"w.pt"', "the file holds the network and its weights"),
+    ("torchscript", "entry", '"pkg.mod:f"', "the file holds the network and its weights"),
+    ("torchscript", "providers", '["CPUExecutionProvider"]', "use device"),
+])
+def test_keys_a_format_would_ignore_are_refused(tmp_path, fmt, key, value, fragment):
+    text = f'[model]\nformat = "{fmt}"\npath = "m.{fmt}"\n{key} = {value}\n' + LABELS
+    with pytest.raises(ConfigError, match=rf'\[model\] {key}: does not apply to format = "{fmt}" \(.*{fragment}'):
+        load_model(card(tmp_path, text))
