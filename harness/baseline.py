@@ -106,7 +106,7 @@ def regressions(records: pd.DataFrame, base: pd.DataFrame, metric: str, *, keep:
 
     c_cur, c_old = clean_of(cur), clean_of(old)
     both = c_cur.index.intersection(c_old.index)
-    out[CLEAN] = (sign * (c_old[both] - c_cur[both])).sort_index()
+    out[CLEAN] = (sign * (c_old[both] - c_cur[both])).dropna().sort_index()  # finite pairs only
     shared = sorted((set(cur["perturbation"]) & set(old["perturbation"])) - {CLEAN})
     for family in shared:
         if families and family not in families:
@@ -151,11 +151,15 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
     """Problems with a ``check = "baseline"`` gate's keys (run at suite load; exit 3)."""
     problems = [] if _check_keys is None else _check_keys(
         gate, required=set(), optional={"metric", "margin", "alpha", "min_cases", "test", "families", "baseline"},
-        numbers={"margin", "alpha", "min_cases"})
+        numbers={"margin", "alpha"}, counts={"min_cases"})
     if gate.get("test", "permutation") not in ("permutation", "wilcoxon"):
         problems.append(f"gate {gate.get('name')!r}: test must be 'permutation' or 'wilcoxon'")
-    if "alpha" in gate and not 0 < float(gate["alpha"]) < 1:
-        problems.append(f"gate {gate.get('name')!r}: alpha must be in (0, 1)")
+    alpha = gate.get("alpha", 0.05)
+    if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and not 0 < alpha < 1:
+        problems.append(f"gate {gate.get('name')!r}: alpha must be in (0, 1), got {alpha!r}")
+    families = gate.get("families")
+    if families is not None and not (isinstance(families, list) and all(isinstance(f, str) for f in families)):
+        problems.append(f"gate {gate.get('name')!r}: families must be a list of perturbation names, got {families!r}")
     return problems
 
 
@@ -170,7 +174,7 @@ def _register(fn: Any) -> Any:
 def baseline_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
     from harness.analysis.stats import adjust_pvalues
 
-    cfg = {**DEFAULTS, **gate}
+    cfg = {**DEFAULTS, "alpha": getattr(context.suite, "alpha", DEFAULTS["alpha"]), **gate}  # gate α, else the suite's
     name, metric, margin, alpha = str(cfg["name"]), str(cfg["metric"]), float(cfg["margin"]), float(cfg["alpha"])
     if not cfg.get("baseline"):
         return [GateResult(f"{name}[{CLEAN}]", "INCONCLUSIVE", None, margin,

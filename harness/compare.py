@@ -239,6 +239,9 @@ def compare_runs(run_a: Path, run_b: Path, options: CompareOptions = CompareOpti
     if not common:
         raise ConfigError(f"runs {run_a} and {run_b} have no metric in common ({', '.join(a.metrics)} vs "
                           f"{', '.join(b.metrics)})")
+    unknown = sorted(set(options.max_drop) - {"*"} - set(common))
+    if unknown:
+        raise ConfigError(f"--max-drop {', '.join(unknown)}: not a compared metric; compared: {', '.join(common)}")
     keep, changed = _pairing(a, b)
     mode = options.mode if options.mode != "auto" else ("paired" if keep else "unpaired")
     if mode == "paired" and not keep:

@@ -6,6 +6,7 @@ A gate evaluated per family/attribute yields one :class:`GateResult` per family/
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
 
@@ -39,10 +40,13 @@ def overall_outcome(results: list[GateResult]) -> str:
 
 
 def compare(value: float, *, higher_is_better: bool, fail: float, warn: float | None) -> str:
-    """PASS/WARN/FAIL for ``value`` against a fail threshold and an optional stricter warn one."""
+    """PASS/WARN/FAIL for ``value`` against a fail threshold and an optional stricter warn one;
+    INCONCLUSIVE for a value that is not finite."""
     def bad(threshold: float) -> bool:
         return value < threshold if higher_is_better else value > threshold
 
+    if not math.isfinite(value):  # NaN compares False both ways: it must never pass
+        return "INCONCLUSIVE"
     if bad(fail):
         return "FAIL"
     if warn is not None and bad(warn):
@@ -86,8 +90,9 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
 
 
 def check_keys(gate: dict[str, Any], *, required: set[str], optional: set[str],
-               numbers: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
-    """Generic validator: required/optional keys and numeric values."""
+               numbers: set[str] = frozenset(), counts: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Generic validator: required/optional keys, finite numbers (``numbers``) and whole numbers
+    ≥ 1 (``counts``, e.g. ``min_cases``)."""
     name = gate.get("name", "<unnamed>")
     allowed = required | optional | {"name", "check", "description"}
     problems = [f"gate {name!r}: missing {k!r}" for k in sorted(required - set(gate))]
@@ -95,8 +100,13 @@ def check_keys(gate: dict[str, Any], *, required: set[str], optional: set[str],
     if unknown:
         problems.append(f"gate {name!r}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     for key in sorted(numbers & set(gate)):
-        if isinstance(gate[key], bool) or not isinstance(gate[key], (int, float)):
-            problems.append(f"gate {name!r}: {key} must be a number, got {gate[key]!r}")
+        value = gate[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            problems.append(f"gate {name!r}: {key} must be a finite number, got {value!r}")
+    for key in sorted(counts & set(gate)):
+        value = gate[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(f"gate {name!r}: {key} must be a whole number >= 1, got {value!r}")
     return problems
 
 
@@ -123,5 +133,10 @@ def evaluate_gates(context: GateContext) -> list[GateResult]:
             detail=(f"{len(bad)} work item(s) failed; first: case {first.case_id}, "
                     f"{first.perturbation}: {first.error}")))
     for gate in context.suite.gates:
-        results.extend(_CHECKS[gate["check"]](gate, context))
+        found = _CHECKS[gate["check"]](gate, context)
+        if not found:  # a gate that gates nothing must not let the run pass unnoticed
+            found = [GateResult(str(gate["name"]), "INCONCLUSIVE", None, None,
+                                f"{gate['check']} gate found nothing to gate in this run (no matching "
+                                "perturbation, label or cohort); check its keys against the suite")]
+        results.extend(found)
     return results

@@ -110,12 +110,23 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
 
 
 def _check_cohorts(suite: Suite, dataset: Dataset) -> None:
-    if not suite.cohorts or not any(g["check"] == "fairness" for g in suite.gates):
+    """Before any model call: fairness gates have cohorts, which the metadata holds, and name
+    only attributes among them."""
+    fairness = [g for g in suite.gates if g["check"] == "fairness"]
+    if not fairness:
         return
+    if not suite.cohorts:
+        raise ConfigError(f"suite {suite.path}: fairness gate(s) {', '.join(repr(g['name']) for g in fairness)} "
+                          "need cohorts: set [suite].cohorts (e.g. [\"sex\", \"site\"] or \"auto\") or pass --cohorts")
     from harness.analysis.fairness import resolve_cohorts
 
-    resolve_cohorts(dataset.metadata.reset_index(), suite.cohorts if isinstance(suite.cohorts, str)
-                    else list(suite.cohorts), bins=suite.bins or None)
+    groups = resolve_cohorts(dataset.metadata.reset_index(), suite.cohorts if isinstance(suite.cohorts, str)
+                             else list(suite.cohorts), bins=suite.bins or None)
+    for gate in fairness:
+        missing = [a for a in gate.get("attributes") or [] if a not in groups]
+        if missing:
+            raise ConfigError(f"suite {suite.path}: fairness gate {gate['name']!r}: attribute(s) {missing} are not "
+                              f"among the cohorts analysed ({', '.join(groups) or 'none'}); fix attributes or cohorts")
 
 
 def _check_label_values(first: Any, dataset: Dataset, model: Any) -> None:

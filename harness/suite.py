@@ -115,6 +115,9 @@ def _check_keys(table: dict[str, Any], allowed: dict[str, Any], where: str, prob
         expected = allowed[key]
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             continue
+        if isinstance(value, bool) and expected in (int, float):
+            problems.append(f"{where}.{key}: expected {expected.__name__}, got bool {value!r}")
+            continue
         if expected is not Any and not isinstance(value, expected):
             names = expected.__name__ if isinstance(expected, type) else "/".join(t.__name__ for t in expected)
             problems.append(f"{where}.{key}: expected {names}, got {type(value).__name__} {value!r}")
@@ -135,8 +138,10 @@ def _parse_perturbation(i: int, table: Any, problems: list[str]) -> Perturbation
             and all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 5 for s in severities)):
         problems.append(f"{where} ({family}).severities: must be a non-empty list of ints 1..5, got {severities!r}")
         return None
+    options = table.get("options", {})
     return PerturbationSpec(family=family, severities=tuple(sorted(set(severities))),
-                            options=dict(table.get("options", {})), name=str(table.get("name", "")))
+                            options=dict(options) if isinstance(options, dict) else {},  # else reported above
+                            name=str(table.get("name", "")))
 
 
 def _parse_gate(i: int, table: Any, problems: list[str]) -> dict[str, Any] | None:
@@ -177,12 +182,18 @@ def parse_suite(text: str, *, path: Path) -> Suite:
     _check_keys(head, SUITE_KEYS, "[suite]", problems)
     if "name" not in head:
         problems.append("[suite]: missing 'name'")
-    perturbations = [p for i, t in enumerate(doc.get("perturbations", []))
+    perturbations = [p for i, t in enumerate(_listed(doc, "perturbations"))
                      if (p := _parse_perturbation(i, t, problems)) is not None]
     labels_seen = [p.label for p in perturbations]
     for dup in sorted({x for x in labels_seen if labels_seen.count(x) > 1}):
         problems.append(f"[[perturbations]]: {dup!r} appears twice; give one of them a distinct 'name'")
-    gates = [g for i, t in enumerate(doc.get("gates", [])) if (g := _parse_gate(i, t, problems)) is not None]
+    gates = [g for i, t in enumerate(_listed(doc, "gates")) if (g := _parse_gate(i, t, problems)) is not None]
+    _check_gate_families(gates, {p.label for p in perturbations}, problems)
+    names = [g["name"] for g in gates]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"[[gates]]: name {dup!r} appears twice; gate names identify results in reports and "
+                        "junit.xml, make them unique")
+    _check_ranges(head, problems)
     metrics = head.get("metrics", ["dice", "hd95"])
     _check_metric_names(metrics, gates, head.get("metric_options", {}), problems)
     for key, allowed in SUITE_CHOICES.items():
@@ -206,6 +217,45 @@ def parse_suite(text: str, *, path: Path) -> Suite:
         small_groups=head.get("small_groups", "inconclusive"),
         perturbations=tuple(perturbations), gates=tuple(gates), path=path, text=text,
     )
+
+
+def _listed(doc: dict[str, Any], key: str) -> list[Any]:
+    """``doc[key]`` when it is a list (an array of tables); [] otherwise (reported by _check_keys)."""
+    value = doc.get(key, [])
+    return value if isinstance(value, list) else []
+
+
+# [suite] numbers and the ranges they must lie in: (low, high, low inclusive)
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "seed": (0, float("inf"), True), "repeats": (1, float("inf"), True),
+    "min_group_size": (1, float("inf"), True), "alpha": (0, 1, False),
+    "n_bootstrap": (1, float("inf"), True), "n_permutations": (1, float("inf"), True),
+    "worst_cases": (0, float("inf"), True),
+}
+
+
+def _check_ranges(head: dict[str, Any], problems: list[str]) -> None:
+    """``[suite]`` numbers in range (a wrong type is reported by _check_keys)."""
+    for key, (low, high, inclusive) in _RANGES.items():
+        value = head.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        above = value >= low if inclusive else value > low
+        if not (above and value < high):
+            bounds = f">= {low:g}" if high == float("inf") else f"in ({low:g}, {high:g})"
+            problems.append(f"[suite].{key}: must be {bounds}, got {value!r}")
+
+
+def _check_gate_families(gates: list[dict[str, Any]], labels: set[str], problems: list[str]) -> None:
+    """Every perturbation a gate's ``families`` names is one of the suite's (by label)."""
+    for gate in gates:
+        families = gate.get("families")
+        if not isinstance(families, list):
+            continue
+        unknown = [f for f in families if isinstance(f, str) and f not in labels]
+        if unknown:
+            problems.append(f"gate {gate['name']!r}: families {unknown} are not perturbations of this suite "
+                            f"({', '.join(sorted(labels)) or 'none'})")
 
 
 def _check_metric_names(metrics: Any, gates: list[dict[str, Any]], options: Any, problems: list[str]) -> None:

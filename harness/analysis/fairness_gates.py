@@ -79,10 +79,11 @@ def gate_problems(gate: Mapping[str, Any]) -> list[str]:
     unknown = sorted(set(gate) - GATE_KEYS)
     if unknown:
         problems.append(f"gate {name!r}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(GATE_KEYS))}")
-    if "max_gap" in gate and not (isinstance(gate["max_gap"], (int, float)) and gate["max_gap"] >= 0):
+    if "max_gap" in gate and not (isinstance(gate["max_gap"], (int, float)) and not isinstance(gate["max_gap"], bool)
+                                  and 0 <= gate["max_gap"] < float("inf")):
         problems.append(f"gate {name!r}: max_gap must be a number >= 0, got {gate['max_gap']!r}")
     alpha = gate.get("alpha", 0.05)
-    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+    if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and 0 < alpha < 1):
         problems.append(f"gate {name!r}: alpha must be in (0, 1), got {alpha!r}")
     if not isinstance(gate.get("perturbation", "clean"), str):
         problems.append(f"gate {name!r}: perturbation must be 'clean', 'all' or a perturbation's name")
@@ -121,7 +122,7 @@ def fairness_gates(result: FairnessResult, *, gate: Mapping[str, Any]) -> list[G
     perturbation = str(gate.get("perturbation", "clean"))
     attributes = list(gate.get("attributes") or result.levels)
     gaps = result.gaps[result.gaps["metric"] == metric]
-    if "label" in gate:
+    if "label" in gate and gaps["label"].nunique() > 1:  # an analysis of one label holds that label only
         gaps = gaps[gaps["label"] == str(gate["label"])]
     many_labels = gaps["label"].nunique() > 1
     out: list[GateResult] = []

@@ -15,6 +15,7 @@ import numpy as np
 
 from harness.analysis.robustness import higher_is_better, per_case
 from harness.gates import GateContext, GateResult, check_keys, compare, gate_check
+from harness.perturbations.base import MAX_SEVERITY
 from harness.records import CLEAN
 
 
@@ -33,38 +34,71 @@ def _labels(gate: dict[str, Any], context: GateContext) -> list[tuple[str, int |
 
 
 def _validate_clean(gate: dict[str, Any]) -> list[str]:
+    name = gate.get("name")
     problems = check_keys(gate, required={"metric"}, optional={"min", "max", "warn", "label", "min_cases"},
-                          numbers={"min", "max", "warn", "min_cases"})
-    if "min" not in gate and "max" not in gate:
-        problems.append(f"gate {gate.get('name')!r}: needs 'min' (or 'max' for distance metrics)")
+                          numbers={"min", "max", "warn"}, counts={"min_cases"})
+    if not isinstance(gate.get("metric"), str):
+        return problems
+    better_high = higher_is_better(gate["metric"])
+    key, wrong = ("min", "max") if better_high else ("max", "min")
+    if wrong in gate:
+        problems.append(f"gate {name!r}: {gate['metric']} is {'higher' if better_high else 'lower'}-is-better, "
+                        f"so its threshold is {key!r}, not {wrong!r}")
+    elif key not in gate:
+        problems.append(f"gate {name!r}: needs {key!r} (the {'lowest' if better_high else 'highest'} acceptable "
+                        f"clean mean {gate['metric']})")
+    elif _finite(gate.get(key)) and _finite(gate.get("warn")) and \
+            (gate["warn"] < gate[key] if better_high else gate["warn"] > gate[key]):
+        problems.append(f"gate {name!r}: warn {gate['warn']:g} must lie on the passing side of {key} {gate[key]:g}")
     return problems
 
 
 def _validate_degradation(gate: dict[str, Any]) -> list[str]:
+    name = gate.get("name")
     problems = check_keys(gate, required={"metric", "max_drop"},
                           optional={"warn_drop", "severities", "mode", "label", "families", "min_cases"},
-                          numbers={"max_drop", "warn_drop", "min_cases"})
+                          numbers={"max_drop", "warn_drop"}, counts={"min_cases"})
     if gate.get("mode", "absolute") not in ("absolute", "relative"):
-        problems.append(f"gate {gate.get('name')!r}: mode must be 'absolute' or 'relative'")
+        problems.append(f"gate {name!r}: mode must be 'absolute' or 'relative'")
+    if _finite(gate.get("max_drop")) and gate["max_drop"] < 0:
+        problems.append(f"gate {name!r}: max_drop must be >= 0 (how much worse than clean is allowed), "
+                        f"got {gate['max_drop']!r}")
+    if _finite(gate.get("max_drop")) and _finite(gate.get("warn_drop")) and gate["warn_drop"] > gate["max_drop"]:
+        problems.append(f"gate {name!r}: warn_drop {gate['warn_drop']:g} must not exceed max_drop {gate['max_drop']:g}")
+    severities = gate.get("severities")
+    if severities is not None and not (isinstance(severities, list) and severities and all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SEVERITY for v in severities)):
+        problems.append(f"gate {name!r}: severities must be a non-empty list of ints 1..{MAX_SEVERITY}, "
+                        f"got {severities!r}")
+    families = gate.get("families")
+    if families is not None and not (isinstance(families, list) and all(isinstance(f, str) for f in families)):
+        problems.append(f"gate {name!r}: families must be a list of perturbation names, got {families!r}")
     return problems
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 @gate_check("clean", validate=_validate_clean)
 def clean_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
     metric = gate["metric"]
     better_high = higher_is_better(metric)
-    key = "min" if better_high else "max"
-    threshold = float(gate[key]) if key in gate else float(gate.get("min", gate.get("max", 0.0)))
+    threshold = float(gate["min" if better_high else "max"])
     warn = gate.get("warn")
+    min_cases = int(gate.get("min_cases", 3))
     results = []
     for name, label in _labels(gate, context):
         values = per_case(context.records, metric, label=label)  # type: ignore[arg-type]
         values = values[values["perturbation"] == CLEAN]["value"]
+        missing = int(values.isna().sum())  # undefined for a case (e.g. a plugin metric's inf)
+        values = values.dropna()
+        left_out = f"; {missing} case(s) without a finite value left out" if missing else ""
         gname = f"{gate['name']}[{name}]"
-        if len(values) < int(gate.get("min_cases", 3)):
+        if len(values) < min_cases:
             results.append(GateResult(gname, "INCONCLUSIVE", None, threshold,
                                       f"only {len(values)} clean case(s) with label {name}; need "
-                                      f"{gate.get('min_cases', 3)}"))
+                                      f"{min_cases}{left_out}"))
             continue
         mean = float(values.mean())
         outcome = compare(mean, higher_is_better=better_high, fail=threshold,
@@ -72,18 +106,45 @@ def clean_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
         op = ">=" if better_high else "<="
         results.append(GateResult(gname, outcome, mean, threshold,
                                   f"clean mean {metric} of {name} = {mean:.4g} over {len(values)} cases "
-                                  f"(required {op} {threshold:g}{'' if warn is None else f', warn at {warn:g}'})"))
+                                  f"(required {op} {threshold:g}{'' if warn is None else f', warn at {warn:g}'})"
+                                  f"{left_out}"))
     return results
+
+
+def _severity_drops(rows: Any, clean: Any, *, better_high: bool, relative: bool,
+                    min_cases: int) -> tuple[dict[int, tuple[float, int]], list[str]]:
+    """Paired mean degradation per severity (finite pairs only) as severity -> (drop, n), and why
+    other severities were not gated (too few pairs, or a relative drop from a clean mean of 0)."""
+    drops, skipped = {}, []
+    for sev, group in rows.groupby("severity"):
+        pert, base = group.set_index("case_id")["value"].align(clean, join="inner")
+        finite = pert.notna() & base.notna()
+        pert, base = pert[finite], base[finite]
+        if len(pert) < min_cases:
+            skipped.append(f"severity {int(sev)}: only {len(pert)} paired case(s), need {min_cases}")
+            continue
+        drop = float((base - pert).mean() if better_high else (pert - base).mean())
+        if relative:
+            if float(base.mean()) == 0:
+                skipped.append(f"severity {int(sev)}: clean mean 0, a relative drop is undefined")
+                continue
+            drop /= abs(float(base.mean()))
+        drops[int(sev)] = (drop, len(pert))
+    return drops, skipped
 
 
 @gate_check("degradation", validate=_validate_degradation)
 def degradation_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
+    """Per family: FAIL/WARN on the worst severity with at least ``min_cases`` finite pairs;
+    INCONCLUSIVE when no severity fails and some could not be gated (too few pairs)."""
     metric = gate["metric"]
     better_high = higher_is_better(metric)
     max_drop, warn_drop = float(gate["max_drop"]), gate.get("warn_drop")
     relative = gate.get("mode", "absolute") == "relative"
     wanted = gate.get("families")
     severities = gate.get("severities")
+    min_cases = int(gate.get("min_cases", 3))
+    unit = "relative " if relative else ""
     results = []
     for name, label in _labels({"label": gate.get("label", "mean")}, context):
         values = per_case(context.records, metric, label=label)  # type: ignore[arg-type]
@@ -95,26 +156,22 @@ def degradation_gate(gate: dict[str, Any], context: GateContext) -> list[GateRes
             if severities:
                 rows = rows[rows["severity"].isin(severities)]
             gname = f"{gate['name']}[{family}]" + ("" if label == "mean" else f"[{name}]")
-            worst_sev, worst = None, -np.inf
-            n = 0
-            for sev, group in rows.groupby("severity"):
-                pert, base = group.set_index("case_id")["value"].align(clean, join="inner")
-                n = max(n, len(pert))
-                drop = float((base - pert).mean() if better_high else (pert - base).mean())
-                if relative:
-                    drop = drop / float(base.mean()) if float(base.mean()) else 0.0
-                if drop > worst:
-                    worst_sev, worst = int(sev), drop
-            if n < int(gate.get("min_cases", 3)):
+            drops, skipped = _severity_drops(rows, clean, better_high=better_high, relative=relative,
+                                             min_cases=min_cases)
+            not_gated = f"; not gated: {'; '.join(skipped)}" if skipped else ""
+            if not drops:
                 results.append(GateResult(gname, "INCONCLUSIVE", None, max_drop,
-                                          f"{family}: only {n} paired case(s); need {gate.get('min_cases', 3)}"))
+                                          f"{family}: no severity could be gated{not_gated}"))
                 continue
+            worst_sev = max(drops, key=lambda s: drops[s][0])
+            worst, n = drops[worst_sev]
             outcome = compare(worst, higher_is_better=False, fail=max_drop,
                               warn=None if warn_drop is None else float(warn_drop))
-            unit = "relative " if relative else ""
+            if skipped and outcome != "FAIL":
+                outcome = "INCONCLUSIVE"  # an ungated severity could hide a failure
             results.append(GateResult(gname, outcome, worst, max_drop,
                                       f"{family}: worst {unit}{metric} degradation {worst:.4g} at severity "
-                                      f"{worst_sev} (allowed <= {max_drop:g}) over {n} cases"))
+                                      f"{worst_sev} (allowed <= {max_drop:g}) over {n} cases{not_gated}"))
     return results
 
 

@@ -117,3 +117,12 @@ def test_excluded_down_to_one_group_is_inconclusive(result):
     gate = fairness_gates(lone, gate={"name": "g", "metric": "dice", "max_gap": 0.05, "attributes": ["site"]})[0]
     assert gate.outcome == "INCONCLUSIVE"
     assert "fewer than two groups of at least 40 cases" in gate.detail and "A (n=30), B (n=30)" in gate.detail
+
+
+def test_a_gate_naming_its_label_by_number_is_gated():
+    """label = 2 once matched nothing (the gaps table holds the label's name) and was INCONCLUSIVE."""
+    records, cases = make_tables(n=60, seed=3, drop={"C": 0.1})
+    for label in (2, "lesion"):
+        result = fairness_tables(records, cases, cohorts=["site"], metrics=["dice"], label=label, **FAST)
+        [gate] = fairness_gates(result, gate={"name": "f", "metric": "dice", "max_gap": 0.03, "label": label})
+        assert gate.outcome == "FAIL" and "worst group C" in gate.detail, label

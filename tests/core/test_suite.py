@@ -55,7 +55,24 @@ def test_parse_good_suite(tmp_path: Path) -> None:
     (GOOD.replace('name = "t"', 'name = "t"\nsmall_groups = "drop"'),
      "[suite].small_groups: must be one of inconclusive, exclude"),
     (GOOD.replace('check = "clean"', 'check = "degradation"').replace("min = 0.5", "max_drop = 'x'"),
-     "max_drop must be a number"),
+     "max_drop must be a finite number"),
+    (GOOD.replace("min = 0.5", "min = nan"), "min must be a finite number, got nan"),
+    (GOOD.replace("min = 0.5", "max = 0.5"), "dice is higher-is-better, so its threshold is 'min', not 'max'"),
+    (GOOD.replace("min = 0.5", "min = 0.5\nwarn = 0.4"), "warn 0.4 must lie on the passing side of min 0.5"),
+    (GOOD.replace("min = 0.5", "min = 0.5\nmin_cases = 0"), "min_cases must be a whole number >= 1, got 0"),
+    (GOOD.replace('check = "clean"', 'check = "degradation"').replace("min = 0.5", "max_drop = 0.1\nwarn_drop = 0.2"),
+     "warn_drop 0.2 must not exceed max_drop 0.1"),
+    (GOOD.replace('check = "clean"', 'check = "degradation"').replace("min = 0.5", "max_drop = 0.1\nseverities = '1'"),
+     "severities must be a non-empty list of ints 1..5"),
+    (GOOD.replace('check = "clean"', 'check = "degradation"').replace("min = 0.5", "max_drop = 0.1\n"
+                                                                      "families = ['gausian_noise']"),
+     "families ['gausian_noise'] are not perturbations of this suite (gaussian_noise)"),
+    (GOOD.replace('name = "t"', 'name = "t"\nrepeats = 0'), "[suite].repeats: must be >= 1, got 0"),
+    (GOOD.replace('name = "t"', 'name = "t"\nalpha = 5.0'), "[suite].alpha: must be in (0, 1), got 5.0"),
+    (GOOD.replace('name = "t"', 'name = "t"\nmin_group_size = true'), "[suite].min_group_size: expected int, got bool"),
+    (GOOD.replace("severities = [1, 2]", "severities = [1, 2]\noptions = 'x'"), "options: expected dict"),
+    ('gates = 5\n[suite]\nname = "t"\nmetrics = ["dice"]\n', "gates: expected list"),
+    (GOOD + '[[gates]]\nname = "clean"\ncheck = "clean"\nmetric = "dice"\nmin = 0.4\n', "name 'clean' appears twice"),
 ])
 def test_malformed_suites_name_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -171,6 +171,20 @@ def test_validate_suite_checks_perturbation_options(tmp_path: Path, capsys: pyte
     assert "perturbation 'spikes-x2': perturbation 'spike': option 'spikes'" in err
 
 
+@pytest.mark.parametrize(("cohorts", "attributes", "fragment"), [
+    ("", "", "need cohorts: set [suite].cohorts"),
+    ('cohorts = ["sex"]\n', 'attributes = ["sexx"]\n', "attribute(s) ['sexx'] are not among the cohorts analysed (sex)"),
+])
+def test_fairness_gates_without_their_cohorts_exit_3_before_any_model_call(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cohorts: str, attributes: str, fragment: str) -> None:
+    suite = tmp_path / "fair.toml"
+    suite.write_text(f'[suite]\nname = "fair"\nmetrics = ["dice"]\n{cohorts}'
+                     f'[[gates]]\nname = "fair"\ncheck = "fairness"\nmetric = "dice"\nmax_gap = 0.05\n{attributes}')
+    assert run_cli("run", "--suite", str(suite), "--limit", "4", "--out", str(tmp_path / "o")) == 3
+    assert fragment in capsys.readouterr().err
+    assert not (tmp_path / "o" / "records.csv").exists()
+
+
 def test_inapplicable_family_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suite = tmp_path / "us.toml"
     suite.write_text('[suite]\nname = "us"\nmetrics = ["dice"]\n[[perturbations]]\nfamily = "speckle"\n')

@@ -125,3 +125,24 @@ def test_report_shows_deltas(base: Path, tmp_path: Path) -> None:
     html = render_report(worse)
     assert 'id="baseline"' in html and "Regression vs baseline" in html
     assert "+0.1" in html and "dashed lines: the baseline run" in html
+
+
+def test_undefined_clean_values_are_left_out_of_the_pairing(base: Path, tmp_path: Path) -> None:
+    """A NaN in one run's clean values once made the identical run FAIL with p_adj 0."""
+    run = tmp_path / "nan"
+    shutil.copytree(base, run)
+    rec = read_records(run / "records.csv")
+    rec.loc[(rec["perturbation"] == "clean") & (rec["case_id"] == IDS[0]), "dice"] = np.nan
+    rec.to_csv(run / "records.csv", index=False)
+    diffs = regressions(read_records(run / "records.csv"), read_records(base / "records.csv"), "dice")
+    assert IDS[0] not in diffs["clean"].index and len(diffs["clean"]) == len(IDS) - 1
+    assert _outcomes(baseline_gate(_gate(base), _context(run)))["baseline[clean]"] == "PASS"
+
+
+def test_the_suite_alpha_applies_when_the_gate_has_none(base: Path) -> None:
+    gate = {k: v for k, v in _gate(base).items() if k != "alpha"}
+    context = _context(base)
+    strict = dataclasses.replace(context, suite=dataclasses.replace(context.suite, alpha=0.001))
+    loose = dataclasses.replace(context, suite=dataclasses.replace(context.suite, alpha=0.5))
+    assert "α 0.001" in baseline_gate(gate, strict)[0].detail and "α 0.5" in baseline_gate(gate, loose)[0].detail
+    assert "α 0.05" in baseline_gate({**gate, "alpha": 0.05}, loose)[0].detail  # the gate's own α wins

@@ -156,6 +156,9 @@ def test_compare_bad_input_exits_3(site_run: tuple[int, Path], tmp_path: Path,
     assert main(["compare", str(run), str(other), "--out", str(tmp_path / "o")]) == 3
     assert "no metric in common" in capsys.readouterr().err
     assert main(["compare", str(run), str(run), "--max-drop", "lots", "--out", str(tmp_path / "o")]) == 3
+    capsys.readouterr()
+    assert main(["compare", str(run), str(run), "--max-drop", "dcie=0.5", "--out", str(tmp_path / "o")]) == 3
+    assert "--max-drop dcie: not a compared metric; compared: dice" in capsys.readouterr().err
     assert main(["compare", str(run), "--out", str(tmp_path / "o")]) == 3  # usage error
 
 

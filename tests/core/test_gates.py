@@ -1,0 +1,79 @@
+"""Gate outcomes on synthetic records: undefined values never pass, too few cases never decide."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from harness.analysis.gate_checks import clean_gate, degradation_gate
+from harness.gates import GateContext, compare, evaluate_gates
+
+
+def _records(values: dict[tuple[str, int], list[float]], metric: str = "dice") -> pd.DataFrame:
+    """One OK record per case for each (perturbation, severity): {("clean", 0): [v per case], ...}."""
+    rows = []
+    for (perturbation, severity), per_case in values.items():
+        for i, v in enumerate(per_case):
+            rows.append({"case_id": f"c{i}", "perturbation": perturbation, "severity": severity, "label": 1,
+                         "label_name": "organ", "status": "OK", "error": "", metric: v})
+    return pd.DataFrame(rows)
+
+
+def _context(records: pd.DataFrame, gates: list[dict] | None = None) -> GateContext:
+    return GateContext(records=records, cases=pd.DataFrame({"case_id": sorted(set(records["case_id"]))}),
+                       suite=SimpleNamespace(gates=gates or []))
+
+
+def test_compare_never_passes_a_value_that_is_not_finite() -> None:
+    for value in (math.nan, math.inf, -math.inf):
+        assert compare(value, higher_is_better=True, fail=0.5, warn=None) == "INCONCLUSIVE"
+    assert compare(0.6, higher_is_better=True, fail=0.5, warn=0.7) == "WARN"
+    assert compare(0.4, higher_is_better=True, fail=0.5, warn=None) == "FAIL"
+
+
+def test_clean_gate_leaves_out_undefined_values_and_counts_only_the_rest() -> None:
+    records = _records({("clean", 0): [0.9, np.nan, np.nan, np.nan, np.nan]})
+    gate = {"name": "c", "check": "clean", "metric": "dice", "min": 0.5, "label": "mean"}
+    [result] = clean_gate(gate, _context(records))
+    assert result.outcome == "INCONCLUSIVE" and "only 1 clean case(s)" in result.detail
+    assert "4 case(s) without a finite value left out" in result.detail
+    records = _records({("clean", 0): [0.9, 0.8, 0.7, np.nan]})
+    [result] = clean_gate(gate, _context(records))
+    assert result.outcome == "PASS" and math.isclose(result.value, 0.8) and "1 case(s) without" in result.detail
+
+
+def test_degradation_gate_with_undefined_perturbed_values_is_not_a_pass() -> None:
+    records = _records({("clean", 0): [0.9] * 5, ("blur", 3): [np.nan] * 5})
+    gate = {"name": "d", "check": "degradation", "metric": "dice", "max_drop": 0.1}
+    [result] = degradation_gate(gate, _context(records))
+    assert result.outcome == "INCONCLUSIVE" and "no severity could be gated" in result.detail
+
+
+def test_degradation_gate_needs_min_cases_at_every_severity() -> None:
+    """One bad case at severity 3 does not decide; nor can the good severity 1 alone pass the family."""
+    records = _records({("clean", 0): [0.9] * 5, ("blur", 1): [0.88] * 5})
+    records = pd.concat([records, _records({("blur", 3): [0.0]})])
+    gate = {"name": "d", "check": "degradation", "metric": "dice", "max_drop": 0.1}
+    [result] = degradation_gate(gate, _context(records))
+    assert result.outcome == "INCONCLUSIVE" and result.value is not None and math.isclose(result.value, 0.02)
+    assert "severity 3: only 1 paired case(s), need 3" in result.detail
+    failing = _records({("clean", 0): [0.9] * 5, ("blur", 1): [0.5] * 5})
+    failing = pd.concat([failing, _records({("blur", 3): [0.0]})])
+    [result] = degradation_gate(gate, _context(failing))
+    assert result.outcome == "FAIL" and "at severity 1" in result.detail  # a failure with enough cases stands
+
+
+def test_relative_degradation_from_a_clean_mean_of_zero_is_undefined() -> None:
+    records = _records({("clean", 0): [0.0] * 4, ("blur", 2): [40.0] * 4}, metric="hd95")
+    gate = {"name": "d", "check": "degradation", "metric": "hd95", "max_drop": 0.5, "mode": "relative"}
+    [result] = degradation_gate(gate, _context(records))
+    assert result.outcome == "INCONCLUSIVE" and "clean mean 0, a relative drop is undefined" in result.detail
+
+
+def test_a_gate_that_finds_nothing_to_gate_is_inconclusive() -> None:
+    records = _records({("clean", 0): [0.9] * 4, ("blur", 2): [0.8] * 4})
+    gate = {"name": "d", "check": "degradation", "metric": "dice", "max_drop": 0.1, "families": ["gaussian_noise"]}
+    [result] = evaluate_gates(_context(records, [gate]))
+    assert result.name == "d" and result.outcome == "INCONCLUSIVE" and "found nothing to gate" in result.detail
