@@ -512,6 +512,8 @@ def _fmt(x: float) -> str:
 
 
 def _site_outcome(value: float, p_adj: float, *, max_drop: float, warn_drop: float, alpha: float) -> tuple[str, str]:
+    if not np.isfinite(value):  # NaN compares False both ways: it must never pass
+        return "INCONCLUSIVE", "the drop is undefined (no finite values to compare)"
     significant = bool(np.isfinite(p_adj) and p_adj < alpha and value > 0)
     large = value > max_drop
     if significant and large:

@@ -77,3 +77,10 @@ def test_a_gate_that_finds_nothing_to_gate_is_inconclusive() -> None:
     gate = {"name": "d", "check": "degradation", "metric": "dice", "max_drop": 0.1, "families": ["gaussian_noise"]}
     [result] = evaluate_gates(_context(records, [gate]))
     assert result.name == "d" and result.outcome == "INCONCLUSIVE" and "found nothing to gate" in result.detail
+
+
+def test_site_and_compare_outcomes_never_pass_an_undefined_drop() -> None:
+    from harness.analysis.shift import _site_outcome
+
+    assert _site_outcome(math.nan, 0.5, max_drop=0.05, warn_drop=0.0, alpha=0.05)[0] == "INCONCLUSIVE"
+    assert _site_outcome(0.01, 0.5, max_drop=0.05, warn_drop=0.0, alpha=0.05)[0] == "PASS"
