@@ -21,7 +21,9 @@ from harness.gates import GateContext, GateResult, check_keys, compare, gate_che
 from harness.records import CLEAN
 
 PARAM_COLUMNS = ("attack", "threat", "targeted", "norm", "eps_unit", "eps_fraction", "achieved_linf_fraction",
-                 "achieved_rms_fraction", "grad_steps", "queries", "gradient_masking_suspected", "fallback")
+                 "achieved_rms_fraction", "grad_steps", "queries", "gradient_masking_suspected", "fallback",
+                 "zero_grad_fraction")
+NO_GRADIENT = 0.99  # a white-box attack whose input gradient is this share zero moved only by its random start
 BLACKBOX_MARGIN = 0.02  # a black-box attack "beats" a white-box one when its mean Dice is this much lower
 
 
@@ -83,7 +85,9 @@ def adversarial_table(records: pd.DataFrame, *, metric: str = "dice", label: int
     mean (attacked ``metric``), drop (paired clean - attacked), robust_fraction (ROG rule),
     ``hd95`` (mean attacked HD95, when recorded), achieved_linf_fraction (max over cases),
     achieved_rms_fraction (mean), grad_steps, queries (means), masking_suspected (cases flagged by
-    ``check_masking``), fallback (cases a white-box family attacked black-box: no gradients), and
+    ``check_masking``), fallback (cases a white-box family attacked black-box: no gradients),
+    no_gradient (cases whose input gradient was ≥ 99 % exactly zero at the first step: the attack
+    was its random start, not a gradient attack), and
     blackbox_stronger (a black-box family at the same ε reached a lower mean than this white-box
     one by more than 0.02: suspect gradient masking or a too weak white-box setting; untargeted
     white-box attacks only).
@@ -93,7 +97,7 @@ def adversarial_table(records: pd.DataFrame, *, metric: str = "dice", label: int
     columns = ["perturbation", "attack", "threat", "targeted", "norm", "eps_unit", "severity", "eps_fraction", "n",
                "clean_mean", "mean", "drop", "robust_fraction", "hd95", "achieved_linf_fraction",
                "achieved_rms_fraction", "grad_steps", "queries", "masking_suspected", "fallback",
-               "blackbox_stronger"]
+               "no_gradient", "blackbox_stronger"]
     if cases.empty:
         return pd.DataFrame(columns=columns)
     hd = None
@@ -116,7 +120,9 @@ def adversarial_table(records: pd.DataFrame, *, metric: str = "dice", label: int
             "achieved_rms_fraction": _num(meta["achieved_rms_fraction"], "mean"),
             "grad_steps": _num(meta["grad_steps"], "mean"), "queries": _num(meta["queries"], "mean"),
             "masking_suspected": int(meta["gradient_masking_suspected"].sum()),
-            "fallback": int(meta["fallback"].sum()), "blackbox_stronger": False})
+            "fallback": int(meta["fallback"].sum()),
+            "no_gradient": int((pd.to_numeric(meta["zero_grad_fraction"], errors="coerce") >= NO_GRADIENT).sum()),
+            "blackbox_stronger": False})
     table = pd.DataFrame(out, columns=columns)
     return _mark_blackbox_stronger(table, higher_is_better(metric))
 
@@ -142,13 +148,29 @@ def _mark_blackbox_stronger(table: pd.DataFrame, better_high: bool) -> pd.DataFr
     return table
 
 
+def _label_id(label: Any, records: pd.DataFrame) -> int | Literal["mean"]:
+    """A gate's ``label`` (``"mean"``, a class number or a class name) as the class number; -1 when
+    the records hold no such class (the gate then finds no rows)."""
+    if label == "mean":
+        return "mean"
+    if isinstance(label, int):
+        return label
+    names = dict(zip(records["label_name"].astype(str), records["label"])) if len(records) else {}
+    if str(label) in names:
+        return int(names[str(label)])
+    return int(label) if str(label).isdigit() else -1
+
+
 def _validate(gate: dict[str, Any]) -> list[str]:
     """Key problems of a ``robust_cases`` gate, found at suite load (exit 3)."""
     name = gate.get("name", "<unnamed>")
     problems = check_keys(gate, required={"min_fraction"},
                           optional={"metric", "warn_fraction", "ratio", "severities", "families", "label",
                                     "min_cases", "on_masking"},
-                          numbers={"min_fraction", "warn_fraction", "ratio", "min_cases"})
+                          numbers={"min_fraction", "warn_fraction", "ratio"}, counts={"min_cases"})
+    label = gate.get("label", "mean")
+    if isinstance(label, bool) or not isinstance(label, (int, str)):
+        problems.append(f"gate {name!r}: label must be \"mean\", a class number or a class name, got {label!r}")
     for key in ("min_fraction", "warn_fraction"):
         value = gate.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
@@ -187,9 +209,10 @@ def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateRe
     if not higher_is_better(metric):
         return [GateResult(gate["name"], "ERROR", None, min_fraction,
                            f"robust_cases needs a higher-is-better metric such as dice; got {metric!r}")]
-    key = f"adversarial_table/{metric}/{gate.get('label', 'mean')}/{gate.get('ratio', 0.5)}"
+    label = _label_id(gate.get("label", "mean"), context.records)
+    key = f"adversarial_table/{metric}/{label}/{gate.get('ratio', 0.5)}"
     if key not in context.cache:
-        context.cache[key] = adversarial_table(context.records, metric=metric, label=gate.get("label", "mean"),
+        context.cache[key] = adversarial_table(context.records, metric=metric, label=label,
                                                ratio=float(gate.get("ratio", 0.5)))
     table = context.cache[key]
     wanted, severities = gate.get("families"), gate.get("severities")
@@ -201,7 +224,11 @@ def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateRe
         if severities:
             rows = rows[rows["severity"].isin(severities)]
         gname = f"{gate['name']}[{pert}]"
-        n = int(rows["n"].min()) if len(rows) else 0
+        if rows.empty:
+            results.append(GateResult(gname, "INCONCLUSIVE", None, min_fraction,
+                                      f"{pert}: no attacked cases at severities {severities}"))
+            continue
+        n = int(rows["n"].min())
         if n < int(gate.get("min_cases", 3)):
             results.append(GateResult(gname, "INCONCLUSIVE", None, min_fraction,
                                       f"{pert}: only {n} attacked case(s) with a clean result; need "
@@ -215,11 +242,15 @@ def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateRe
                   f"{gate.get('ratio', 0.5):g} x clean mean {worst['clean_mean']:.3g}) over {int(worst['n'])} cases; "
                   f"required >= {min_fraction:g}")
         suspect = int(rows["masking_suspected"].sum()) + int(rows["blackbox_stronger"].sum())
+        no_gradient = int(rows["no_gradient"].sum())
         if suspect and on_masking != "ignore":
             detail += ("; gradient masking suspected (a black-box attack did more damage), so the white-box "
                        "result may overstate robustness")
-            if outcome == "PASS":
-                outcome = "FAIL" if on_masking == "fail" else "WARN"
+        if no_gradient and on_masking != "ignore":
+            detail += (f"; the model's input gradient was (almost) all zero on {no_gradient} attacked case(s), so "
+                       "the white-box attack there was only its random start: robustness is not shown")
+        if (suspect or no_gradient) and on_masking != "ignore" and outcome == "PASS":
+            outcome = "FAIL" if on_masking == "fail" else "WARN"
         results.append(GateResult(gname, outcome, value, min_fraction, detail))
     if not results:
         results.append(GateResult(gate["name"], "INCONCLUSIVE", None, min_fraction,

@@ -96,6 +96,24 @@ def test_gate_masking_suspicion_downgrades_a_pass():
     assert warn["robust[pgd_linf]"].outcome == "WARN"
 
 
+def test_gate_flags_attacks_that_had_no_gradient():
+    """A model with zero input gradients turns PGD into its random start: that must not read as robust."""
+    rows = [row(c, "clean", 0, d) for c, d in CLEAN.items()]
+    rows += [row(c, "pgd_linf", 1, 0.9, attack("pgd_linf", "whitebox", 0.25, zero_grad_fraction=1.0)) for c in CLEAN]
+    frame = records_frame(rows, ["dice", "hd95"])
+    assert adversarial_table(frame)["no_gradient"].tolist() == [4]
+    result = run_gate(frame)["robust[pgd_linf]"]
+    assert result.outcome == "WARN" and "input gradient was (almost) all zero on 4" in result.detail
+    assert run_gate(frame, on_masking="fail")["robust[pgd_linf]"].outcome == "FAIL"
+
+
+def test_gate_label_by_name_and_severities_that_did_not_run():
+    assert run_gate(records(), label="organ")["robust[pgd_linf]"].value == run_gate(records(), label=1)[
+        "robust[pgd_linf]"].value
+    missing = run_gate(records(), severities=[5], families=["pgd_linf"])["robust[pgd_linf]"]
+    assert missing.outcome == "INCONCLUSIVE" and "no attacked cases at severities [5]" in missing.detail
+
+
 def test_gate_inconclusive_and_error_cases():
     assert run_gate(records(), min_cases=5)["robust[pgd_linf]"].outcome == "INCONCLUSIVE"
     assert run_gate(records(), metric="hd95")["robust"].outcome == "ERROR"
@@ -124,6 +142,8 @@ def test_bundled_suite_parses_and_its_families_resolve():
     ({"min_fraction": 0.5, "severities": [0, 6]}, "severities"),
     ({"min_fraction": 0.5, "metric": "hd95"}, "higher-is-better"),
     ({"min_fraction": 0.5, "threshold": 1}, "unknown key"),
+    ({"min_fraction": 0.5, "min_cases": 0}, "min_cases must be a whole number >= 1"),
+    ({"min_fraction": 0.5, "label": [1]}, "label must be"),
 ])
 def test_gate_keys_are_validated_at_suite_load(keys, needle):
     from harness.gates import gate_problems

@@ -141,3 +141,16 @@ def test_blackbox_attacks_a_callable_adapter_within_its_query_budget(tmp_path):
     assert params["queries"] == 12 and params["threat"] == "blackbox"
     after = hard_dice(model.predict(out.image, out.spacing).labels, case.label, [1])
     assert after == pytest.approx(params["attack_dice"]) and after < 1.0
+
+
+def test_erase_keeps_the_iterate_with_the_least_foreground_even_on_an_empty_reference():
+    """Its best iterate once followed the untargeted criterion: on an empty reference, the most foreground."""
+    model, case = fakes.ThresholdModel(), fakes.threshold_case()
+    case = case.with_(label=np.zeros_like(case.label))
+    clean = (model.predict(case.image, case.spacing).labels > 0).mean()
+    family = get("erase", steps=6)
+    family.bind_model(model)
+    out, params = family(case, 3, np.random.default_rng(0))
+    attacked = (model.predict(out.image, case.spacing).labels > 0).mean()
+    assert attacked < clean and params["attack_foreground_fraction"] == pytest.approx(attacked)
+    assert "attack_dice" not in params

@@ -68,6 +68,13 @@ def test_range_unit_and_overrides():
     ("erase", {"clip": [1, 0]}, "lo < hi"),
     ("segpgd", {"nondifferentiable": "skip"}, "nondifferentiable"),
     ("square_attack", {"p_init": 0}, "p_init"),
+    ("pgd_linf", {"eps_fractions": "12345"}, "eps_fractions must be a list of 5 numbers"),
+    ("pgd_linf", {"eps_fractions": 0.25}, "eps_fractions must be a list of 5 numbers"),
+    ("pgd_linf", {"eps_fractions": [True] * 5}, "eps_fractions must be a list of 5 numbers"),
+    ("pgd_linf", {"clip": 5}, 'clip must be "image", "none" or [lo, hi]'),
+    ("pgd_linf", {"clip": ["a", 1]}, 'clip must be "image", "none" or [lo, hi]'),
+    ("pgd_linf", {"eps_unit": ["fg_std"]}, "eps_unit must be a string"),
+    ("pgd_linf", {"masking_tolerance": float("nan")}, "masking_tolerance must be a finite number >= 0"),
 ])
 def test_bad_options_are_config_errors(family, options, needle):
     with pytest.raises(ConfigError) as info:

@@ -109,3 +109,19 @@ def test_attack_runs_on_the_gpu_when_the_model_does():  # pragma: no cover - no 
     case = fakes.small_case()
     out, params = fam(case, 4, np.random.default_rng(0))
     assert np.abs(out.image.astype(np.float64) - case.image).max() <= params["eps"][0]
+
+
+def test_the_attack_differentiates_the_model_with_its_test_time_flips():
+    """A card's tta_flip_axes: the attack's probabilities are predict's (mean over mirrored copies)."""
+    model = reference_with(tta_flip_axes=[0, 1])
+    case = fakes.small_case()
+    fn = LogitFn(model, case.spacing)
+    with torch.no_grad():
+        attacked = torch.softmax(fn(torch.from_numpy(case.image[None])), 1)[0].numpy()
+    np.testing.assert_allclose(attacked, model.predict(case.image, case.spacing).probabilities, atol=1e-5)
+    assert fn.calls == 4  # one forward per flip combination
+    family = get("pgd_linf", steps=3)
+    family.bind_model(model)
+    out, params = family(case, 3, np.random.default_rng(0))
+    assert params["attack_dice"] == pytest.approx(hard_dice(model.predict(out.image, case.spacing).labels,
+                                                            case.label, [1, 2]))

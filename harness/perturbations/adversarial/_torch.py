@@ -10,7 +10,7 @@ gradient-checkpointed, so memory grows with one chunk, not the whole volume.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import product
+from itertools import combinations, product
 from typing import Any
 
 import numpy as np
@@ -55,9 +55,26 @@ class LogitFn:
         if self.pipeline and not callable(getattr(model, "_run", None)):
             raise ModelError(f"model {getattr(model, 'name', '?')!r} resamples or uses sliding windows, "
                              "and its adapter does not expose the network (_run) to rebuild that in torch")
+        axes = tuple(getattr(self.inp, "tta_flip_axes", ()) or ())
+        self.flips = [c for r in range(len(axes) + 1) for c in combinations(axes, r)]  # identity first
         self.calls = 0  # forward passes (each backward counts with its forward)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the model as ``predict`` runs it: with the card's test-time flips, the log of the
+        mean class probabilities over the mirrored copies (what ``predict`` takes the argmax of)."""
+        if len(self.flips) == 1:
+            return self._once(x)
+        total: torch.Tensor | None = None
+        for flip in self.flips:
+            dims = [2 + a for a in flip]
+            out = self._once(torch.flip(x, dims) if dims else x)
+            probs = torch.softmax(out, dim=1)
+            probs = torch.flip(probs, dims) if dims else probs
+            total = probs if total is None else total + probs
+        assert total is not None
+        return torch.log((total / len(self.flips)).clamp_min(1e-12))
+
+    def _once(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         if not self.pipeline:
             return self.model.torch_logits(x)

@@ -112,8 +112,8 @@ class AttackOptions:
             out.append(f'step_size (a fraction of eps per step) must be in (0, 10] or "auto", got {self.step_size}')
         if not 0 < self.p_init <= 1:
             out.append(f"p_init (fraction of the image a square covers) must be in (0, 1], got {self.p_init}")
-        if self.masking_tolerance < 0:
-            out.append(f"masking_tolerance must be >= 0, got {self.masking_tolerance}")
+        if not (math.isfinite(self.masking_tolerance) and self.masking_tolerance >= 0):
+            out.append(f"masking_tolerance must be a finite number >= 0, got {self.masking_tolerance}")
         if self.nondifferentiable not in ("blackbox", "error"):
             out.append(f'nondifferentiable must be "blackbox" or "error", got {self.nondifferentiable!r}')
         return out
@@ -130,10 +130,22 @@ class AttackOptions:
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     """TOML types -> dataclass types (lists to tuples; ints where ints are meant)."""
     out = dict(values)
+
+    def numbers(value: Any) -> bool:
+        return isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in value)
+
     if out.get("eps_fractions") is not None:
+        if not numbers(out["eps_fractions"]):
+            raise TypeError(f"eps_fractions must be a list of 5 numbers (severities 1..5), got {out['eps_fractions']!r}")
         out["eps_fractions"] = tuple(float(v) for v in out["eps_fractions"])
-    if isinstance(out.get("clip"), (list, tuple)):
+    if "clip" in out and not isinstance(out["clip"], str):
+        if not (numbers(out["clip"]) and len(out["clip"]) == 2):
+            raise TypeError(f'clip must be "image", "none" or [lo, hi] (two numbers), got {out["clip"]!r}')
         out["clip"] = tuple(float(v) for v in out["clip"])
+    for name in ("eps_unit", "nondifferentiable"):
+        if name in out and not isinstance(out[name], str):
+            raise TypeError(f"{name} must be a string, got {out[name]!r}")
     for name in ("steps", "restarts", "queries", "masking_queries"):
         if name in out:
             if isinstance(out[name], bool) or not isinstance(out[name], (int, np.integer)):
