@@ -45,11 +45,17 @@ EXACT_MAX_N = 16
 
 
 def check_run_dir(path: str | Path) -> Path:
-    """``path`` if it holds a finished run (summary.json and records.csv), else ConfigError (exit 3)."""
+    """``path`` if it holds a finished, readable run (summary.json and records.csv), else ConfigError
+    (exit 3, before any model call)."""
     path = Path(path)
     missing = [name for name in ("summary.json", "records.csv") if not (path / name).is_file()]
     if missing:
         raise ConfigError(f"--baseline {path}: not a run folder of `harness run` (missing {', '.join(missing)})")
+    try:
+        json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--baseline {path}: summary.json cannot be read ({exc}); is the run folder damaged?") from exc
+    read_records(path / "records.csv")  # ConfigError naming the file when it is not a records table
     return path
 
 
@@ -66,10 +72,13 @@ def apply_baseline(suite: Any, baseline: str | Path | None) -> Any:
 
 
 def copy_baseline(out: Path, baseline: str | Path | None) -> None:
-    """Copy the baseline's tables into ``<out>/baseline/`` so the report regenerates without it."""
-    if baseline is None:
-        return
+    """Copy the baseline's tables into ``<out>/baseline/`` so the report regenerates without it;
+    without a baseline, remove a copy an earlier (resumed) run left there."""
     target = Path(out) / "baseline"
+    if baseline is None:
+        if (target / "summary.json").is_file():
+            shutil.rmtree(target)
+        return
     target.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         if (Path(baseline) / name).is_file():

@@ -74,9 +74,10 @@ def _print_summary(result: Any) -> None:
     for note in result.summary.get("notes", []):
         out_console.print(f"note: {escape(note)}", soft_wrap=True)
     clean = result.summary["clean"]
-    parts = [f"{m} " + ", ".join(f"{k} {v:.3f}" for k, v in vals.items()) for m, vals in clean.items()]
-    out_console.print("clean: " + " | ".join(parts))
-    out_console.print(f"report: {result.out / 'report.html'}  (exit code {result.exit_code})")
+    parts = [f"{m} " + ", ".join(f"{k} {'n/a' if v is None else format(v, '.3f')}" for k, v in vals.items())
+             for m, vals in clean.items()]
+    out_console.print(escape("clean: " + " | ".join(parts)))
+    out_console.print(escape(f"report: {result.out / 'report.html'}  (exit code {result.exit_code})"))
 
 
 @app.command()
@@ -94,7 +95,7 @@ def run(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 also on WARN and INCONCLUSIVE gates."),
     executor: str = typer.Option("local", "--executor", help="local (process pool) or dask."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler to attach to."),
-    item_timeout: Optional[float] = typer.Option(None, "--item-timeout", min=0.001, help="Seconds allowed per work item; slower items become ERROR records."),
+    item_timeout: Optional[float] = typer.Option(None, "--item-timeout", min=0.001, max=1e6, help="Seconds allowed per work item (at most 1e6); slower items become ERROR records."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="A previous run folder: gate on regression against it."),
     pdf: bool = typer.Option(False, "--pdf", help="Also write report.pdf (needs headless Chromium)."),
 ) -> None:
@@ -265,11 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     _DEBUG["on"] = "--debug" in args or os.environ.get("HARNESS_DEBUG") == "1"
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=args, prog_name="harness", standalone_mode=False)
-        return int(code or 0)
+        code = int(command.main(args=args, prog_name="harness", standalone_mode=False) or 0)
     except _EXITS as exc:
-        return int(getattr(exc, "exit_code", 0))
+        code = int(getattr(exc, "exit_code", 0))
     except _USAGE_ERRORS as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `harness`: the help was the answer
+            return 0
         console.print(f"[red]usage error:[/] {escape(exc.format_message())}", soft_wrap=True)
         if getattr(exc, "ctx", None) is not None:
             console.print(escape(exc.ctx.get_usage()))
@@ -291,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')} "
                       "(rerun with --debug for the traceback)")
         return 2
+    if code == 130:  # typer's rendering of a Ctrl-C the run did not handle itself: exit 2, as documented
+        console.print("[red]interrupted[/]")
+        return 2
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -126,11 +126,13 @@ def evaluate_gates(context: GateContext) -> list[GateResult]:
     records = context.records
     n_err = int((records["status"] == "ERROR").sum()) if len(records) else 0
     if n_err:
-        bad = records.loc[records["status"] == "ERROR", ["case_id", "perturbation", "error"]].drop_duplicates()
-        first = bad.iloc[0]
+        errors = records[records["status"] == "ERROR"]
+        item = [c for c in ("case_id", "perturbation", "severity", "repeat") if c in errors.columns]
+        n_items = len(errors.drop_duplicates(item))  # one work item has one row per label
+        first = errors.iloc[0]
         results.append(GateResult(
             name="model-errors", outcome="ERROR", value=float(n_err), threshold=0.0,
-            detail=(f"{len(bad)} work item(s) failed; first: case {first.case_id}, "
+            detail=(f"{n_items} work item(s) failed ({n_err} record(s)); first: case {first.case_id}, "
                     f"{first.perturbation}: {first.error}")))
     for gate in context.suite.gates:
         found = _CHECKS[gate["check"]](gate, context)

@@ -24,7 +24,7 @@ from harness.datasets.label_values import check_named_classes
 from harness.errors import ConfigError
 from harness.hashing import text_sha256
 from harness.gates import GateContext, GateResult, evaluate_gates, overall_outcome
-from harness.records import Journal, records_frame
+from harness.records import Journal, json_safe, records_frame
 from harness.runner import Plan, default_workers, ensure_out_dir, execute, plan_items, resolve_families
 from harness.suite import Suite, load_suite
 
@@ -113,7 +113,7 @@ def _check_cohorts(suite: Suite, dataset: Dataset) -> None:
     """Before any model call: fairness gates have cohorts, which the metadata holds, and name
     only attributes among them."""
     fairness = [g for g in suite.gates if g["check"] == "fairness"]
-    if not fairness:
+    if not fairness and not suite.cohorts:
         return
     if not suite.cohorts:
         raise ConfigError(f"suite {suite.path}: fairness gate(s) {', '.join(repr(g['name']) for g in fairness)} "
@@ -179,14 +179,22 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
         journal.truncate_corrupt_tail()
     workers = options.workers or default_workers()
     interrupted = False
+    stopped: str | None = None  # why the evaluation ended early (an executor failure), else None
     progress = progress_factory(len(items)) if progress_factory else None
     try:
+        hashes = {str(cid): f"{row.get('image_sha256', '')}/{row.get('label_sha256', '')}"
+                  for cid, row in cases.iterrows()}
         rows = execute(plan, items, journal, workers=workers, progress=progress, model=model,
                        executor=options.executor, scheduler=options.scheduler, timeout=options.item_timeout,
-                       retry_errors=options.retry_errors)
+                       retry_errors=options.retry_errors, case_hashes=hashes)
     except KeyboardInterrupt:
         interrupted = True
-        rows = [r for v in journal.read().values() for r in v]
+        rows = _journaled_rows(journal, items)
+    except ConfigError:
+        raise  # refused before anything ran (e.g. --resume of another run): nothing to write
+    except Exception as exc:  # the executor broke: keep and report what the journal holds
+        stopped = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        rows = _journaled_rows(journal, items)
     finally:
         if progress is not None and hasattr(progress, "close"):
             progress.close()
@@ -198,19 +206,25 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     context = GateContext(records=records, cases=cases.reset_index(), suite=suite)
     gates = evaluate_gates(context)
     _write_analysis_tables(out, context)
-    if interrupted:
-        gates.insert(0, GateResult("run-complete", "ERROR", float(len(set(r["case_id"] for r in rows))), None,
-                                   f"interrupted: {len(records)} of {len(items) * len(plan.labels)} records written; "
-                                   "rerun with --resume to finish"))
-    if not interrupted:  # worst-case overlays, uncertainty/saliency maps, gallery (never changes the outcome)
+    if not interrupted and stopped is None:  # worst-case overlays, maps, gallery (never change the outcome)
         from harness.report.artifacts import write_artifacts
 
-        write_artifacts(out, suite=suite, dataset=dataset, model=model, records=records)
+        try:
+            write_artifacts(out, suite=suite, dataset=dataset, model=model, records=records)
+        except KeyboardInterrupt:  # Ctrl-C while drawing: finish the small outputs, say so
+            interrupted = True
+    if interrupted or stopped is not None:
+        why = "interrupted" if stopped is None else f"the run stopped early ({stopped})"
+        gates.insert(0, GateResult("run-complete", "ERROR", float(len(set(r["case_id"] for r in rows))), None,
+                                   f"{why}: {len(records)} of {len(items) * len(plan.labels)} records written; "
+                                   "rerun with --resume to finish"))
     outcome = overall_outcome(gates)
     exit_code = exit_code_for(gates, strict=options.strict)
     summary = _summary(options, suite, dataset, model, records, cases, gates, outcome, exit_code,
                        seconds=time.time() - started, notes=notes, workers=workers, n_items=len(items))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    # undefined numbers (a clean mean over no finite value) are null: summary.json stays strict JSON
+    summary_text = json.dumps(json_safe(json.loads(json.dumps(summary, default=str))), indent=2, allow_nan=False)
+    (out / "summary.json").write_text(summary_text, encoding="utf-8")
     from harness.baseline import copy_baseline
     from harness.report.html import write_report
     from harness.report.junit import write_junit_from_summary
@@ -224,6 +238,13 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
         print(f"warning: {exc}", file=sys.stderr)
     return RunResult(out=out, exit_code=exit_code, outcome=outcome, gates=gates, records=records,
                      summary=summary, interrupted=interrupted)
+
+
+def _journaled_rows(journal: Journal, items: list[Any]) -> list[dict[str, Any]]:
+    """The rows the journal holds for this run's planned items (a resumed run with a smaller
+    --limit leaves others in the journal)."""
+    planned = {item.key for item in items}
+    return [r for key, rows in journal.read().items() if key in planned for r in rows]
 
 
 def _write_analysis_tables(out: Path, context: GateContext) -> None:
@@ -269,6 +290,7 @@ def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, re
         "gates": [g.to_dict() for g in gates],
         "clean": _clean_means(records, suite.metrics),
         "seed": suite.seed,
+        "cohorts": suite.cohorts if isinstance(suite.cohorts, str) else list(suite.cohorts),  # --cohorts included
         "harness_version": __version__,
         "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.sha256},
         "model": {"name": getattr(model, "name", "model"), "sha256": getattr(model, "sha256", ""),

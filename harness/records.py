@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.errors import ConfigError
+
 ID_COLUMNS = ["case_id", "perturbation", "severity", "repeat", "seed"]
 BASE_COLUMNS = ID_COLUMNS + ["label", "label_name", "status", "error", "empty"]
 TAIL_COLUMNS = ["params", "inference_s"]
@@ -44,15 +46,16 @@ class WorkItem:
         return asdict(self)
 
 
-def _clean_json(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as None and numpy scalars as Python ones (strict JSON)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean_json(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean_json(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item"):  # numpy scalars
-        return _clean_json(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -197,7 +200,7 @@ class Journal:
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Start an empty journal with a header naming the run it belongs to."""
-        self._write([json.dumps({"meta": _clean_json(meta)}, allow_nan=False, sort_keys=True)])
+        self._write([json.dumps({"meta": json_safe(meta)}, allow_nan=False, sort_keys=True)])
 
     def append(self, key: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append one finished item durably; returns its rows as stored (NaN -> None)."""
@@ -205,7 +208,7 @@ class Journal:
 
     def append_many(self, entries: list[tuple[str, list[dict[str, Any]]]]) -> list[list[dict[str, Any]]]:
         """Append several finished items with one write and one fsync; returns the stored rows."""
-        stored = [_clean_json(rows) for _, rows in entries]
+        stored = [json_safe(rows) for _, rows in entries]
         self._write([json.dumps({"key": key, "rows": rows}, allow_nan=False)
                      for (key, _), rows in zip(entries, stored)])
         return stored
@@ -252,8 +255,6 @@ class Journal:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                from harness.errors import ConfigError
-
                 raise ConfigError(f"{self.path.parent}: another harness run is writing to this folder "
                                   "(its journal is locked); wait for it or choose another --out") from None
             yield
@@ -277,10 +278,21 @@ def records_frame(rows: Iterable[dict[str, Any]], metrics: Iterable[str]) -> pd.
     return frame
 
 
+REQUIRED_COLUMNS = ("case_id", "perturbation", "severity", "label", "status")
+
+
 def read_records(path: Path) -> pd.DataFrame:
-    """Read a run's records.csv back (error/params as strings, empty strings for missing)."""
-    frame = pd.read_csv(path, dtype={"case_id": str, "error": str, "params": str, "empty": str,
-                                     "label_name": str, "perturbation": str})
+    """Read a run's records.csv back (error/params as strings, empty strings for missing; case ids
+    such as ``NA`` or ``None`` stay text). ConfigError naming the file when it is not one."""
+    text = {"case_id": str, "error": str, "params": str, "empty": str, "label_name": str, "perturbation": str}
+    try:
+        frame = pd.read_csv(path, dtype=text, keep_default_na=False, na_values={
+            c: [""] for c in pd.read_csv(path, nrows=0).columns if c not in text})
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ConfigError(f"{path}: cannot read records ({exc}); is this a harness run folder?") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{path}: not a harness records file (no column(s) {', '.join(missing)})")
     for col in ("error", "params", "empty", "label_name"):
-        frame[col] = frame[col].fillna("")
+        frame[col] = frame[col].fillna("") if col in frame.columns else ""
     return frame

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from harness.case import Case
 from harness.datasets.base import Dataset
@@ -197,9 +198,10 @@ def run_fingerprint(plan: Plan, model: Any | None = None) -> dict[str, Any]:
             "metrics": list(suite.metrics), "repeats": suite.repeats}
 
 
-def _resume_state(plan: Plan, items: list[WorkItem], journal: Journal,
-                  model: Any | None) -> dict[str, list[dict[str, Any]]]:
-    """Repair a cut journal tail (warning), check it belongs to this run, return finished items."""
+def _resume_state(plan: Plan, items: list[WorkItem], journal: Journal, model: Any | None,
+                  case_hashes: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Repair a cut journal tail (warning), check it belongs to this run (and, with
+    ``case_hashes``, that the journaled cases' data is unchanged), return finished items."""
     done, corrupt = journal.scan()
     if corrupt or not journal.ends_cleanly():
         journal.truncate_corrupt_tail()
@@ -212,12 +214,13 @@ def _resume_state(plan: Plan, items: list[WorkItem], journal: Journal,
     fingerprint = json.loads(json.dumps(run_fingerprint(plan, model), default=str))
     meta = journal.meta()
     if meta is None and not done:
-        journal.write_meta(fingerprint)
+        journal.write_meta({**fingerprint, "case_sha256": dict(case_hashes or {})})
     elif meta is not None:
         differ = sorted(k for k in fingerprint if meta.get(k) != fingerprint[k])
         if differ:
             raise ConfigError(f"{journal.path.parent} holds a run whose {', '.join(differ)} differ(s) from this "
                               "one; --resume only finishes the same run: choose another --out")
+    _check_case_data(journal, meta or {}, done, case_hashes)
     seeds = {item.key: item.seed for item in items}
     stale = [key for key, rows in done.items() if key in seeds and rows and rows[0].get("seed") != seeds[key]]
     if stale:
@@ -226,10 +229,35 @@ def _resume_state(plan: Plan, items: list[WorkItem], journal: Journal,
     return done
 
 
+def _check_case_data(journal: Journal, meta: dict[str, Any], done: dict[str, list[dict[str, Any]]],
+                     case_hashes: dict[str, str] | None) -> None:
+    """Refuse to resume when a journaled case's image or label changed (same id, other data): its
+    results would be kept for data they were not computed on. Known hashes: the journal header's,
+    then the earlier run's cases.csv (cases added by a resumed run with a larger --limit)."""
+    if not case_hashes:
+        return
+    known: dict[str, str] = {}
+    previous = journal.path.parent / "cases.csv"
+    if previous.is_file():
+        try:
+            table = pd.read_csv(previous, dtype=str, keep_default_na=False)
+            if {"case_id", "image_sha256", "label_sha256"} <= set(table.columns):
+                known.update({r.case_id: f"{r.image_sha256}/{r.label_sha256}" for r in table.itertuples()})
+        except (OSError, ValueError, pd.errors.ParserError):
+            pass  # an unreadable cases.csv only weakens this check
+    known.update(meta.get("case_sha256") or {})
+    journaled = {rows[0].get("case_id") for rows in done.values() if rows}
+    changed = sorted(c for c in journaled if c in known and c in case_hashes and known[c] != case_hashes[c])
+    if changed:
+        raise ConfigError(f"{journal.path.parent}: the data of {len(changed)} journaled case(s) changed since they "
+                          f"were evaluated (e.g. {changed[0]}: other image or label hashes); --resume only "
+                          "finishes the same run: choose another --out")
+
+
 def execute(plan: Plan, items: list[WorkItem], journal: Journal, *, workers: int = 1,
             progress: ProgressFn | None = None, model: Any | None = None, executor: str = "local",
             scheduler: str | None = None, timeout: float | None = None,
-            retry_errors: bool = False) -> list[dict[str, Any]]:
+            retry_errors: bool = False, case_hashes: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Run ``items`` not yet in the journal; append each result durably as it finishes; return the
     rows of all ``items`` (journaled earlier or now), each item exactly once.
 
@@ -245,7 +273,7 @@ def execute(plan: Plan, items: list[WorkItem], journal: Journal, *, workers: int
 
     runner = make_executor(executor, workers=workers, scheduler=scheduler, timeout=timeout, model=model)
     with journal.lock():
-        done = _resume_state(plan, items, journal, model)
+        done = _resume_state(plan, items, journal, model, case_hashes)
         planned = {item.key for item in items}
         finished = planned & set(done)
         if retry_errors:
@@ -286,9 +314,23 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+RUN_OUTPUTS = ("records.csv", "summary.json", "report.html", "artifacts")  # what a run (re)writes
+
+
 def ensure_out_dir(out: Path, *, resume: bool) -> Path:
-    if out.exists() and any(out.iterdir()) and not resume and (out / "journal.jsonl").exists():
+    """``out``, created; ConfigError when it holds a run (without ``resume``) or files a run would
+    overwrite without being a run (no journal)."""
+    if out.is_file():
+        raise ConfigError(f"--out {out} is a file; give a folder")
+    if out.exists() and not resume and (out / "journal.jsonl").exists():
         raise ConfigError(f"--out {out} already holds a run; pass --resume to finish it or choose "
                           "another folder")
-    out.mkdir(parents=True, exist_ok=True)
+    clobbered = [name for name in RUN_OUTPUTS if (out / name).exists()]
+    if clobbered and not (out / "journal.jsonl").exists():
+        raise ConfigError(f"--out {out} holds {', '.join(clobbered)} but no harness run (journal.jsonl) to "
+                          "resume; a run would overwrite them: choose an empty or new folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent that is a file, no permission, ...
+        raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from exc
     return out

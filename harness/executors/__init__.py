@@ -29,8 +29,8 @@ def make_executor(name: str, *, workers: int = 1, scheduler: str | None = None, 
         raise ConfigError(f"--executor {name!r}: choose one of {', '.join(EXECUTORS)}")
     if workers < 1:
         raise ConfigError(f"--workers {workers}: need at least 1")
-    if timeout is not None and not timeout > 0:
-        raise ConfigError(f"--item-timeout {timeout}: must be a positive number of seconds")
+    if timeout is not None and not 0 < timeout <= 1e6:  # NaN and inf fail too (inf overflows the waits)
+        raise ConfigError(f"--item-timeout {timeout}: must be a positive number of seconds, at most 1e6")
     if name == "dask" or scheduler is not None:
         from harness.executors.dask import DaskExecutor
 

@@ -78,12 +78,24 @@ def parse_run_suite(text: str, path: Path) -> Any:
         return None
 
 
+def _with_cohorts(suite: Any, cohorts: Any) -> Any:
+    """The run's suite with the cohorts it analysed (``harness run --cohorts`` overrides the file)."""
+    import dataclasses
+
+    return suite if suite is None or suite.cohorts == cohorts else dataclasses.replace(suite, cohorts=cohorts)
+
+
 def load_run(run_dir: str | Path, *, with_baseline: bool = True) -> RunDir:
     """Read a run folder (ConfigError when it is not one)."""
     path = Path(run_dir)
     if not (path / "summary.json").is_file() or not (path / "records.csv").is_file():
         raise ConfigError(f"{path}: not a run folder of `harness run` (needs summary.json and records.csv)")
-    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    try:
+        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path / 'summary.json'}: cannot read ({exc}); is the run folder damaged?") from exc
+    if not isinstance(summary, dict):
+        raise ConfigError(f"{path / 'summary.json'}: not a run summary (expected a JSON object)")
     records = read_records(path / "records.csv")
     cases_path = path / "cases.csv"
     cases = (pd.read_csv(cases_path, dtype=str, keep_default_na=False) if cases_path.is_file()
@@ -96,13 +108,17 @@ def load_run(run_dir: str | Path, *, with_baseline: bool = True) -> RunDir:
     suite_text = (path / "suite.toml").read_text(encoding="utf-8") if (path / "suite.toml").is_file() else ""
     settings, gates, perturbations = _suite_settings(suite_text)
     settings["seed"] = summary.get("seed", settings["seed"])
+    if "cohorts" in summary:  # what the run analysed, --cohorts included (suite.toml is the file as given)
+        cohorts = summary["cohorts"]
+        settings["cohorts"] = cohorts if isinstance(cohorts, str) else tuple(cohorts)
     manifest_path = path / "artifacts" / "manifest.json"
     artifacts = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     card_path = path / "artifacts" / "model_card.json"
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
     run = RunDir(path=path, summary=summary, records=records, cases=cases, suite_text=suite_text,
                  settings=settings, suite_gates=gates, perturbations=perturbations, artifacts=artifacts,
-                 model_card=card, suite=parse_run_suite(suite_text, path / "suite.toml"))
+                 model_card=card, suite=_with_cohorts(parse_run_suite(suite_text, path / "suite.toml"),
+                                                      settings["cohorts"]))
     if with_baseline and (path / "baseline" / "summary.json").is_file():
         run.baseline = load_run(path / "baseline", with_baseline=False)
     return run

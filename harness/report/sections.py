@@ -275,6 +275,8 @@ def worst_section(run: RunDir) -> dict[str, Any] | None:
         return None
     items = []
     for entry in art.get("worst_cases", []):
+        if not (run.path / "artifacts" / entry["file"]).is_file():
+            continue  # a deleted panel: the report shows the others (and the gallery skips it alike)
         arrays = run.artifact_arrays(entry["file"])
         items.append({**entry, "uri": plots.case_panels(arrays, aspect=float(entry.get("aspect", 1.0))),
                       "has_saliency": "saliency" in arrays})

@@ -235,7 +235,10 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         dataset, data_spec = open_dataset(data), str(data)
     # classes from the data's names (background 0 is never a class); None: found in the labels
     labels = sorted(int(k) for k in dataset.label_names if int(k) != 0) or None
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent that is a file, no permission, ...
+        raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from exc
     from harness.train.loop import run_training
 
     return run_training(dataset, data_spec, labels, out, config, command=command, callback=callback)

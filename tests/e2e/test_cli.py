@@ -109,6 +109,15 @@ def test_model_crashing_on_every_item_still_gets_a_report(tmp_path: Path) -> Non
     assert len(records) and (records["status"] == "ERROR").all()
     assert "simulated model crash" in (tmp_path / "o" / "report.html").read_text()
 
+    def refuse(token: str) -> None:
+        raise ValueError(f"not strict JSON: {token}")
+
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text(), parse_constant=refuse)  # no NaN
+    assert all(v is None for means in summary["clean"].values() for v in means.values())
+    errors = next(g for g in summary["gates"] if g["name"] == "model-errors")
+    n_items = len(records.drop_duplicates(["case_id", "perturbation", "severity", "repeat"]))
+    assert errors["detail"].startswith(f"{n_items} work item(s) failed ({len(records)} record(s))")
+
 
 def test_model_calling_sys_exit_does_not_end_the_run(tmp_path: Path) -> None:
     """sys.exit(0) inside the model once ended the run with exit 0 and no outputs (a silent CI pass)."""

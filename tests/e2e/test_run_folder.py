@@ -1,0 +1,156 @@
+"""The run folder: what --out accepts, what --resume refuses, and what a damaged or partial run
+still writes and reads back."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+
+SUITE = ('[suite]\nname = "tiny"\nmetrics = ["dice"]\n[[perturbations]]\nfamily = "gaussian_noise"\n'
+         'severities = [1]\n[[gates]]\nname = "clean"\ncheck = "clean"\nmetric = "dice"\nmin = 0.5\n')
+
+
+def _run(tmp_path: Path, out: Path, *extra: str) -> int:
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(SUITE)
+    return main(["run", "--suite", str(suite), "--workers", "1", "--out", str(out), *extra])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    assert _run(root, root / "run", "--data", "phantom2d:n=3,seed=1", "--cohorts", "sex") == 0
+    return root / "run"
+
+
+def test_resume_refuses_data_that_changed_under_the_same_case_ids(tiny_run: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run, out)
+    assert _run(tmp_path, out, "--data", "phantom2d:n=3,seed=2", "--cohorts", "sex", "--resume") == 3
+    assert "the data of 3 journaled case(s) changed" in capsys.readouterr().err
+    assert _run(tmp_path, out, "--data", "phantom2d:n=3,seed=1", "--cohorts", "sex", "--resume") == 0
+
+
+def test_out_holding_files_a_run_would_overwrite_is_refused(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "ex" / "artifacts").mkdir(parents=True)
+    (tmp_path / "ex" / "artifacts" / "important.txt").write_text("precious")
+    assert _run(tmp_path, tmp_path / "ex", "--limit", "1") == 3
+    assert "holds artifacts but no harness run" in capsys.readouterr().err
+    assert (tmp_path / "ex" / "artifacts" / "important.txt").read_text() == "precious"
+    (tmp_path / "afile").write_text("x")
+    assert _run(tmp_path, tmp_path / "afile" / "sub", "--limit", "1") == 3
+    assert "cannot create the folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["inf", "1e12", "nan"])
+def test_item_timeouts_the_waits_cannot_take_are_refused(tmp_path: Path, value: str) -> None:
+    assert _run(tmp_path, tmp_path / "o", "--limit", "1", "--item-timeout", value) == 3
+    assert not (tmp_path / "o" / "journal.jsonl").exists()
+
+
+def test_cohorts_given_on_the_command_line_are_what_the_run_records(tiny_run: Path) -> None:
+    from harness.report.rundir import load_run
+
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert summary["cohorts"] == ["sex"]
+    run = load_run(tiny_run)
+    assert run.settings["cohorts"] == ("sex",) and run.suite.cohorts == ("sex",)
+
+
+def test_a_damaged_run_folder_is_a_configuration_error(tiny_run: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    (broken / "summary.json").write_text('{"outcome": ')
+    assert main(["report", str(broken)]) == 3
+    assert "summary.json: cannot read" in capsys.readouterr().err
+    shutil.copyfile(tiny_run / "summary.json", broken / "summary.json")
+    (broken / "records.csv").write_text("x,y\n1,2\n")
+    assert main(["report", str(broken)]) == 3
+    assert "not a harness records file" in capsys.readouterr().err
+
+
+def test_case_ids_that_look_like_missing_values_stay_text(tmp_path: Path) -> None:
+    from harness.records import read_records
+
+    frame = pd.DataFrame({"case_id": ["NA", "None", "c1"], "perturbation": "clean", "severity": 0, "label": 1,
+                          "status": "OK", "dice": [0.9, None, 0.7]})
+    frame.to_csv(tmp_path / "records.csv", index=False)
+    back = read_records(tmp_path / "records.csv")
+    assert back["case_id"].tolist() == ["NA", "None", "c1"] and back["dice"].isna().tolist() == [False, True, False]
+
+
+def test_report_renders_when_an_artifact_file_is_missing(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    panels = sorted((run / "artifacts").rglob("*.npz"))
+    assert panels
+    panels[0].unlink()
+    assert main(["report", str(run)]) == 0
+
+
+def test_a_stale_baseline_copy_is_removed_when_the_run_has_none(tmp_path: Path) -> None:
+    from harness.baseline import copy_baseline
+
+    (tmp_path / "baseline").mkdir()
+    (tmp_path / "baseline" / "summary.json").write_text("{}")
+    copy_baseline(tmp_path, None)
+    assert not (tmp_path / "baseline").exists()
+
+
+def test_an_executor_failure_keeps_the_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("executor broke")
+
+    monkeypatch.setattr(harness.pipeline, "execute", broken)
+    assert _run(tmp_path, tmp_path / "o", "--limit", "1") == 2
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    first = summary["gates"][0]
+    assert first["name"] == "run-complete" and "the run stopped early (RuntimeError: executor broke)" in first["detail"]
+    assert (tmp_path / "o" / "report.html").is_file() and (tmp_path / "o" / "junit.xml").is_file()
+
+
+def test_console_summary_prints_label_names_with_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    from harness.cli import _print_summary
+
+    result = SimpleNamespace(gates=[], outcome="PASS", out=Path("o"), exit_code=0,
+                             summary={"suite": {"name": "s"}, "notes": [], "clean": {"dice": {"edema [/]": 0.9, "x": None}}})
+    _print_summary(result)
+    assert "dice edema [/] 0.900, x n/a" in capsys.readouterr().out
+
+
+def test_ctrl_c_outside_the_evaluation_exits_2_saying_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import harness.pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.pipeline, "run", interrupted)
+    assert _run(tmp_path, tmp_path / "o", "--limit", "1") == 2
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_a_damaged_baseline_is_refused_before_the_model_runs(tiny_run: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    (broken / "records.csv").write_text("x,y\n1,2\n")
+    assert _run(tmp_path, tmp_path / "o", "--limit", "1", "--baseline", str(broken)) == 3
+    assert not (tmp_path / "o" / "journal.jsonl").exists()
+
+
+def test_bare_harness_prints_help_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    captured = capsys.readouterr()
+    assert "run" in captured.out and "usage error" not in captured.err
