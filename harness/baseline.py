@@ -67,7 +67,8 @@ def apply_baseline(suite: Any, baseline: str | Path | None) -> Any:
     path = str(check_run_dir(baseline).resolve())
     gates = [dict(g, baseline=path) if g["check"] == "baseline" else g for g in suite.gates]
     if not any(g["check"] == "baseline" for g in suite.gates):
-        gates.append({k: v for k, v in {**DEFAULTS, "check": "baseline", "baseline": path}.items() if v is not None})
+        gates.append({k: v for k, v in {**DEFAULTS, "check": "baseline", "baseline": path}.items()
+                      if v is not None and k != "alpha"})  # no alpha: the gate takes the suite's
     return dataclasses.replace(suite, gates=tuple(gates))
 
 

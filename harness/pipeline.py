@@ -104,6 +104,7 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
         raise ConfigError(f"model {model_spec or 'reference'} cannot take data {options.data or suite.data}:",
                           problems=mismatch)
     labels = _labels(suite, dataset, model)
+    _check_gate_labels(suite, labels)
     _check_label_values(first, dataset, model)
     plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families)
     return suite, dataset, model, plan, notes
@@ -127,6 +128,19 @@ def _check_cohorts(suite: Suite, dataset: Dataset) -> None:
         if missing:
             raise ConfigError(f"suite {suite.path}: fairness gate {gate['name']!r}: attribute(s) {missing} are not "
                               f"among the cohorts analysed ({', '.join(groups) or 'none'}); fix attributes or cohorts")
+
+
+def _check_gate_labels(suite: Suite, labels: dict[int, str]) -> None:
+    """Before any model call: a gate's ``label`` (other than "mean"/"each") names a scored class, by
+    number or name (it would otherwise gate nothing, INCONCLUSIVE after the whole run)."""
+    known = {str(k) for k in labels} | {str(v) for v in labels.values()}
+    for gate in suite.gates:
+        label = gate.get("label")
+        if label is None or label in ("mean", "each") or str(label) in known:
+            continue
+        scored = ", ".join(f"{k} ({v})" for k, v in sorted(labels.items()))
+        raise ConfigError(f"suite {suite.path}: gate {gate['name']!r}: label {label!r} is not a scored class; "
+                          f"scored: {scored}")
 
 
 def _check_label_values(first: Any, dataset: Dataset, model: Any) -> None:

@@ -189,6 +189,11 @@ def parse_suite(text: str, *, path: Path) -> Suite:
         problems.append(f"[[perturbations]]: {dup!r} appears twice; give one of them a distinct 'name'")
     gates = [g for i, t in enumerate(_listed(doc, "gates")) if (g := _parse_gate(i, t, problems)) is not None]
     _check_gate_families(gates, {p.label for p in perturbations}, problems)
+    labels_value = head.get("labels", "all")
+    if not (labels_value == "all" or (isinstance(labels_value, list) and labels_value and all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in labels_value))):
+        problems.append(f"[suite].labels: \"all\" or a non-empty list of class numbers >= 1 (background 0 is "
+                        f"never scored), got {labels_value!r}")
     names = [g["name"] for g in gates]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"[[gates]]: name {dup!r} appears twice; gate names identify results in reports and "

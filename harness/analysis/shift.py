@@ -70,6 +70,13 @@ def _label(value: Any) -> str | None:
     return str(value)
 
 
+def _cases_without(cases: pd.DataFrame, attribute: str) -> int:
+    """How many cases have no value of ``attribute`` (left out of the site analysis)."""
+    if attribute not in cases.columns:
+        return 0
+    return int(sum(_label(v) is None for v in cases[attribute]))
+
+
 def site_labels(cases: pd.DataFrame, attribute: str) -> pd.Series:
     """case_id → site name (str) for cases with a value of ``attribute``."""
     frame = cases.set_index("case_id") if "case_id" in cases.columns else cases
@@ -230,7 +237,9 @@ def site_table(records: pd.DataFrame, cases: pd.DataFrame, *, attribute: str, me
                          "median_ci_low": float(m_lo[m]), "median_ci_high": float(m_hi[m]), "drop": drop,
                          **{k: float(diff[k][m]) if k in diff else float("nan")
                             for k in ("drop_ci_low", "drop_ci_high", "effect_size", "p_value")},
-                         "relative_drop": drop / abs(float(ref_mean[m])) if ref_mean[m] else 0.0,
+                         # from a reference mean of 0 a relative drop is undefined (NaN: the gate is INCONCLUSIVE)
+                         "relative_drop": (drop / abs(float(ref_mean[m])) if ref_mean[m]
+                                           else 0.0 if drop == 0 else float("nan")),
                          "test": test, "correction": correction, "higher_is_better": bool(higher[m])})
     table = pd.DataFrame(rows, columns=[c for c in TABLE_COLUMNS if c != "p_adjusted"])
     table["p_adjusted"] = np.nan
@@ -396,7 +405,7 @@ def run_shift_evidence(run_dir: Path) -> list[ShiftEvidence]:
     head: dict[str, Any] = {}
     if (run_dir / "suite.toml").is_file():
         head = tomllib.loads((run_dir / "suite.toml").read_text(encoding="utf-8")).get("suite", {})
-    cases = pd.read_csv(run_dir / "cases.csv", dtype={"case_id": str})
+    cases = pd.read_csv(run_dir / "cases.csv", dtype=str, keep_default_na=False).replace("", np.nan)  # "NA" is a site
     records = read_records(run_dir / "records.csv")
     quality = pd.read_csv(run_dir / "quality.csv", dtype={"case_id": str}) if (run_dir / "quality.csv").is_file() else None
     site_attribute = head.get("site_attribute", "site")
@@ -441,6 +450,11 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
             problems.append(f"gate {name!r}: {key} must be a number >= 0, got {gate[key]!r}")
     if "alpha" in gate and not (isinstance(gate["alpha"], (int, float)) and 0 < gate["alpha"] < 1):
         problems.append(f"gate {name!r}: alpha must be in (0, 1), got {gate['alpha']!r}")
+    for key in ("attribute", "reference"):
+        if key in gate and not (isinstance(gate[key], str) and gate[key]):
+            problems.append(f"gate {name!r}: {key} must be a non-empty string, got {gate[key]!r}")
+    if "label" in gate and (isinstance(gate["label"], bool) or not isinstance(gate["label"], (int, str))):
+        problems.append(f"gate {name!r}: label must be \"mean\", a class number or a class name, got {gate['label']!r}")
     if "min_cases" in gate and not (isinstance(gate["min_cases"], int) and gate["min_cases"] >= 2):
         problems.append(f"gate {name!r}: min_cases must be an integer >= 2, got {gate['min_cases']!r}")
     if gate.get("test", "permutation") not in TESTS:
@@ -454,24 +468,29 @@ def check_config(suite: Any, metadata: pd.DataFrame) -> None:
     """Before the first model call: the site gates' keys, their attributes and reference sites must
     exist in the data (ConfigError, exit 3, listing every problem)."""
     problems: list[str] = []
-    wanted: dict[str, str | None] = {}
-    if suite.reference_site:
-        wanted[suite.site_attribute] = suite.reference_site
+    wanted: list[tuple[str, str | None]] = []  # (attribute, reference) pairs: every one is checked
+    if suite.reference_site or suite.site_attribute != "site":  # set in the suite: must exist in the data
+        wanted.append((suite.site_attribute, suite.reference_site or None))
     for gate in suite.gates:
         if gate.get("check") != "site_drop":
             continue
-        problems += gate_problems(gate)
+        gate_problem = gate_problems(gate)
+        problems += gate_problem
+        if gate_problem:
+            continue
         attribute = gate.get("attribute", suite.site_attribute)
         ref = gate.get("reference") or (suite.reference_site if attribute == suite.site_attribute else None)
-        wanted.setdefault(attribute, ref or None)
-        if gate.get("reference"):
-            wanted[attribute] = gate["reference"]
+        wanted.append((attribute, ref or None))
     frame = metadata.reset_index() if "case_id" not in metadata.columns else metadata
-    for attribute, ref in wanted.items():
+    missing_attributes: set[str] = set()
+    for attribute, ref in dict.fromkeys(wanted):
+        if attribute in missing_attributes:
+            continue
         if attribute not in frame.columns:
             problems.append(f"site attribute {attribute!r} is not in the data's metadata (columns: "
                             f"{', '.join(c for c in map(str, frame.columns) if c != 'case_id')}); set "
                             "[suite].site_attribute or the gate's 'attribute'")
+            missing_attributes.add(attribute)
             continue
         values = sorted(set(site_labels(frame, attribute)))
         if ref and ref not in values:
@@ -558,7 +577,8 @@ def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
         return [GateResult(f"{name}[{ref['site']}]", "INCONCLUSIVE", None, max_drop,
                            f"only one {attribute} ({ref['site']}, n={ref['n']}): nothing to compare")]
     results = []
-    scale = abs(float(ref["mean"])) if relative and ref["mean"] else 1.0
+    scale = (abs(float(ref["mean"])) if ref["mean"] else float("nan")) if relative else 1.0
+    without = _cases_without(context.cases, attribute)
     unit = "relative " if relative else ""
     for row in others.itertuples(index=False):
         value = float(row.relative_drop if relative else row.drop)
@@ -566,7 +586,8 @@ def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
                   f"{_fmt(row.ci_high)}) vs reference {ref['site']} (n={ref['n']}, mean {_fmt(ref['mean'])}); "
                   f"{unit}drop {_fmt(value)} (CI {_fmt(row.drop_ci_low / scale)}–{_fmt(row.drop_ci_high / scale)}; "
                   f"max {max_drop:g}, warn {warn_drop:g}); p_adj {_fmt(row.p_adjusted)} "
-                  f"({suite.correction}, {test}; α {alpha:g})")
+                  f"({suite.correction}, {test}; α {alpha:g})"
+                  + (f"; {without} case(s) without a {attribute} value left out" if without else ""))
         if row.n < min_cases or ref["n"] < min_cases:
             results.append(GateResult(f"{name}[{row.site}]", "INCONCLUSIVE", value, max_drop,
                                       f"{detail}; fewer than min_cases={min_cases} cases, not gated"))

@@ -108,8 +108,12 @@ _STRING_KEYS = ("images", "labels", "key_regex", "metadata_key", "name", "site",
 def _check_field_types(card: Path, where: str, table: dict[str, Any]) -> None:
     """String fields are strings; ``spacing`` a list of finite mm > 0; ``channel`` an integer ≥ 0."""
     for key in _STRING_KEYS:
-        if key in table and (not isinstance(table[key], str) or (key in ("images", "labels") and not table[key])):
+        if key in table and (not isinstance(table[key], str)
+                             or (key in ("images", "labels", "site", "scanner") and not table[key].strip())):
             raise _fail(card, f"{where}.{key}", f"expected a non-empty string, got {table[key]!r}")
+        if key in ("site", "scanner") and key in table and table[key] != table[key].strip():
+            raise _fail(card, f"{where}.{key}", f"{table[key]!r} has leading or trailing spaces (another site "
+                        "name to the analysis); remove them")
     if "spacing" in table:
         spacing = table["spacing"]
         if not (isinstance(spacing, list) and spacing
@@ -184,6 +188,10 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
             raise _fail(card, f"{where}.key_regex", f"{pattern.pattern!r} matches {image.name!r} but its group "
                         "'key' captures nothing; make the group required and non-empty, e.g. (?P<key>.+)")
         meta = _case_metadata(card, where, metadata, key, image.name.split(".")[0])
+        for column, value in extra.items():  # a source's site/scanner must not silently overwrite the CSV's
+            if column in meta and str(meta[column]) not in ("", str(value)):
+                raise _fail(card, f"{where}.{column}", f"{value!r} disagrees with the metadata column {column!r} "
+                            f"({meta[column]!r} for case {key!r}); rename the column or drop the key")
         meta.update(extra)
         label = root / _label_path(card, where, table["labels"], key)
         cases.append(CaseFiles(case_id=f"{prefix}{key}", images=(image,), label=label, spacing=spacing,
@@ -225,6 +233,11 @@ def load_card(card: Path) -> FileDataset:
         label_maps.append(table.get("label_values"))
     if len(modalities) > 1:
         raise ConfigError(f"dataset card {card}: sources disagree on modality {sorted(modalities)}")
+    if several and any(label_maps) and not all(label_maps):
+        bare = [i + 1 for i, m in enumerate(label_maps) if not m]
+        raise ConfigError(f"dataset card {card}: [[sources]] #{', #'.join(map(str, bare))} have no label_values "
+                          "while other sources map raw mask values; give every source label_values (e.g. "
+                          "{ \"1\" = 1 } for masks already 0/1), so no source's masks are read unmapped")
     classes = {frozenset((v for v in (m or {}).values())) for m in label_maps if m}
     if len(classes) > 1:
         raise ConfigError(f"dataset card {card}: sources map labels to different class sets "

@@ -154,3 +154,12 @@ def test_bare_harness_prints_help_and_exits_0(capsys: pytest.CaptureFixture[str]
     assert main([]) == 0
     captured = capsys.readouterr()
     assert "run" in captured.out and "usage error" not in captured.err
+
+
+def test_a_gate_label_that_is_not_a_scored_class_exits_3_before_the_run(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(SUITE.replace("min = 0.5\n", 'min = 0.5\nlabel = "lesoin"\n'))
+    assert main(["run", "--suite", str(suite), "--workers", "1", "--limit", "1", "--out", str(tmp_path / "o")]) == 3
+    assert "label 'lesoin' is not a scored class; scored: 1 (organ), 2 (lesion)" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "journal.jsonl").exists()

@@ -156,3 +156,40 @@ def test_gate_problems_and_check_config(tables) -> None:
                                      path="s.toml"), metadata)
     text = str(err.value) + " ".join(getattr(err.value, "problems", []) or [])
     assert "reference site 'Z'" in text and "'hospital' is not in the data's metadata" in text
+
+
+def test_relative_drop_from_a_zero_reference_mean_is_undefined() -> None:
+    records, cases = make_tables({"A": 12, "B": 12}, dice={"A": 0.9, "B": 0.9}, sd=0.02, seed=1)
+    a = records["case_id"].isin(cases.loc[cases["site"] == "A", "case_id"])
+    records.loc[a, "hd95"] = 0.0
+    records.loc[~a, "hd95"] = 12.0
+    gate = {"name": "h", "check": "site_drop", "metric": "hd95", "max_drop": 0.5, "mode": "relative", "min_cases": 5}
+    [result] = site_drop_gate(gate, _context(records, cases, reference_site="A"))
+    assert result.outcome == "INCONCLUSIVE" and np.isnan(result.value)
+    assert "relative drop n/a" in result.detail
+
+
+def test_cases_without_a_site_are_counted_in_the_detail() -> None:
+    records, cases = make_tables({"A": 12, "B": 12, "C": 6}, dice={"A": 0.9, "B": 0.9, "C": 0.5}, sd=0.02, seed=2)
+    cases = cases.assign(site=cases["site"].where(cases["site"] != "C"))
+    gate = {"name": "g", "check": "site_drop", "metric": "dice", "max_drop": 0.05, "min_cases": 5}
+    results = site_drop_gate(gate, _context(records, cases))
+    assert [r.name for r in results] == ["g[B]"] and "6 case(s) without a site value left out" in results[0].detail
+
+
+def test_check_config_checks_every_reference_and_a_set_site_attribute(tables) -> None:
+    _, cases = tables
+    metadata = cases.set_index("case_id")
+    gate = {"name": "g", "check": "site_drop", "metric": "dice", "max_drop": 0.05, "reference": "B"}
+    with pytest.raises(ConfigError) as err:  # the suite's reference and the gate's: both are checked
+        check_config(SimpleNamespace(site_attribute="site", reference_site="Zz", gates=(gate,), path="s.toml"),
+                     metadata)
+    assert "reference site 'Zz'" in " ".join(err.value.problems or [])
+    with pytest.raises(ConfigError) as err:  # a site attribute set in the suite must exist, gates or not
+        check_config(SimpleNamespace(site_attribute="hospital", reference_site="", gates=(), path="s.toml"),
+                     metadata)
+    assert "'hospital' is not in the data's metadata" in " ".join(err.value.problems or [])
+    with pytest.raises(ConfigError) as err:
+        check_config(SimpleNamespace(site_attribute="site", reference_site="", path="s.toml",
+                                     gates=({**gate, "attribute": ["site"]},)), metadata)
+    assert "attribute must be a non-empty string" in " ".join(err.value.problems or [])

@@ -72,6 +72,37 @@ def test_sources_must_agree_on_modality(tmp_path: Path) -> None:
         open_dataset(str(tmp_path / "card.toml"))
 
 
+def _two_sources(tmp_path: Path, card: str) -> Path:
+    _write(tmp_path / "n", ["img_1.png"], 255)
+    _write(tmp_path / "s", ["scan-ab.png"], 1)
+    (tmp_path / "n.csv").write_text("id,age\n1,40\n")
+    (tmp_path / "s.csv").write_text("case,age\nab,33\n")
+    (tmp_path / "card.toml").write_text(card)
+    return tmp_path / "card.toml"
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    (('site = "south"', 'site = ""'), r"\[\[sources\]\] #2.site: expected a non-empty string"),
+    (('site = "south"', 'site = "south "'), "has leading or trailing spaces"),
+    (('label_values = { "1" = 1 }\n', ""), r"\[\[sources\]\] #2 have no label_values while other sources map"),
+    (('scanner = "GE"', 'scanner = "Siemens"'), None),  # agrees with nothing in n.csv: fine
+])
+def test_source_keys_that_would_mislead_the_site_analysis_are_refused(tmp_path: Path, change, fragment) -> None:
+    path = _two_sources(tmp_path, CARD.replace(*change))
+    if fragment is None:
+        assert open_dataset(str(path)).metadata.loc["north/1", "scanner"] == "Siemens"
+        return
+    with pytest.raises(ConfigError, match=fragment):
+        open_dataset(str(path))
+
+
+def test_a_source_site_that_disagrees_with_the_metadata_column_is_refused(tmp_path: Path) -> None:
+    path = _two_sources(tmp_path, CARD)
+    (tmp_path / "s.csv").write_text("case,age,site\nab,33,X\n")
+    with pytest.raises(ConfigError, match=r"#2.site: 'south' disagrees with the metadata column 'site' \('X'"):
+        open_dataset(str(path))
+
+
 @pytest.mark.realdata
 def test_busbra_devices_example(busbra_dir: Path) -> None:
     """examples/busbra_sites.toml: BUS-BRA's Device column as the site attribute, checked up front."""
