@@ -157,7 +157,8 @@ def _labels(suite: Suite, dataset: Dataset, model: Any) -> dict[int, str]:
     restricted to the suite's ``labels``."""
     names = dict(dataset.label_names) or dict(model.labels)
     for k, v in model.labels.items():
-        names.setdefault(int(k), str(v))
+        if int(k) not in names:  # a class only the model has: a name the data uses for another is marked
+            names[int(k)] = str(v) if str(v) not in names.values() else f"{v} (model class {k})"
     names.pop(0, None)
     if not names:
         names = {1: "foreground"}

@@ -57,6 +57,7 @@ def test_parse_good_suite(tmp_path: Path) -> None:
     (GOOD.replace('check = "clean"', 'check = "degradation"').replace("min = 0.5", "max_drop = 'x'"),
      "max_drop must be a finite number"),
     (GOOD.replace("min = 0.5", "min = nan"), "min must be a finite number, got nan"),
+    (GOOD.replace("min = 0.5", "min = 1.5"), "min 1.5 lies outside what dice can take (0..1)"),
     (GOOD.replace("min = 0.5", "max = 0.5"), "dice is higher-is-better, so its threshold is 'min', not 'max'"),
     (GOOD.replace("min = 0.5", "min = 0.5\nwarn = 0.4"), "warn 0.4 must lie on the passing side of min 0.5"),
     (GOOD.replace("min = 0.5", "min = 0.5\nmin_cases = 0"), "min_cases must be a whole number >= 1, got 0"),
