@@ -15,6 +15,7 @@ import numpy as np
 
 from harness.analysis.robustness import higher_is_better, per_case
 from harness.gates import GateContext, GateResult, check_keys, compare, gate_check
+from harness.metrics import value_range
 from harness.perturbations.base import MAX_SEVERITY
 from harness.records import CLEAN
 
@@ -50,23 +51,13 @@ def _validate_clean(gate: dict[str, Any]) -> list[str]:
     elif _finite(gate.get(key)) and _finite(gate.get("warn")) and \
             (gate["warn"] < gate[key] if better_high else gate["warn"] > gate[key]):
         problems.append(f"gate {name!r}: warn {gate['warn']:g} must lie on the passing side of {key} {gate[key]:g}")
-    low, high = _metric_range(gate["metric"])
+    low, high = value_range(gate["metric"])
     for k in (key, "warn"):
         if _finite(gate.get(k)) and not low <= gate[k] <= high:
             problems.append(f"gate {name!r}: {k} {gate[k]:g} lies outside what {gate['metric']} can take "
                             f"({low:g}..{high:g}), so the gate could never pass or never fail")
     return problems
 
-
-def _metric_range(metric: str) -> tuple[float, float]:
-    """The values ``metric`` can take: [0, 1] for higher-is-better fractions (Dice, NSD...), [0, inf)
-    for other registered metrics (distances, volumes, counts), anything for unknown ones."""
-    from harness.metrics import available
-
-    info = available().get(metric)
-    if info is None:
-        return -np.inf, np.inf
-    return (0.0, 1.0) if info.higher_is_better and info.unit == "fraction" else (0.0, np.inf)
 
 
 def _validate_degradation(gate: dict[str, Any]) -> list[str]:

@@ -54,7 +54,7 @@ def robustness_table(records: pd.DataFrame, metrics: list[str], *, label: int | 
 
     Columns: n, mean, ci_low, ci_high, degradation (paired mean of how much worse than clean, in the
     metric's unit, positive = worse), degradation_ci_low/high, relative_degradation (degradation /
-    clean mean; 0 when the clean mean is 0).
+    clean mean; 0 when both are 0, NaN (undefined) when only the clean mean is 0).
     """
     out = []
     for metric in metrics:
@@ -72,7 +72,8 @@ def robustness_table(records: pd.DataFrame, metrics: list[str], *, label: int | 
             out.append({"perturbation": pert, "severity": int(sev), "metric": metric, "n": len(v),
                         "mean": float(v.mean()), "ci_low": lo, "ci_high": hi,
                         "degradation": degradation, "degradation_ci_low": d_lo, "degradation_ci_high": d_hi,
-                        "relative_degradation": degradation / clean_mean if clean_mean else 0.0})
+                        "relative_degradation": (degradation / clean_mean if clean_mean
+                                                 else 0.0 if degradation == 0 else float("nan"))})
     table = pd.DataFrame(out)
     if len(table):
         table["_clean_first"] = table["perturbation"] != CLEAN

@@ -45,6 +45,7 @@ from harness.analysis.stats import (
 )
 from harness.errors import ConfigError
 from harness.gates import GateResult, gate_check
+from harness.metrics import value_range
 from harness.options import must_be_one_of
 
 if sys.version_info >= (3, 11):
@@ -217,9 +218,12 @@ def site_table(records: pd.DataFrame, cases: pd.DataFrame, *, attribute: str, me
     max_perm = max_permutations(n_perm, len(tested) * len(metrics), alpha)
     means, ses, idx = group_bootstrap(xs, n_boot=max(n_boot, 1), rng=rng)
     ref_mean = xs[0].mean(axis=0)
+    ranges = [value_range(metric) for metric in metrics]
+    bounds = (np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges]))
     rows = []
     for g, (site, x) in enumerate(zip(sites, xs)):
         lo, hi = studentized_ci(x, means[:, g], ses[:, g], level=level)
+        lo, hi = np.clip(lo, bounds[0], bounds[1]), np.clip(hi, bounds[0], bounds[1])  # a mean's possible values
         m_lo, m_hi = _medians(x, idx[g], level)
         if g == 0:
             diff = {"drop": np.zeros(len(metrics))}

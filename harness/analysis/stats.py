@@ -107,17 +107,18 @@ def studentized_ci(x: np.ndarray, boot_means: np.ndarray, boot_ses: np.ndarray, 
         return m.copy(), m.copy()
     se = x.std(axis=0, ddof=1) / np.sqrt(n)
     diff = boot_means - m
-    close = np.abs(diff) <= 1e-12 * np.maximum(1.0, np.abs(m))
+    tiny = 1e-12 * np.maximum(1.0, np.abs(m))  # float noise: std of identical values is ~1e-16, not 0
+    close = np.abs(diff) <= tiny
+    spread = boot_ses > tiny
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(boot_ses > 0, diff / np.where(boot_ses > 0, boot_ses, 1.0),
-                     np.where(close, 0.0, np.sign(diff) * np.inf))
+        t = np.where(spread, diff / np.where(spread, boot_ses, 1.0), np.where(close, 0.0, np.sign(diff) * np.inf))
         tail = (1.0 - level) / 2.0
         q_lo, q_hi = np.quantile(t, [tail, 1.0 - tail], axis=0)
         lo, hi = m - q_hi * se, m - q_lo * se
     p_lo, p_hi = percentile_ci(boot_means, level=level)
     lo = np.where(np.isfinite(lo), lo, p_lo)
     hi = np.where(np.isfinite(hi), hi, p_hi)
-    flat = se == 0
+    flat = se <= tiny
     return np.where(flat, m, lo), np.where(flat, m, hi)
 
 

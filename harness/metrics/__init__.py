@@ -12,7 +12,7 @@ from harness.metrics.scoring import MetricContext, Options, evaluate, validate_c
 from harness.metrics.lesions import LesionCounts, fn_lesions, fp_lesions, lesion_counts
 from harness.metrics.overlap import Confusion, confusion, dice, iou, jaccard, precision, recall
 from harness.metrics.registry import (Metric, MetricInfo, available, metrics, register,
-                                      unregister)
+                                      unregister, value_range)
 from harness.metrics.surface import (SurfaceDistances, assd, hausdorff, hd95, masd, nsd,
                                      surface_distances)
 from harness.metrics.surfel import SurfelDistances, surfel_distances
@@ -24,4 +24,5 @@ __all__ = [
     "dice", "evaluate", "fn_lesions", "fp_lesions", "hausdorff", "hd95", "iou", "jaccard",
     "lesion_counts", "masd", "metrics", "nsd", "precision", "recall", "register",
     "rel_volume_error", "surface_distances", "surfel_distances", "unregister", "validate_config",
+    "value_range",
 ]

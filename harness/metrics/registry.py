@@ -121,6 +121,15 @@ def metrics() -> dict[str, Metric]:
     return {**BUILTIN, **_REGISTERED, **_plugins()}
 
 
+def value_range(metric: str) -> tuple[float, float]:
+    """The values ``metric`` can take: [0, 1] for higher-is-better fractions (Dice, IoU, NSD...),
+    [0, inf) for the other registered metrics (distances, volumes, counts), (-inf, inf) when unknown."""
+    info = available().get(metric)
+    if info is None:
+        return float("-inf"), float("inf")
+    return (0.0, 1.0) if info.higher_is_better and info.unit == "fraction" else (0.0, float("inf"))
+
+
 def available() -> dict[str, MetricInfo]:
     """Every metric's :class:`MetricInfo` by name."""
     return {name: metric.info for name, metric in metrics().items()}

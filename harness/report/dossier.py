@@ -6,6 +6,7 @@ statistical analysis plan, limitations and the run record. All from the run fold
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -39,11 +40,36 @@ def identity(run: RunDir) -> list[tuple[str, str]]:
             ("model specification", str(s["model"].get("spec", "")))]
     if card:
         rows += [("format", str(card.get("format", ""))), ("entry / file", str(card.get("entry") or card.get("path") or ""))]
+        if card.get("weights"):  # what the model sha256 hashes
+            rows.append(("weights file", Path(str(card["weights"])).name))
     labels = run.summary.get("labels", {})
     rows += [("classes scored", ", ".join(f"{k} = {v}" for k, v in labels.items())),
              ("harness version", s.get("harness_version", "")), ("suite sha256", s["suite"].get("sha256", "")),
              ("data manifest sha256", s["data"].get("manifest_sha256", ""))]
     return [(k, v) for k, v in rows if v]
+
+
+# metric options and the metrics that read them (harness.metrics.scoring.Options)
+_OPTION_METRICS = {"percentile": ("hd95",), "nsd_tolerance": ("nsd",), "nsd_method": ("nsd",),
+                   "connectivity": ("fp_lesions", "fn_lesions")}
+
+
+def metric_options(run: RunDir) -> dict[str, Any]:
+    """The metric options in effect for the run's metrics: the suite's, else the defaults (so the
+    dossier states e.g. the NSD tolerance even when the suite left it at 1 mm)."""
+    from dataclasses import fields
+
+    from harness.metrics.scoring import Options
+
+    given = dict(run.settings.get("metric_options") or {})
+    computed = set(run.metrics)
+    out: dict[str, Any] = {}
+    for f in fields(Options):
+        if f.name in given or computed & set(_OPTION_METRICS.get(f.name, ())):
+            value = given.get(f.name, getattr(Options(), f.name))
+            out[f.name] = "full (every neighbour)" if f.name == "connectivity" and value is None else value
+    out.update({k: v for k, v in given.items() if k not in out})  # plugin metrics' own options
+    return out
 
 
 def manifest(run: RunDir) -> dict[str, Any]:
@@ -108,8 +134,10 @@ def analysis_plan(run: RunDir) -> list[str]:
     plan = [
         ("Unit of analysis: the case. Rows of one case are averaged over repeats and foreground classes before any "
          "statistic; ERROR rows are excluded (never imputed) and any ERROR makes the run exit 2."),
-        (f"Confidence intervals: 95 % percentile bootstrap over cases ({s['n_bootstrap']} resamples for fairness; "
-         f"1000 for robustness tables), seeded by the suite seed ({s['seed']})."),
+        (f"Confidence intervals: 95 %, bootstrap over cases, seeded by the suite seed ({s['seed']}). Group and site "
+         f"means: bootstrap-t (studentized; {s['n_bootstrap']} resamples), limited to the values the metric can "
+         f"take; gaps, ratios and effect sizes: percentile bootstrap ({s['n_bootstrap']} resamples); robustness "
+         "tables: percentile bootstrap (1000 resamples)."),
         ("Robustness: degradation is paired (each case's clean value minus its perturbed value, positive = worse); "
          "relative degradation divides by the clean mean. Corruption error (CE) per family = mean over severities "
          "of 1 − metric; relative CE subtracts the clean error (ImageNet-C style, unnormalised)."),

@@ -115,7 +115,7 @@ def _dossier_context(run: RunDir, ctx: dict[str, Any]) -> dict[str, Any]:
              ("evaluated", f"{s.get('created', '')} with harness {s.get('harness_version', '')}, seed {s.get('seed', '')}")]
     return {**ctx, "toc": [(a, t) for a, t in DOSSIER_TOC], "num": numbers.__getitem__, "cover": cover,
             "sub": subs.__getitem__, "identity": dossier.identity(run), "manifest": dossier.manifest(run),
-            "metric_defs": dossier.metric_definitions(run), "metric_options": run.settings.get("metric_options", {}),
+            "metric_defs": dossier.metric_definitions(run), "metric_options": dossier.metric_options(run),
             "empty_policy": dossier.EMPTY_POLICY, "criteria": dossier.acceptance_criteria(run),
             "plan": dossier.analysis_plan(run), "limitations": dossier.limitations(run)}
 

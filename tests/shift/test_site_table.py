@@ -193,3 +193,12 @@ def test_check_config_checks_every_reference_and_a_set_site_attribute(tables) ->
         check_config(SimpleNamespace(site_attribute="site", reference_site="", path="s.toml",
                                      gates=({**gate, "attribute": ["site"]},)), metadata)
     assert "attribute must be a non-empty string" in " ".join(err.value.problems or [])
+
+
+def test_site_mean_cis_stay_within_what_the_metric_can_take() -> None:
+    records, cases = make_tables({"A": 12, "B": 6}, dice={"A": 0.995, "B": 0.99}, sd=0.01, seed=4)
+    records["dice"] = records["dice"].clip(upper=1.0)
+    records["hd95"] = np.where(records["dice"] > 0.99, 0.0, records["hd95"])
+    table = site_table(records, cases, attribute="site", metrics=["dice", "hd95"], min_cases=3, **FAST)
+    dice, hd = table[table["metric"] == "dice"], table[table["metric"] == "hd95"]
+    assert (dice["ci_high"] <= 1.0).all() and (hd["ci_low"] >= 0.0).all()
