@@ -297,10 +297,6 @@ def execute(plan: Plan, items: list[WorkItem], journal: Journal, *, workers: int
                 progress(len(fresh))
 
         if todo:
-            if len(todo) == 1 and runner.name == "process-pool" and timeout is None:
-                from harness.executors.inprocess import InProcessExecutor
-
-                runner = InProcessExecutor(model=model)
             with journal.group_commit():
                 runner.run(plan, make_batches(todo, workers, max_items=runner.max_batch), sink)
         lost = [item for item in todo if item.key not in finished]

@@ -179,8 +179,17 @@ class ProcessPoolExecutor(Executor):
                         fail(queue.popleft().items, f"WorkerStartFailed: {failure}")
             ok = True
         finally:
-            for w in pool:
-                w.stop(kill=not ok)
+            # A second Ctrl-C (or a process-group SIGINT from `timeout -s INT`) must not cut this loop
+            # short: an unstopped worker would keep the interpreter waiting for it at exit.
+            pending, interrupted = list(pool), False
+            while pending:
+                try:
+                    pending[0].stop(kill=not ok or interrupted)
+                    pending.pop(0)
+                except KeyboardInterrupt:
+                    interrupted = True
+            if interrupted:
+                raise KeyboardInterrupt
 
     def _lost(self, w: _Worker, death: str, queue: deque[Batch], fail: Any, *, timeout: bool) -> None:
         """ERROR rows for what a killed/dead worker had in flight; queue the rest of its batch again."""

@@ -148,3 +148,12 @@ def test_dask_with_a_malformed_scheduler_address_is_a_config_error(tmp_path: Pat
     plan, items = make_plan(tmp_path, "threshold", dataset=SizesDataset([40]), severities="[2]")
     with pytest.raises(ConfigError, match=r"--scheduler localhost: cannot connect .*tcp://HOST:PORT"):
         _run(plan, items, tmp_path / "dask", scheduler="localhost")
+
+
+def test_a_single_remaining_item_still_runs_in_a_worker(tmp_path: Path) -> None:
+    """With --workers 2, the last item once ran in the harness's own process: a model that kills its
+    process (e.g. a --resume --retry-errors of one WorkerDied item) killed the whole run."""
+    die = next(size for size, fault in FAULT_SIZES.items() if fault == "die")
+    plan, items = make_plan(tmp_path, "chaos", dataset=SizesDataset([die]), severities="[2]")
+    frame = _run(plan, items[:1], tmp_path / "out", workers=2)
+    assert "WorkerDied" in frame["error"].iloc[0]
