@@ -167,9 +167,6 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
     alpha = gate.get("alpha", 0.05)
     if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and not 0 < alpha < 1:
         problems.append(f"gate {gate.get('name')!r}: alpha must be in (0, 1), got {alpha!r}")
-    families = gate.get("families")
-    if families is not None and not (isinstance(families, list) and all(isinstance(f, str) for f in families)):
-        problems.append(f"gate {gate.get('name')!r}: families must be a list of perturbation names, got {families!r}")
     return problems
 
 

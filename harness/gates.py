@@ -12,6 +12,8 @@ from typing import Any, Callable, Literal
 
 import pandas as pd
 
+from harness.perturbations.base import MAX_SEVERITY, is_severity_list
+
 Outcome = Literal["PASS", "WARN", "FAIL", "ERROR", "INCONCLUSIVE"]
 OUTCOMES: tuple[Outcome, ...] = ("PASS", "WARN", "FAIL", "ERROR", "INCONCLUSIVE")
 # Worst first: the overall outcome of a run is the worst of its gates.
@@ -91,8 +93,9 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
 
 def check_keys(gate: dict[str, Any], *, required: set[str], optional: set[str],
                numbers: set[str] = frozenset(), counts: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
-    """Generic validator: required/optional keys, finite numbers (``numbers``) and whole numbers
-    ≥ 1 (``counts``, e.g. ``min_cases``)."""
+    """Generic validator: required/optional keys, finite numbers (``numbers``), whole numbers ≥ 1
+    (``counts``, e.g. ``min_cases``), and the shared list keys when given: ``severities`` (ints
+    1..5) and ``families`` (perturbation names)."""
     name = gate.get("name", "<unnamed>")
     allowed = required | optional | {"name", "check", "description"}
     problems = [f"gate {name!r}: missing {k!r}" for k in sorted(required - set(gate))]
@@ -107,7 +110,21 @@ def check_keys(gate: dict[str, Any], *, required: set[str], optional: set[str],
         value = gate[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             problems.append(f"gate {name!r}: {key} must be a whole number >= 1, got {value!r}")
+    if "severities" in gate and not is_severity_list(gate["severities"]):
+        problems.append(f"gate {name!r}: severities must be a non-empty list of ints 1..{MAX_SEVERITY}, "
+                        f"got {gate['severities']!r}")
+    families = gate.get("families")
+    if families is not None and not (isinstance(families, list) and all(isinstance(f, str) for f in families)):
+        problems.append(f"gate {name!r}: families must be a list of perturbation names, got {families!r}")
     return problems
+
+
+def label_problem(gate: dict[str, Any]) -> str | None:
+    """Why a gate's ``label`` is not "mean", a class number or a class name (None when it is)."""
+    label = gate.get("label", "mean")
+    if isinstance(label, bool) or not isinstance(label, (int, str)):
+        return f"gate {gate.get('name', '<unnamed>')!r}: label must be \"mean\", a class number or a class name, got {label!r}"
+    return None
 
 
 def check_kinds() -> list[str]:

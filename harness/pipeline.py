@@ -25,7 +25,8 @@ from harness.errors import ConfigError
 from harness.hashing import text_sha256
 from harness.gates import GateContext, GateResult, evaluate_gates, overall_outcome
 from harness.records import Journal, json_safe, records_frame
-from harness.runner import Plan, default_workers, ensure_out_dir, execute, plan_items, resolve_families
+from harness.runner import (Plan, case_data_hashes, default_workers, ensure_out_dir, execute, plan_items,
+                            resolve_families)
 from harness.suite import Suite, load_suite
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2, 3
@@ -197,11 +198,9 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     stopped: str | None = None  # why the evaluation ended early (an executor failure), else None
     progress = progress_factory(len(items)) if progress_factory else None
     try:
-        hashes = {str(cid): f"{row.get('image_sha256', '')}/{row.get('label_sha256', '')}"
-                  for cid, row in cases.iterrows()}
         rows = execute(plan, items, journal, workers=workers, progress=progress, model=model,
                        executor=options.executor, scheduler=options.scheduler, timeout=options.item_timeout,
-                       retry_errors=options.retry_errors, case_hashes=hashes)
+                       retry_errors=options.retry_errors, case_hashes=case_data_hashes(cases.reset_index()))
     except KeyboardInterrupt:
         interrupted = True
         rows = _journaled_rows(journal, items)
@@ -238,8 +237,8 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     summary = _summary(options, suite, dataset, model, records, cases, gates, outcome, exit_code,
                        seconds=time.time() - started, notes=notes, workers=workers, n_items=len(items))
     # undefined numbers (a clean mean over no finite value) are null: summary.json stays strict JSON
-    summary_text = json.dumps(json_safe(json.loads(json.dumps(summary, default=str))), indent=2, allow_nan=False)
-    (out / "summary.json").write_text(summary_text, encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False, default=str),
+                                      encoding="utf-8")
     from harness.baseline import copy_baseline
     from harness.report.html import write_report
     from harness.report.junit import write_junit_from_summary

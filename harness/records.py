@@ -285,9 +285,8 @@ def read_records(path: Path) -> pd.DataFrame:
     """Read a run's records.csv back (error/params as strings, empty strings for missing; case ids
     such as ``NA`` or ``None`` stay text). ConfigError naming the file when it is not one."""
     text = {"case_id": str, "error": str, "params": str, "empty": str, "label_name": str, "perturbation": str}
-    try:
-        frame = pd.read_csv(path, dtype=text, keep_default_na=False, na_values={
-            c: [""] for c in pd.read_csv(path, nrows=0).columns if c not in text})
+    try:  # only an empty cell is missing: "NA" or "None" are case ids, not NaN
+        frame = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
     except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ConfigError(f"{path}: cannot read records ({exc}); is this a harness run folder?") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]

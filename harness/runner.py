@@ -229,6 +229,14 @@ def _resume_state(plan: Plan, items: list[WorkItem], journal: Journal, model: An
     return done
 
 
+def case_data_hashes(cases: pd.DataFrame) -> dict[str, str]:
+    """case id -> ``"<image sha256>/<label sha256>"`` from a manifest / cases.csv table (with a
+    ``case_id`` column); {} when it lacks the hash columns."""
+    if not {"case_id", "image_sha256", "label_sha256"} <= set(cases.columns):
+        return {}
+    return {str(c): f"{i}/{lab}" for c, i, lab in zip(cases["case_id"], cases["image_sha256"], cases["label_sha256"])}
+
+
 def _check_case_data(journal: Journal, meta: dict[str, Any], done: dict[str, list[dict[str, Any]]],
                      case_hashes: dict[str, str] | None) -> None:
     """Refuse to resume when a journaled case's image or label changed (same id, other data): its
@@ -240,9 +248,7 @@ def _check_case_data(journal: Journal, meta: dict[str, Any], done: dict[str, lis
     previous = journal.path.parent / "cases.csv"
     if previous.is_file():
         try:
-            table = pd.read_csv(previous, dtype=str, keep_default_na=False)
-            if {"case_id", "image_sha256", "label_sha256"} <= set(table.columns):
-                known.update({r.case_id: f"{r.image_sha256}/{r.label_sha256}" for r in table.itertuples()})
+            known.update(case_data_hashes(pd.read_csv(previous, dtype=str, keep_default_na=False)))
         except (OSError, ValueError, pd.errors.ParserError):
             pass  # an unreadable cases.csv only weakens this check
     known.update(meta.get("case_sha256") or {})

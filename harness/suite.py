@@ -19,6 +19,7 @@ else:  # pragma: no cover
 from harness.errors import ConfigError
 from harness.hashing import text_sha256
 from harness.options import SUITE_CHOICES, must_be_one_of
+from harness.perturbations.base import is_severity_list
 
 BUNDLED_DIR = Path(__file__).parent / "suites"
 
@@ -134,8 +135,7 @@ def _parse_perturbation(i: int, table: Any, problems: list[str]) -> Perturbation
         problems.append(f"{where}: missing 'family' (a perturbation name, see `harness list perturbations`)")
         return None
     severities = table.get("severities", [1, 2, 3, 4, 5])
-    if not (isinstance(severities, list) and severities
-            and all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 5 for s in severities)):
+    if not is_severity_list(severities):
         problems.append(f"{where} ({family}).severities: must be a non-empty list of ints 1..5, got {severities!r}")
         return None
     options = table.get("options", {})
@@ -184,8 +184,7 @@ def parse_suite(text: str, *, path: Path) -> Suite:
         problems.append("[suite]: missing 'name'")
     perturbations = [p for i, t in enumerate(_listed(doc, "perturbations"))
                      if (p := _parse_perturbation(i, t, problems)) is not None]
-    labels_seen = [p.label for p in perturbations]
-    for dup in sorted({x for x in labels_seen if labels_seen.count(x) > 1}):
+    for dup in _repeated(p.label for p in perturbations):
         problems.append(f"[[perturbations]]: {dup!r} appears twice; give one of them a distinct 'name'")
     gates = [g for i, t in enumerate(_listed(doc, "gates")) if (g := _parse_gate(i, t, problems)) is not None]
     _check_gate_families(gates, {p.label for p in perturbations}, problems)
@@ -194,8 +193,7 @@ def parse_suite(text: str, *, path: Path) -> Suite:
             isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in labels_value))):
         problems.append(f"[suite].labels: \"all\" or a non-empty list of class numbers >= 1 (background 0 is "
                         f"never scored), got {labels_value!r}")
-    names = [g["name"] for g in gates]
-    for dup in sorted({n for n in names if names.count(n) > 1}):
+    for dup in _repeated(g["name"] for g in gates):
         problems.append(f"[[gates]]: name {dup!r} appears twice; gate names identify results in reports and "
                         "junit.xml, make them unique")
     _check_ranges(head, problems)
@@ -222,6 +220,12 @@ def parse_suite(text: str, *, path: Path) -> Suite:
         small_groups=head.get("small_groups", "inconclusive"),
         perturbations=tuple(perturbations), gates=tuple(gates), path=path, text=text,
     )
+
+
+def _repeated(values: Any) -> list[Any]:
+    """The values that occur more than once, sorted."""
+    seen = list(values)
+    return sorted({v for v in seen if seen.count(v) > 1})
 
 
 def _listed(doc: dict[str, Any], key: str) -> list[Any]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.robustness import higher_is_better, per_case
-from harness.gates import GateContext, GateResult, check_keys, compare, gate_check
+from harness.gates import GateContext, GateResult, check_keys, compare, gate_check, label_problem
 from harness.records import CLEAN
 
 PARAM_COLUMNS = ("attack", "threat", "targeted", "norm", "eps_unit", "eps_fraction", "achieved_linf_fraction",
@@ -168,9 +168,7 @@ def _validate(gate: dict[str, Any]) -> list[str]:
                           optional={"metric", "warn_fraction", "ratio", "severities", "families", "label",
                                     "min_cases", "on_masking"},
                           numbers={"min_fraction", "warn_fraction", "ratio"}, counts={"min_cases"})
-    label = gate.get("label", "mean")
-    if isinstance(label, bool) or not isinstance(label, (int, str)):
-        problems.append(f"gate {name!r}: label must be \"mean\", a class number or a class name, got {label!r}")
+    problems += [p for p in (label_problem(gate),) if p]
     for key in ("min_fraction", "warn_fraction"):
         value = gate.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
@@ -180,13 +178,6 @@ def _validate(gate: dict[str, Any]) -> list[str]:
         problems.append(f"gate {name!r}: ratio must be > 0 (ROG uses 0.5), got {ratio}")
     if gate.get("on_masking", "warn") not in ("warn", "fail", "ignore"):
         problems.append(f"gate {name!r}: on_masking must be warn, fail or ignore, got {gate['on_masking']!r}")
-    severities = gate.get("severities", [1])
-    if not (isinstance(severities, list) and severities and all(
-            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5 for v in severities)):
-        problems.append(f"gate {name!r}: severities must be a non-empty list of ints 1..5, got {severities!r}")
-    families = gate.get("families", [])
-    if not (isinstance(families, list) and all(isinstance(v, str) for v in families)):
-        problems.append(f"gate {name!r}: families must be a list of perturbation names, got {families!r}")
     metric = gate.get("metric", "dice")
     if not isinstance(metric, str) or not higher_is_better(metric):
         problems.append(f"gate {name!r}: robust_cases needs a higher-is-better metric such as dice, got {metric!r}")

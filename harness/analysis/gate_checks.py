@@ -16,7 +16,6 @@ import numpy as np
 from harness.analysis.robustness import higher_is_better, per_case
 from harness.gates import GateContext, GateResult, check_keys, compare, gate_check
 from harness.metrics import value_range
-from harness.perturbations.base import MAX_SEVERITY
 from harness.records import CLEAN
 
 
@@ -59,7 +58,6 @@ def _validate_clean(gate: dict[str, Any]) -> list[str]:
     return problems
 
 
-
 def _validate_degradation(gate: dict[str, Any]) -> list[str]:
     name = gate.get("name")
     problems = check_keys(gate, required={"metric", "max_drop"},
@@ -72,14 +70,6 @@ def _validate_degradation(gate: dict[str, Any]) -> list[str]:
                         f"got {gate['max_drop']!r}")
     if _finite(gate.get("max_drop")) and _finite(gate.get("warn_drop")) and gate["warn_drop"] > gate["max_drop"]:
         problems.append(f"gate {name!r}: warn_drop {gate['warn_drop']:g} must not exceed max_drop {gate['max_drop']:g}")
-    severities = gate.get("severities")
-    if severities is not None and not (isinstance(severities, list) and severities and all(
-            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SEVERITY for v in severities)):
-        problems.append(f"gate {name!r}: severities must be a non-empty list of ints 1..{MAX_SEVERITY}, "
-                        f"got {severities!r}")
-    families = gate.get("families")
-    if families is not None and not (isinstance(families, list) and all(isinstance(f, str) for f in families)):
-        problems.append(f"gate {name!r}: families must be a list of perturbation names, got {families!r}")
     return problems
 
 

@@ -44,7 +44,7 @@ from harness.analysis.stats import (
     studentized_ci,
 )
 from harness.errors import ConfigError
-from harness.gates import GateResult, gate_check
+from harness.gates import GateResult, gate_check, label_problem
 from harness.metrics import value_range
 from harness.options import must_be_one_of
 
@@ -457,8 +457,7 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
     for key in ("attribute", "reference"):
         if key in gate and not (isinstance(gate[key], str) and gate[key]):
             problems.append(f"gate {name!r}: {key} must be a non-empty string, got {gate[key]!r}")
-    if "label" in gate and (isinstance(gate["label"], bool) or not isinstance(gate["label"], (int, str))):
-        problems.append(f"gate {name!r}: label must be \"mean\", a class number or a class name, got {gate['label']!r}")
+    problems += [p for p in (label_problem(gate),) if p]
     if "min_cases" in gate and not (isinstance(gate["min_cases"], int) and gate["min_cases"] >= 2):
         problems.append(f"gate {name!r}: min_cases must be an integer >= 2, got {gate['min_cases']!r}")
     if gate.get("test", "permutation") not in TESTS:

@@ -60,6 +60,11 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_one_line(str(exc))}"
 
 
+def flip_combinations(axes: Sequence[int]) -> list[tuple[int, ...]]:
+    """Every combination of the mirrored ``axes`` for test-time augmentation, the identity first."""
+    return [c for r in range(len(axes) + 1) for c in itertools.combinations(tuple(axes), r)]
+
+
 def softmax(scores: np.ndarray, axis: int = 0) -> np.ndarray:
     """Numerically stable softmax (float32)."""
     shifted = np.exp(scores - scores.max(axis=axis, keepdims=True))
@@ -177,7 +182,7 @@ class Model(ABC):
 
     def _predict_batch(self, images: Sequence[np.ndarray], spacings: Sequence[Sequence[float]]) -> list[Prediction]:
         prepared = [self._prepare(np.asarray(im), tuple(float(s) for s in sp)) for im, sp in zip(images, spacings)]
-        flips = self._tta_flips(len(prepared[0][2]["shape"])) if prepared else [()]
+        flips = self._tta_flips() if prepared else [()]
         kind = self.model_card.output.kind
         if len(flips) == 1:
             outputs = self._raw_outputs(prepared)
@@ -213,12 +218,10 @@ class Model(ABC):
                         outputs[k] = o
         return outputs  # type: ignore[return-value]
 
-    def _tta_flips(self, ndim: int) -> list[tuple[int, ...]]:
-        """Every combination of the card's ``tta_flip_axes`` (the identity first)."""
-        axes = self.model_card.input.tta_flip_axes
-        if axes and max(axes) >= ndim:
-            raise ModelError(f"[input] tta_flip_axes {list(axes)} names an axis the {ndim}D image does not have")
-        return [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
+    def _tta_flips(self) -> list[tuple[int, ...]]:
+        """Every combination of the card's ``tta_flip_axes`` (axes the image lacks are refused by
+        :meth:`check_input` before this runs)."""
+        return flip_combinations(self.model_card.input.tta_flip_axes)
 
     def _as_probabilities(self, out: np.ndarray) -> np.ndarray:
         """Class probabilities ``(K, *S)`` of one raw output (one-hot votes for a label map)."""

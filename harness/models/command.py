@@ -71,9 +71,7 @@ class CommandModel(Model):
         return problems
 
     def _forward(self, batch: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-        fmt = self.model_card.model.file_format
-        if fmt == "png" and batch.ndim != 4:
-            raise ModelError('file_format = "png" holds 2D images only; use "nifti" for 3D')
+        fmt = self.model_card.model.file_format  # PNG with 3D data is refused by check_input
         with tempfile.TemporaryDirectory(prefix="harness-cmd-") as tmp:
             in_dir, out_dir = Path(tmp, "input"), Path(tmp, "output")
             in_dir.mkdir()
@@ -146,11 +144,13 @@ def write_png(channel: np.ndarray, path: Path, normalize: str) -> None:
     data = np.asarray(channel, np.float64)
     if normalize in ("minmax", "window"):
         data = data * 255.0
-    elif data.size and (data.min() < 0 or data.max() > 65535 or not np.array_equal(data, np.round(data))):
-        raise ModelError(f'[model] file_format = "png" holds integers 0..65535, and this image (normalize = '
-                         f'"{normalize}") has values {data.min():.4g}..{data.max():.4g}'
-                         f'{"" if np.array_equal(data, np.round(data)) else " with fractions"}; use [input] '
-                         'normalize = "minmax" or "window", or file_format = "nifti"')
+    elif data.size:
+        whole = np.array_equal(data, np.round(data))
+        if data.min() < 0 or data.max() > 65535 or not whole:
+            raise ModelError(f'[model] file_format = "png" holds integers 0..65535, and this image (normalize = '
+                             f'"{normalize}") has values {data.min():.4g}..{data.max():.4g}'
+                             f'{"" if whole else " with fractions"}; use [input] normalize = "minmax" or '
+                             '"window", or file_format = "nifti"')
     if data.max(initial=0) <= 255:
         Image.fromarray(np.clip(np.round(data), 0, 255).astype(np.uint8)).save(path)
     else:

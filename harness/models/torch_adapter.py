@@ -95,6 +95,12 @@ def load_state_dict(path: Path, where: str) -> Mapping[str, torch.Tensor]:
     return obj
 
 
+def _unusable_device(card: ModelCard, exc: BaseException) -> ConfigError:
+    """``[model] device`` names a device this host cannot use (e.g. "Torch not compiled with CUDA")."""
+    return ConfigError(f"{card.where}: [model] device: cannot use {card.model.device!r} "
+                       f"({_first_line(exc)}); use \"cpu\" or an available GPU")
+
+
 class TorchBackedModel(Model):
     """Shared by ``torch`` and ``torchscript``: an ``nn.Module`` run on ``[model] device``."""
 
@@ -108,15 +114,13 @@ class TorchBackedModel(Model):
             raise ConfigError(f"{card.where}: [model] device: {exc}; use e.g. \"cpu\" or \"cuda:0\"") from exc
         try:  # before loading: a TorchScript archive mapped to a missing GPU blames the archive otherwise
             torch.empty(0, device=self.device)
-        except (RuntimeError, AssertionError) as exc:  # e.g. "Torch not compiled with CUDA enabled"
-            raise ConfigError(f"{card.where}: [model] device: cannot use {card.model.device!r} "
-                              f"({_first_line(exc)}); use \"cpu\" or an available GPU") from exc
+        except (RuntimeError, AssertionError) as exc:
+            raise _unusable_device(card, exc) from exc
         network = self._build()
         try:
             self.network = network.to(self.device).eval()
         except (RuntimeError, AssertionError) as exc:  # e.g. "Torch not compiled with CUDA enabled"
-            raise ConfigError(f"{card.where}: [model] device: cannot use {card.model.device!r} "
-                              f"({_first_line(exc)}); use \"cpu\" or an available GPU") from exc
+            raise _unusable_device(card, exc) from exc
         # A label-map network has no scores to differentiate.
         self.differentiable = card.output.kind != "labels"
 

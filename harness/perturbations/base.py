@@ -27,6 +27,12 @@ MAX_SEVERITY = 5
 MODALITIES = frozenset({"mri", "ct", "us", "other"})
 
 
+def is_severity_list(value: Any) -> bool:
+    """A non-empty list of int severities 1..MAX_SEVERITY (as suites give them)."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SEVERITY for v in value)
+
+
 @dataclass(frozen=True)
 class NumberOption:
     """A numeric suite option: a finite number (``integer``: a whole one) above ``above`` (exclusive)

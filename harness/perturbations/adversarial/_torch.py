@@ -10,7 +10,7 @@ gradient-checkpointed, so memory grows with one chunk, not the whole volume.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import combinations, product
+from itertools import product
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from harness.errors import ModelError
 from harness.models import preprocessing as pp
+from harness.models.base import flip_combinations
 
 
 def is_differentiable(model: Any) -> bool:
@@ -55,8 +56,7 @@ class LogitFn:
         if self.pipeline and not callable(getattr(model, "_run", None)):
             raise ModelError(f"model {getattr(model, 'name', '?')!r} resamples or uses sliding windows, "
                              "and its adapter does not expose the network (_run) to rebuild that in torch")
-        axes = tuple(getattr(self.inp, "tta_flip_axes", ()) or ())
-        self.flips = [c for r in range(len(axes) + 1) for c in combinations(axes, r)]  # identity first
+        self.flips = flip_combinations(getattr(self.inp, "tta_flip_axes", ()) or ())  # identity first
         self.calls = 0  # forward passes (each backward counts with its forward)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
