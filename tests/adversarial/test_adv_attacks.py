@@ -154,3 +154,13 @@ def test_erase_keeps_the_iterate_with_the_least_foreground_even_on_an_empty_refe
     attacked = (model.predict(out.image, case.spacing).labels > 0).mean()
     assert attacked < clean and params["attack_foreground_fraction"] == pytest.approx(attacked)
     assert "attack_dice" not in params
+
+
+def test_the_untargeted_masking_check_is_skipped_for_the_targeted_erase():
+    model, case = fakes.MaskedModel(), fakes.threshold_case()
+    _, _, params = attack("erase", model, case, severity=5, steps=3, random_start=False, check_masking=True,
+                          masking_queries=20)
+    assert params["check_masking"] is True and "gradient_masking_suspected" not in params
+    _, _, pgd = attack("pgd_linf", model, case, severity=5, steps=3, random_start=False, check_masking=True,
+                       masking_queries=20)
+    assert pgd["gradient_masking_suspected"] is True  # the same model, untargeted: checked and flagged

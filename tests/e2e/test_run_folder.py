@@ -163,3 +163,35 @@ def test_a_gate_label_that_is_not_a_scored_class_exits_3_before_the_run(tmp_path
     assert main(["run", "--suite", str(suite), "--workers", "1", "--limit", "1", "--out", str(tmp_path / "o")]) == 3
     assert "label 'lesoin' is not a scored class; scored: 1 (organ), 2 (lesion)" in capsys.readouterr().err
     assert not (tmp_path / "o" / "journal.jsonl").exists()
+
+
+def test_ctrl_c_while_drawing_artifacts_still_writes_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.report.artifacts
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.report.artifacts, "write_artifacts", interrupted)
+    assert _run(tmp_path, tmp_path / "o", "--limit", "1") == 2
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["gates"][0]["name"] == "run-complete" and summary["gates"][0]["detail"].startswith("interrupted")
+    assert (tmp_path / "o" / "junit.xml").is_file() and (tmp_path / "o" / "report.html").is_file()
+
+
+def test_a_cohort_attribute_the_data_lacks_exits_3_even_without_fairness_gates(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(tmp_path, tmp_path / "o", "--limit", "1", "--cohorts", "sexx") == 3
+    assert "'sexx'" in capsys.readouterr().err and not (tmp_path / "o" / "journal.jsonl").exists()
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "afile").write_text("x")
+    assert _run(tmp_path, tmp_path / "afile", "--limit", "1") == 3
+    assert "is a file; give a folder" in capsys.readouterr().err
+
+
+def test_the_dossier_names_the_weights_file_the_model_hash_covers(tiny_run: Path) -> None:
+    from harness.report.dossier import identity
+    from harness.report.rundir import load_run
+
+    assert ("weights file", "reference2d.pt") in identity(load_run(tiny_run))
