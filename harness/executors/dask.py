@@ -74,16 +74,21 @@ def run_batch(token: str, plan: Plan, case_id: str, items: list[WorkItem],
     except Exception as exc:
         return [(item.key, rows) for item, rows in evaluator.load_failure(items, exc)]
     out = []
-    for item in items:
+    for index, item in enumerate(items):
         if timeout is None:
             out.append((item.key, evaluator.evaluate(item, clean)))
             continue
         rows = _with_timeout(evaluator, item, clean, timeout)
         if rows is None:
-            rows = error_rows(plan, item, f"TimeoutError: timeout after {timeout:g}s evaluating this item "
-                                          "(--item-timeout; dask: the call was abandoned, not killed)")
+            out.append((item.key, error_rows(plan, item, f"TimeoutError: timeout after {timeout:g}s evaluating "
+                                             "this item (--item-timeout; dask: the call was abandoned, not killed)")))
             _EVALUATORS.pop(token, None)
-            evaluator = _evaluator(token, plan)
+            try:
+                evaluator = _evaluator(token, plan)
+            except Exception as exc:  # the items finished so far are kept
+                reason = f"model could not be built again after a timeout: {type(exc).__name__}: {exc}"
+                return out + [(rest.key, error_rows(plan, rest, reason)) for rest in items[index + 1:]]
+            continue
         out.append((item.key, rows))
     return out
 

@@ -10,6 +10,7 @@ replacement is cheap; ``HARNESS_START_METHOD=spawn`` selects plain spawn.
 """
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 from collections import deque
@@ -17,6 +18,7 @@ from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
 
 from harness.executors.base import Batch, Executor, Rows, Sink, mp_context
+from harness.models.command import kill_group
 from harness.records import WorkItem
 
 if TYPE_CHECKING:
@@ -54,10 +56,13 @@ class _Worker:
         self.done = 0  # items of the batch finished
         self.loading = False
         self.deadline: float | None = None
+        self.programs: dict[int, str] = {}  # process group -> temporary folder of a running program
 
-    def start(self) -> None:
+    def start(self, timeout: float | None) -> None:
+        """Start the process; with a timeout it must report ready within it (building the model)."""
         self.proc.start()
         self._child.close()
+        self.deadline = time.monotonic() + timeout if timeout else None
 
     def dispatch(self, batch: Batch, timeout: float | None) -> bool:
         """Send a batch; False when the worker is gone (the caller queues the batch again)."""
@@ -83,7 +88,13 @@ class _Worker:
                 break
             kind = message[0]
             if kind == "ready":
-                self.ready = True
+                self.ready, self.deadline = True, None
+            elif kind == "program":
+                _, event, group, folder = message
+                if event == "started":
+                    self.programs[group] = folder
+                else:
+                    self.programs.pop(group, None)
             elif kind == "failed":
                 self.failure = message[1]
             elif kind == "idle":
@@ -103,10 +114,12 @@ class _Worker:
     def alive(self) -> bool:
         return not self.eof and self.proc.exitcode is None
 
-    def stop(self, *, kill: bool) -> None:
+    def stop(self, *, kill: bool) -> list[tuple[WorkItem, Rows]]:
+        """Stop the process (politely unless ``kill``) and any program it left running; returns the
+        items it finished before it stopped that were not received yet."""
         if self.proc.pid is None:  # never started
             self.conn.close()
-            return
+            return []
         if not kill and self.ready and self.proc.exitcode is None:
             try:
                 self.conn.send(None)
@@ -116,7 +129,13 @@ class _Worker:
         if self.proc.exitcode is None:
             self.proc.kill()
         self.proc.join(5)
+        late = self.receive(None)  # what it said just before it stopped
         self.conn.close()
+        for group, folder in self.programs.items():  # left running by a killed or dead worker
+            kill_group(group)
+            shutil.rmtree(folder, ignore_errors=True)
+        self.programs.clear()
+        return late
 
 
 class ProcessPoolExecutor(Executor):
@@ -143,7 +162,7 @@ class ProcessPoolExecutor(Executor):
             while queue or any(w.batch is not None for w in pool):
                 while len(pool) < min(self.workers, len(queue) + sum(w.batch is not None for w in pool)):
                     pool.append(_Worker(ctx, plan))  # in the pool before it starts: never leaked
-                    pool[-1].start()
+                    pool[-1].start(self.timeout)
                 for w in pool:
                     if w.ready and w.batch is None and queue:
                         batch = queue.popleft()
@@ -157,21 +176,26 @@ class ProcessPoolExecutor(Executor):
                     if results:
                         sink(results)
                     if not w.alive:
-                        w.proc.join(5)
-                        results = w.receive(self.timeout)  # what it said just before dying
-                        if results:
-                            sink(results)
-                        w.stop(kill=True)
+                        late = w.stop(kill=True)
+                        if late:
+                            sink(late)
                         pool.remove(w)
                         if not w.ready:
                             start_failures += 1
                             failure = w.failure or f"worker process {describe_exit(w.proc.exitcode)} while starting"
                         elif w.batch is not None:
                             self._lost(w, describe_exit(w.proc.exitcode), queue, fail, timeout=False)
-                    elif w.batch is not None and w.deadline is not None and time.monotonic() > w.deadline:
-                        w.stop(kill=True)
+                    elif w.deadline is not None and time.monotonic() > w.deadline:
+                        late = w.stop(kill=True)
+                        if late:
+                            sink(late)
                         pool.remove(w)
-                        self._lost(w, "", queue, fail, timeout=True)
+                        if w.batch is not None:
+                            self._lost(w, "", queue, fail, timeout=True)
+                        elif not w.ready:  # still building its model
+                            start_failures += 1
+                            failure = (f"TimeoutError: the worker did not start within {self.timeout:g}s "
+                                       "(building the model; --item-timeout)")
                     elif w.ready:
                         start_failures = 0
                 if start_failures >= MAX_START_FAILURES and not any(w.ready for w in pool):
@@ -208,6 +232,7 @@ class ProcessPoolExecutor(Executor):
                       "the worker was stopped")
         else:
             reason = f"WorkerDied: the worker process {death} while {what}"
-        fail(failed, reason)
+        if failed:
+            fail(failed, reason)
         if rest:
             queue.appendleft(Batch(batch.case_id, tuple(rest)))

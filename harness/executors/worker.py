@@ -3,8 +3,10 @@
 Protocol on one duplex pipe (parent -> worker: ``(case_id, items)`` or ``None`` to stop; worker ->
 parent): ``("ready", pid)`` | ``("failed", reason)`` once at start; per batch ``("loaded",)`` after
 the case's pixels are read, one ``("result", key, rows)`` per item as it finishes (or
-``("results", [(key, rows), ...])`` when the case cannot be read), then ``("idle",)``. The parent
-times every phase against ``--item-timeout`` and kills the worker when one runs over.
+``("results", [(key, rows), ...])`` when the case cannot be read), then ``("idle",)``; and
+``("program", "started"|"ended", group, folder)`` around each external program a command-format
+model runs. The parent times the start and every phase against ``--item-timeout`` and kills the
+worker — and the programs it is running — when one runs over.
 """
 from __future__ import annotations
 
@@ -34,10 +36,25 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
 
+def _report_programs(conn: Connection) -> None:
+    """Tell the parent about the external programs a command-format model runs (see
+    ``harness.models.command.program_listener``): it kills them when it kills this worker."""
+    from harness.models import command
+
+    def tell(event: str, group: int, folder: str) -> None:
+        try:
+            conn.send(("program", event, group, folder))
+        except (OSError, ValueError):  # the parent is gone; this process follows it
+            pass
+
+    command.program_listener = tell
+
+
 def main(conn: Connection, plan: Plan) -> None:
     """Entry point of a worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _exit_with_parent()
+    _report_programs(conn)
     try:
         limit_threads()
         from harness.runner import Evaluator

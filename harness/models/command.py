@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,11 @@ from harness.models.card import ModelCard
 
 DEFAULT_TIMEOUT_S = 1800.0
 _STDERR_TAIL = 300
+
+#: Told ``("started", process group id, temporary folder)`` when a program starts and ``("ended",
+#: group id, folder)`` when it has ended; a pool worker sets it so that the run, when it kills the
+#: worker (``--item-timeout``) or sees it die, also kills the program and removes its folder.
+program_listener: Callable[[str, int, str], None] | None = None
 
 
 class CommandModel(Model):
@@ -84,16 +90,19 @@ class CommandModel(Model):
                         write_png(channel, target.with_suffix(".png"), self.model_card.input.normalize)
                     else:
                         write_nifti(channel, spacing, target.with_name(target.name + ".nii.gz"))
-            self._run(self.argv(in_dir, out_dir))
+            self._run(self.argv(in_dir, out_dir), tmp)
             return np.stack([read_labels(out_dir, name, batch.shape[2:]) for name in names])
 
-    def _run(self, argv: list[str]) -> None:
+    def _run(self, argv: list[str], folder: str) -> None:
         try:
             proc = subprocess.Popen(argv, cwd=self.model_card.base_dir, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     errors="replace", start_new_session=True)
         except OSError as exc:
             raise ModelError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+        listener = program_listener
+        if listener is not None:
+            listener("started", proc.pid, folder)
         try:
             _, stderr = proc.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
@@ -101,6 +110,13 @@ class CommandModel(Model):
             proc.communicate()
             raise ModelError(f"command {argv[0]!r} timed out after {self.timeout_s:g} s "
                              "([model] timeout)") from None
+        except BaseException:  # Ctrl-C (the program leads its own session: the terminal's SIGINT misses it)
+            _kill_group(proc)
+            proc.communicate()
+            raise
+        finally:
+            if listener is not None:
+                listener("ended", proc.pid, folder)
         if proc.returncode != 0:
             tail = " | ".join(line for line in stderr.strip().splitlines()[-3:])[-_STDERR_TAIL:]
             raise ModelError(f"command {argv[0]!r} exited with status {proc.returncode}"
@@ -115,12 +131,17 @@ class CommandModel(Model):
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
     """Kill the program and everything it started (it leads its own session)."""
+    if hasattr(os, "killpg"):
+        kill_group(proc.pid)
+    elif proc.poll() is None:  # pragma: no cover - Windows
+        proc.kill()
+
+
+def kill_group(group: int) -> None:
+    """SIGKILL every process of process group ``group``; nothing when none is left."""
     try:
-        if hasattr(os, "killpg"):
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:  # pragma: no cover - Windows
-            proc.kill()
-    except ProcessLookupError:
+        os.killpg(group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
         pass
 
 

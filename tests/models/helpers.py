@@ -1,6 +1,8 @@
 """Importable test doubles for the model adapters: callables, a plugin adapter, a CLI program."""
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,40 @@ for path in sorted(src.iterdir()):
             out = out[:-1]
         nib.save(nib.Nifti1Image(out, img.affine), str(dst / f"{name}.nii.gz"))
 '''
+
+# A segmentation program that never finishes and starts a helper of its own; it writes
+# "<its pid> <helper pid> <the harness's temporary folder>" to the file named by its third argument.
+HANGING_SCRIPT = r'''
+import os, subprocess, sys, time
+from pathlib import Path
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+Path(sys.argv[3]).write_text(f"{os.getpid()} {helper.pid} {Path(sys.argv[1]).parent}")
+time.sleep(600)
+'''
+
+
+def hanging_program(folder: Path, labels: str = '{1 = "organ"}') -> tuple[Path, Path]:
+    """A command-format card running HANGING_SCRIPT, and the file the script writes its pids to."""
+    write(folder / "hangs.py", HANGING_SCRIPT)
+    pids = folder / "pids.txt"
+    argv = ["{python}", "hangs.py", "{input}", "{output}", str(pids)]
+    card = write(folder / "hangs.toml", f'[model]\nname = "hangs"\nformat = "command"\ncommand = {json.dumps(argv)}\n'
+                 f'[output]\nlabels = {labels}\n')
+    return card, pids
+
+
+def gone(pid: int, wait_s: float = 10.0) -> bool:
+    """Whether process ``pid`` has ended (a zombie awaiting its reaper counts as ended)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def write(path: Path, text: str) -> Path:

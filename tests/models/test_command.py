@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +114,25 @@ def test_command_sha256_covers_the_model_folder(tmp_path):
     first = load_model(card(tmp_path, text)).sha256
     (tmp_path / "results" / "fold_0" / "checkpoint_final.pth").write_bytes(b"b")
     assert load_model(card(tmp_path, text)).sha256 != first
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_ctrl_c_stops_the_program_and_what_it_started(tmp_path, case2d):
+    """The program leads its own session, so the terminal's SIGINT misses it: the adapter kills it."""
+    card_path, pids = helpers.hanging_program(tmp_path)
+    model = load_model(card_path)
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 2.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.predict(case2d.image, case2d.spacing)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    program, helper, folder = pids.read_text().split()
+    assert helpers.gone(int(program)) and helpers.gone(int(helper))
+    assert not Path(folder).exists()

@@ -1,6 +1,7 @@
 """Executors: fault injection in the supervised pool, equal records across executors, memory, batching."""
 from __future__ import annotations
 
+import dataclasses
 import gc
 import weakref
 from pathlib import Path
@@ -157,3 +158,59 @@ def test_a_single_remaining_item_still_runs_in_a_worker(tmp_path: Path) -> None:
     plan, items = make_plan(tmp_path, "chaos", dataset=SizesDataset([die]), severities="[2]")
     frame = _run(plan, items[:1], tmp_path / "out", workers=2)
     assert "WorkerDied" in frame["error"].iloc[0]
+
+
+def test_a_worker_that_never_starts_is_timed_out(tmp_path: Path) -> None:
+    """--item-timeout bounds a worker's start too: a model whose load hangs in the worker once hung
+    the run for good (the timeout clock started at dispatch)."""
+    plan, items = make_plan(tmp_path, dataset=SizesDataset([64]), severities="[1]")
+    card = Path(plan.model_spec)
+    card.write_text(card.read_text().replace("tests.runner.faulty:threshold", "tests.runner.slow_start:threshold"))
+    frame = _run(plan, items, tmp_path / "out", workers=1, timeout=1.0)
+    assert set(frame["status"]) == {"ERROR"}
+    assert set(frame["error"]) == {"WorkerStartFailed: TimeoutError: the worker did not start within 1s "
+                                   "(building the model; --item-timeout)"}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_timed_out_worker_takes_its_program_along(tmp_path: Path) -> None:
+    """A command-format model's program leads its own session: killing the worker used to leave it
+    (and its temporary folder) behind."""
+    from tests.models.helpers import gone, hanging_program
+
+    plan, items = make_plan(tmp_path, dataset=SizesDataset([64]), severities="[1]")
+    card, pids = hanging_program(tmp_path, labels='{1 = "organ", 2 = "lesion"}')
+    plan = dataclasses.replace(plan, model_spec=str(card))
+    frame = _run(plan, items[:1], tmp_path / "out", workers=1, timeout=3.0)
+    assert frame["error"].iloc[0].startswith("TimeoutError: timeout after 3s evaluating this item")
+    program, helper, folder = pids.read_text().split()
+    assert gone(int(program)) and gone(int(helper))
+    assert not Path(folder).exists()
+
+
+def test_dask_batch_keeps_finished_items_when_the_model_cannot_be_rebuilt(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a timeout a Dask worker builds its model again; when that fails, the items finished
+    before stay OK and only the rest become ERROR (the whole batch used to fail)."""
+    from harness.executors import dask as dask_executor
+    from harness.runner import Evaluator
+
+    hang = next(size for size, fault in FAULT_SIZES.items() if fault == "hang")
+    plan, items = make_plan(tmp_path, "chaos", dataset=SizesDataset([hang]), severities="[1, 2]")
+    clean, *perturbed = items  # the chaos model hangs on the clean image only
+    builds: list[int] = []
+
+    def evaluator(token: str, plan: Any) -> Evaluator:
+        builds.append(1)
+        if len(builds) > 1:
+            raise OSError("weights file vanished")
+        return Evaluator(plan)
+
+    monkeypatch.setattr(dask_executor, "_evaluator", evaluator)
+    out = dict(dask_executor.run_batch("t", plan, f"w{hang}", [perturbed[0], clean, perturbed[1]], timeout=1.0))
+    frame = records_frame([row for rows in out.values() for row in rows], plan.suite.metrics)
+    by_key = {key: set(frame.loc[frame["severity"] == item.severity, "status"])
+              for key, item in ((i.key, i) for i in items)}
+    assert by_key == {perturbed[0].key: {"OK"}, clean.key: {"ERROR"}, perturbed[1].key: {"ERROR"}}
+    assert out[perturbed[1].key][0]["error"] == ("model could not be built again after a timeout: "
+                                                 "OSError: weights file vanished")

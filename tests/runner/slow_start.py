@@ -1,0 +1,15 @@
+"""A callable model whose import never finishes in a worker process (a model load that hangs there,
+e.g. waiting on a lock or a device); in the test's own process it imports at once."""
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import numpy as np
+
+if multiprocessing.parent_process() is not None:
+    time.sleep(3600)
+
+
+def threshold(image: np.ndarray) -> np.ndarray:
+    return (image[0] > 0.5).astype(np.int64)
