@@ -107,7 +107,8 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     labels = _labels(suite, dataset, model)
     _check_gate_labels(suite, labels)
     _check_label_values(first, dataset, model)
-    plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families)
+    plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families,
+                mask_classes=_mask_classes(dataset, model))
     return suite, dataset, model, plan, notes
 
 
@@ -144,13 +145,19 @@ def _check_gate_labels(suite: Suite, labels: dict[int, str]) -> None:
                           f"scored: {scored}")
 
 
+def _mask_classes(dataset: Dataset, model: Any) -> frozenset[int] | None:
+    """The classes the data or the model names; None when nothing is named (the classes are
+    whatever the masks hold)."""
+    return frozenset({int(k) for k in dataset.label_names} | {int(k) for k in model.labels}) or None
+
+
 def _check_label_values(first: Any, dataset: Dataset, model: Any) -> None:
     """Refuse a first case whose mask holds values that neither the data nor the model names as
-    classes (a 0/255 PNG mask read without ``label_values`` would score Dice 0 everywhere)."""
-    known = {int(k) for k in dataset.label_names} | {int(k) for k in model.labels}
-    if not known:  # nothing named: the classes are whatever the masks hold
-        return
-    check_named_classes(first.case_id, np.unique(first.label).tolist(), known, named_by="the data or the model")
+    classes (a 0/255 PNG mask read without ``label_values`` would score Dice 0 everywhere); later
+    cases are checked as they are read (``Plan.load``: their items become ERROR)."""
+    known = _mask_classes(dataset, model)
+    if known:
+        check_named_classes(first.case_id, np.unique(first.label).tolist(), known, named_by="the data or the model")
 
 
 def _labels(suite: Suite, dataset: Dataset, model: Any) -> dict[int, str]:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from harness.case import Case
 from harness.datasets.base import Dataset
+from harness.datasets.label_values import check_named_classes
 from harness.errors import ConfigError, ModelError
 from harness.perturbations import Perturbation
 from harness.perturbations import get as get_perturbation
@@ -40,6 +41,16 @@ class Plan:
     model_spec: str | None
     labels: dict[int, str]
     families: dict[str, tuple[str, dict[str, Any]]]  # record label -> (family, options)
+    mask_classes: frozenset[int] | None = None  # classes the data or the model names; None: any mask value
+
+    def load(self, case_id: str) -> Case:
+        """Read a case; a mask holding values outside ``mask_classes`` is refused (ConfigError naming
+        the case): a 0/255 mask among 0/1 ones would otherwise score Dice 0 without a word."""
+        case = self.dataset.load(case_id)
+        if self.mask_classes:
+            check_named_classes(case_id, np.unique(case.label).tolist(), self.mask_classes,
+                                named_by="the data or the model")
+        return case
 
 
 def build_families(suite: Suite) -> list[tuple[Any, Perturbation]]:
@@ -177,7 +188,7 @@ class Evaluator:
     def run_case(self, case_id: str, items: list[WorkItem]) -> Iterator[tuple[WorkItem, list[dict[str, Any]]]]:
         """Load the case once (lazily, here), then evaluate its items one by one."""
         try:
-            clean = self.plan.dataset.load(case_id)
+            clean = self.plan.load(case_id)
         except Exception as exc:  # unreadable pixels surface here (headers were checked up front)
             yield from self.load_failure(items, exc)
             return

@@ -18,9 +18,13 @@ def _phantom(spec: str) -> Dataset | None:
     options: dict[str, int] = {}
     for part in filter(None, (match.group("opts") or "").split(",")):
         key, _, value = part.partition("=")
-        if key not in ("n", "seed") or not value.isdigit():
+        if key not in ("n", "seed") or not (value.isascii() and value.isdigit()):
             raise ConfigError(f"--data {spec!r}: phantom options are n=INT and seed=INT, e.g. 'phantom2d:n=24,seed=1'")
+        if key in options:
+            raise ConfigError(f"--data {spec!r}: {key} is given twice; give it once")
         options[key] = int(value)
+    if options.get("n", 1) < 1:
+        raise ConfigError(f"--data {spec!r}: n must be at least 1")
     return phantom_dataset(int(match.group("dims")), **options)
 
 

@@ -30,6 +30,8 @@ from harness.options import must_be_one_of
 CARD_KEYS = {"name", "images", "labels", "key_regex", "metadata", "metadata_key", "label_values",
              "spacing", "modality", "channel", "label_names", "site", "scanner"}
 MODALITIES = ("mri", "ct", "us", "other")
+# case key from an image file name: nnU-Net's "_0000" channel suffix dropped; suffixes of any case
+DEFAULT_KEY_REGEX = r"(?i)(?P<key>.+?)(_0000)?\.(nii\.gz|nii|png|jpe?g|tiff?|bmp)$"
 
 
 def _fail(card: Path, where: str, message: str) -> ConfigError:
@@ -157,7 +159,7 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
     if "{key}" not in table["labels"]:
         raise _fail(card, f"{where}.labels", "the template must contain {key}, e.g. 'masks/mask_{key}.png'")
     try:
-        pattern = re.compile(table.get("key_regex", r"(?P<key>.+?)(_0000)?\.(nii\.gz|nii|png|jpe?g|tiff?)$"))
+        pattern = re.compile(table.get("key_regex", DEFAULT_KEY_REGEX))
     except re.error as exc:
         raise _fail(card, f"{where}.key_regex", f"invalid regex ({exc})") from exc
     if "key" not in pattern.groupindex:
@@ -169,11 +171,16 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
     label_values = None
     if "label_values" in table:
         try:
-            label_values = {int(k): int(v) for k, v in table["label_values"].items()}
+            label_values = {int(k): v for k, v in table["label_values"].items()}
         except (ValueError, AttributeError) as exc:
             raise _fail(card, f"{where}.label_values", "must map raw values to classes, e.g. {\"255\" = 1}") from exc
+        if any(type(v) is not int for v in label_values.values()):
+            raise _fail(card, f"{where}.label_values", "classes must be integers, e.g. {\"255\" = 1}, got "
+                        f"{table['label_values']}")
         if any(v < 0 for v in label_values.values()):
             raise _fail(card, f"{where}.label_values", f"classes must be ≥ 0 (0 = background), got {label_values}")
+        if 0 in label_values:
+            raise _fail(card, f"{where}.label_values", "raw value 0 is always background; remove the \"0\" entry")
     spacing = tuple(float(s) for s in table["spacing"]) if "spacing" in table else None  # checked above
     channel = table.get("channel")
     metadata = _read_metadata(card, where, table)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness.case import Case
 from harness.datasets.base import Dataset
-from harness.datasets.io import probe_shape, read_image, read_label
+from harness.datasets.io import Probe, probe, probe_shape, read_image, read_label
 from harness.errors import ConfigError
 from harness.hashing import file_sha256
 
@@ -81,25 +81,52 @@ class FileDataset(Dataset):
         return len(probe_shape(first.label)[0])
 
     def validate(self) -> list[str]:
-        """Files exist, headers are readable, image and label shapes agree (no pixel data read)."""
+        """Headers only (no pixel data read): files exist and are readable; image and label agree in
+        shape and, for NIfTI, in their affine (voxel size, orientation, origin); NIfTI spacings are
+        positive unless the card gives the spacing; a label map is one volume; every case has the
+        same number of image channels."""
         problems: list[str] = [] if self._cases else [f"dataset {self.name}: no cases found"]
+        channels: dict[str, int] = {}
         for cid, files in self._cases.items():
             try:
-                shapes = [probe_shape(p, channel=files.channel)[0] for p in files.images]
-                label_shape = probe_shape(files.label)[0]
+                images = [probe(p, channel=files.channel) for p in files.images]
+                label = probe(files.label)
             except ConfigError as exc:
                 problems.append(f"case {cid}: {exc}")
                 continue
-            odd = [(p, s) for p, s in zip(files.images, shapes) if s != label_shape]
-            if odd:
-                problems.append(f"case {cid}: image {odd[0][0]} has shape {odd[0][1]} but label {files.label} "
-                                f"has {label_shape}")
-            if files.spacing is not None and len(files.spacing) != len(label_shape):
-                problems.append(f"case {cid}: the card's spacing {list(files.spacing)} needs one value per "
-                                f"spatial axis ({len(label_shape)})")
+            problems.extend(f"case {cid}: {p}" for p in _case_problems(files, images, label))
+            channels[cid] = sum(i.channels for i in images)
+        counts = pd.Series(channels, dtype="int64").value_counts()
+        if len(counts) > 1:
+            usual = int(counts.index[0])
+            problems.extend(f"case {cid}: {n} image channel(s), while {counts.iloc[0]} case(s) have {usual}; "
+                            "give every case the same channels" for cid, n in channels.items() if n != usual)
         return problems
 
     def file_hashes(self, case_id: str) -> dict[str, str]:
         files = self._cases[case_id]
         return {"image_sha256": ",".join(file_sha256(str(p)) for p in files.images),
                 "label_sha256": file_sha256(str(files.label))}
+
+
+def _case_problems(files: CaseFiles, images: list[Probe], label: Probe) -> list[str]:
+    """What the headers of one case's files disagree on (see :meth:`FileDataset.validate`)."""
+    problems = []
+    odd = [(p, i.shape) for p, i in zip(files.images, images) if i.shape != label.shape]
+    if odd:
+        problems.append(f"image {odd[0][0]} has shape {odd[0][1]} but label {files.label} has {label.shape}")
+    if label.affine is not None and label.channels > 1:
+        problems.append(f"label map {files.label} has {label.channels} volumes (4D); give one 3D label map per case")
+    if files.spacing is not None and len(files.spacing) != len(label.shape):
+        problems.append(f"the card's spacing {list(files.spacing)} needs one value per spatial axis "
+                        f"({len(label.shape)})")
+    for path, image in zip(files.images, images):
+        if image.affine is None:
+            continue
+        if files.spacing is None and any(not v > 0 for v in image.pixdim):
+            problems.append(f"image {path} has voxel size {list(image.pixdim)} in its header (must be > 0); "
+                            "fix the header or give spacing in a dataset card")
+        elif label.affine is not None and not np.allclose(image.affine, label.affine, rtol=1e-4, atol=1e-3):
+            problems.append(f"label {files.label} is not on the grid of image {path} (their affines differ: "
+                            "voxel size, orientation or origin); resample or reorient the label to the image")
+    return problems

@@ -4,7 +4,9 @@ Every failure raises ConfigError naming the file, so bad inputs are reported bef
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,20 +29,38 @@ def strip_suffix(name: str) -> str:
     return Path(name).stem
 
 
-def probe_shape(path: Path, *, channel: int | None = None) -> tuple[tuple[int, ...], int]:
-    """(spatial shape, channels) from the header only. ConfigError if unreadable."""
+@dataclass(frozen=True)
+class Probe:
+    """What an image's header says: spatial shape, channels and (NIfTI) its affine and raw pixdims."""
+
+    shape: tuple[int, ...]
+    channels: int
+    affine: np.ndarray | None = None  # voxel -> world (mm), NIfTI only
+    pixdim: tuple[float, ...] = ()  # the header's raw spacing per spatial axis (0 or < 0 when broken)
+
+
+def probe(path: Path, *, channel: int | None = None) -> Probe:
+    """Read the header only. ConfigError naming the file if unreadable (or 5D+, or multi-page)."""
     try:
         if is_nifti(path):
             import nibabel as nib
 
-            shape = tuple(int(s) for s in nib.load(str(path)).shape)
-            return (shape[:3], shape[3] if len(shape) == 4 else 1) if len(shape) >= 3 else (shape, 1)
+            img = nib.load(str(path))
+            shape = tuple(int(s) for s in img.shape)
+            if len(shape) > 4:
+                raise ConfigError(f"{path}: {len(shape)}D NIfTI {shape}; give 2D/3D volumes, with channels "
+                                  "on a 4th axis or in separate files")
+            spatial, channels = (shape[:3], shape[3] if len(shape) == 4 else 1) if len(shape) >= 3 else (shape, 1)
+            return Probe(spatial, channels, np.asarray(img.affine, dtype=float), _raw_pixdim(path, img, len(spatial)))
         from PIL import Image
 
         with Image.open(path) as img:
+            _single_frame(img, path)
             width, height = img.size
-            bands = 1 if channel is not None else len(img.getbands())
-            return (height, width), bands
+            bands = 1 if channel is not None else len(_image_mode(img))
+            return Probe((height, width), bands)
+    except ConfigError:
+        raise
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
     except Exception as exc:  # corrupt headers raise many types
@@ -48,11 +68,46 @@ def probe_shape(path: Path, *, channel: int | None = None) -> tuple[tuple[int, .
                           "replace or remove the file") from exc
 
 
-def read_image(path: Path, *, channel: int | None = None) -> tuple[np.ndarray, tuple[float, ...] | None]:
+def _raw_pixdim(path: Path, img: Any, ndim: int) -> tuple[float, ...]:
+    """The header's voxel sizes as stored (nibabel's loaded header has 0 already replaced by 1)."""
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as stream:
+        raw = type(img.header).from_fileobj(stream, check=False)
+    return tuple(float(v) for v in raw["pixdim"][1:1 + ndim])
+
+
+def probe_shape(path: Path, *, channel: int | None = None) -> tuple[tuple[int, ...], int]:
+    """(spatial shape, channels) from the header only. ConfigError if unreadable."""
+    found = probe(path, channel=channel)
+    return found.shape, found.channels
+
+
+def _single_frame(img: object, path: Path) -> None:
+    """Refuse a multi-page TIFF (only its first page would be read)."""
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        raise ConfigError(f"{path}: multi-page image ({frames} pages); only single images are read: "
+                          "save a 3D stack as NIfTI")
+
+
+def _image_mode(img: object) -> str:
+    """The mode an image is read in: a palette ("P") image becomes its colours — grey ("L") when the
+    palette is grey, else "RGB" — so pixels are intensities, not palette indices."""
+    mode = str(getattr(img, "mode"))
+    if mode != "P":
+        return mode
+    palette = np.asarray(getattr(img, "getpalette")() or [0, 0, 0], dtype=np.int64).reshape(-1, 3)
+    return "L" if (palette == palette[:, :1]).all() else "RGB"
+
+
+def read_image(path: Path, *, channel: int | None = None,
+               label: bool = False) -> tuple[np.ndarray, tuple[float, ...] | None]:
     """Read an image as float32 ``(C, *spatial)`` and its spacing in mm (None when the file has none).
 
     PNG axes are (rows, columns); NIfTI axes are the file's voxel axes. ``channel`` picks one channel
-    of an RGB/RGBA raster image.
+    of an RGB/RGBA raster image. Palette images read as their colours (grey or RGB), except with
+    ``label`` (masks: the palette indices are the classes). Multi-page images are refused.
     """
     try:
         if is_nifti(path):
@@ -66,7 +121,9 @@ def read_image(path: Path, *, channel: int | None = None) -> tuple[np.ndarray, t
         from PIL import Image
 
         with Image.open(path) as img:
-            arr = np.asarray(img)
+            _single_frame(img, path)
+            mode = "P" if label and img.mode == "P" else _image_mode(img)
+            arr = np.asarray(img if mode == img.mode else img.convert(mode))
         if arr.dtype == bool:
             arr = arr.astype(np.uint8)
         if arr.ndim == 2:
@@ -94,9 +151,13 @@ def read_label(path: Path, *, label_values: dict[int, int] | None = None) -> np.
     1-bit PNG masks read as 0/1. With ``label_values``, raw values other than 0 and the listed ones
     raise ConfigError naming the file.
     """
-    data, _ = read_image(path, channel=0)
+    data, _ = read_image(path, label=True)
     if is_nifti(path) and data.shape[0] > 1:
         raise ConfigError(f"{path}: label map has {data.shape[0]} volumes (4D); give one 3D label map per case")
+    colours = data[:3] if data.shape[0] >= 3 else data[:1]  # RGB(A): grey (equal channels) reads as one
+    if not (colours == colours[:1]).all():
+        raise ConfigError(f"{path}: colour mask (its colour channels differ); save masks as single-channel "
+                          "(greyscale or indexed) images holding the class values")
     raw = data[0]
     if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
         raise ConfigError(f"{path}: label map has non-integer values; labels must be integer classes")

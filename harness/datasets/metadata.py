@@ -2,6 +2,7 @@
 (``metadata``) and MSD folders (``metadata.csv``)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,11 +52,19 @@ def read_metadata_csv(csv: Path, key: str | None = None, *, missing_key_hint: st
     return MetadataTable(csv, key, frame.set_index(key, drop=False))
 
 
-def coerce_cell(value: str) -> str | int | float:
-    """CSV cell -> int, float or str (metadata keeps numeric attributes numeric for binning)."""
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return value
+_NUMBER = re.compile(r"[+-]?(0|[1-9][0-9]*)(\.[0-9]*)?([eE][+-]?[0-9]+)?|[+-]?\.[0-9]+([eE][+-]?[0-9]+)?")
+
+
+def coerce_cell(value: str) -> str | int | float | None:
+    """CSV cell -> int, float, str or None (missing), so numeric attributes stay numeric for binning.
+
+    Surrounding spaces are dropped (``" F"`` is ``"F"``); an empty cell, ``NA`` or ``NaN`` is missing;
+    codes with a leading zero (``"007"``, ``"01"``) or other digits-and-letters stay text.
+    """
+    text = value.strip()
+    if text.lower() in ("", "na", "nan", "n/a", "none", "null"):
+        return None
+    if not _NUMBER.fullmatch(text):
+        return text
+    number = float(text)
+    return int(text) if number.is_integer() and "." not in text and "e" not in text.lower() else number

@@ -12,11 +12,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.datasets.folder import CaseFiles, FileDataset
-from harness.datasets.io import strip_suffix
+from harness.datasets.io import NIFTI_SUFFIXES, RASTER_SUFFIXES, strip_suffix
 from harness.datasets.metadata import coerce_cell, read_metadata_csv
 from harness.errors import ConfigError
 
 _CHANNEL = re.compile(r"^(?P<key>.+)_(?P<channel>\d{4})$")
+IMAGE_SUFFIXES = NIFTI_SUFFIXES + RASTER_SUFFIXES
 _MODALITY_WORDS = {"mri": "mri", "mr": "mri", "t1": "mri", "t2": "mri", "flair": "mri", "ct": "ct",
                    "us": "us", "ultrasound": "us"}
 
@@ -62,24 +63,50 @@ def _read_metadata_csv(csv: Path, keys: list[str]) -> dict[str, dict[str, object
     return {k: {c: coerce_cell(v) for c, v in (table.row(k) or {}).items() if c != "case_id"} for k in keys}
 
 
+def _image_files(folder: Path) -> dict[str, Path]:
+    """Image files of ``folder`` by name without suffix (suffixes case-insensitive; other files and
+    dot-files skipped); one stem with two suffixes (``c1.nii`` and ``c1.nii.gz``) is refused."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file() or not path.name.lower().endswith(IMAGE_SUFFIXES):
+            continue
+        stem = strip_suffix(path.name)
+        if stem in found:
+            raise ConfigError(f"{folder}: {found[stem].name} and {path.name} are the same case; keep one")
+        found[stem] = path
+    return found
+
+
+def _group_channels(images: dict[str, Path], labels: dict[str, Path]) -> dict[str, list[Path]]:
+    """Case key -> its image files. ``<key>_NNNN`` is channel NNNN of case ``<key>`` (nnU-Net) unless
+    the labels name ``<key>_NNNN`` itself (single-file cases that merely end in four digits) or an
+    image ``<key>`` exists."""
+    channels: dict[str, dict[int, Path]] = defaultdict(dict)
+    for stem, path in images.items():
+        match = _CHANNEL.match(stem)
+        if match and stem not in labels and match.group("key") not in images:
+            channels[match.group("key")][int(match.group("channel"))] = path
+        else:
+            channels[stem][0] = path
+    for key, files in channels.items():
+        if sorted(files) != list(range(len(files))):
+            raise ConfigError(f"case {key}: channel files {[f.name for f in files.values()]} are not numbered "
+                              f"_0000 to _{len(files) - 1:04d}; rename them (nnU-Net channel order)")
+    return {key: [files[c] for c in sorted(files)] for key, files in channels.items()}
+
+
 def load_msd_folder(folder: Path) -> FileDataset:
     split = "Tr" if (folder / "imagesTr").is_dir() and (folder / "labelsTr").is_dir() else "Ts"
     images_dir, labels_dir = folder / f"images{split}", folder / f"labels{split}"
-    channels: dict[str, list[Path]] = defaultdict(list)
-    for path in sorted(images_dir.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        stem = strip_suffix(path.name)
-        match = _CHANNEL.match(stem)
-        channels[match.group("key") if match else stem].append(path)
+    labels = _image_files(labels_dir)
+    channels = _group_channels(_image_files(images_dir), labels)
     if not channels:
         raise ConfigError(f"{images_dir}: no images found")
     metadata = _read_metadata_csv(folder / "metadata.csv", list(channels))
     cases = []
     for key, paths in channels.items():
-        suffix = ".nii.gz" if paths[0].name.endswith(".nii.gz") else paths[0].suffix
-        label = labels_dir / f"{key}{suffix}"
-        meta = metadata.get(key, {})
-        cases.append(CaseFiles(case_id=key, images=tuple(sorted(paths)), label=label, metadata=meta))
+        suffix = paths[0].name[len(strip_suffix(paths[0].name)):]
+        label = labels.get(key, labels_dir / f"{key}{suffix}")  # a missing label is named by validate
+        cases.append(CaseFiles(case_id=key, images=tuple(paths), label=label, metadata=metadata.get(key, {})))
     names, modality = _read_dataset_json(folder)
     return FileDataset(folder.name, cases, modality=modality, label_names=names)

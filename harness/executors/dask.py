@@ -70,7 +70,7 @@ def run_batch(token: str, plan: Plan, case_id: str, items: list[WorkItem],
 
     evaluator = _evaluator(token, plan)
     try:
-        clean = plan.dataset.load(case_id)
+        clean = plan.load(case_id)
     except Exception as exc:
         return [(item.key, rows) for item, rows in evaluator.load_failure(items, exc)]
     out = []

@@ -74,7 +74,7 @@ def main(conn: Connection, plan: Plan) -> None:
             return
         case_id, items = task
         try:
-            clean = evaluator.plan.dataset.load(case_id)
+            clean = evaluator.plan.load(case_id)
         except Exception as exc:
             conn.send(("results", [(item.key, rows) for item, rows in evaluator.load_failure(items, exc)]))
             conn.send(("idle",))

@@ -149,6 +149,28 @@ def test_unmapped_mask_values_are_a_config_error(tmp_path: Path, capsys: pytest.
     assert not (tmp_path / "o" / "records.csv").exists()
 
 
+def test_unmapped_mask_values_on_a_later_case_are_error_records(tmp_path: Path) -> None:
+    """Only the first case was checked before the run: a 0/255 mask on a later one scored Dice 0, PASS."""
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    for key, foreground in (("a", 1), ("b", 255)):
+        Image.fromarray((np.arange(64 * 64) % 255).reshape(64, 64).astype(np.uint8)).save(tmp_path / "img" / f"{key}.png")
+        mask = np.zeros((64, 64), np.uint8)
+        mask[20:40, 20:40] = foreground
+        Image.fromarray(mask).save(tmp_path / "msk" / f"{key}.png")
+    card = tmp_path / "data.toml"
+    card.write_text('[dataset]\nimages = "img/*.png"\nlabels = "msk/{key}.png"\nlabel_names = { 1 = "organ" }\n')
+    code = run_cli("run", "--suite", "smoke", "--data", str(card), "--out", str(tmp_path / "o"), "--workers", "1")
+    assert code == 2
+    records = pd.read_csv(tmp_path / "o" / "records.csv")
+    assert set(records.loc[records["case_id"] == "a", "status"]) == {"OK"}
+    later = records[records["case_id"] == "b"]
+    assert set(later["status"]) == {"ERROR"} and later["error"].str.startswith(
+        "cannot load case: ConfigError: case b: label values [255] are not classes of the data or the model [1, 2]").all()
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["run", "--suite", "nope"], "unknown suite"),
     (["run", "--suite", "smoke", "--data", "/no/such/dir"], "no such folder"),

@@ -1,0 +1,176 @@
+"""Files that once read wrong without a word: palette and colour PNGs, multi-page TIFFs, 5D NIfTI,
+labels off the image grid, cases with other channel counts, MSD names, metadata cells, card values."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.analysis.cohorts import resolve_cohorts
+from harness.datasets import open_dataset
+from harness.datasets.io import probe_shape, read_image, read_label
+from harness.datasets.metadata import coerce_cell
+from harness.errors import ConfigError
+
+GREY = (np.arange(16 * 16) % 256).reshape(16, 16).astype(np.uint8)
+MASK = np.zeros((16, 16), np.uint8)
+MASK[4:8, 4:8] = 255
+
+
+def test_palette_image_reads_as_intensities_and_palette_mask_as_indices(tmp_path: Path) -> None:
+    Image.fromarray(GREY).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(tmp_path / "p.png")
+    image, _ = read_image(tmp_path / "p.png")
+    assert image.shape == (1, 16, 16) and abs(image.mean() - GREY.mean()) < 5  # not indices 0..15
+    assert probe_shape(tmp_path / "p.png") == ((16, 16), 1)
+    mask = Image.fromarray((MASK > 0).astype(np.uint8) * 2).convert("P")
+    mask.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)  # class 2 drawn green
+    mask.save(tmp_path / "pm.png")
+    assert set(np.unique(read_label(tmp_path / "pm.png"))) == {0, 2}
+
+
+def test_colour_mask_is_refused_and_grey_ones_read(tmp_path: Path) -> None:
+    green = np.zeros((16, 16, 3), np.uint8)
+    green[..., 1] = MASK
+    Image.fromarray(green).save(tmp_path / "green.png")
+    with pytest.raises(ConfigError, match=r"green\.png: colour mask \(its colour channels differ\)"):
+        read_label(tmp_path / "green.png", label_values={255: 1})
+    for mode in ("RGB", "RGBA", "LA"):
+        Image.fromarray(MASK).convert(mode).save(tmp_path / f"{mode}.png")
+        assert read_label(tmp_path / f"{mode}.png", label_values={255: 1}).sum() == 16
+
+
+def test_multi_page_tiff_and_5d_nifti_are_refused(tmp_path: Path) -> None:
+    pages = [Image.fromarray(GREY) for _ in range(3)]
+    pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
+    for read in (probe_shape, read_image):
+        with pytest.raises(ConfigError, match=r"stack\.tif: multi-page image \(3 pages\)"):
+            read(tmp_path / "stack.tif")
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 1, 2), np.float32), np.eye(4)), tmp_path / "five.nii.gz")
+    with pytest.raises(ConfigError, match=r"five\.nii\.gz: 5D NIfTI"):
+        probe_shape(tmp_path / "five.nii.gz")
+
+
+def _msd(root: Path, images: dict[str, tuple[np.ndarray, np.ndarray]], labels: dict[str, np.ndarray]) -> Path:
+    """An MSD folder: image file name -> (data, affine); label file name -> affine."""
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    for name, (data, affine) in images.items():
+        nib.save(nib.Nifti1Image(data, affine), root / "imagesTr" / name)
+    for name, affine in labels.items():
+        nib.save(nib.Nifti1Image(np.zeros((6, 7, 8), np.uint8), affine), root / "labelsTr" / name)
+    return root
+
+
+def _volume(channels: int = 1) -> np.ndarray:
+    shape = (6, 7, 8) if channels == 1 else (6, 7, 8, channels)
+    return np.random.default_rng(0).normal(size=shape).astype(np.float32)
+
+
+def test_label_off_the_image_grid_is_a_validate_problem(tmp_path: Path) -> None:
+    flipped = np.diag([-2.0, 1.0, 1.0, 1.0])
+    root = _msd(tmp_path, {"a.nii.gz": (_volume(), np.eye(4)), "b.nii.gz": (_volume(), np.eye(4))},
+                {"a.nii.gz": np.eye(4), "b.nii.gz": flipped})
+    problems = open_dataset(str(root)).validate()
+    assert len(problems) == 1 and problems[0].startswith("case b: label ") and "affines differ" in problems[0]
+
+
+def test_zero_voxel_size_is_a_validate_problem(tmp_path: Path) -> None:
+    root = _msd(tmp_path, {"a.nii": (_volume(), np.eye(4))}, {"a.nii.gz": np.eye(4)})
+    raw = bytearray((root / "imagesTr" / "a.nii").read_bytes())
+    raw[84:88] = np.float32(0).tobytes()  # pixdim[2] (nibabel fixes it to 1 on load, with a log line)
+    (root / "imagesTr" / "a.nii").write_bytes(bytes(raw))
+    (problem,) = open_dataset(str(root)).validate()
+    assert "has voxel size [1.0, 0.0, 1.0] in its header (must be > 0)" in problem
+
+
+def test_a_case_with_other_channels_is_a_validate_problem(tmp_path: Path) -> None:
+    images = {f"{k}.nii.gz": (_volume(), np.eye(4)) for k in "abc"} | {"d.nii.gz": (_volume(2), np.eye(4))}
+    root = _msd(tmp_path, images, {f"{k}.nii.gz": np.eye(4) for k in "abcd"})
+    assert open_dataset(str(root)).validate() == [
+        "case d: 2 image channel(s), while 3 case(s) have 1; give every case the same channels"]
+
+
+def test_msd_single_file_cases_ending_in_four_digits_stay_cases(tmp_path: Path) -> None:
+    names = [f"patient_{k:04d}.nii.gz" for k in (1, 2, 3)]
+    root = _msd(tmp_path, {n: (_volume(), np.eye(4)) for n in names}, {n: np.eye(4) for n in names})
+    dataset = open_dataset(str(root))
+    assert dataset.case_ids == ["patient_0001", "patient_0002", "patient_0003"] and not dataset.validate()
+
+
+def test_msd_names_suffixes_and_stray_files(tmp_path: Path) -> None:
+    root = _msd(tmp_path, {"A.NII.GZ": (_volume(2), np.eye(4)), "b_0000.nii.gz": (_volume(), np.eye(4)),
+                           "b_0001.nii.gz": (_volume(), np.eye(4)), "c.nii": (_volume(2), np.eye(4))},
+                {"A.nii.gz": np.eye(4), "b.nii.gz": np.eye(4), "c.nii.gz": np.eye(4)})
+    (root / "imagesTr" / "notes.txt").write_text("acquired 2019")
+    (root / "imagesTr" / "Thumbs.db").write_bytes(b"\0")
+    dataset = open_dataset(str(root))
+    assert dataset.case_ids == ["A", "b", "c"] and not dataset.validate()
+    assert dataset.load("b").image.shape[0] == 2 and dataset.files("c").label.name == "c.nii.gz"
+    shutil.copy(root / "imagesTr" / "c.nii", root / "imagesTr" / "c.nii.gz")
+    with pytest.raises(ConfigError, match=r"imagesTr: c\.nii and c\.nii\.gz are the same case; keep one"):
+        open_dataset(str(root))
+
+
+def test_msd_channel_files_must_be_numbered_from_zero(tmp_path: Path) -> None:
+    root = _msd(tmp_path, {"b_0000.nii.gz": (_volume(), np.eye(4)), "b_0002.nii.gz": (_volume(), np.eye(4))},
+                {"b.nii.gz": np.eye(4)})
+    with pytest.raises(ConfigError, match=r"case b: channel files .* are not numbered _0000 to _0001"):
+        open_dataset(str(root))
+
+
+def _png_card(root: Path, names: list[str], extra: str = "") -> Path:
+    (root / "img").mkdir()
+    (root / "msk").mkdir()
+    for name in names:
+        Image.fromarray(GREY).save(root / "img" / name)
+        Image.fromarray(MASK).save(root / "msk" / f"{name.rsplit('.', 1)[0]}.png")
+    card = root / "card.toml"
+    card.write_text(f'[dataset]\nimages = "img/*"\nlabels = "msk/{{key}}.png"\nlabel_values = {{ "255" = 1 }}\n{extra}')
+    return card
+
+
+def test_default_key_regex_takes_any_suffix_case_and_bmp(tmp_path: Path) -> None:
+    assert open_dataset(str(_png_card(tmp_path, ["a.png", "B.PNG", "c.bmp"]))).case_ids == ["B", "a", "c"]
+
+
+@pytest.mark.parametrize(("values", "fragment"), [
+    ('{ "255" = [1] }', "classes must be integers"), ('{ "255" = 1.9 }', "classes must be integers"),
+    ('{ "255" = true }', "classes must be integers"), ('{ "0" = 1, "255" = 1 }', "raw value 0 is always background"),
+])
+def test_card_label_values_must_be_integer_classes(tmp_path: Path, values: str, fragment: str) -> None:
+    card = _png_card(tmp_path, ["a.png"])
+    card.write_text(card.read_text().replace('{ "255" = 1 }', values))
+    with pytest.raises(ConfigError, match=rf"label_values: {fragment}"):
+        open_dataset(str(card))
+
+
+def test_metadata_cells_are_trimmed_and_empty_ones_missing(tmp_path: Path) -> None:
+    card = _png_card(tmp_path, ["a.png", "b.png", "c.png", "d.png"], 'metadata = "meta.csv"\n')
+    (tmp_path / "meta.csv").write_text("case,sex,age,site\na,F,30,01\nb, F,,1\nc,M ,70,01\nd,M,50,02\n")
+    meta = open_dataset(str(card)).metadata
+    assert sorted(meta["sex"]) == ["F", "F", "M", "M"] and meta["age"].dtype.kind == "f"
+    assert meta["age"].isna().tolist() == [False, True, False, False]
+    assert meta["site"].tolist() == ["01", 1, "01", "02"]  # codes with a leading zero stay text
+    groups = resolve_cohorts(meta.reset_index(), ["sex", "age"], bins={"age": [0, 40, 65, 120]})
+    assert groups["sex"].value_counts().to_dict() == {"F": 2, "M": 2} and groups["age"].isna().sum() == 1
+
+
+@pytest.mark.parametrize(("cell", "value"), [
+    ("12", 12), (" 12 ", 12), ("-3", -3), ("2.5", 2.5), (".5", 0.5), ("1e3", 1000.0), ("0", 0),
+    ("", None), ("NaN", None), ("NA", None), ("007", "007"), ("1_000", "1_000"), ("0x10", "0x10"), ("4a", "4a"),
+])
+def test_coerce_cell(cell: str, value: object) -> None:
+    assert coerce_cell(cell) == value and type(coerce_cell(cell)) is type(value)
+
+
+@pytest.mark.parametrize(("spec", "fragment"), [
+    ("phantom2d:n=0", "n must be at least 1"), ("phantom2d:n=²", "phantom options are n=INT"),
+    ("phantom2d:n=1,n=3", "n is given twice"),
+])
+def test_phantom_spec_problems(spec: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        open_dataset(spec)
