@@ -136,7 +136,9 @@ def train_command(
     console.print(f"weights   {result.weights}\ncard      {result.card}\ncurves    {out / 'curves.png'}\n"
                   f"record    {out / 'training.json'}\n"
                   + (f"best validation Dice (mean) {result.best_val_dice:.4f}" if not math.isnan(result.best_val_dice)
-                     else "no validation set (--val-fraction 0): the last epoch's weights were kept"))
+                     else "no validation set (" + ("--val-fraction 0" if not result.record["config"]["val_fraction"]
+                                                   else "a single patient to train on") + "): the last epoch's "
+                          "weights were kept"))
     if result.test_dice:
         lo, hi = result.record["test_dice_ci95"]["mean"]  # both None with a single test case
         ci = f"  (mean: 95 % CI {lo:.4f}-{hi:.4f} over the test cases)" if lo is not None else ""

@@ -111,9 +111,13 @@ def _check_numbers(cfg: TrainConfig) -> None:
             raise ConfigError(f"{flag} must be an integer ≥ 1, got {value}")
     if cfg.batch_size is not None and not _count(cfg.batch_size):
         raise ConfigError(f"--batch-size must be an integer ≥ 1, got {cfg.batch_size}")
-    for flag, seed in (("--seed", cfg.seed), ("--split-seed", cfg.split_seed)):
-        if seed is not None and not (_integer(seed) and seed >= 0):
-            raise ConfigError(f"{flag} must be an integer ≥ 0, got {seed}")
+    for flag, seed, used in (("--seed", cfg.seed, cfg.ensemble if _count(cfg.ensemble) else 1),
+                             ("--split-seed", cfg.split_seed, 1)):
+        if seed is not None and not (_integer(seed) and 0 <= seed and seed + used - 1 < 2**63):
+            raise ConfigError(f"{flag} must be an integer in [0, 2**63"
+                              + (f" - {used - 1}" if used > 1 else "") + f"), got {seed}"
+                              + (f" (--ensemble {used} uses seeds {flag[2:]} … {flag[2:]} + {used - 1})"
+                                 if used > 1 else ""))
     if not (_finite(cfg.alpha) and _finite(cfg.beta) and cfg.alpha >= 0 and cfg.beta >= 0
             and cfg.alpha + cfg.beta > 0):
         raise ConfigError(f"--alpha/--beta must be finite, ≥ 0 and not both 0, got {cfg.alpha}, {cfg.beta}")

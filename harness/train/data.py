@@ -109,7 +109,9 @@ def make_split(metadata: pd.DataFrame, *, folds: str | None = None, seed: int = 
     if not ids:
         raise ConfigError("training data has no cases")
     group_col = column(metadata, GROUP_COLUMNS)
-    groups = (metadata[group_col].astype(str) if group_col else pd.Series(ids, index=ids)).to_dict()
+    # a case without a patient id is a patient of its own
+    groups = {i: str(g) if group_col and pd.notna(g) else f"case {i}"
+              for i, g in zip(ids, metadata[group_col] if group_col else ids)}
     fold_col = column(metadata, FOLD_COLUMNS)
     rng = np.random.default_rng([seed, 7919])
 
@@ -121,12 +123,16 @@ def make_split(metadata: pd.DataFrame, *, folds: str | None = None, seed: int = 
     elif match := _TEST_SPEC.match(folds):
         value = float(match.group("value"))
         uniq = sorted(set(groups.values()))
+        if value >= 1 and not value.is_integer():
+            raise ConfigError(f"--folds {folds!r}: test=N takes a whole number of patients or a fraction < 1")
         n = int(round(value * len(uniq))) if value < 1 else int(value)
         if not 0 < n < len(uniq):
             raise ConfigError(f"--folds {folds!r}: need between 1 and {len(uniq) - 1} test patients")
         chosen = set(rng.permutation(uniq)[:n].tolist())
         test_ids, how = [i for i in ids if groups[i] in chosen], f"seeded hold-out of {n} patients"
     else:
+        if folds.startswith("test"):
+            raise ConfigError(f"--folds {folds!r}: expected test=N (patients) or test=F (a fraction < 1)")
         if fold_col is None:
             raise ConfigError(f"--folds {folds!r}: the data has no official fold column "
                               f"({', '.join(FOLD_COLUMNS)}); use test=N for a seeded hold-out")
@@ -149,7 +155,8 @@ def make_split(metadata: pd.DataFrame, *, folds: str | None = None, seed: int = 
         raise ConfigError("the split leaves no training cases")
 
     rest_groups = sorted({groups[i] for i in rest})
-    n_val = max(1, int(round(val_fraction * len(rest_groups)))) if val_fraction and len(rest_groups) > 1 else 0
+    n_val = (min(max(1, int(round(val_fraction * len(rest_groups)))), len(rest_groups) - 1)  # ≥ 1 patient trains
+             if val_fraction and len(rest_groups) > 1 else 0)
     order = rng.permutation(rest_groups).tolist()
     val_groups: set[str] = set()
     n_cases = 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -14,7 +15,7 @@ import torch
 
 from harness.datasets.base import Dataset
 from harness.datasets.label_values import check_named_classes
-from harness.errors import ConfigError
+from harness.errors import ConfigError, ModelError
 from harness.train import data as tdata
 from harness.train.augment import AugmentConfig, augment_patch, build_transform
 from harness.train.card import model_card, write_card
@@ -112,8 +113,11 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     transform = build_transform(ndim, grid, aug_cfg, patch=plan.patch, bias=modality == "mri")
 
     budget_s = 60 * cfg.time_budget if cfg.time_budget else float("inf")
+    manifest = manifest_hash(dataset)  # reads every file: before training, so bad files stop it early
+    trained_on = _data_fingerprint(manifest, split.as_dict(), kwargs, labels)
     fit = _MemberFit(kwargs=kwargs, train_cases=train_cases, val_cases=val_cases, plan=plan, labels=labels,
-                     cfg=cfg, transform=transform, aug_cfg=aug_cfg, grid=grid, callback=callback)
+                     cfg=cfg, transform=transform, aug_cfg=aug_cfg, grid=grid, callback=callback,
+                     trained_on=trained_on)
     folders = [out] if cfg.ensemble == 1 else [out / f"member{k}" for k in range(cfg.ensemble)]
     members: list[dict[str, Any]] = []
     for k, folder in enumerate(folders):  # each member gets an equal share of the budget still left
@@ -121,7 +125,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         members.append(fit.run(folder, member=k, seed=cfg.seed + k, budget_s=(budget_s - spent) / (len(folders) - k)))
         if members[-1]["interrupted"]:
             break
-    bests = [torch.load(folders[k] / BEST, weights_only=True) for k in range(len(members))]
+    bests = [_load_weights(folders[k] / BEST) for k in range(len(members))]
     if cfg.ensemble == 1:
         weights_state, entry, card_kwargs = bests[0], "harness.train.unet:build_unet", kwargs
         best, history = float(members[0]["best"]), members[0]["history"]
@@ -146,7 +150,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     sliding = any(any(n > p for n, p in zip(c.label.shape, plan.patch)) for c in train_cases + val_cases)
     record = {
         "data": data_spec, "dataset": getattr(dataset, "name", "dataset"), "modality": modality,
-        "manifest_sha256": manifest_hash(dataset), "split": split.as_dict(), "seed": cfg.seed, "split_seed": split_seed,
+        "manifest_sha256": manifest, "split": split.as_dict(), "seed": cfg.seed, "split_seed": split_seed,
         "config": {k: (list(v) if isinstance(v, tuple) else v)
                    for k, v in cfg.__dict__.items() if k != "augment_config"},
         "augment": aug_cfg.__dict__, "plan": plan.as_dict(),
@@ -175,19 +179,36 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                   **({} if np.isnan(best) else {"best_val_dice_mean": best}),
                   "versions": versions(), "record": "training.json"})
     write_card(out / "model.toml", card)
-    test_scores: dict[str, float] = {}
-    test_ci: dict[str, list[float | None]] = {}
-    if split.test:  # measured through the card, as `harness run --model OUT/model.toml` predicts
-        with deterministic(cfg.seed, cfg.threads):
-            table = _test_table(out / "model.toml", dataset, split.test, labels, ndim)
-        table.to_csv(out / TEST_DICE_CSV, index=False)
-        test_scores, test_ci = summarise_test(table, labels, seed=cfg.seed)
-    record["test_dice"] = test_scores
-    record["test_dice_ci95"] = test_ci
-    (out / "training.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
     write_curves(history, out)
+    record["test_dice"], record["test_dice_ci95"] = {}, {}
+    _write_record(record, out)  # complete but for the test Dice: kept if a test case cannot be read
+    (out / TEST_DICE_CSV).unlink(missing_ok=True)  # an earlier run's, in this folder
+    test_scores: dict[str, float] = {}
+    if split.test:  # measured through the card, as `harness run --model OUT/model.toml` predicts
+        try:
+            with deterministic(cfg.seed, cfg.threads):
+                table = _test_table(out / "model.toml", dataset, split.test, labels, ndim)
+        except (ConfigError, ModelError) as exc:
+            raise ConfigError(f"test set: {exc} (the weights, card, curves and training.json are written in "
+                              f"{out}; the test Dice was not measured)") from exc
+        table.to_csv(out / TEST_DICE_CSV, index=False)
+        test_scores, record["test_dice_ci95"] = summarise_test(table, labels, seed=cfg.seed)
+        record["test_dice"] = test_scores
+        _write_record(record, out)
     return TrainResult(out=out, weights=weights, card=out / "model.toml", record=record,
                        best_val_dice=best, test_dice=test_scores)
+
+
+def _write_record(record: dict[str, Any], out: Path) -> None:
+    (out / "training.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+
+
+def _data_fingerprint(manifest: str, split: dict[str, Any], kwargs: dict[str, Any], labels: Sequence[int]) -> str:
+    """Hash of what a checkpoint was trained on beyond the options: the data (its manifest), the
+    split and the network's shape; a resume on other data is refused."""
+    text = json.dumps({"manifest": manifest, "split": split, "network": kwargs, "labels": list(labels)},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _check_classes(cases: Sequence[tdata.CachedCase], labels: Sequence[int]) -> None:
@@ -210,6 +231,7 @@ class _MemberFit:
     aug_cfg: AugmentConfig
     grid: Sequence[float]
     callback: Callable[[dict[str, Any]], bool] | None
+    trained_on: str  # see _data_fingerprint
 
     def run(self, folder: Path, *, member: int, seed: int, budget_s: float) -> dict[str, Any]:
         """Train with ``seed`` for at most ``cfg.epochs`` epochs and ``budget_s`` seconds, keeping
@@ -230,16 +252,23 @@ class _MemberFit:
             state: dict[str, Any] = {"epoch": 0, "history": [], "best": -1.0, "elapsed": 0.0, "epoch_s": 0.0}
             last = folder / LAST
             if cfg.resume and last.is_file():
-                ckpt = _load_checkpoint(last)
+                ckpt = _load_checkpoint(last, ema=ema is not None)
                 if ckpt["fingerprint"] != cfg.fingerprint():
                     raise ConfigError(f"{last}: a checkpoint from different training options; use a new "
                                       "--out, the same options, or --no-resume")
-                net.load_state_dict(ckpt["model"])
-                opt.load_state_dict(ckpt["optimizer"])
-                if ema is not None:
-                    ema.load_state_dict(ckpt["ema"])
-                torch.set_rng_state(ckpt["torch_rng"])
-                rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
+                if ckpt.get("trained_on", self.trained_on) != self.trained_on:  # older checkpoints lack it
+                    raise ConfigError(f"{last}: a checkpoint trained on other data (files, split or network "
+                                      "differ); use a new --out, the same data, or --no-resume")
+                try:
+                    net.load_state_dict(ckpt["model"])
+                    opt.load_state_dict(ckpt["optimizer"])
+                    if ema is not None:
+                        ema.load_state_dict(ckpt["ema"])
+                    torch.set_rng_state(ckpt["torch_rng"])
+                    rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
+                except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+                    raise ConfigError(f"cannot resume from {last}: it does not fit this network "
+                                      f"({str(exc).splitlines()[0]}); use a new --out or --no-resume") from exc
                 state = {k: ckpt[k] for k in ("epoch", "history", "best", "elapsed")}
                 state["epoch_s"] = float(ckpt.get("epoch_s", 0.0))
             max_epochs = cfg.epochs or 10**9
@@ -291,7 +320,7 @@ class _MemberFit:
                     _save({"model": net.state_dict(), "optimizer": opt.state_dict(),
                            **({"ema": ema.state_dict()} if ema is not None else {}),
                            "torch_rng": torch.get_rng_state(), "numpy_rng": _rng_state(rng),
-                           "fingerprint": cfg.fingerprint(), **state}, last)
+                           "fingerprint": cfg.fingerprint(), "trained_on": self.trained_on, **state}, last)
                     bar.update(task, completed=state["epoch"], loss=row["train_loss"], dice=_dice_text(row))
                     if self.callback is not None and self.callback(row):
                         interrupted = True
@@ -309,17 +338,37 @@ def _diverged(loss: float, epochs_done: int, lr: float, last: Path) -> str:
             f"(now {lr}), or check the images for extreme values; {kept}")
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """``checkpoint_last.pt`` to resume from; a ConfigError naming it when it cannot be read."""
-    try:
-        ckpt = torch.load(path, weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, or objects weights_only refuses
-        raise ConfigError(f"cannot resume from {path} ({type(exc).__name__}): delete it, or start afresh "
-                          "with --no-resume") from exc
-    if not isinstance(ckpt, dict) or "fingerprint" not in ckpt:
-        raise ConfigError(f"cannot resume from {path}: not a checkpoint of this trainer; delete it, or start "
-                          "afresh with --no-resume")
+CHECKPOINT_KEYS = ("fingerprint", "model", "optimizer", "torch_rng", "numpy_rng", "epoch", "history", "best",
+                   "elapsed")
+
+
+def _load_checkpoint(path: Path, *, ema: bool = False) -> dict[str, Any]:
+    """``checkpoint_last.pt`` to resume from; a ConfigError naming it when it cannot be read or
+    lacks what a resume needs."""
+    ckpt = _torch_file(path, "cannot resume from")
+    missing = [k for k in CHECKPOINT_KEYS + (("ema",) if ema else ()) if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ConfigError(f"cannot resume from {path}: not a complete checkpoint of this trainer (no "
+                          f"{', '.join(missing[:3])}); delete it, or start afresh with --no-resume")
     return ckpt
+
+
+def _load_weights(path: Path) -> dict[str, Any]:
+    """``checkpoint_best.pt`` (a state_dict); a ConfigError naming it when missing or unreadable."""
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing (deleted?); train afresh with --no-resume")
+    weights = _torch_file(path, "cannot read")
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ConfigError(f"{path}: not a state_dict of weights; train afresh with --no-resume")
+    return weights
+
+
+def _torch_file(path: Path, failure: str) -> Any:
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or objects weights_only refuses
+        raise ConfigError(f"{failure} {path} ({type(exc).__name__}): delete it, or start afresh "
+                          "with --no-resume") from exc
 
 
 def _save(obj: Any, path: Path) -> None:
@@ -330,6 +379,4 @@ def _save(obj: Any, path: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -224,6 +224,8 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     after each epoch; returning True stops training (used by tests to simulate interruption).
     """
     check_config(config)
+    if not str(out).strip():
+        raise ConfigError("--out is empty; give a folder path")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder; give a folder path")

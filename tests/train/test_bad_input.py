@@ -155,3 +155,99 @@ def test_a_stale_best_checkpoint_is_not_shipped(tmp_path: Path) -> None:
     new, final = torch.load(tmp_path / "model.pt", weights_only=True), torch.load(tmp_path / LAST, weights_only=True)["model"]
     assert all(torch.equal(new[k], final[k]) for k in new)
     assert not all(torch.equal(new[k], old[k]) for k in new)
+
+
+def test_resume_on_other_data_is_refused(tmp_path: Path) -> None:
+    """The options matched, so the old checkpoint was resumed (no epoch trained) and the card credited
+    its weights to the new data."""
+    train(phantom_dataset(2, n=4, seed=1), tmp_path, TINY)
+    with pytest.raises(ConfigError, match=r"checkpoint_last\.pt: a checkpoint trained on other data .*--no-resume"):
+        train(phantom_dataset(2, n=4, seed=2), tmp_path, TINY)
+    train(phantom_dataset(2, n=4, seed=1), tmp_path, TINY)  # the same data: resumes
+
+
+def test_incomplete_checkpoint_and_missing_best_are_named(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=4, seed=1)
+    train(data, tmp_path, TINY)
+    ckpt = torch.load(tmp_path / LAST, weights_only=True)
+    del ckpt["optimizer"]
+    torch.save(ckpt, tmp_path / LAST)
+    with pytest.raises(ConfigError, match=r"cannot resume from .*checkpoint_last\.pt: not a complete checkpoint "
+                                          r"of this trainer \(no optimizer\)"):
+        train(data, tmp_path, TINY)
+    train(data, tmp_path, dataclasses.replace(TINY, resume=False))
+    (tmp_path / "checkpoint_best.pt").unlink()
+    with pytest.raises(ConfigError, match=r"checkpoint_best\.pt is missing .*--no-resume"):
+        train(data, tmp_path, TINY)  # resumes a finished run: only the best weights are read
+    (tmp_path / "checkpoint_best.pt").write_bytes(b"garbage")
+    with pytest.raises(ConfigError, match=r"cannot read .*checkpoint_best\.pt \(UnpicklingError\)"):
+        train(data, tmp_path, TINY)
+
+
+def test_checkpoint_of_another_network_is_named(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=4, seed=1)
+    train(data, tmp_path, TINY)
+    ckpt = torch.load(tmp_path / LAST, weights_only=True)
+    ckpt["model"] = {k: torch.zeros(1) for k in ckpt["model"]}
+    ckpt.pop("trained_on")  # as written before checkpoints recorded their data
+    torch.save(ckpt, tmp_path / LAST)
+    with pytest.raises(ConfigError, match=r"cannot resume from .*: it does not fit this network \(.*\); "
+                                          "use a new --out or --no-resume"):
+        train(data, tmp_path, TINY)
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"seed": 2**63}, r"--seed must be an integer in \[0, 2\*\*63\)"),
+    ({"seed": 2**63 - 1, "ensemble": 2}, r"--seed must be an integer in \[0, 2\*\*63 - 1\), .*--ensemble 2"),
+    ({"split_seed": 2**64}, r"--split-seed must be an integer in \[0, 2\*\*63\)"),
+])
+def test_seeds_too_large_are_refused_before_training(tmp_path: Path, change: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        train(phantom_dataset(2, n=4, seed=1), tmp_path, dataclasses.replace(TINY, **change))
+
+
+def test_empty_out_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="--out is empty; give a folder path"):
+        train(phantom_dataset(2, n=4, seed=1), "", TINY)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_run_without_test_set_removes_an_earlier_test_table(tmp_path: Path) -> None:
+    data = phantom_dataset(2, n=4, seed=1)
+    train(data, tmp_path, TINY)
+    assert (tmp_path / "test_dice.csv").is_file()
+    train(data, tmp_path, dataclasses.replace(TINY, folds="none", resume=False))
+    assert not (tmp_path / "test_dice.csv").exists()
+
+
+def test_an_unreadable_test_case_keeps_what_training_wrote(tmp_path: Path) -> None:
+    """It was found only after training, and then no card, curves or record were written."""
+    from harness.train.data import make_split
+
+    data = phantom_dataset(2, n=4, seed=1)
+    (test_id,) = make_split(data.metadata, folds=TINY.folds, seed=TINY.seed, val_fraction=TINY.val_fraction,
+                            max_val=TINY.max_val).test
+
+    class BrokenAfterTraining(Edited):
+        broken = False
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.parent = data
+
+        def load(self, case_id: str) -> Case:
+            if case_id == test_id and self.broken:
+                raise ConfigError(f"case {case_id}: cannot read the image")
+            return super().load(case_id)
+
+    dataset = BrokenAfterTraining()
+
+    def break_it(row: dict) -> bool:
+        dataset.broken = True
+        return False
+
+    with pytest.raises(ConfigError, match=rf"test set: .*case {test_id}: cannot read the image \(the weights, "
+                                          r"card, curves and training.json are written in"):
+        train(dataset, tmp_path, TINY, callback=break_it)
+    assert {"model.pt", "model.toml", "curves.csv", "training.json"} <= {p.name for p in tmp_path.iterdir()}

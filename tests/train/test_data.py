@@ -126,3 +126,27 @@ def test_every_batch_has_a_foreground_patch(batch_size: int) -> None:
         assert (batch[-1][1] == 1).any()
     none = [sample_batch([cached], (16, 16), 1, rng, fg_fraction=0.0)[0][1].any() for _ in range(20)]
     assert not all(none)  # without oversampling the corner is usually missed
+
+
+def test_a_high_val_fraction_leaves_a_patient_to_train_on() -> None:
+    meta = _busbra_like(n_patients=3)
+    split = make_split(meta, folds="none", seed=0, val_fraction=0.9)
+    assert split.train and split.val and not _groups(meta, split.train) & _groups(meta, split.val)
+
+
+def test_cases_without_a_patient_id_are_patients_of_their_own() -> None:
+    meta = _busbra_like(n_patients=6)
+    meta["Case"] = meta["Case"].astype(object)
+    meta.loc[meta.index[:4], "Case"] = None
+    missing = set(meta.index[:4])
+    # the four cases without an id are not one patient "nan": some seed puts them in different sets
+    splits = [make_split(meta, folds="test=2", seed=s, val_fraction=0.0) for s in range(20)]
+    assert any(len({c in sp.test for c in missing}) > 1 for sp in splits)
+
+
+@pytest.mark.parametrize(("folds", "fragment"), [
+    ("test=abc", "expected test=N"), ("test=1.7", "whole number of patients or a fraction < 1"),
+])
+def test_malformed_hold_out_specs(folds: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        make_split(_busbra_like(), folds=folds, seed=0)
