@@ -233,7 +233,9 @@ def _register_optional_commands() -> None:
         from harness.datasets import open_dataset
         from harness.perturbations.preview import preview as make_preview
 
-        chosen = [f.strip() for f in families.split(",")] if families else None
+        chosen = [f.strip() for f in families.split(",") if f.strip()] if families is not None else None
+        if chosen == []:
+            raise ConfigError(f"--families {families!r}: no family named; give names like 'gaussian_noise,blur'")
         paths = make_preview(open_dataset(data), out, families=chosen, case_id=case_id, seed=seed)
         out_console.print(f"wrote {len(paths)} PNG grid(s) to {out}")
 
@@ -291,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         if _DEBUG["on"]:
             console.print_exception()
         console.print(f"[red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')} "
-                      "(rerun with --debug for the traceback)")
+                      "(for the traceback rerun as `harness --debug ...`, or set HARNESS_DEBUG=1)")
         return 2
     if code == 130:  # typer's rendering of a Ctrl-C the run did not handle itself: exit 2, as documented
         console.print("[red]interrupted[/]")

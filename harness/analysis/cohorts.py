@@ -30,7 +30,9 @@ from harness.errors import ConfigError
 INTERSECTION = "×"
 NUMERIC_CATEGORICAL_MAX = 4  # ≤ 4 distinct numeric values cannot be split into quartiles: categorical
 AUTO_MIN_LEVELS, AUTO_MAX_LEVELS = 2, 20
-NOT_ATTRIBUTES = frozenset({"case_id", "image_sha256", "label_sha256", "image", "label", "path"})
+# never analysed by "auto": case and patient identifiers (the trainer's patient columns), files
+NOT_ATTRIBUTES = frozenset({"case_id", "image_sha256", "label_sha256", "image", "label", "path", "Case", "patient",
+                            "patient_id", "PatientID", "subject", "subject_id"})
 
 BinSpec = Sequence[float] | int | str
 
@@ -100,8 +102,15 @@ def _interval_labels(edges: np.ndarray) -> list[str]:
 
 
 def _quantile_edges(values: pd.Series, n_bins: int) -> np.ndarray:
-    inner = np.quantile(values.dropna().to_numpy(float), np.linspace(0, 1, n_bins + 1)[1:-1])
-    inner = np.unique([float(f"{q:.3g}") for q in inner])  # readable edges; cut on the rounded ones
+    """Quantile edges, rounded for reading to the fewest significant digits (3 at least) that still
+    cut the data as the exact quantiles do (2010…2018 at 3 digits would round 2012 and 2014 to 2010)."""
+    data = values.dropna().to_numpy(float)
+    exact = np.unique(np.quantile(data, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    cut = np.searchsorted(exact, data, side="right")
+    for digits in range(3, 18):
+        inner = np.unique([float(f"{q:.{digits}g}") for q in exact])
+        if len(inner) == len(exact) and np.array_equal(np.searchsorted(inner, data, side="right"), cut):
+            break
     return np.concatenate([[-np.inf], inner, [np.inf]])
 
 

@@ -75,13 +75,16 @@ class FairnessResult:
     levels: dict[str, list[str]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     small_groups: str = "inconclusive"
+    level: float = 0.95  # of every confidence interval in the tables
 
 
 def _check_options(*, alpha: float, correction: str, test: str, min_group_size: int, n_boot: int,
-                   n_perm: int, small_groups: str) -> None:
+                   n_perm: int, small_groups: str, level: float) -> None:
     problems = []
     if not 0 < alpha < 1:
         problems.append(f"alpha must be in (0, 1), got {alpha!r}")
+    if not 0 < level < 1:
+        problems.append(f"level (of the confidence intervals) must be in (0, 1), got {level!r}")
     if correction not in CORRECTIONS:
         problems.append(f"correction {must_be_one_of(CORRECTIONS, correction)}")
     if test not in FAIRNESS_TESTS:
@@ -154,7 +157,7 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
     attribute can be decided on its adequately sized groups.
     """
     _check_options(alpha=alpha, correction=correction, test=test, min_group_size=min_group_size,
-                   n_boot=n_boot, n_perm=n_perm, small_groups=small_groups)
+                   n_boot=n_boot, n_perm=n_perm, small_groups=small_groups, level=level)
     metrics = list(metrics)
     direction = metric_directions(metrics, overrides=directions)
     higher = np.array([direction[m] for m in metrics])
@@ -213,7 +216,8 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
     return FairnessResult(groups=groups, gaps=gaps[GAP_COLUMNS].reset_index(drop=True), alpha=alpha,
                           correction=correction, test=test, min_group_size=min_group_size, n_boot=n_boot,
                           n_perm=n_perm, seed=seed, label=str(label),
-                          levels={a: lv for a, lv, _ in plan}, notes=tuple(notes), small_groups=small_groups)
+                          levels={a: lv for a, lv, _ in plan}, notes=tuple(notes), small_groups=small_groups,
+                          level=level)
 
 
 def _aliases(groups_by_attr: dict[str, pd.Series]) -> list[str]:

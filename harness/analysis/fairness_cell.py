@@ -96,7 +96,7 @@ def _analyse_partition(x: np.ndarray, codes: np.ndarray, names: list[str], metri
         in_kept = np.isin(local, kept)
         x, local = x[in_kept], np.searchsorted(kept, local[in_kept])
         gnames, groups, sizes = [gnames[g] for g in kept], [groups[g] for g in kept], [sizes[g] for g in kept]
-        means, boot_means = means[kept], boot_means[:, kept]
+        means, boot_means, ci = means[kept], boot_means[:, kept], ci[:, kept]
         indices = [indices[g] for g in kept] if indices else []
     if len(groups) < 2:
         return group_rows, [_nan_row(m, int(x.shape[0]), gnames, sizes, small, excluded) for m in metrics]

@@ -42,7 +42,8 @@ def _rows_for(gaps: pd.DataFrame, perturbation: str) -> pd.DataFrame:
     return gaps[gaps["perturbation"] == perturbation]
 
 
-def _outcome(row: pd.Series, *, max_gap: float, alpha: float, min_group_size: int) -> tuple[str, str]:
+def _outcome(row: pd.Series, *, max_gap: float, alpha: float, min_group_size: int,
+             level: float = 0.95) -> tuple[str, str]:
     where = row["attribute"]
     excluded = row["excluded_groups"]
     left_out = f"; left out (below min_group_size {min_group_size}): {excluded}" if excluded else ""
@@ -51,7 +52,7 @@ def _outcome(row: pd.Series, *, max_gap: float, alpha: float, min_group_size: in
         return "INCONCLUSIVE", (f"{where}: fewer than two groups{enough} with data "
                                 f"({row['best_group'] or 'none'}){left_out}")
     worst = (f"worst group {row['worst_group']}: {row['metric']} {_fmt(row['worst_value'])} "
-             f"(95% CI {_fmt(row['worst_value_ci_low'])}–{_fmt(row['worst_value_ci_high'])}) vs best "
+             f"({level * 100:g}% CI {_fmt(row['worst_value_ci_low'])}–{_fmt(row['worst_value_ci_high'])}) vs best "
              f"{row['best_group']} {_fmt(row['best_value'])}")
     gap = (f"gap {_fmt(row['difference'])} (CI {_fmt(row['difference_ci_low'])}–{_fmt(row['difference_ci_high'])}; "
            f"margin {max_gap:g})")
@@ -138,7 +139,8 @@ def fairness_gates(result: FairnessResult, *, gate: Mapping[str, Any]) -> list[G
                 gname += f"[{row['perturbation']}@{row['severity']}]"
             if many_labels:
                 gname += f"[{row['label']}]"
-            outcome, detail = _outcome(row, max_gap=max_gap, alpha=alpha, min_group_size=result.min_group_size)
+            outcome, detail = _outcome(row, max_gap=max_gap, alpha=alpha, min_group_size=result.min_group_size,
+                                       level=result.level)
             value = float(row["difference"]) if np.isfinite(row["difference"]) else None
             out.append(GateResult(gname, outcome, value, max_gap, detail))
     return out

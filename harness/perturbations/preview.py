@@ -84,6 +84,22 @@ def render(case: Case, family: str, *, seed: int = 0, out: Path, options: dict[s
     return out
 
 
+def _check_previewable(names: Sequence[str], modality: str) -> None:
+    """Refuse families that need a model (attacks) or do not apply to the data's modality, as
+    ``harness run`` would."""
+    problems = []
+    for name in names:
+        family = get(name)
+        if getattr(family, "requires_model", False):
+            problems.append(f"{name} attacks a model, so it has no preview of its own; see its effect in "
+                            "a run's report (failure overlays)")
+        elif not family.applies_to(modality):
+            problems.append(f"{name} applies to {', '.join(sorted(family.modalities))} images, but the data's "
+                            f"modality is {modality!r}")
+    if problems:
+        raise ConfigError("preview: these families cannot be previewed on this data:", problems=problems)
+
+
 def preview(dataset: Any, out_dir: str | Path, *, families: Sequence[str] | None = None,
             case_id: str | None = None, seed: int = 0) -> list[Path]:
     """One PNG grid per family (severity 0-5) of one case of ``dataset``; returns the paths.
@@ -104,6 +120,12 @@ def preview(dataset: Any, out_dir: str | Path, *, families: Sequence[str] | None
             raise ConfigError(f"unknown perturbation(s) {', '.join(unknown)}; "
                               f"available: {', '.join(sorted(known))}")
         names = list(families)
+        _check_previewable(names, modality)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out_dir}: cannot create the folder ({exc.strerror or exc}); give a "
+                          "writable folder") from exc
     ids = list(dataset.case_ids)
     if not ids:
         raise ConfigError("preview: the dataset has no cases")

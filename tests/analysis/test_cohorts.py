@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.analysis.cohorts import auto_attributes, parse_cohorts, resolve_cohorts
+from harness.analysis.cohorts import auto_attributes, bin_numeric, parse_cohorts, resolve_cohorts
 from harness.errors import ConfigError
 
 
@@ -90,3 +90,19 @@ def test_case_table_needs_case_id():
         resolve_cohorts(pd.DataFrame({"sex": ["F"]}), ["sex"])
     indexed = pd.DataFrame({"sex": ["F", "M"]}, index=pd.Index(["a", "b"], name="case_id"))
     assert resolve_cohorts(indexed, ["sex"])["sex"].to_dict() == {"a": "F", "b": "M"}
+
+
+def test_quartile_edges_keep_the_digits_that_separate_the_data() -> None:
+    """Rounded to 3 significant digits, the quartiles of 2010…2018 (2012, 2014, 2016) merged into
+    one bin, and the attribute was never tested."""
+    years = pd.Series([float(y) for y in range(2010, 2019)] * 10)
+    assert bin_numeric(years, None, name="year").value_counts(sort=False).to_dict() == {
+        "<2012": 20, "[2012, 2014)": 20, "[2014, 2016)": 20, "≥2016": 30}
+    ages = pd.Series([21.0, 35, 48, 52, 60, 61, 77, 80] * 3)  # 3 digits suffice: still the readable edges
+    assert list(bin_numeric(ages, None, name="age").cat.categories) == ["<44.8", "[44.8, 56)", "[56, 65)", "≥65"]
+
+
+def test_auto_skips_patient_identifiers() -> None:
+    frame = pd.DataFrame({"case_id": [f"c{i}" for i in range(8)], "Case": [1, 1, 2, 2, 3, 3, 4, 4],
+                          "sex": list("FMFMFMFM")})
+    assert auto_attributes(frame) == ["sex"]

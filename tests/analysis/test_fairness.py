@@ -199,3 +199,34 @@ def test_unknown_small_group_policy_is_a_config_error():
     records, cases = make_tables(n=12, seed=6)
     with pytest.raises(ConfigError, match="small_groups must be one of inconclusive, exclude"):
         fairness_tables(records, cases, cohorts=["sex"], metrics=["dice"], small_groups="drop", **FAST)
+
+
+def test_worst_group_ci_is_its_own_when_an_earlier_group_is_excluded():
+    """The excluded group came first: the worst group's CI was read at the wrong index (another
+    group's CI, not even holding the worst group's mean)."""
+    rng = np.random.default_rng(0)
+    sizes, centre = {"A": 3, "B": 20, "C": 20}, {"A": 0.5, "B": 0.9, "C": 0.7}
+    site = np.repeat(list(sizes), list(sizes.values()))
+    ids = [f"c{i}" for i in range(len(site))]
+    dice = np.array([centre[s] for s in site]) + rng.normal(0, 0.02, len(site))
+    records = pd.DataFrame({"case_id": ids, "perturbation": "clean", "severity": 0, "label": 1, "status": "OK",
+                            "dice": dice})
+    cases = pd.DataFrame({"case_id": ids, "site": site})
+    result = fairness_tables(records, cases, cohorts=["site"], metrics=["dice"], n_boot=300, n_perm=200,
+                             small_groups="exclude")
+    gap = result.gaps.iloc[0]
+    own = result.groups[result.groups["group"] == "C"].iloc[0]
+    assert gap["worst_group"] == "C" and gap["worst_value_ci_low"] < gap["worst_value"] < gap["worst_value_ci_high"]
+    assert (gap["worst_value_ci_low"], gap["worst_value_ci_high"]) == (own["ci_low"], own["ci_high"])
+
+
+def test_level_is_checked_recorded_and_named_in_gate_details():
+    from harness.analysis.fairness import fairness_gates
+
+    records, cases = make_tables(n=60, seed=2)
+    with pytest.raises(ConfigError, match=r"level \(of the confidence intervals\) must be in \(0, 1\), got 1.5"):
+        fairness_tables(records, cases, cohorts=["site"], metrics=["dice"], level=1.5, **FAST)
+    result = fairness_tables(records, cases, cohorts=["site"], metrics=["dice"], level=0.5, **FAST)
+    assert result.level == 0.5
+    (gate,) = fairness_gates(result, gate={"name": "f", "metric": "dice", "max_gap": 0.5})
+    assert "(50% CI " in gate.detail and "95%" not in gate.detail

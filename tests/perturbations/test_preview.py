@@ -40,3 +40,28 @@ def test_errors(tmp_path: Path) -> None:
 def test_summary_skips_seeds() -> None:
     summary = gallery._summary({"noise_seed": 3, "sigma": [0.5], "profile": "smooth"})
     assert summary == "sigma=0.5\nprofile=smooth"
+
+
+@pytest.mark.parametrize(("families", "fragment"), [
+    (["ct_dose"], "ct_dose applies to ct images, but the data's modality is 'mri'"),
+    (["fgsm"], "fgsm attacks a model, so it has no preview of its own"),
+])
+def test_families_a_run_would_refuse_are_refused(tmp_path: Path, families: list[str], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        gallery.preview(phantom_dataset(2, n=1), tmp_path, families=families)
+    assert fragment in info.value.problems[0]
+
+
+def test_unwritable_out_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"--out .*file/sub: cannot create the folder \(Not a directory\)"):
+        gallery.preview(phantom_dataset(2, n=1), tmp_path / "file" / "sub", families=["blur"])
+
+
+def test_cli_ignores_empty_family_entries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["perturbations", "preview", "--families", "blur, ", "--out", str(tmp_path)]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["blur.png"]
+    assert main(["perturbations", "preview", "--families", ",", "--out", str(tmp_path)]) == 3
+    assert "no family named" in capsys.readouterr().err
