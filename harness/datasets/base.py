@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pandas as pd
 
@@ -39,8 +39,9 @@ class Dataset(ABC):
         """Spatial dimensionality of the cases (2 or 3)."""
         return self.load(self.case_ids[0]).ndim
 
-    def validate(self) -> list[str]:
-        """Cheap up-front checks (files exist, headers readable, shapes agree). Problems, or []."""
+    def validate(self, case_ids: Sequence[str] | None = None) -> list[str]:
+        """Cheap up-front checks (files exist, headers readable, shapes agree) of ``case_ids`` (all
+        cases when None). Problems, or []."""
         return [] if self.case_ids else [f"{self.name}: no cases found"]
 
     def file_hashes(self, case_id: str) -> dict[str, str]:
@@ -84,8 +85,8 @@ class _Subset(Dataset):
     def metadata(self) -> pd.DataFrame:
         return self.parent.metadata.loc[self._ids]
 
-    def validate(self) -> list[str]:
-        return self.parent.validate()
+    def validate(self, case_ids: Sequence[str] | None = None) -> list[str]:
+        return self.parent.validate(self._ids if case_ids is None else case_ids)  # --limit N: only those N
 
     def file_hashes(self, case_id: str) -> dict[str, str]:
         return self.parent.file_hashes(case_id)

@@ -1,6 +1,7 @@
 """File-backed datasets: image/label path pairs with metadata, read lazily per case."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,14 +81,15 @@ class FileDataset(Dataset):
         first = next(iter(self._cases.values()))
         return len(probe_shape(first.label)[0])
 
-    def validate(self) -> list[str]:
+    def validate(self, case_ids: Sequence[str] | None = None) -> list[str]:
         """Headers only (no pixel data read): files exist and are readable; image and label agree in
         shape and, for NIfTI, in their affine (voxel size, orientation, origin); NIfTI spacings are
         positive unless the card gives the spacing; a label map is one volume; every case has the
         same number of image channels."""
         problems: list[str] = [] if self._cases else [f"dataset {self.name}: no cases found"]
         channels: dict[str, int] = {}
-        for cid, files in self._cases.items():
+        for cid in self._cases if case_ids is None else case_ids:
+            files = self._cases[cid]
             try:
                 images = [probe(p, channel=files.channel) for p in files.images]
                 label = probe(files.label)

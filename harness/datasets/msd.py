@@ -41,7 +41,7 @@ def _read_dataset_json(folder: Path) -> tuple[dict[int, str], str]:
         raise ConfigError(f'{meta}: "labels" must be an object like {{"0": "background", "1": "organ"}}; '
                           "fix or remove it")
     # MSD: {"0": "background", "1": "Anterior"}; nnU-Net v2: {"background": 0, "Anterior": 1}
-    names = ({int(k): v for k, v in labels.items() if str(k).isdigit()} or
+    names = ({int(k): str(v) for k, v in labels.items() if str(k).isdigit()} or
              {int(v): k for k, v in labels.items() if isinstance(v, int)})
     names.pop(0, None)
     modality_field = doc.get("modality") or doc.get("channel_names") or {}

@@ -174,3 +174,12 @@ def test_coerce_cell(cell: str, value: object) -> None:
 def test_phantom_spec_problems(spec: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         open_dataset(spec)
+
+
+def test_limit_validates_only_the_cases_it_takes(tmp_path: Path) -> None:
+    """`--limit N` could not get past a broken case beyond the first N: the whole set was validated."""
+    root = _msd(tmp_path, {f"{k}.nii.gz": (_volume(), np.eye(4)) for k in "abc"},
+                {"a.nii.gz": np.eye(4), "b.nii.gz": np.eye(4)})  # c has no label
+    dataset = open_dataset(str(root))
+    assert len(dataset.validate()) == 1 and dataset.validate()[0].startswith("case c: ")
+    assert dataset.subset(2).validate() == []
