@@ -63,10 +63,19 @@ def _ci(low: Any, high: Any, signed: bool = False) -> str:
     return f"{f(low)} – {f(high)}"
 
 
-def _pval(value: Any) -> str:
+def _pval(value: Any, alpha: float | None = None) -> str:
+    """A p-value to 2 significant digits (more when rounding would carry it across ``alpha``: an
+    adjusted 0.0496 marked significant at 0.05 must not read "0.050"); "< 0.001" below 0.001."""
     if not _finite(value):
         return "–"
-    return "< 0.001" if float(value) < 0.001 else f"{float(value):.3f}"
+    p = float(value)
+    if p < 0.001:
+        return "< 0.001"
+    for digits in range(2, 8):
+        text = f"{p:.{digits}g}"
+        if alpha is None or (float(text) < alpha) == (p < alpha):
+            break
+    return text
 
 
 def environment() -> jinja2.Environment:
