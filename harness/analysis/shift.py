@@ -562,7 +562,10 @@ def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
     warn_drop, alpha = float(gate.get("warn_drop", 0.0)), float(gate.get("alpha", suite.alpha))
     min_cases = int(gate.get("min_cases", suite.min_group_size))
     attribute = gate.get("attribute", suite.site_attribute)
-    reference = gate.get("reference") or (suite.reference_site if attribute == suite.site_attribute else None)
+    # on another attribute (a scanner): the reference site's own value, as the report does
+    reference = gate.get("reference") or (suite.reference_site if attribute == suite.site_attribute else
+                                          _derived_reference(context.cases, suite.site_attribute, attribute,
+                                                             suite.reference_site))
     relative = gate.get("mode", "absolute") == "relative"
     test = gate.get("test", "permutation")
     try:

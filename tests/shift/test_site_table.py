@@ -138,6 +138,9 @@ def test_site_drop_gate_outcomes() -> None:
     assert missing[0].outcome == "INCONCLUSIVE" and "hospital" in missing[0].detail
     by_scanner = site_drop_gate({**gate, "attribute": "scanner"}, _context(records, cases))
     assert [g.name for g in by_scanner] == ["site-dice[S2]"]  # S1 (A, B) is the larger: the reference
+    # with a reference site, a scanner gate compares with that site's scanner, as the report does
+    from_site = site_drop_gate({**gate, "attribute": "scanner"}, _context(records, cases, reference_site="C"))
+    assert [g.name for g in from_site] == ["site-dice[S1]"] and "vs reference S2" in from_site[0].detail
 
 
 def test_gate_problems_and_check_config(tables) -> None:
