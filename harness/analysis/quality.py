@@ -7,7 +7,9 @@ Per case (:func:`image_statistics`, written by a run as ``quality.csv``):
 * ``mean``, ``std``, 41 intensity quantiles ``q0, q25, ..., q1000`` (per mille, all channels pooled;
   images over 4 M voxels are subsampled with a fixed stride) and ``dynamic_range`` (p99.5 − p0.5);
 * ``noise_sigma``: Immerkær's estimate (1996) from the mean absolute response to the separable
-  kernel ``[1, -2, 1] ⊗ [1, -2, 1]`` over the two last (in-plane) axes, averaged over channels. It
+  kernel ``[1, -2, 1] ⊗ [1, -2, 1]`` over the two in-plane axes (those with the finest spacing; the
+  last two when spacings tie, so NIfTI volumes stored (X, Y, Z) with thick Z slices use X–Y),
+  averaged over channels. It
   also answers to fine texture, so read it as "high-frequency energy" on textured images;
 * ``snr`` = foreground mean / ``noise_sigma``; ``cnr`` = |foreground mean − mean of a
   ``RING``-voxel ring around the foreground| / ``noise_sigma`` (foreground = reference label > 0;
@@ -40,18 +42,32 @@ STATISTICS = ("snr", "cnr", "noise_sigma", "sharpness", "mean", "std", "q500", "
               "voxel_mm", "fov_mm", "foreground_fraction")
 
 
-def noise_sigma(image: np.ndarray) -> float:
-    """Immerkær's noise standard deviation estimate of ``image`` ``(C, *spatial)``.
+def in_plane_axes(spacing: tuple[float, ...]) -> tuple[int, int]:
+    """The two spatial axes with the finest spacing (the later ones on ties), in order.
+
+    >>> in_plane_axes((0.8, 0.8, 5.0)), in_plane_axes((1.0, 1.0, 1.0)), in_plane_axes((3.0, 0.7, 0.7))
+    ((0, 1), (1, 2), (1, 2))
+    """
+    order = sorted(range(len(spacing)), key=lambda a: (spacing[a], -a))
+    first, second = sorted(order[:2])
+    return first, second
+
+
+def noise_sigma(image: np.ndarray, spacing: tuple[float, ...] | None = None) -> float:
+    """Immerkær's noise standard deviation estimate of ``image`` ``(C, *spatial)`` over the in-plane
+    axes of ``spacing`` (:func:`in_plane_axes`; the last two when None).
 
     >>> rng = np.random.default_rng(0)
     >>> round(noise_sigma(rng.normal(0, 2.0, (1, 256, 256))), 1)
     2.0
     """
-    if min(image.shape[-2:]) < 3:
+    ndim = image.ndim - 1
+    a, b = in_plane_axes(tuple(spacing)) if spacing is not None and ndim >= 2 else (ndim - 2, ndim - 1)
+    if min(image.shape[1 + a], image.shape[1 + b]) < 3:
         return float("nan")
     values = []
     for channel in image.astype(np.float64):
-        response = np.diff(np.diff(channel, 2, axis=-1), 2, axis=-2)
+        response = np.diff(np.diff(channel, 2, axis=a), 2, axis=b)
         values.append(math.sqrt(math.pi / 2.0) * float(np.abs(response).mean()) / 6.0)
     return float(np.mean(values))
 
@@ -67,7 +83,7 @@ def image_statistics(case: Case) -> dict[str, float | str]:
     spacing = np.asarray(case.spacing, dtype=float)
     extent = spacing * np.asarray(case.spatial_shape, dtype=float)
     fg = case.label > 0
-    sigma = noise_sigma(image)
+    sigma = noise_sigma(image, case.spacing)
     dynamic = float(quantiles[-1] - quantiles[-2])
     row: dict[str, float | str] = {
         "case_id": case.case_id, "channels": int(image.shape[0]),

@@ -62,3 +62,14 @@ def test_site_summaries_histograms_and_distances() -> None:
     assert dist.loc["A", "w1"] == 0.0 and dist.loc["B", "w1"] == pytest.approx(0.5, abs=0.05)
     assert dist.loc["B", "ks"] > 0.5 and dist.loc["B", "w1_relative"] > 1
     assert intensity_distances(quality, groups, reference="Z").empty
+
+
+def test_noise_is_measured_in_plane_of_anisotropic_volumes() -> None:
+    """A volume stored (X, Y, Z) with 5 mm slices: its last two axes are Y–Z, where slice-to-slice
+    anatomy differs; the estimate must use X–Y."""
+    rng = np.random.default_rng(1)
+    slices = np.array([0.0, 40.0, -30.0, 25.0, -10.0, 35.0, 5.0, -20.0])  # anatomy changing across slices
+    anatomy = np.sin(1.3 * np.arange(64))[:, None] * slices  # varies along Y and Z, not along X
+    image = (rng.normal(0, 1.0, (1, 64, 64, 8)) + anatomy).astype(np.float32)
+    assert noise_sigma(image, (0.8, 0.8, 5.0)) == pytest.approx(1.0, rel=0.1)
+    assert noise_sigma(image) > 5  # the last two axes would read the slices as noise
