@@ -36,10 +36,12 @@ def is_severity_list(value: Any) -> bool:
 @dataclass(frozen=True)
 class NumberOption:
     """A numeric suite option: a finite number (``integer``: a whole one) above ``above`` (exclusive)
-    or from ``at_least`` (inclusive); ``length``: a list of that many such numbers."""
+    or from ``at_least`` (inclusive), up to ``at_most`` (inclusive); ``length``: a list of that many
+    such numbers."""
 
     above: float | None = None
     at_least: float | None = None
+    at_most: float | None = None
     integer: bool = False
     length: int | None = None
 
@@ -57,6 +59,8 @@ class NumberOption:
                 return f"must be > {self.above:g}"
             if self.at_least is not None and not v >= self.at_least:
                 return f"must be ≥ {self.at_least:g}"
+            if self.at_most is not None and not v <= self.at_most:
+                return f"must be ≤ {self.at_most:g}"
         return None
 
 

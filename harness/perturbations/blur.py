@@ -2,7 +2,9 @@
 
 Severity 1 is the upper edge of nnU-Net's blur augmentation (sigma 0.5-1 voxel); sigma is set in
 voxels of the finest spacing and applied isotropically in mm, so anisotropic volumes are blurred
-the same physical amount along every axis. Deterministic (no random draws).
+the same physical amount along every axis as far as a sampled kernel can: along an axis whose
+spacing exceeds about 3 sigma (sigma under ~0.35 voxel, e.g. 0.8 mm on 3 mm slices at severity 1)
+the kernel is nearly a delta and that axis is hardly blurred. Deterministic (no random draws).
 """
 from __future__ import annotations
 

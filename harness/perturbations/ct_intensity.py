@@ -49,9 +49,9 @@ class WindowShift(Perturbation):
     """
 
     name = "window_shift"
-    numbers = {"level": NumberOption()}
+    numbers = {"level": NumberOption(at_least=-2000, at_most=4000)}  # HU: air -1000 … dense bone / metal
     options_doc = {"direction": "drift of the window level: " + DIRECTION_DOC,
-                   "level": "centre level in HU before the drift (default 40)"}
+                   "level": "centre level in HU before the drift, -2000 to 4000 (default 40)"}
     choices = {"direction": DIRECTIONS}
     modalities = frozenset({"ct"})
     parameter_doc = ("clip to window W {1800, 1100, 700, 450, 300} HU at level 40 +-{0, 25, 50, 75, 100} HU")

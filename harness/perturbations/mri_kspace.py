@@ -73,8 +73,9 @@ class Spike(Perturbation):
     """
 
     name = "spike"
-    numbers = {"spikes": NumberOption(at_least=1, integer=True)}
-    options_doc = {"spikes": "number of k-space spikes (default 1)"}
+    # each spike is scaled by the spectrum maximum as it stands, so many spikes compound (1e6 → 1e36)
+    numbers = {"spikes": NumberOption(at_least=1, at_most=100, integer=True)}
+    options_doc = {"spikes": "number of k-space spikes, 1–100 (default 1)"}
     modalities = frozenset({"mri"})
     parameter_doc = ("k-space spike of {0.05, 0.1, 0.16, 0.24, 0.35} x the spectrum maximum at a random "
                      "off-centre position")

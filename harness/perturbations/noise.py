@@ -86,7 +86,9 @@ class RicianNoise(Perturbation):
 @register
 class PoissonNoise(Perturbation):
     """Shot noise: intensities above the image minimum are treated as photon counts at a reduced
-    count level so that the noise std at the foreground mean is ``sigma_fraction`` x foreground std.
+    count level so that the noise std at the foreground mean is ``sigma_fraction`` x foreground std
+    (the whole image's mean and std when the foreground lies at the image minimum, e.g. a black
+    lesion, where counts calibrated on it would round every voxel to 0).
 
     ``x' = m + g * Poisson((x - m) / g)`` with ``m`` the image minimum and ``g`` the gain
     (intensity per count), ``g = (sigma_fraction * std_fg)^2 / (mean_fg - m)``.
@@ -102,7 +104,9 @@ class PoissonNoise(Perturbation):
         frac = ladder(SIGMA_FRACTION, severity)
         gains, offsets = [], []
         for c, (std, mean) in enumerate(zip(foreground_std(case), foreground_mean(case))):
-            m = float(case.image[c].min())
+            m, whole_mean = float(case.image[c].min()), float(case.image[c].mean())
+            if mean - m < 0.01 * (whole_mean - m):  # a foreground at the minimum (an anechoic lesion) would
+                std, mean = float(case.image[c].std()) or 1.0, whole_mean  # give ~0 counts everywhere
             level = max(mean - m, 1e-6 * max(abs(mean), 1.0))
             gains.append((frac * std) ** 2 / level)
             offsets.append(m)

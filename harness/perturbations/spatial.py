@@ -64,7 +64,8 @@ class AffineMisregistration(Perturbation):
         translation = [0.0, 0.0, 0.0]
         scales = [1.0, 1.0, 1.0]
         for i, axis in enumerate(_tio.spatial_axes(case.ndim, "last")):
-            translation[axis] = float(params["translation_mm"][i])
+            # TorchIO scales after translating: divide, so the content moves by translation_mm
+            translation[axis] = float(params["translation_mm"][i]) / float(params["scale"])
             scales[axis] = float(params["scale"])
         dx, dy, dz = (float(d) for d in params["degrees"])
         transform = tio.Affine(scales=(scales[0], scales[1], scales[2]), degrees=(dx, dy, dz),

@@ -64,6 +64,20 @@ def test_poisson_noise_std_at_foreground_mean() -> None:
     assert (out.image - case.image).std() == pytest.approx(p["sigma_fraction"] * 5.0, rel=0.1)
 
 
+def test_poisson_noise_keeps_the_image_when_the_lesion_is_black() -> None:
+    """A flat lesion at the image minimum (anechoic): counts calibrated on it were ~0 everywhere and
+    the whole image became 0."""
+    image = np.full((1, 64, 64), 100.0, np.float32)
+    image[0, 20:40, 20:40] = 0.0
+    label = np.zeros((64, 64), np.int64)
+    label[20:40, 20:40] = 1
+    case = Case(image=image, label=label, spacing=(1.0, 1.0))
+    for severity in (1, 5):
+        out, _ = _run("poisson_noise", case, severity)
+        background = out.image[0][label == 0]
+        assert background.mean() == pytest.approx(100.0, rel=0.05) and background.std() > 0
+
+
 def test_blur_sigma_in_mm() -> None:
     case = cases.phantom(3)
     _, p = _run("blur", case, 2)
@@ -246,3 +260,17 @@ def test_quantization_keeps_flat_images_and_block_structure() -> None:
     case = cases.phantom(2)
     err = np.abs(_run("quantization", case, 5)[0].image - case.image)[0]
     assert err.max() > 0 and err.max() < 0.5 * (case.image.max() - case.image.min())
+
+
+@pytest.mark.parametrize(("shape", "spacing"), [((80, 60), (0.5, 1.5)), ((20, 40, 40), (3.0, 0.8, 0.8))])
+def test_affine_moves_content_by_the_recorded_translation(shape: tuple[int, ...], spacing: tuple[float, ...]) -> None:
+    """TorchIO scales after translating: the content moved by scale × translation_mm (3–20 % off)."""
+    from scipy import ndimage as ndi
+
+    grid = np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing)], indexing="ij")
+    blob = np.exp(-sum(g ** 2 for g in grid) / (2 * 4.0 ** 2)).astype(np.float32)  # centred, sigma 4 mm
+    case = Case(image=blob[None], label=(blob > 0.5).astype(np.int64), spacing=spacing)
+    for seed in (0, 1):
+        out, p = _run("affine", case, 5, seed=seed)
+        moved = (np.asarray(ndi.center_of_mass(out.image[0])) - np.asarray(ndi.center_of_mass(blob))) * spacing
+        assert moved == pytest.approx(p["translation_mm"], abs=0.05 * max(spacing))

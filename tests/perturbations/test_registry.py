@@ -51,6 +51,9 @@ def test_unknown_family_and_options() -> None:
     ("spike", {"spikes": 0}, "'spikes' must be ≥ 1"),
     ("spike", {"spikes": 1.7}, "'spikes' must be a whole number"),
     ("spike", {"spikes": True}, "'spikes' must be a whole number"),
+    ("spike", {"spikes": 1000000}, "'spikes' must be ≤ 100"),  # compounding spikes gave values ~1e36
+    ("window_shift", {"level": 1e308}, "'level' must be ≤ 4000"),  # an all-inf image
+    ("window_shift", {"level": -5000}, "'level' must be ≥ -2000"),
     ("speckle", {"grain_px": 3}, "'grain_px' must be a list of 2 numbers"),
     ("speckle", {"grain_px": [1, float("nan")]}, "'grain_px' must be a finite number"),
     ("speckle", {"grain_px": [1, 0]}, "'grain_px' must be > 0"),
