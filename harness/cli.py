@@ -132,8 +132,11 @@ def list_(what: str = typer.Argument(..., help="suites | perturbations | metrics
     if what == "suites":
         from harness.suite import bundled_suites, load_suite
 
-        table.add_column("suite"), table.add_column("description"), table.add_column("path")
-        for name, path in bundled_suites().items():
+        suites = bundled_suites()
+        table.add_column("suite", no_wrap=True), table.add_column("description", overflow="fold")
+        # on one line, never cut (users copy it): the description column gives way
+        table.add_column("path", no_wrap=True, min_width=max((len(str(p)) for p in suites.values()), default=4))
+        for name, path in suites.items():
             table.add_row(name, load_suite(path).description, str(path))
     elif what == "perturbations":
         from harness.perturbations import available

@@ -52,6 +52,10 @@ class RunOptions:
     pdf: bool = False  # also write report.pdf through headless Chromium
     command_line: str = ""
 
+    def __post_init__(self) -> None:  # paths may be given as text (the Python API)
+        self.out = Path(self.out) if self.out is not None else None
+        self.baseline = Path(self.baseline) if self.baseline is not None else None
+
 
 @dataclass
 class RunResult:

@@ -427,10 +427,14 @@ def run_shift_evidence(run_dir: Path) -> list[ShiftEvidence]:
 
 
 def _derived_reference(cases: pd.DataFrame, site_attribute: str, attribute: str, site: str | None) -> str | None:
-    """The scanner of the reference site when that site uses one scanner only (else None: largest)."""
-    if not site or site_attribute not in cases.columns:
+    """The scanner of the reference site (``site``, else the largest) when that site uses one
+    scanner only (else None: the largest scanner)."""
+    if site_attribute not in cases.columns or attribute not in cases.columns:
         return None
     sites = site_labels(cases, site_attribute)
+    if sites.empty:
+        return None
+    site = site or choose_reference(sites.value_counts(), attribute=site_attribute)
     scanners = site_labels(cases, attribute).reindex(sites.index[sites == site]).dropna().unique()
     return str(scanners[0]) if len(scanners) == 1 else None
 

@@ -242,7 +242,8 @@ def load_card(card: Path) -> FileDataset:
         raise ConfigError(f"dataset card {card}: sources disagree on modality {sorted(modalities)}")
     if several and any(label_maps) and not all(label_maps):
         bare = [i + 1 for i, m in enumerate(label_maps) if not m]
-        raise ConfigError(f"dataset card {card}: [[sources]] #{', #'.join(map(str, bare))} have no label_values "
+        verb = "has" if len(bare) == 1 else "have"
+        raise ConfigError(f"dataset card {card}: [[sources]] #{', #'.join(map(str, bare))} {verb} no label_values "
                           "while other sources map raw mask values; give every source label_values (e.g. "
                           "{ \"1\" = 1 } for masks already 0/1), so no source's masks are read unmapped")
     classes = {frozenset((v for v in (m or {}).values())) for m in label_maps if m}

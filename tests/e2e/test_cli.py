@@ -242,3 +242,14 @@ def test_model_data_dimension_mismatch_exits_3(tmp_path: Path, capsys: pytest.Ca
                    "--out", str(tmp_path / "o"))
     assert code == 3
     assert "2D, data is 3D" in capsys.readouterr().err
+
+
+def test_list_suites_prints_whole_paths_in_a_narrow_terminal(capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 80 columns (pipes, CI logs) the path the docs tell users to copy was cut to '…/ad…'."""
+    from harness.suite import bundled_suites
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert run_cli("list", "suites") == 0
+    out = capsys.readouterr().out
+    assert all(str(path) in out for path in bundled_suites().values())

@@ -195,3 +195,15 @@ def test_the_dossier_names_the_weights_file_the_model_hash_covers(tiny_run: Path
     from harness.report.rundir import load_run
 
     assert ("weights file", "reference2d.pt") in identity(load_run(tiny_run))
+
+
+def test_python_api_takes_text_paths(tmp_path: Path) -> None:
+    """README's `harness.run(harness.RunOptions(..., out="runs/api"))`: a str out crashed
+    (AttributeError: 'str' object has no attribute 'is_file')."""
+    import harness
+
+    options = harness.RunOptions(suite="smoke", limit=1, workers=1, out=str(tmp_path / "api"),
+                                 baseline=str(tmp_path / "nowhere"))
+    assert isinstance(options.out, Path) and isinstance(options.baseline, Path)
+    result = harness.run(harness.RunOptions(suite="smoke", limit=1, workers=1, out=str(tmp_path / "api")))
+    assert result.exit_code == 0 and (tmp_path / "api" / "summary.json").is_file()

@@ -138,6 +138,10 @@ def test_site_drop_gate_outcomes() -> None:
     assert missing[0].outcome == "INCONCLUSIVE" and "hospital" in missing[0].detail
     by_scanner = site_drop_gate({**gate, "attribute": "scanner"}, _context(records, cases))
     assert [g.name for g in by_scanner] == ["site-dice[S2]"]  # S1 (A, B) is the larger: the reference
+    # no reference_site: the largest site's scanner, even when another scanner has more cases
+    records3, cases3 = make_tables({"A": 20, "C": 15, "D": 15}, dice={"A": 0.9, "C": 0.9, "D": 0.9}, sd=0.02, seed=5)
+    default = site_drop_gate({**gate, "attribute": "scanner"}, _context(records3, cases3))
+    assert [g.name for g in default] == ["site-dice[S2]"] and "vs reference S1" in default[0].detail
     # with a reference site, a scanner gate compares with that site's scanner, as the report does
     from_site = site_drop_gate({**gate, "attribute": "scanner"}, _context(records, cases, reference_site="C"))
     assert [g.name for g in from_site] == ["site-dice[S1]"] and "vs reference S2" in from_site[0].detail

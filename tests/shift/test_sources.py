@@ -84,7 +84,7 @@ def _two_sources(tmp_path: Path, card: str) -> Path:
 @pytest.mark.parametrize(("change", "fragment"), [
     (('site = "south"', 'site = ""'), r"\[\[sources\]\] #2.site: expected a non-empty string"),
     (('site = "south"', 'site = "south "'), "has leading or trailing spaces"),
-    (('label_values = { "1" = 1 }\n', ""), r"\[\[sources\]\] #2 have no label_values while other sources map"),
+    (('label_values = { "1" = 1 }\n', ""), r"\[\[sources\]\] #2 has no label_values while other sources map"),
     (('scanner = "GE"', 'scanner = "Siemens"'), None),  # agrees with nothing in n.csv: fine
 ])
 def test_source_keys_that_would_mislead_the_site_analysis_are_refused(tmp_path: Path, change, fragment) -> None:
