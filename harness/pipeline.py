@@ -111,8 +111,9 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     labels = _labels(suite, dataset, model)
     _check_gate_labels(suite, labels)
     _check_label_values(first, dataset, model)
+    mask_classes, named_by = _named_classes(dataset, model)
     plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families,
-                mask_classes=_mask_classes(dataset, model))
+                mask_classes=mask_classes, mask_named_by=named_by)
     return suite, dataset, model, plan, notes
 
 
@@ -149,28 +150,29 @@ def _check_gate_labels(suite: Suite, labels: dict[int, str]) -> None:
                           f"scored: {scored}")
 
 
-def _mask_classes(dataset: Dataset, model: Any) -> frozenset[int] | None:
-    """The classes the data or the model names; None when nothing is named (the classes are
-    whatever the masks hold)."""
-    return frozenset({int(k) for k in dataset.label_names} | {int(k) for k in model.labels}) or None
+def _named_classes(dataset: Dataset, model: Any) -> tuple[frozenset[int] | None, str]:
+    """The classes named for the masks and who names them: the data's (its label names) when it
+    names any, else the model's; None when nobody does (the classes are whatever the masks hold)."""
+    if dataset.label_names:
+        return frozenset(int(k) for k in dataset.label_names), "the data (its label names)"
+    return frozenset(int(k) for k in model.labels) or None, "the model (its card's labels)"
 
 
 def _check_label_values(first: Any, dataset: Dataset, model: Any) -> None:
-    """Refuse a first case whose mask holds values that neither the data nor the model names as
+    """Refuse a first case whose mask holds values that the data (else the model) does not name as
     classes (a 0/255 PNG mask read without ``label_values`` would score Dice 0 everywhere); later
     cases are checked as they are read (``Plan.load``: their items become ERROR)."""
-    known = _mask_classes(dataset, model)
+    known, named_by = _named_classes(dataset, model)
     if known:
-        check_named_classes(first.case_id, np.unique(first.label).tolist(), known, named_by="the data or the model")
+        check_named_classes(first.case_id, np.unique(first.label).tolist(), known, named_by=named_by)
 
 
 def _labels(suite: Suite, dataset: Dataset, model: Any) -> dict[int, str]:
-    """The classes scored: the data's and the model's names (background 0 is never scored),
-    restricted to the suite's ``labels``."""
-    names = dict(dataset.label_names) or dict(model.labels)
-    for k, v in model.labels.items():
-        if int(k) not in names:  # a class only the model has: a name the data uses for another is marked
-            names[int(k)] = str(v) if str(v) not in names.values() else f"{v} (model class {k})"
+    """The classes scored: the data's (the reference defines what is measured), or the model's when
+    the data names none (background 0 is never scored), restricted to the suite's ``labels``. A
+    class only the model has is not scored: against a reference that never holds it, its Dice is 1
+    while the model keeps off it and 0 otherwise, which would only move the mean."""
+    names = {int(k): str(v) for k, v in (dataset.label_names or model.labels).items()}
     names.pop(0, None)
     if not names:
         names = {1: "foreground"}
@@ -178,8 +180,8 @@ def _labels(suite: Suite, dataset: Dataset, model: Any) -> dict[int, str]:
         return dict(sorted(names.items()))
     unknown = [k for k in suite.labels if k not in names]
     if unknown:
-        raise ConfigError(f"suite {suite.path}: [suite].labels {unknown} are not classes of the data/model "
-                          f"({names})")
+        raise ConfigError(f"suite {suite.path}: [suite].labels {unknown} are not classes of the data (or of the "
+                          f"model when the data names none): {names}")
     return {k: names[k] for k in suite.labels}
 
 

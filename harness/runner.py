@@ -41,7 +41,8 @@ class Plan:
     model_spec: str | None
     labels: dict[int, str]
     families: dict[str, tuple[str, dict[str, Any]]]  # record label -> (family, options)
-    mask_classes: frozenset[int] | None = None  # classes the data or the model names; None: any mask value
+    mask_classes: frozenset[int] | None = None  # classes the data (else the model) names; None: any mask value
+    mask_named_by: str = "the data or the model"  # who named them, for the error
 
     def load(self, case_id: str) -> Case:
         """Read a case; a mask holding values outside ``mask_classes`` is refused (ConfigError naming
@@ -49,7 +50,7 @@ class Plan:
         case = self.dataset.load(case_id)
         if self.mask_classes:
             check_named_classes(case_id, np.unique(case.label).tolist(), self.mask_classes,
-                                named_by="the data or the model")
+                                named_by=self.mask_named_by)
         return case
 
 

@@ -168,7 +168,7 @@ def test_unmapped_mask_values_on_a_later_case_are_error_records(tmp_path: Path) 
     assert set(records.loc[records["case_id"] == "a", "status"]) == {"OK"}
     later = records[records["case_id"] == "b"]
     assert set(later["status"]) == {"ERROR"} and later["error"].str.startswith(
-        "cannot load case: ConfigError: case b: label values [255] are not classes of the data or the model [1, 2]").all()
+        "cannot load case: ConfigError: case b: label values [255] are not classes of the data (its label names) [1]").all()
 
 
 @pytest.mark.parametrize("args, fragment", [
