@@ -1,7 +1,7 @@
 """``harness validate-model --model CARD [--data ...]``: run one case and show what the model does.
 
 :func:`validate_model` prints a table (input and output shapes and dtypes, declared and predicted
-classes, Dice against the reference, time per case, whether gradients flow) and returns it; a model
+classes, Dice against the case's own mask, time per case, whether gradients flow) and returns it; a model
 failure is printed as an ERROR row, then re-raised as :class:`~harness.errors.ModelError`.
 :func:`validate_model_command` is the typer command the CLI registers: same output, and it returns
 the exit code (0 OK, 2 the model failed); a bad card or dataset raises ConfigError (exit 3).
@@ -83,6 +83,8 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
     table.add_row("format", str(card["model"]["format"]))
     table.add_row("card", str(card.get("source") or "(bare model file: defaults)"))
     table.add_row("sha256", loaded.sha256)
+    if getattr(loaded, "runs_on", ""):
+        table.add_row("runs on", loaded.runs_on)
     table.add_row("intended use", card["model"].get("intended_use") or "(not stated)")
     table.add_row("declared classes", ", ".join(f"{k} {v}" for k, v in loaded.labels.items()))
     table.add_row("preprocessing", ", ".join(f"{k}={card['input'][k]}" for k in
@@ -109,7 +111,7 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
                   else f"{pred.probabilities.dtype} {pred.probabilities.shape}")
     values, counts = np.unique(pred.labels, return_counts=True)
     table.add_row("predicted classes", ", ".join(f"{v}: {c} voxels" for v, c in zip(values, counts)))
-    table.add_row("Dice vs reference", ", ".join(f"{loaded.labels.get(k, k)} {_dice(pred.labels, case.label, k):.3f}"
+    table.add_row("Dice vs the case's mask", ", ".join(f"{loaded.labels.get(k, k)} {_dice(pred.labels, case.label, k):.3f}"
                                                  for k in loaded.labels))
     table.add_row("time per case", elapsed)
     table.add_row("gradients", _gradient_check(loaded, case.image))

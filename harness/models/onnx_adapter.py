@@ -37,18 +37,21 @@ class OnnxModel(Model):
                               + ("missing; point it at the .onnx file" if path is None else
                                  f"file {path} does not exist; fix the path (relative to the card)"))
         available = set(ort.get_available_providers())
-        missing = [p for p in card.model.providers if p not in available]
-        if missing:
-            raise ConfigError(f"{card.where}: [model] providers: {missing} not available in this "
-                              f"onnxruntime (available: {sorted(available)})")
+        # a preference list, as onnxruntime reads it: those this installation lacks are skipped
+        usable = [p for p in card.model.providers if p in available]
+        if not usable:
+            raise ConfigError(f"{card.where}: [model] providers: none of {list(card.model.providers)} is available "
+                              f"in this onnxruntime (available: {sorted(available)}); add \"CPUExecutionProvider\"")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only; warnings would be printed, not raised
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=options,
-                                                providers=list(card.model.providers))
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=usable)
         except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
             raise ConfigError(f"{card.where}: {path.name} is not a loadable ONNX model "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        skipped = [p for p in card.model.providers if p not in available]
+        self.runs_on = ", ".join(self.session.get_providers()) + (f" ({', '.join(skipped)} not available here)"
+                                                                  if skipped else "")
         graph_input = self.session.get_inputs()[0]
         self._input_name = graph_input.name
         self._dtype = _DTYPES.get(graph_input.type, np.float32)

@@ -24,7 +24,7 @@ def test_validate_torch_model(unet3d):
     assert buffer.getvalue() == text  # printed and returned
     for expected in ("tiny-unet-3d", "float32 (1, 32, 64, 64)", "int64 (32, 64, 64)",
                      "float32 (3, 32, 64, 64)", "1 organ, 2 lesion",
-                     "time per case", "yes (|∂logits/∂image|", "tests only", "OK", "Dice vs reference"):
+                     "time per case", "yes (|∂logits/∂image|", "tests only", "OK", "Dice vs the case's mask"):
         assert expected in text, expected
 
 
