@@ -201,6 +201,7 @@ def baseline_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult
     adj = dict(zip(raw, adjust_pvalues(np.array(list(raw.values()), float), method=method))) if raw else {}
     adj0 = dict(zip(raw0, adjust_pvalues(np.array(list(raw0.values()), float), method=method))) if raw0 else {}
     note = f"; {len(changed)} case(s) with different image/label hashes left out (e.g. {changed[0]})" if changed else ""
+    note += _setup_differences(Path(cfg["baseline"]), suite)
     results = []
     for key, values in diffs.items():
         gname = f"{name}[{key}]"
@@ -221,6 +222,23 @@ def baseline_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult
             f"over {len(values)} paired cases; H1 regression > margin {margin:g}: p_adj {adj[key]:.3g} "
             f"({method}, {cfg['test']}; α {alpha:g}){why}{note}")))
     return results
+
+
+def _setup_differences(path: Path, suite: Any) -> str:
+    """What the baseline run did differently from this one (seed, suite), for the gate detail: the
+    comparison assumes the same suite, data and seed (docs/ci.md)."""
+    try:
+        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    differences = []
+    seed = getattr(suite, "seed", None)
+    if seed is not None and summary.get("seed") is not None and summary["seed"] != seed:
+        differences.append(f"seed {summary['seed']} (this run {seed}: other perturbation draws)")
+    base_suite = summary.get("suite") or {}
+    if getattr(suite, "sha256", None) and base_suite.get("sha256") and base_suite["sha256"] != suite.sha256:
+        differences.append(f"suite {base_suite.get('name', '?')!r} of other content (sha256 {base_suite['sha256'][:12]}…)")
+    return f"; NOTE the baseline ran with {' and '.join(differences)}" if differences else ""
 
 
 def comparison_table(records: pd.DataFrame, cases: pd.DataFrame, base_records: pd.DataFrame,

@@ -146,3 +146,22 @@ def test_the_suite_alpha_applies_when_the_gate_has_none(base: Path) -> None:
     loose = dataclasses.replace(context, suite=dataclasses.replace(context.suite, alpha=0.5))
     assert "α 0.001" in baseline_gate(gate, strict)[0].detail and "α 0.5" in baseline_gate(gate, loose)[0].detail
     assert "α 0.05" in baseline_gate({**gate, "alpha": 0.05}, loose)[0].detail  # the gate's own α wins
+
+
+def test_a_baseline_run_with_another_seed_or_suite_is_noted(base: Path) -> None:
+    """The comparison assumes the same suite, data and seed; another seed or suite was accepted
+    without a word (a same-model run at another seed showed a 'regression')."""
+    import json
+
+    context = _context(base)
+    summary = json.loads((base / "summary.json").read_text())
+    summary["suite"]["sha256"] = context.suite.sha256
+    (base / "summary.json").write_text(json.dumps(summary))
+    assert "NOTE" not in baseline_gate(_gate(base), context)[0].detail
+    other_seed = dataclasses.replace(context, suite=dataclasses.replace(context.suite, seed=5))
+    assert "NOTE the baseline ran with seed 0 (this run 5: other perturbation draws)" in \
+        baseline_gate(_gate(base), other_seed)[0].detail
+    summary["suite"]["sha256"] = "c" * 64
+    (base / "summary.json").write_text(json.dumps(summary))
+    assert "NOTE the baseline ran with suite 'synthetic' of other content (sha256 cccccccccccc…)" in \
+        baseline_gate(_gate(base), context)[0].detail
