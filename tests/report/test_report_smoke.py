@@ -35,6 +35,8 @@ def test_report_structure(smoke_run: Path) -> None:
     assert f'class="verdict {summary["outcome"]}"' in html
     for gate in summary["gates"]:
         assert gate["name"] in html
+    # the model card's intended use, which the docs say every report prints (it was dossier-only)
+    assert summary["model"]["intended_use"] and f"Intended use (model card): {summary['model']['intended_use']}" in html
     assert html.count("data:image/svg+xml;base64,") >= 3  # severity curves
     assert "Corruption error" in html and "Relative dice degradation" in html
     # k worst cases with overlays, uncertainty and (differentiable reference model) saliency
