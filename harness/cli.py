@@ -117,10 +117,7 @@ def validate_suite(suite: str = typer.Argument(..., help="Suite name or TOML pat
     """Check a suite file against the schema (exit 0 valid, 3 invalid)."""
     from harness.suite import load_suite
 
-    parsed = load_suite(suite)
-    from harness.runner import build_families
-
-    build_families(parsed)  # unknown families and bad options, as `harness run` checks them
+    parsed = load_suite(suite, build_families=True)  # every problem in one list, families and options too
     out_console.print(f"{parsed.path}: valid ({len(parsed.perturbations)} perturbations, {len(parsed.gates)} gates, "
                       f"metrics {', '.join(parsed.metrics)})")
 

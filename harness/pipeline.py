@@ -74,7 +74,7 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
         raise ConfigError(f"--executor {options.executor!r}: choose 'local' or 'dask'")
     if options.scheduler and options.executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
-    suite = load_suite(options.suite)
+    suite = load_suite(options.suite, build_families=True)
     if options.seed is not None:
         suite = dataclasses.replace(suite, seed=options.seed)
     if options.cohorts:

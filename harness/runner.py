@@ -26,6 +26,7 @@ from harness.datasets.base import Dataset
 from harness.datasets.label_values import check_named_classes
 from harness.errors import ConfigError, ModelError
 from harness.perturbations import Perturbation
+from harness.perturbations import build as build_perturbation
 from harness.perturbations import get as get_perturbation
 from harness.records import CLEAN, Journal, WorkItem
 from harness.seeds import item_seed
@@ -61,13 +62,11 @@ def build_families(suite: Suite) -> list[tuple[Any, Perturbation]]:
     """
     built, problems = [], []
     for spec in suite.perturbations:
-        where = f"perturbation {spec.label!r}: " if spec.label != spec.family else ""
-        try:
-            built.append((spec, get_perturbation(spec.family, **spec.options)))
-        except ConfigError as exc:
-            problems.append(where + str(exc))
-        except TypeError as exc:
-            problems.append(f"perturbation {spec.label!r}: bad options {spec.options} ({exc})")
+        family = build_perturbation(spec.family, spec.options, label=spec.label)
+        if isinstance(family, str):
+            problems.append(family)
+        else:
+            built.append((spec, family))
     if problems:
         raise ConfigError(f"suite {suite.path}: perturbations cannot run:", problems=problems)
     return built

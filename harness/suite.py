@@ -168,8 +168,9 @@ def _parse_gate(i: int, table: Any, problems: list[str]) -> dict[str, Any] | Non
     return dict(table)
 
 
-def parse_suite(text: str, *, path: Path) -> Suite:
-    """Parse and validate suite TOML; ConfigError listing every problem found."""
+def parse_suite(text: str, *, path: Path, build_families: bool = False) -> Suite:
+    """Parse and validate suite TOML; ConfigError listing every problem found (with
+    ``build_families``: unknown families and bad family options too, as ``harness run`` finds them)."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -186,6 +187,11 @@ def parse_suite(text: str, *, path: Path) -> Suite:
                      if (p := _parse_perturbation(i, t, problems)) is not None]
     for dup in _repeated(p.label for p in perturbations):
         problems.append(f"[[perturbations]]: {dup!r} appears twice; give one of them a distinct 'name'")
+    if build_families:
+        from harness.perturbations import build
+
+        problems.extend(reason for p in perturbations
+                        if isinstance(reason := build(p.family, p.options, label=p.label), str))
     gates = [g for i, t in enumerate(_listed(doc, "gates")) if (g := _parse_gate(i, t, problems)) is not None]
     _check_gate_families(gates, {p.label for p in perturbations}, problems)
     labels_value = head.get("labels", "all")
@@ -283,11 +289,12 @@ def _check_metric_names(metrics: Any, gates: list[dict[str, Any]], options: Any,
                             f"add it to [suite].metrics")
 
 
-def load_suite(spec: str | Path) -> Suite:
-    """Load a suite by bundled name or path (ConfigError naming the file on any problem)."""
+def load_suite(spec: str | Path, *, build_families: bool = False) -> Suite:
+    """Load a suite by bundled name or path (ConfigError naming the file on any problem; with
+    ``build_families``, also every family that cannot be built with its options, in the same list)."""
     path = resolve_suite_path(spec)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"suite {path}: cannot read ({exc})") from exc
-    return parse_suite(text, path=path)
+    return parse_suite(text, path=path, build_families=build_families)

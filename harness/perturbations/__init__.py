@@ -32,6 +32,19 @@ def available() -> dict[str, type[Perturbation]]:
     return found
 
 
+def build(name: str, options: dict[str, Any], *, label: str | None = None) -> Perturbation | str:
+    """Family ``name`` built with ``options``, or the one-line reason it cannot be (unknown family,
+    bad options; naming the suite's ``label`` when it differs from the name) — for checks that
+    list every problem of a suite at once."""
+    where = f"perturbation {label!r}: " if label and label != name else ""
+    try:
+        return get(name, **options)
+    except ConfigError as exc:
+        return where + str(exc)
+    except TypeError as exc:  # a plugin family whose __init__ does not take these options
+        return f"{where}bad options {options} ({exc})"
+
+
 def get(name: str, **options: Any) -> Perturbation:
     """An instance of family ``name`` (or of a ``"package.module:Class"`` reference)."""
     if ":" in name:
@@ -43,7 +56,11 @@ def get(name: str, **options: Any) -> Perturbation:
         return cls(**options)
     families = available()
     if name not in families:
-        raise ConfigError(f"unknown perturbation {name!r}; available: {', '.join(sorted(families))}")
+        import difflib
+
+        close = difflib.get_close_matches(name, list(families), n=1)
+        raise ConfigError(f"unknown perturbation {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                          + f"; available: {', '.join(sorted(families))}")
     return families[name](**options)
 
 

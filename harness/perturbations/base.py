@@ -91,21 +91,22 @@ class Perturbation(ABC):
         """``options`` come from the suite's ``[perturbations.options]`` table. When the family
         declares ``options_doc``, unknown names, values outside ``choices`` and numbers of the
         wrong type or range (``numbers``) raise ``ConfigError`` (exit 3, before any model call)."""
+        problems = []  # all of them in one message: a suite author fixes them in one round
         if self.options_doc is not None:
             unknown = sorted(set(options) - set(self.options_doc))
             if unknown:
                 accepted = ", ".join(sorted(self.options_doc)) or "none"
-                raise ConfigError(f"perturbation {self.name!r}: unknown option(s) {', '.join(unknown)}; "
-                                  f"accepted: {accepted}")
+                problems.append(f"unknown option(s) {', '.join(unknown)}; accepted: {accepted}")
         for key, allowed in self.choices.items():
             if key in options and options[key] not in allowed:
-                raise ConfigError(f"perturbation {self.name!r}: option {key!r} "
-                                  f"{must_be_one_of(allowed, options[key])}")
+                problems.append(f"option {key!r} {must_be_one_of(allowed, options[key])}")
         for key, spec in self.numbers.items():
             problem = spec.problem(options[key]) if key in options else None
             if problem:
-                raise ConfigError(f"perturbation {self.name!r}: option {key!r} {problem}, got {options[key]!r}; "
-                                  f"{(self.options_doc or {}).get(key, '')}".rstrip("; "))
+                problems.append(f"option {key!r} {problem}, got {options[key]!r}; "
+                                f"{(self.options_doc or {}).get(key, '')}".rstrip("; "))
+        if problems:
+            raise ConfigError(f"perturbation {self.name!r}: " + "; and ".join(problems))
         self.options = dict(options)
 
     def bind_model(self, model: Any) -> None:

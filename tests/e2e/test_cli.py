@@ -202,6 +202,23 @@ def test_validate_suite_checks_perturbation_options(tmp_path: Path, capsys: pyte
     assert "perturbation 'spikes-x2': perturbation 'spike': option 'spikes'" in err
 
 
+def test_validate_suite_lists_every_problem_in_one_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Schema problems, then an unknown family, then each bad option came one run at a time (three
+    rounds of fixing in CI)."""
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nname = "s"\nalpah = 0.05\n'
+                     '[[perturbations]]\nfamily = "gausian_noise"\n'
+                     '[[perturbations]]\nfamily = "gamma"\noptions = { direction = "sideways", foo = 1 }\n'
+                     '[[gates]]\nname = "g"\ncheck = "clean"\nmetric = "dice"\nmax = 0.5\n')
+    assert run_cli("validate-suite", str(suite)) == 3
+    err = " ".join(capsys.readouterr().err.split())
+    for fragment in ("unknown key 'alpah' (did you mean 'alpha'?)",
+                     "unknown perturbation 'gausian_noise' (did you mean 'gaussian_noise'?)",
+                     "perturbation 'gamma': unknown option(s) foo; accepted: direction; and option 'direction' must be "
+                     "one of both, up, down", "its threshold is 'min', not 'max'"):
+        assert fragment in err, fragment
+
+
 @pytest.mark.parametrize(("cohorts", "attributes", "fragment"), [
     ("", "", "need cohorts: set [suite].cohorts"),
     ('cohorts = ["sex"]\n', 'attributes = ["sexx"]\n', "attribute(s) ['sexx'] are not among the cohorts analysed (sex)"),
