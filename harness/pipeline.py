@@ -111,10 +111,26 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     labels = _labels(suite, dataset, model)
     _check_gate_labels(suite, labels)
     _check_label_values(first, dataset, model)
+    notes = notes + _fallback_note(families, model)
     mask_classes, named_by = _named_classes(dataset, model)
     plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families,
                 mask_classes=mask_classes, mask_named_by=named_by)
     return suite, dataset, model, plan, notes
+
+
+def _fallback_note(families: dict[str, tuple[str, dict[str, Any]]], model: Any) -> list[str]:
+    """A run note when white-box attacks will run as the black-box Square attack (the model has no
+    gradients): their gates keep the white-box names, and the fallback is otherwise in params only."""
+    from harness.perturbations import get as get_family
+    from harness.perturbations.adversarial._torch import is_differentiable
+
+    if is_differentiable(model):
+        return []
+    fallen = [label for label, (family, options) in families.items()
+              if getattr(get_family(family, **options), "threat", "") == "whitebox"
+              and options.get("nondifferentiable", "blackbox") == "blackbox"]
+    return [f"white-box attack(s) {', '.join(fallen)} run as the black-box square_attack at the same ε: the "
+            "model has no gradients (params: fallback; set nondifferentiable = \"error\" to refuse)"] if fallen else []
 
 
 def _check_cohorts(suite: Suite, dataset: Dataset) -> None:

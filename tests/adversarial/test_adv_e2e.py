@@ -103,3 +103,16 @@ def test_attack_suite_runs_end_to_end(tmp_path):
     assert set(table["perturbation"]) == {"random_linf", "fgsm", "square_attack"}
     assert isinstance(table, pd.DataFrame) and table["n"].eq(1).all()
     assert {g.name for g in result.gates} >= {"robust-cases[fgsm]", "robust-cases[square_attack]"}
+
+
+def test_a_run_notes_white_box_attacks_that_fall_back(tmp_path):
+    """The fallback was recorded in each record's params only, under a gate still named fgsm."""
+    from harness.pipeline import _fallback_note
+
+    families = {"fgsm": ("fgsm", {}), "pgd-strict": ("pgd_linf", {"nondifferentiable": "error"}),
+                "square_attack": ("square_attack", {}), "noise": ("gaussian_noise", {})}
+    (note,) = _fallback_note(families, fakes.LabelsOnlyModel())
+    assert note.startswith("white-box attack(s) fgsm run as the black-box square_attack at the same ε")
+    from harness.models import load_model
+
+    assert _fallback_note(families, load_model(None, ndim=2)) == []  # the reference U-Net has gradients
