@@ -226,6 +226,8 @@ def _aliases(groups_by_attr: dict[str, pd.Series]) -> list[str]:
     seen: dict[tuple, str] = {}
     notes = []
     for name, labels in groups_by_attr.items():
+        if labels.dropna().nunique() < 2:  # one group: nothing is tested, so nothing is counted twice
+            continue
         key = tuple(pd.factorize(labels.astype("object"), use_na_sentinel=True)[0])
         if key in seen:
             notes.append(f"{name} defines the same groups as {seen[key]} (aliased attributes; consider listing one)")

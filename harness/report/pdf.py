@@ -46,6 +46,10 @@ def require_chromium() -> str:
     """The Chromium path, or PdfError (exit 3) with how to install it."""
     found = find_chromium()
     if not found:
+        explicit = os.environ.get("HARNESS_CHROMIUM")
+        if explicit:
+            raise PdfError(f"--pdf: HARNESS_CHROMIUM={explicit} is neither a file nor a command on PATH; point "
+                           "it at a Chrome/Chromium/Edge executable, or unset it to search PATH")
         raise PdfError(MISSING)
     return found
 

@@ -152,6 +152,10 @@ def test_aliased_attributes_are_noted():
     cases["scanner"] = cases["site"].map({"A": "s1", "B": "s2", "C": "s3"})
     result = fairness_tables(records, cases, cohorts=["site", "scanner"], metrics=["dice"], **FAST)
     assert any("scanner defines the same groups as site" in note for note in result.notes)
+    # attributes with a single group (BUS-BRA --limit 4: one BIRADS, one Device) are not "aliased"
+    cases["ward"], cases["unit"] = "W1", "U1"
+    single = fairness_tables(records, cases, cohorts=["site", "ward", "unit"], metrics=["dice"], **FAST)
+    assert not any("unit defines the same groups" in note for note in single.notes)
 
 
 def _with_tiny_site(n: int = 60, seed: int = 5, tiny: int = 4):

@@ -55,6 +55,11 @@ def test_missing_chromium_is_a_clear_configuration_error(smoke_run: Path, tmp_pa
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("HARNESS_CHROMIUM", str(tmp_path / "no-such-browser"))
     assert find_chromium() is None
+    with pytest.raises(PdfError, match=r"HARNESS_CHROMIUM=.*no-such-browser is neither a file nor a command"):
+        html_to_pdf(smoke_run / "report.html", tmp_path / "x.pdf")  # the bad setting is named
+    monkeypatch.setenv("HARNESS_CHROMIUM", "")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no browser anywhere
+    assert find_chromium() is None
     with pytest.raises(PdfError, match="needs headless Chromium"):
         html_to_pdf(smoke_run / "report.html", tmp_path / "x.pdf")
     assert main(["report", str(smoke_run), "--pdf"]) == 3
