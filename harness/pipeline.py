@@ -350,6 +350,7 @@ def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, re
         "seconds": round(seconds, 3),
         "workers": workers,
         "command_line": options.command_line,
+        "strict": options.strict,  # WARN / INCONCLUSIVE also fail the run (exit 1)
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "platform": {"python": sys.version.split()[0], "machine": platform.machine(),
                      "system": platform.platform(), "numpy": numpy.__version__, "torch": torch.__version__},

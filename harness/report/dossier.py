@@ -124,7 +124,14 @@ def acceptance_criteria(run: RunDir) -> list[dict[str, Any]]:
     declared = {str(g.get("name")) for g in run.suite_gates}
     added = sorted({g["name"].split("[", 1)[0] for g in run.summary.get("gates", [])} - declared - {"model-errors", "run-complete"})
     for name in added:
-        rows.append({"name": name, "check": name, "metric": "", "criteria": "defaults (see docs/report.md)",
+        criteria, metric = "defaults (see docs/report.md)", ""
+        if name == "baseline":  # the gate --baseline adds: its defaults, with the suite's alpha
+            from harness.baseline import DEFAULTS
+
+            values = {**DEFAULTS, "alpha": run.settings.get("alpha", DEFAULTS["alpha"])}
+            metric = str(values["metric"])
+            criteria = ", ".join(f"{k} = {values[k]}" for k in ("margin", "alpha", "min_cases", "test"))
+        rows.append({"name": name, "check": name, "metric": metric, "criteria": criteria,
                      "meaning": GATE_KINDS.get(name, ""), "description": "", "source": "command line (--baseline)"})
     return rows
 

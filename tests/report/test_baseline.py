@@ -165,3 +165,19 @@ def test_a_baseline_run_with_another_seed_or_suite_is_noted(base: Path) -> None:
     (base / "summary.json").write_text(json.dumps(summary))
     assert "NOTE the baseline ran with suite 'synthetic' of other content (sha256 cccccccccccc…)" in \
         baseline_gate(_gate(base), context)[0].detail
+
+
+def test_dossier_states_the_added_baseline_gate_and_strict(tmp_path: Path) -> None:
+    """The gate --baseline adds read "defaults (see docs/report.md)"; a --strict run's exit rule was missing."""
+    import json
+
+    from harness.report.html import render
+    from harness.report.rundir import load_run
+
+    gates = [{"name": "baseline[clean]", "outcome": "WARN", "value": 0.01, "threshold": 0.02, "detail": "d"}]
+    run = make_run(tmp_path / "run", case_ids=IDS, gates=gates)
+    html = render(load_run(run), "dossier")
+    assert "margin = 0.02, alpha = 0.05, min_cases = 5, test = permutation" in html and "--strict" not in html
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "strict": True}))
+    assert "this run used\n<code>--strict</code> — a gate is WARN or INCONCLUSIVE (1)" in render(load_run(run), "dossier")
