@@ -210,6 +210,15 @@ def test_onnx_fixed_shape_becomes_patch_size(unet2d, tmp_path, case2d):
         torch.onnx.export(unet2d.network, (torch.zeros(1, 1, 64, 64),), str(path), dynamo=False)
     model = load_model(path)
     assert model.patch_size == (64, 64) and model.batching is False
+    import io
+
+    from rich.console import Console
+
+    from harness.models.command_line import validate_model
+
+    table = validate_model(str(path), console=Console(file=io.StringIO()))
+    rows = dict(zip(table.columns[0]._cells, table.columns[1]._cells))
+    assert "patch_size=(64, 64)" in rows["preprocessing"]  # the effective size, not the card's None
     assert model.check_input(channels=2, ndim=2)  # the graph takes one channel
     pred = model.predict(case2d.image, case2d.spacing)
     assert pred.labels.shape == case2d.label.shape
