@@ -52,9 +52,11 @@ class RunOptions:
     pdf: bool = False  # also write report.pdf through headless Chromium
     command_line: str = ""
 
-    def __post_init__(self) -> None:  # paths may be given as text (the Python API)
+    def __post_init__(self) -> None:  # the Python API may give paths as text and cohorts as "a,b"
         self.out = Path(self.out) if self.out is not None else None
         self.baseline = Path(self.baseline) if self.baseline is not None else None
+        if isinstance(self.cohorts, str):
+            self.cohorts = [c.strip() for c in self.cohorts.split(",") if c.strip()]
 
 
 @dataclass

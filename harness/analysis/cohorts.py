@@ -84,7 +84,9 @@ def _is_numeric(col: pd.Series) -> bool:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}"
+    """An edge as written (the shortest text that reads back as the same number, no exponent):
+    quantile edges may keep more than 6 digits to stay distinct (dates such as 20150103)."""
+    return np.format_float_positional(float(x), trim="-")
 
 
 def _interval_labels(edges: np.ndarray) -> list[str]:

@@ -96,7 +96,8 @@ def _case_metadata(card: Path, where: str, tables: list[MetadataTable], key: str
             raise _fail(card, f"{where}.metadata", f"no row for case {key!r} (nor {stem!r}) in column "
                         f"{t.key!r} of {t.csv}")
         for column, value in row.items():
-            if column in meta and meta[column] != value and column != t.key:  # key columns may differ in form
+            if (column in meta and coerce_cell(meta[column]) != coerce_cell(value)  # " F" is "F"
+                    and column != t.key):  # key columns may differ in form
                 raise _fail(card, f"{where}.metadata", f"column {column!r} disagrees for case {key!r}: "
                             f"{meta[column]!r} in {source[column]}, {value!r} in {t.csv}; rename or drop it in one CSV")
             meta.setdefault(column, value)
@@ -196,7 +197,7 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
                         "'key' captures nothing; make the group required and non-empty, e.g. (?P<key>.+)")
         meta = _case_metadata(card, where, metadata, key, image.name.split(".")[0])
         for column, value in extra.items():  # a source's site/scanner must not silently overwrite the CSV's
-            if column in meta and str(meta[column]) not in ("", str(value)):
+            if column in meta and meta[column] is not None and str(meta[column]) != str(value):  # None: a blank cell
                 raise _fail(card, f"{where}.{column}", f"{value!r} disagrees with the metadata column {column!r} "
                             f"({meta[column]!r} for case {key!r}); rename the column or drop the key")
         meta.update(extra)

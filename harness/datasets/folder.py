@@ -122,13 +122,25 @@ def _case_problems(files: CaseFiles, images: list[Probe], label: Probe) -> list[
     if files.spacing is not None and len(files.spacing) != len(label.shape):
         problems.append(f"the card's spacing {list(files.spacing)} needs one value per spatial axis "
                         f"({len(label.shape)})")
+    if files.spacing is not None:  # the card states the grid: the headers' geometry is not used
+        return problems
     for path, image in zip(files.images, images):
         if image.affine is None:
             continue
-        if files.spacing is None and any(not v > 0 for v in image.pixdim):
+        if any(not v > 0 for v in image.pixdim):
             problems.append(f"image {path} has voxel size {list(image.pixdim)} in its header (must be > 0); "
                             "fix the header or give spacing in a dataset card")
-        elif label.affine is not None and not np.allclose(image.affine, label.affine, rtol=1e-4, atol=1e-3):
+        elif label.affine is not None and not _same_grid(image, label):
             problems.append(f"label {files.label} is not on the grid of image {path} (their affines differ: "
-                            "voxel size, orientation or origin); resample or reorient the label to the image")
+                            "voxel size, orientation or origin); resample or reorient the label to the image "
+                            "(or, if they are aligned, state the grid with spacing in a dataset card)")
     return problems
+
+
+def _same_grid(image: Probe, label: Probe) -> bool:
+    """Whether a NIfTI label lies on its image's voxel grid: the same affine (rtol 1e-4, atol 1e-3 mm);
+    a label whose header places nothing in the world (sform and qform codes 0, as some tools write
+    masks) only needs the same voxel size."""
+    if not label.oriented:
+        return np.allclose(image.pixdim, label.pixdim, rtol=1e-4, atol=1e-3)
+    return bool(np.allclose(image.affine, label.affine, rtol=1e-4, atol=1e-3))

@@ -37,6 +37,7 @@ class Probe:
     channels: int
     affine: np.ndarray | None = None  # voxel -> world (mm), NIfTI only
     pixdim: tuple[float, ...] = ()  # the header's raw spacing per spatial axis (0 or < 0 when broken)
+    oriented: bool = False  # the header places the voxels in the world (sform or qform code > 0)
 
 
 def probe(path: Path, *, channel: int | None = None) -> Probe:
@@ -51,13 +52,15 @@ def probe(path: Path, *, channel: int | None = None) -> Probe:
                 raise ConfigError(f"{path}: {len(shape)}D NIfTI {shape}; give 2D/3D volumes, with channels "
                                   "on a 4th axis or in separate files")
             spatial, channels = (shape[:3], shape[3] if len(shape) == 4 else 1) if len(shape) >= 3 else (shape, 1)
-            return Probe(spatial, channels, np.asarray(img.affine, dtype=float), _raw_pixdim(path, img, len(spatial)))
+            oriented = int(img.header["sform_code"]) > 0 or int(img.header["qform_code"]) > 0
+            return Probe(spatial, channels, np.asarray(img.affine, dtype=float), _raw_pixdim(path, img, len(spatial)),
+                         oriented)
         from PIL import Image
 
         with Image.open(path) as img:
             _single_frame(img, path)
             width, height = img.size
-            bands = 1 if channel is not None else len(_image_mode(img))
+            bands = 1 if channel is not None else Image.getmodebands(_image_mode(img))  # "I;16": 1 band
             return Probe((height, width), bands)
     except ConfigError:
         raise

@@ -52,17 +52,19 @@ def read_metadata_csv(csv: Path, key: str | None = None, *, missing_key_hint: st
     return MetadataTable(csv, key, frame.set_index(key, drop=False))
 
 
+MISSING_CELLS = ("", "na", "n/a", "nan", "null")
 _NUMBER = re.compile(r"[+-]?(0|[1-9][0-9]*)(\.[0-9]*)?([eE][+-]?[0-9]+)?|[+-]?\.[0-9]+([eE][+-]?[0-9]+)?")
 
 
 def coerce_cell(value: str) -> str | int | float | None:
     """CSV cell -> int, float, str or None (missing), so numeric attributes stay numeric for binning.
 
-    Surrounding spaces are dropped (``" F"`` is ``"F"``); an empty cell, ``NA`` or ``NaN`` is missing;
-    codes with a leading zero (``"007"``, ``"01"``) or other digits-and-letters stay text.
+    Surrounding spaces are dropped (``" F"`` is ``"F"``); an empty cell, ``NA``, ``N/A``, ``NaN`` or
+    ``NULL`` (any case) is missing ("none" stays a value: it is a category in many tables); codes
+    with a leading zero (``"007"``, ``"01"``) or other digits-and-letters stay text.
     """
     text = value.strip()
-    if text.lower() in ("", "na", "nan", "n/a", "none", "null"):
+    if text.lower() in MISSING_CELLS:
         return None
     if not _NUMBER.fullmatch(text):
         return text

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from harness.runner import Plan
 
 MAX_START_FAILURES = 3
+START_TIMEOUT_MIN_S = 120.0  # a worker's start (building the model) may take this long whatever --item-timeout
 
 
 def describe_exit(code: int | None) -> str:
@@ -162,7 +163,7 @@ class ProcessPoolExecutor(Executor):
             while queue or any(w.batch is not None for w in pool):
                 while len(pool) < min(self.workers, len(queue) + sum(w.batch is not None for w in pool)):
                     pool.append(_Worker(ctx, plan))  # in the pool before it starts: never leaked
-                    pool[-1].start(self.timeout)
+                    pool[-1].start(self._start_timeout)
                 for w in pool:
                     if w.ready and w.batch is None and queue:
                         batch = queue.popleft()
@@ -194,8 +195,8 @@ class ProcessPoolExecutor(Executor):
                             self._lost(w, "", queue, fail, timeout=True)
                         elif not w.ready:  # still building its model
                             start_failures += 1
-                            failure = (f"TimeoutError: the worker did not start within {self.timeout:g}s "
-                                       "(building the model; --item-timeout)")
+                            failure = (f"TimeoutError: the worker did not start within {self._start_timeout:g}s "
+                                       f"(building the model; --item-timeout, at least {START_TIMEOUT_MIN_S:g}s)")
                     elif w.ready:
                         start_failures = 0
                 if start_failures >= MAX_START_FAILURES and not any(w.ready for w in pool):
@@ -214,6 +215,12 @@ class ProcessPoolExecutor(Executor):
                     interrupted = True
             if interrupted:
                 raise KeyboardInterrupt
+
+    @property
+    def _start_timeout(self) -> float | None:
+        """Seconds a worker may take to start: --item-timeout, but at least START_TIMEOUT_MIN_S (a model
+        load may take longer than one item); None without --item-timeout."""
+        return max(self.timeout, START_TIMEOUT_MIN_S) if self.timeout else None
 
     def _lost(self, w: _Worker, death: str, queue: deque[Batch], fail: Any, *, timeout: bool) -> None:
         """ERROR rows for what a killed/dead worker had in flight; queue the rest of its batch again."""

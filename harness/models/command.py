@@ -138,7 +138,9 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
 
 
 def kill_group(group: int) -> None:
-    """SIGKILL every process of process group ``group``; nothing when none is left."""
+    """SIGKILL every process of process group ``group``; nothing when none is left (or on Windows)."""
+    if not hasattr(os, "killpg"):  # pragma: no cover - Windows
+        return
     try:
         os.killpg(group, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -87,7 +87,8 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
         table.add_row("runs on", loaded.runs_on)
     table.add_row("intended use", card["model"].get("intended_use") or "(not stated)")
     table.add_row("declared classes", ", ".join(f"{k} {v}" for k, v in loaded.labels.items()))
-    effective = {**card["input"], "patch_size": getattr(loaded, "patch_size", None)}  # e.g. a fixed-size ONNX graph's
+    # the patch size in effect, e.g. a fixed-size ONNX graph's
+    effective = {**card["input"], "patch_size": getattr(loaded, "patch_size", card["input"]["patch_size"])}
     table.add_row("preprocessing", ", ".join(f"{k}={effective[k]}" for k in
                                              ("normalize", "pad_multiple", "patch_size", "spacing")))
     table.add_row("case", f"{getattr(dataset, 'name', 'data')}/{case.case_id}")

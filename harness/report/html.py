@@ -71,11 +71,11 @@ def _pval(value: Any, alpha: float | None = None) -> str:
     p = float(value)
     if p < 0.001:
         return "< 0.001"
-    for digits in range(2, 8):
+    for digits in range(2, 18):
         text = f"{p:.{digits}g}"
         if alpha is None or (float(text) < alpha) == (p < alpha):
-            break
-    return text
+            return text
+    return repr(p)  # exact: no shorter text stays on its side of alpha
 
 
 def environment() -> jinja2.Environment:

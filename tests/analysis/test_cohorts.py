@@ -98,6 +98,10 @@ def test_quartile_edges_keep_the_digits_that_separate_the_data() -> None:
     years = pd.Series([float(y) for y in range(2010, 2019)] * 10)
     assert bin_numeric(years, None, name="year").value_counts(sort=False).to_dict() == {
         "<2012": 20, "[2012, 2014)": 20, "[2014, 2016)": 20, "≥2016": 30}
+    dates = pd.Series([float(20150101 + i) for i in range(8)] * 2)  # YYYYMMDD: edges need 8 digits
+    binned = bin_numeric(dates, None, name="date")  # crashed: 6-digit labels of distinct edges collided
+    assert list(binned.cat.categories) == ["<20150102.8", "[20150102.8, 20150104.5)", "[20150104.5, 20150106.2)",
+                                           "≥20150106.2"] and binned.value_counts().eq(4).all()
     ages = pd.Series([21.0, 35, 48, 52, 60, 61, 77, 80] * 3)  # 3 digits suffice: still the readable edges
     assert list(bin_numeric(ages, None, name="age").cat.categories) == ["<44.8", "[44.8, 56)", "[56, 65)", "≥65"]
 

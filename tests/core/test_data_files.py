@@ -161,7 +161,7 @@ def test_metadata_cells_are_trimmed_and_empty_ones_missing(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(("cell", "value"), [
     ("12", 12), (" 12 ", 12), ("-3", -3), ("2.5", 2.5), (".5", 0.5), ("1e3", 1000.0), ("0", 0),
-    ("", None), ("NaN", None), ("NA", None), ("007", "007"), ("1_000", "1_000"), ("0x10", "0x10"), ("4a", "4a"),
+    ("", None), ("NaN", None), ("NA", None), ("n/a", None), ("NULL", None), ("none", "none"), ("007", "007"), ("1_000", "1_000"), ("0x10", "0x10"), ("4a", "4a"),
 ])
 def test_coerce_cell(cell: str, value: object) -> None:
     assert coerce_cell(cell) == value and type(coerce_cell(cell)) is type(value)
@@ -183,3 +183,58 @@ def test_limit_validates_only_the_cases_it_takes(tmp_path: Path) -> None:
     dataset = open_dataset(str(root))
     assert len(dataset.validate()) == 1 and dataset.validate()[0].startswith("case c: ")
     assert dataset.subset(2).validate() == []
+
+
+def test_sixteen_bit_images_are_one_channel(tmp_path: Path) -> None:
+    """The channel count was the length of the mode name: "I;16" counted as 4 channels, so 8- and
+    16-bit images in one set were refused as having different channels."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    for name, data in (("a", GREY), ("b", GREY.astype(np.uint16) * 200)):
+        Image.fromarray(data).save(tmp_path / "img" / f"{name}.png")
+        Image.fromarray(MASK).save(tmp_path / "msk" / f"{name}.png")
+    with Image.open(tmp_path / "img" / "b.png") as sixteen:
+        assert sixteen.mode.startswith("I")
+    assert probe_shape(tmp_path / "img" / "b.png") == ((16, 16), 1)
+    card = tmp_path / "card.toml"
+    card.write_text('[dataset]\nimages = "img/*"\nlabels = "msk/{key}.png"\nlabel_values = { "255" = 1 }\n')
+    assert open_dataset(str(card)).validate() == []
+
+
+def test_a_blank_metadata_cell_takes_the_source_scanner(tmp_path: Path) -> None:
+    card = _png_card(tmp_path, ["a.png", "b.png"], 'metadata = "meta.csv"\nscanner = "GE"\n')
+    (tmp_path / "meta.csv").write_text("case,scanner,sex\na,,F\nb,GE, M\n")
+    meta = open_dataset(str(card)).metadata
+    assert meta["scanner"].tolist() == ["GE", "GE"]
+
+
+def test_metadata_csvs_agree_after_trimming(tmp_path: Path) -> None:
+    card = _png_card(tmp_path, ["a.png"], 'metadata = ["m1.csv", "m2.csv"]\n')
+    (tmp_path / "m1.csv").write_text("case,sex\na,F\n")
+    (tmp_path / "m2.csv").write_text("case,sex\na, F\n")
+    assert open_dataset(str(card)).metadata["sex"].tolist() == ["F"]
+
+
+def test_an_unoriented_label_on_the_same_voxels_is_accepted(tmp_path: Path) -> None:
+    """Some tools write masks with sform and qform codes 0: nibabel then gives a centred fallback
+    affine, which differs from the image's although the voxels are the same."""
+    root = _msd(tmp_path, {"a.nii.gz": (_volume(), np.diag([0.8, 0.8, 3.0, 1.0]))}, {})
+    label = nib.Nifti1Image(np.zeros((6, 7, 8), np.uint8), np.diag([0.8, 0.8, 3.0, 1.0]))
+    label.set_sform(None, code=0)
+    label.set_qform(None, code=0)
+    nib.save(label, root / "labelsTr" / "a.nii.gz")
+    assert open_dataset(str(root)).validate() == []
+    coarse = nib.Nifti1Image(np.zeros((6, 7, 8), np.uint8), np.diag([1.0, 1.0, 1.0, 1.0]))
+    coarse.set_sform(None, code=0)
+    coarse.set_qform(None, code=0)
+    nib.save(coarse, root / "labelsTr" / "a.nii.gz")
+    (problem,) = open_dataset(str(root)).validate()  # other voxel sizes: still refused
+    assert "is not on the grid" in problem
+
+
+def test_a_card_spacing_states_the_grid(tmp_path: Path) -> None:
+    root = _msd(tmp_path, {"a.nii.gz": (_volume(), np.eye(4))}, {"a.nii.gz": np.diag([-2.0, 1.0, 1.0, 1.0])})
+    (root / "card.toml").write_text('[dataset]\nimages = "imagesTr/*.nii.gz"\nlabels = "labelsTr/{key}.nii.gz"\n'
+                                    "spacing = [1.0, 1.0, 1.0]\n")
+    assert open_dataset(str(root)).validate()  # the folder: the headers disagree
+    assert open_dataset(str(root / "card.toml")).validate() == []  # the card vouches for the grid

@@ -10,6 +10,7 @@ from harness.report.html import _pval
 
 @pytest.mark.parametrize(("p", "alpha", "text"), [
     (0.0496, 0.05, "0.0496"),  # "0.050" once, in a cell marked significant
+    (0.049999999, 0.05, "0.049999999"), (0.15 / 3, 0.05, "0.049999999999999996"),  # from adjustment arithmetic
     (0.123, 0.05, "0.12"), (0.05, 0.05, "0.05"), (0.0004, 0.05, "< 0.001"), (float("nan"), 0.05, "–"),
 ])
 def test_examples(p: float, alpha: float, text: str) -> None:

@@ -160,16 +160,19 @@ def test_a_single_remaining_item_still_runs_in_a_worker(tmp_path: Path) -> None:
     assert "WorkerDied" in frame["error"].iloc[0]
 
 
-def test_a_worker_that_never_starts_is_timed_out(tmp_path: Path) -> None:
-    """--item-timeout bounds a worker's start too: a model whose load hangs in the worker once hung
-    the run for good (the timeout clock started at dispatch)."""
+def test_a_worker_that_never_starts_is_timed_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--item-timeout bounds a worker's start too (at least START_TIMEOUT_MIN_S): a model whose load
+    hangs in the worker once hung the run for good (the timeout clock started at dispatch)."""
+    from harness.executors import local
+
+    monkeypatch.setattr(local, "START_TIMEOUT_MIN_S", 0.5)
     plan, items = make_plan(tmp_path, dataset=SizesDataset([64]), severities="[1]")
     card = Path(plan.model_spec)
     card.write_text(card.read_text().replace("tests.runner.faulty:threshold", "tests.runner.slow_start:threshold"))
     frame = _run(plan, items, tmp_path / "out", workers=1, timeout=1.0)
     assert set(frame["status"]) == {"ERROR"}
     assert set(frame["error"]) == {"WorkerStartFailed: TimeoutError: the worker did not start within 1s "
-                                   "(building the model; --item-timeout)"}
+                                   "(building the model; --item-timeout, at least 0.5s)"}
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
