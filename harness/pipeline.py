@@ -113,11 +113,29 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     labels = _labels(suite, dataset, model)
     _check_gate_labels(suite, labels)
     _check_label_values(first, dataset, model)
-    notes = notes + _fallback_note(families, model)
+    notes = notes + _fallback_note(families, model) + _hounsfield_note(families, first)
     mask_classes, named_by = _named_classes(dataset, model)
     plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families,
                 mask_classes=mask_classes, mask_named_by=named_by)
     return suite, dataset, model, plan, notes
+
+
+def _hounsfield_note(families: dict[str, tuple[str, dict[str, Any]]], first: Any) -> list[str]:
+    """A run note when CT families will run on an image that does not look like Hounsfield units
+    (no negative value at all: raw detector values without the rescale intercept, or a normalised
+    image): they model dose, beam hardening, metal and windows in HU."""
+    from harness.perturbations import get as get_family
+
+    ct = [label for label, (family, options) in families.items()
+          if get_family(family, **options).modalities == frozenset({"ct"})]
+    if not ct:
+        return []
+    low, high = (float(v) for v in np.percentile(first.image, [0.5, 99.5]))
+    if low < 0:
+        return []
+    return [f"CT families {', '.join(ct)} expect Hounsfield units, but case {first.case_id}'s intensities run "
+            f"{low:g} to {high:g} (p0.5–p99.5) with no negative value (air is −1000, fat about −100): check the "
+            "data's rescale slope/intercept, or drop these families"]
 
 
 def _fallback_note(families: dict[str, tuple[str, dict[str, Any]]], model: Any) -> list[str]:

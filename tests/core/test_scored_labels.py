@@ -34,3 +34,4 @@ def test_classes_only_the_model_has_are_not_scored_when_the_data_names_its_own()
     assert _scored({}, {1: "organ", 2: "lesion"}) == {1: "organ", 2: "lesion"}  # the data names none
     with pytest.raises(ConfigError, match=r"\[suite\]\.labels \[2\] are not classes of the data"):
         _scored({1: "lesion"}, {1: "organ", 2: "lesion"}, [2])
+
