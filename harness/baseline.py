@@ -178,7 +178,10 @@ def _register(fn: Any) -> Any:
 
 
 @_register
-def baseline_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
+def baseline_gate(gate: dict[str, Any], context: GateContext, *,
+                  p_adjusted: dict[str, float] | None = None) -> list[GateResult]:
+    """The gate (see the module docstring); ``p_adjusted``, when given, receives each tested
+    comparison's adjusted p-value (``harness compare`` tables them)."""
     from harness.analysis.stats import adjust_pvalues
 
     cfg = {**DEFAULTS, "alpha": getattr(context.suite, "alpha", DEFAULTS["alpha"]), **gate}  # gate α, else the suite's
@@ -200,6 +203,8 @@ def baseline_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult
     method: Any = getattr(suite, "correction", "holm")
     adj = dict(zip(raw, adjust_pvalues(np.array(list(raw.values()), float), method=method))) if raw else {}
     adj0 = dict(zip(raw0, adjust_pvalues(np.array(list(raw0.values()), float), method=method))) if raw0 else {}
+    if p_adjusted is not None:
+        p_adjusted.update(adj)
     note = f"; {len(changed)} case(s) with different image/label hashes left out (e.g. {changed[0]})" if changed else ""
     note += _setup_differences(Path(cfg["baseline"]), suite)
     results = []
@@ -232,11 +237,12 @@ def _setup_differences(path: Path, suite: Any) -> str:
     except (OSError, ValueError):
         return ""
     differences = []
-    seed = getattr(suite, "seed", None)
+    # the run's own seed and suite (harness compare sets run_identity: its suite.seed resamples)
+    seed, sha256 = getattr(suite, "run_identity", (getattr(suite, "seed", None), getattr(suite, "sha256", None)))
     if seed is not None and summary.get("seed") is not None and summary["seed"] != seed:
         differences.append(f"seed {summary['seed']} (this run {seed}: other perturbation draws)")
     base_suite = summary.get("suite") or {}
-    if getattr(suite, "sha256", None) and base_suite.get("sha256") and base_suite["sha256"] != suite.sha256:
+    if sha256 and base_suite.get("sha256") and base_suite["sha256"] != sha256:
         differences.append(f"suite {base_suite.get('name', '?')!r} of other content (sha256 {base_suite['sha256'][:12]}…)")
     return f"; NOTE the baseline ran with {' and '.join(differences)}" if differences else ""
 
@@ -253,8 +259,13 @@ def comparison_table(records: pd.DataFrame, cases: pd.DataFrame, base_records: p
         sign = 1.0 if higher_is_better(metric) else -1.0
         cur, old = per_case(records, metric), per_case(base_records, metric)
         for key, diff in regressions(records, base_records, metric, keep=keep).items():
-            def pick(v: pd.DataFrame, key: str = key, ids: Any = diff.index) -> float:
-                return float(v[(v["perturbation"] == key) & v["case_id"].isin(ids)]["value"].mean())
+            # the severities both runs have, as regressions() pairs them
+            common = set(cur.loc[cur["perturbation"] == key, "severity"]) & set(old.loc[old["perturbation"] == key,
+                                                                                       "severity"])
+
+            def pick(v: pd.DataFrame, key: str = key, ids: Any = diff.index, sev: Any = frozenset(common)) -> float:
+                return float(v[(v["perturbation"] == key) & v["case_id"].isin(ids) & v["severity"].isin(sev)]
+                             ["value"].mean())
 
             lo, hi = bootstrap_mean_ci(diff.to_numpy(), seed=seed)
             rows.append({"metric": metric, "comparison": key, "n": len(diff), "current": float(pick(cur)),

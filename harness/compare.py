@@ -182,18 +182,23 @@ def _unpaired(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> tuple
 def _paired(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> tuple[list[dict], list[GateResult]]:
     from harness.baseline import baseline_gate, comparison_table
 
+    identity = (b.summary.get("seed"), (b.summary.get("suite") or {}).get("sha256"))  # B is "this run"
     context = GateContext(records=b.records, cases=b.cases,
-                          suite=SimpleNamespace(n_permutations=opts.n_perm, seed=opts.seed, correction=opts.correction))
+                          suite=SimpleNamespace(n_permutations=opts.n_perm, seed=opts.seed, correction=opts.correction,
+                                                run_identity=identity))
     gates: list[GateResult] = []
+    p_adjusted: dict[str, dict[str, float]] = {}
     for metric in metrics:
         margin = opts.max_drop.get(metric, opts.max_drop.get("*", 0.0))
         gates += baseline_gate({"name": f"regression-{metric}", "metric": metric, "margin": margin,
                                 "alpha": opts.alpha, "min_cases": opts.min_cases, "baseline": str(a.path),
-                                "test": "wilcoxon" if opts.rank_test else "permutation"}, context)
+                                "test": "wilcoxon" if opts.rank_test else "permutation"}, context,
+                               p_adjusted=p_adjusted.setdefault(metric, {}))
     table = comparison_table(b.records, b.cases, a.records, a.cases, metrics, seed=opts.seed)
     rows = [{"metric": r["metric"], "comparison": r["comparison"], "n_a": int(r["n"]), "n_b": int(r["n"]),
              "mean_a": r["baseline"], "mean_b": r["current"], "regression": r["regression"],
-             "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p_adjusted": float("nan")}
+             "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+             "p_adjusted": float(p_adjusted.get(r["metric"], {}).get(r["comparison"], float("nan")))}
             for r in table.to_dict("records")]
     return rows, gates
 

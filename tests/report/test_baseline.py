@@ -181,3 +181,21 @@ def test_dossier_states_the_added_baseline_gate_and_strict(tmp_path: Path) -> No
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, "strict": True}))
     assert "this run used\n<code>--strict</code> — a gate is WARN or INCONCLUSIVE (1)" in render(load_run(run), "dossier")
+
+
+def test_comparison_means_use_the_severities_both_runs_have(base: Path, tmp_path: Path) -> None:
+    """A run with an extra severity showed a perturbed mean over more severities than the regression
+    compared, so its mean differed while the regression was 0."""
+    from harness.baseline import comparison_table
+
+    current = make_run(tmp_path / "cur", case_ids=IDS, drop=0.05)
+    records = read_records(current / "records.csv")
+    extra = records[records["severity"] == 3].assign(severity=5, dice=0.1)  # severity 5 only in this run
+    records = pd.concat([records, extra], ignore_index=True)
+    cases = pd.read_csv(current / "cases.csv", dtype={"case_id": str})
+    table = comparison_table(records, cases, read_records(base / "records.csv"),
+                             pd.read_csv(base / "cases.csv", dtype={"case_id": str}), ["dice"])
+    noise = table[table["comparison"] == "gaussian_noise"].iloc[0]
+    assert noise["regression"] == pytest.approx(0.0, abs=1e-12)
+    assert noise["current"] == pytest.approx(noise["baseline"])
+

@@ -121,9 +121,22 @@ def test_compare_paired_regression_and_identity(site_run: tuple[int, Path], tmp_
     assert "48 paired cases" in gates["regression-dice[clean]"]["detail"]
     assert gates["regression-hd95[clean]"]["outcome"] == "PASS"
     assert (tmp_path / "c1" / "compare.html").read_text().count("regression-dice[clean]") >= 1
+    # each tested row carries its adjusted p (was null in paired mode), equal to the gate's
+    clean = next(r for r in result["rows"] if r["metric"] == "dice" and r["comparison"] == "clean")
+    assert clean["p_adjusted"] is not None and f"p_adj {clean['p_adjusted']:.3g}" in gates["regression-dice[clean]"]["detail"]
     code = main(["compare", str(run), str(run), "--out", str(tmp_path / "c2")])
     same = json.loads((tmp_path / "c2" / "compare.json").read_text())
     assert code == 0 and {g["outcome"] for g in same["gates"]} == {"PASS"}
+    # a run against itself: no "other seed" note (compare passed its resampling seed as the run's)
+    reseeded = tmp_path / "reseeded"
+    shutil.copytree(run, reseeded)
+    summary = json.loads((reseeded / "summary.json").read_text())
+    (reseeded / "summary.json").write_text(json.dumps({**summary, "seed": summary["seed"] + 1}))
+    assert not any("NOTE" in g["detail"] for g in same["gates"])
+    main(["compare", str(run), str(reseeded), "--out", str(tmp_path / "c3")])
+    noted = json.loads((tmp_path / "c3" / "compare.json").read_text())
+    assert all(f"NOTE the baseline ran with seed {summary['seed']} (this run {summary['seed'] + 1}" in g["detail"]
+               for g in noted["gates"] if g["outcome"] != "INCONCLUSIVE")
 
 
 def test_compare_unpaired_site_shift(site_run: tuple[int, Path], tmp_path: Path) -> None:
