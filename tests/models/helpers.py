@@ -150,6 +150,23 @@ def hanging_program(folder: Path, labels: str = '{1 = "organ"}') -> tuple[Path, 
     return card, pids
 
 
+def clean_up_program(pids: Path) -> None:
+    """Kill what HANGING_SCRIPT started and remove its folder (a failing test must not leave them)."""
+    import os
+    import shutil
+    import signal
+
+    if not pids.is_file():
+        return
+    program, helper, folder = pids.read_text().split()
+    for pid in (int(program), int(helper)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def gone(pid: int, wait_s: float = 10.0) -> bool:
     """Whether process ``pid`` has ended (a zombie awaiting its reaper counts as ended)."""
     deadline = time.monotonic() + wait_s

@@ -130,9 +130,10 @@ def test_ctrl_c_stops_the_program_and_what_it_started(tmp_path, case2d):
     try:
         with pytest.raises(KeyboardInterrupt):
             model.predict(case2d.image, case2d.spacing)
+        program, helper, folder = pids.read_text().split()
+        assert helpers.gone(int(program)) and helpers.gone(int(helper))
+        assert not Path(folder).exists()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    program, helper, folder = pids.read_text().split()
-    assert helpers.gone(int(program)) and helpers.gone(int(helper))
-    assert not Path(folder).exists()
+        helpers.clean_up_program(pids)

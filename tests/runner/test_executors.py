@@ -165,30 +165,35 @@ def test_a_worker_that_never_starts_is_timed_out(tmp_path: Path, monkeypatch: py
     hangs in the worker once hung the run for good (the timeout clock started at dispatch)."""
     from harness.executors import local
 
-    monkeypatch.setattr(local, "START_TIMEOUT_MIN_S", 0.5)
+    assert local.ProcessPoolExecutor(workers=1, timeout=5.0)._start_timeout == local.START_TIMEOUT_MIN_S
+    assert local.ProcessPoolExecutor(workers=1, timeout=500.0)._start_timeout == 500.0
+    monkeypatch.setattr(local, "START_TIMEOUT_MIN_S", 1.0)  # the floor, not the 0.3 s item timeout, applies
     plan, items = make_plan(tmp_path, dataset=SizesDataset([64]), severities="[1]")
     card = Path(plan.model_spec)
     card.write_text(card.read_text().replace("tests.runner.faulty:threshold", "tests.runner.slow_start:threshold"))
-    frame = _run(plan, items, tmp_path / "out", workers=1, timeout=1.0)
+    frame = _run(plan, items, tmp_path / "out", workers=1, timeout=0.3)
     assert set(frame["status"]) == {"ERROR"}
     assert set(frame["error"]) == {"WorkerStartFailed: TimeoutError: the worker did not start within 1s "
-                                   "(building the model; --item-timeout, at least 0.5s)"}
+                                   "(building the model; --item-timeout, at least 1s)"}
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 def test_a_timed_out_worker_takes_its_program_along(tmp_path: Path) -> None:
     """A command-format model's program leads its own session: killing the worker used to leave it
     (and its temporary folder) behind."""
-    from tests.models.helpers import gone, hanging_program
+    from tests.models.helpers import clean_up_program, gone, hanging_program
 
     plan, items = make_plan(tmp_path, dataset=SizesDataset([64]), severities="[1]")
     card, pids = hanging_program(tmp_path, labels='{1 = "organ", 2 = "lesion"}')
     plan = dataclasses.replace(plan, model_spec=str(card))
-    frame = _run(plan, items[:1], tmp_path / "out", workers=1, timeout=3.0)
-    assert frame["error"].iloc[0].startswith("TimeoutError: timeout after 3s evaluating this item")
-    program, helper, folder = pids.read_text().split()
-    assert gone(int(program)) and gone(int(helper))
-    assert not Path(folder).exists()
+    try:
+        frame = _run(plan, items[:1], tmp_path / "out", workers=1, timeout=3.0)
+        assert frame["error"].iloc[0].startswith("TimeoutError: timeout after 3s evaluating this item")
+        program, helper, folder = pids.read_text().split()
+        assert gone(int(program)) and gone(int(helper))
+        assert not Path(folder).exists()
+    finally:
+        clean_up_program(pids)
 
 
 def test_dask_batch_keeps_finished_items_when_the_model_cannot_be_rebuilt(tmp_path: Path,

@@ -124,19 +124,24 @@ def test_compare_paired_regression_and_identity(site_run: tuple[int, Path], tmp_
     # each tested row carries its adjusted p (was null in paired mode), equal to the gate's
     clean = next(r for r in result["rows"] if r["metric"] == "dice" and r["comparison"] == "clean")
     assert clean["p_adjusted"] is not None and f"p_adj {clean['p_adjusted']:.3g}" in gates["regression-dice[clean]"]["detail"]
-    code = main(["compare", str(run), str(run), "--out", str(tmp_path / "c2")])
+    # a run against itself, resampled with another seed: no "other seed" note (compare once passed
+    # its resampling seed as the run's own)
+    code = main(["compare", str(run), str(run), "--out", str(tmp_path / "c2"), "--seed", "7"])
     same = json.loads((tmp_path / "c2" / "compare.json").read_text())
     assert code == 0 and {g["outcome"] for g in same["gates"]} == {"PASS"}
-    # a run against itself: no "other seed" note (compare passed its resampling seed as the run's)
-    reseeded = tmp_path / "reseeded"
-    shutil.copytree(run, reseeded)
-    summary = json.loads((reseeded / "summary.json").read_text())
-    (reseeded / "summary.json").write_text(json.dumps({**summary, "seed": summary["seed"] + 1}))
     assert not any("NOTE" in g["detail"] for g in same["gates"])
-    main(["compare", str(run), str(reseeded), "--out", str(tmp_path / "c3")])
-    noted = json.loads((tmp_path / "c3" / "compare.json").read_text())
-    assert all(f"NOTE the baseline ran with seed {summary['seed']} (this run {summary['seed'] + 1}" in g["detail"]
-               for g in noted["gates"] if g["outcome"] != "INCONCLUSIVE")
+    summary = json.loads((run / "summary.json").read_text())
+    for name, change, note in (
+            ("reseeded", {"seed": summary["seed"] + 1},
+             f"NOTE the baseline ran with seed {summary['seed']} (this run {summary['seed'] + 1}"),
+            ("resuited", {"suite": {**summary["suite"], "sha256": "f" * 64}}, "of other content (sha256")):
+        other = tmp_path / name
+        shutil.copytree(run, other)
+        (other / "summary.json").write_text(json.dumps({**summary, **change}))
+        assert main(["compare", str(run), str(other), "--out", str(tmp_path / f"c-{name}")]) == 0
+        checked = [g for g in json.loads((tmp_path / f"c-{name}" / "compare.json").read_text())["gates"]
+                   if g["outcome"] != "INCONCLUSIVE"]
+        assert checked and all(note in g["detail"] for g in checked), name
 
 
 def test_compare_unpaired_site_shift(site_run: tuple[int, Path], tmp_path: Path) -> None:
