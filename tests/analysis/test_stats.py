@@ -150,3 +150,17 @@ def test_studentized_ci_with_heavy_ties_is_finite():
     means, ses, _ = stats.group_bootstrap([x], n_boot=500, rng=rng)
     lo, hi = stats.studentized_ci(x, means[:, 0], ses[:, 0])
     assert np.isfinite(lo).all() and np.isfinite(hi).all() and lo[0] <= x.mean() <= hi[0]
+
+
+def test_studentized_ci_stays_within_the_observed_values():
+    """A small, skewed group (most Dice near 0, two near 0.2): the bootstrap-t upper bound reached
+    far past every observed value."""
+    x = np.array([[0.0], [0.001], [0.002], [0.003], [0.0], [0.004], [0.001], [0.002], [0.0], [0.003],
+                  [0.001], [0.002], [0.21], [0.24]])
+    means, ses, _ = stats.group_bootstrap([x], n_boot=2000, rng=np.random.default_rng(3))
+    lo, hi = stats.studentized_ci(x, means[:, 0], ses[:, 0])
+    assert x.min() <= lo[0] < x.mean() < hi[0] <= x.max()
+    # without the limit (the raw bootstrap-t bound) this group's upper bound is far beyond 0.24
+    t = (means[:, 0, 0] - x.mean()) / ses[:, 0, 0]
+    raw_hi = x.mean() - np.quantile(t, 0.025) * x.std(ddof=1) / np.sqrt(len(x))
+    assert raw_hi > 0.3 and hi[0] == x.max()
