@@ -113,21 +113,21 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     labels = _labels(suite, dataset, model)
     _check_gate_labels(suite, labels)
     _check_label_values(first, dataset, model)
-    notes = notes + _fallback_note(families, model) + _hounsfield_note(families, first)
+    from harness.perturbations import get as get_family
+
+    planned = {label: get_family(family, **options) for label, (family, options) in families.items()}
+    notes = notes + _fallback_note(planned, model) + _hounsfield_note(planned, first)
     mask_classes, named_by = _named_classes(dataset, model)
     plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families,
                 mask_classes=mask_classes, mask_named_by=named_by)
     return suite, dataset, model, plan, notes
 
 
-def _hounsfield_note(families: dict[str, tuple[str, dict[str, Any]]], first: Any) -> list[str]:
-    """A run note when CT families will run on an image that does not look like Hounsfield units
-    (no negative value at all: raw detector values without the rescale intercept, or a normalised
-    image): they model dose, beam hardening, metal and windows in HU."""
-    from harness.perturbations import get as get_family
-
-    ct = [label for label, (family, options) in families.items()
-          if get_family(family, **options).modalities == frozenset({"ct"})]
+def _hounsfield_note(planned: dict[str, Any], first: Any) -> list[str]:
+    """A run note when CT families (``planned``: record label -> family) will run on an image that
+    does not look like Hounsfield units (no negative value at all: raw detector values without the
+    rescale intercept, or a normalised image): they model dose, beam hardening, metal and windows in HU."""
+    ct = [label for label, family in planned.items() if family.modalities == frozenset({"ct"})]
     if not ct:
         return []
     low, high = (float(v) for v in np.percentile(first.image, [0.5, 99.5]))
@@ -138,17 +138,16 @@ def _hounsfield_note(families: dict[str, tuple[str, dict[str, Any]]], first: Any
             "data's rescale slope/intercept, or drop these families"]
 
 
-def _fallback_note(families: dict[str, tuple[str, dict[str, Any]]], model: Any) -> list[str]:
-    """A run note when white-box attacks will run as the black-box Square attack (the model has no
-    gradients): their gates keep the white-box names, and the fallback is otherwise in params only."""
-    from harness.perturbations import get as get_family
+def _fallback_note(planned: dict[str, Any], model: Any) -> list[str]:
+    """A run note when white-box attacks (``planned``: record label -> family) will run as the
+    black-box Square attack (the model has no gradients): their gates keep the white-box names, and
+    the fallback is otherwise in params only."""
     from harness.perturbations.adversarial._torch import is_differentiable
 
     if is_differentiable(model):
         return []
-    fallen = [label for label, (family, options) in families.items()
-              if getattr(get_family(family, **options), "threat", "") == "whitebox"
-              and options.get("nondifferentiable", "blackbox") == "blackbox"]
+    fallen = [label for label, family in planned.items() if getattr(family, "threat", "") == "whitebox"
+              and family.options.get("nondifferentiable", "blackbox") == "blackbox"]
     return [f"white-box attack(s) {', '.join(fallen)} run as the black-box square_attack at the same ε: the "
             "model has no gradients (params: fallback; set nondifferentiable = \"error\" to refuse)"] if fallen else []
 

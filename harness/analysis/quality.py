@@ -9,8 +9,8 @@ Per case (:func:`image_statistics`, written by a run as ``quality.csv``):
 * ``noise_sigma``: Immerkær's estimate (1996) from the mean absolute response to the separable
   kernel ``[1, -2, 1] ⊗ [1, -2, 1]`` over the two in-plane axes (those with the finest spacing; the
   last two when spacings tie, so NIfTI volumes stored (X, Y, Z) with thick Z slices use X–Y),
-  averaged over channels. It
-  also answers to fine texture, so read it as "high-frequency energy" on textured images;
+  averaged over channels. It also answers to fine texture, so read it as "high-frequency energy"
+  on textured images;
 * ``snr`` = foreground mean / ``noise_sigma``; ``cnr`` = |foreground mean − mean of a
   ``RING``-voxel ring around the foreground| / ``noise_sigma`` (foreground = reference label > 0;
   both NaN when the label is empty or ``noise_sigma`` is 0);

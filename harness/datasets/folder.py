@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness.case import Case
 from harness.datasets.base import Dataset
-from harness.datasets.io import Probe, probe, probe_shape, read_image, read_label
+from harness.datasets.io import Probe, is_nifti, label_volumes_problem, probe, probe_shape, read_image, read_label
 from harness.errors import ConfigError
 from harness.hashing import file_sha256
 
@@ -117,8 +117,8 @@ def _case_problems(files: CaseFiles, images: list[Probe], label: Probe) -> list[
     odd = [(p, i.shape) for p, i in zip(files.images, images) if i.shape != label.shape]
     if odd:
         problems.append(f"image {odd[0][0]} has shape {odd[0][1]} but label {files.label} has {label.shape}")
-    if label.affine is not None and label.channels > 1:
-        problems.append(f"label map {files.label} has {label.channels} volumes (4D); give one 3D label map per case")
+    if is_nifti(files.label) and label.channels > 1:
+        problems.append(f"{files.label}: {label_volumes_problem(label.channels)}")
     if files.spacing is not None and len(files.spacing) != len(label.shape):
         problems.append(f"the card's spacing {list(files.spacing)} needs one value per spatial axis "
                         f"({len(label.shape)})")

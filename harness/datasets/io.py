@@ -14,6 +14,7 @@ from harness.errors import ConfigError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = NIFTI_SUFFIXES + RASTER_SUFFIXES
 
 
 def is_nifti(path: Path) -> bool:
@@ -23,7 +24,7 @@ def is_nifti(path: Path) -> bool:
 def strip_suffix(name: str) -> str:
     """File name without its image suffix (``case.nii.gz`` -> ``case``)."""
     lower = name.lower()
-    for suffix in NIFTI_SUFFIXES + RASTER_SUFFIXES:
+    for suffix in IMAGE_SUFFIXES:
         if lower.endswith(suffix):
             return name[: -len(suffix)]
     return Path(name).stem
@@ -148,6 +149,11 @@ def read_image(path: Path, *, channel: int | None = None,
                           "replace or remove the file") from exc
 
 
+def label_volumes_problem(volumes: int) -> str:
+    """Why a NIfTI label map of ``volumes`` > 1 volumes is refused (checked up front and on read)."""
+    return f"label map has {volumes} volumes (4D); give one 3D label map per case"
+
+
 def read_label(path: Path, *, label_values: dict[int, int] | None = None) -> np.ndarray:
     """Read a label map as int64 ``(*spatial)``; ``label_values`` maps raw values to classes.
 
@@ -156,7 +162,7 @@ def read_label(path: Path, *, label_values: dict[int, int] | None = None) -> np.
     """
     data, _ = read_image(path, label=True)
     if is_nifti(path) and data.shape[0] > 1:
-        raise ConfigError(f"{path}: label map has {data.shape[0]} volumes (4D); give one 3D label map per case")
+        raise ConfigError(f"{path}: {label_volumes_problem(data.shape[0])}")
     colours = data[:3] if data.shape[0] >= 3 else data[:1]  # RGB(A): grey (equal channels) reads as one
     if not (colours == colours[:1]).all():
         raise ConfigError(f"{path}: colour mask (its colour channels differ); save masks as single-channel "

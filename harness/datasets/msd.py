@@ -12,12 +12,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.datasets.folder import CaseFiles, FileDataset
-from harness.datasets.io import NIFTI_SUFFIXES, RASTER_SUFFIXES, strip_suffix
+from harness.datasets.io import IMAGE_SUFFIXES, strip_suffix
 from harness.datasets.metadata import coerce_cell, read_metadata_csv
 from harness.errors import ConfigError
 
 _CHANNEL = re.compile(r"^(?P<key>.+)_(?P<channel>\d{4})$")
-IMAGE_SUFFIXES = NIFTI_SUFFIXES + RASTER_SUFFIXES
 _MODALITY_WORDS = {"mri": "mri", "mr": "mri", "t1": "mri", "t2": "mri", "flair": "mri", "ct": "ct",
                    "us": "us", "ultrasound": "us"}
 

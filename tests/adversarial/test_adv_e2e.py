@@ -109,8 +109,10 @@ def test_a_run_notes_white_box_attacks_that_fall_back(tmp_path):
     """The fallback was recorded in each record's params only, under a gate still named fgsm."""
     from harness.pipeline import _fallback_note
 
-    families = {"fgsm": ("fgsm", {}), "pgd-strict": ("pgd_linf", {"nondifferentiable": "error"}),
-                "square_attack": ("square_attack", {}), "noise": ("gaussian_noise", {})}
+    from harness.perturbations import get
+
+    families = {"fgsm": get("fgsm"), "pgd-strict": get("pgd_linf", nondifferentiable="error"),
+                "square_attack": get("square_attack"), "noise": get("gaussian_noise")}
     (note,) = _fallback_note(families, fakes.LabelsOnlyModel())
     assert note.startswith("white-box attack(s) fgsm run as the black-box square_attack at the same ε")
     from harness.models import load_model

@@ -238,3 +238,10 @@ def test_a_card_spacing_states_the_grid(tmp_path: Path) -> None:
                                     "spacing = [1.0, 1.0, 1.0]\n")
     assert open_dataset(str(root)).validate()  # the folder: the headers disagree
     assert open_dataset(str(root / "card.toml")).validate() == []  # the card vouches for the grid
+
+
+def test_a_label_with_several_volumes_is_a_validate_problem(tmp_path: Path) -> None:
+    root = _msd(tmp_path, {"a.nii.gz": (_volume(), np.eye(4))}, {})
+    nib.save(nib.Nifti1Image(np.zeros((6, 7, 8, 2), np.uint8), np.eye(4)), root / "labelsTr" / "a.nii.gz")
+    (problem,) = open_dataset(str(root)).validate()
+    assert problem.endswith("a.nii.gz: label map has 2 volumes (4D); give one 3D label map per case")
