@@ -109,7 +109,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     if any(s != (2,) * ndim for s in plan.strides):
         kwargs["strides"] = [list(s) for s in plan.strides]
     aug_cfg = cfg.augment_config or AugmentConfig(flip_axes=plan.flip_axes)
-    grid = spacing or first.spacing
+    # augmentation magnitudes in mm: the training grid, or (--spacing native) the median voxel size
+    grid = spacing or tuple(float(v) for v in np.median([c.spacing for c in train_cases], axis=0))
     transform = build_transform(ndim, grid, aug_cfg, patch=plan.patch, bias=modality == "mri")
 
     budget_s = 60 * cfg.time_budget if cfg.time_budget else float("inf")

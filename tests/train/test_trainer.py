@@ -337,6 +337,30 @@ def test_auto_spacing_keeps_small_images_native(tmp_path: Path) -> None:
     assert "spacing" not in tomllib.loads(result.card.read_text())["input"]
 
 
+def test_native_spacing_augments_at_the_median_voxel_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--spacing native keeps each case's grid; augmentation magnitudes (mm) follow the median
+    voxel size of the training cases, not whichever case happens to come first."""
+    import dataclasses
+
+    import harness.train.loop as loop
+    from harness.datasets.phantom import PhantomDataset
+
+    class Mixed(PhantomDataset):
+        def load(self, case_id: str):  # type: ignore[no-untyped-def]
+            case = super().load(case_id)
+            return dataclasses.replace(case, spacing=(0.5, 0.5) if self._index(case_id) == 0 else (1.0, 1.0))
+
+    seen: list[tuple[float, ...]] = []
+    build = loop.build_transform
+    monkeypatch.setattr(loop, "build_transform", lambda ndim, spacing, *a, **k: (seen.append(tuple(spacing)),
+                                                                                  build(ndim, spacing, *a, **k))[1])
+    data = Mixed(phantom_dataset(2, n=5, seed=1).spec)
+    result = train(data, tmp_path, TrainConfig(**{**TINY.__dict__, "epochs": 1, "spacing": "native",
+                                                  "folds": "test=1", "val_fraction": 0.0}))
+    assert result.record["spacing"] is None and "phantom2d_000" in result.record["split"]["train"]
+    assert seen == [(1.0, 1.0)]
+
+
 def test_summarise_test_means_and_bootstrap_ci() -> None:
     from harness.train.trainer import summarise_test
 
