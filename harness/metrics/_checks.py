@@ -5,6 +5,7 @@ Errors are ``ValueError`` with a one-line message that names the argument and th
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Literal
 
@@ -22,7 +23,7 @@ def as_mask(x: object, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be a boolean or numeric mask, got dtype {arr.dtype}")
     if arr.size and not bool(np.all((arr == 0) | (arr == 1))):
         bad = arr[(arr != 0) & (arr != 1)].flat[0]
-        raise ValueError(f"{name} is not a binary mask (it holds {bad!r}, expected only 0 and 1); "
+        raise ValueError(f"{name} is not a binary mask (it holds {bad.item()!r}, expected only 0 and 1); "
                          "pass a boolean mask such as labels == k, or score label maps with "
                          "harness.metrics.evaluate")
     return arr != 0
@@ -62,15 +63,22 @@ def as_spacing(spacing: float | Sequence[float] | np.ndarray | None,
     return tuple(float(v) for v in values)
 
 
+def _real(value: object, what: str) -> float:
+    """``value`` as a float; ValueError for a bool, a string or anything else that is not a real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
 def check_percentile(percentile: float) -> float:
-    q = float(percentile)
+    q = _real(percentile, "percentile")
     if not 0.0 <= q <= 100.0:
         raise ValueError(f"percentile must lie in [0, 100], got {percentile!r}")
     return q
 
 
 def check_tolerance(tolerance: float) -> float:
-    tau = float(tolerance)
+    tau = _real(tolerance, "NSD tolerance")
     if not (math.isfinite(tau) and tau >= 0.0):
         raise ValueError(f"NSD tolerance must be a finite distance >= 0 mm, got {tolerance!r}")
     return tau

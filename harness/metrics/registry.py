@@ -38,6 +38,12 @@ class Metric:
     compute: Callable[[MetricContext], float]
     options: frozenset[str] = field(default_factory=frozenset)
 
+    def __post_init__(self) -> None:
+        opts = frozenset({self.options}) if isinstance(self.options, str) else self.options
+        if not all(isinstance(k, str) for k in opts):
+            raise ConfigError(f"metric {self.info.name!r}: options must be option names (str), got {self.options!r}")
+        object.__setattr__(self, "options", frozenset(opts))
+
 
 def _builtin(name: str, higher: bool, unit: str, description: str,
              compute: Callable[[Any], float], *options: str) -> Metric:
@@ -65,7 +71,7 @@ BUILTIN: dict[str, Metric] = {m.info.name: m for m in (
     _builtin("nsd", True, "fraction",
              "Normalised surface distance (surface Dice) at 'nsd_tolerance' mm",
              lambda c: c.nsd(), "nsd_tolerance", "nsd_method"),
-    _builtin("abs_volume_error", False, "mm^3", "Absolute volume difference |V_P - V_R|",
+    _builtin("abs_volume_error", False, "mm^3 (mm^2 in 2D)", "Absolute volume difference |V_P - V_R|",
              lambda c: c.abs_volume_error()),
     _builtin("rel_volume_error", False, "fraction", "Relative volume difference |V_P - V_R| / V_R",
              lambda c: c.rel_volume_error()),
@@ -122,12 +128,16 @@ def metrics() -> dict[str, Metric]:
 
 
 def value_range(metric: str) -> tuple[float, float]:
-    """The values ``metric`` can take: [0, 1] for higher-is-better fractions (Dice, IoU, NSD...),
-    [0, inf) for the other registered metrics (distances, volumes, counts), (-inf, inf) when unknown."""
+    """The values ``metric`` can take: [0, 1] for higher-is-better fractions (Dice, IoU, NSD...);
+    [0, inf) for the other built-in metrics (distances, volumes, counts, relative volume error) and
+    lower-is-better plugin fractions; (-inf, inf) for other plugin metrics (the registry cannot know
+    their range: a signed error, a correlation) and unknown names."""
     info = available().get(metric)
     if info is None:
         return float("-inf"), float("inf")
-    return (0.0, 1.0) if info.higher_is_better and info.unit == "fraction" else (0.0, float("inf"))
+    if info.higher_is_better and info.unit == "fraction":
+        return 0.0, 1.0
+    return (0.0, float("inf")) if metric in BUILTIN or info.unit == "fraction" else (float("-inf"), float("inf"))
 
 
 def available() -> dict[str, MetricInfo]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from typing import Any, Literal
 
@@ -50,8 +50,8 @@ class Options:
         values = {k: v for k, v in raw.items() if k in known}
         try:
             parsed = cls(**values)
-            check_percentile(parsed.percentile)
-            check_tolerance(parsed.nsd_tolerance)
+            parsed = replace(parsed, percentile=check_percentile(parsed.percentile),
+                              nsd_tolerance=check_tolerance(parsed.nsd_tolerance))
             check_connectivity(parsed.connectivity, ndim)
             if parsed.nsd_method not in ("voxel", "surfel"):
                 raise ValueError("nsd_method must be 'voxel' or 'surfel', "
@@ -150,6 +150,8 @@ def evaluate(pred: object, ref: object, *, spacing: float | Sequence[float],
     sp = as_spacing(spacing, p.ndim)
     chosen = resolve(metrics)
     opts = validate_config([name for name, _ in chosen], options, ndim=p.ndim)
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Iterable):
+        raise ValueError(f"labels must be an iterable of integers such as [1, 2], got {labels!r}")
     rows: list[dict[str, Any]] = []
     for label in labels:
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)):

@@ -37,7 +37,7 @@ def test_available_lists_every_builtin_with_info() -> None:
     assert list(infos)[: len(NAMES)] == NAMES
     assert infos["dice"] == MetricInfo("dice", True, "fraction", infos["dice"].description)
     assert infos["hd95"].unit == "mm" and not infos["hd95"].higher_is_better
-    assert infos["abs_volume_error"].unit == "mm^3"
+    assert infos["abs_volume_error"].unit == "mm^3 (mm^2 in 2D)"  # an area for 2D images
     with pytest.raises(dataclasses.FrozenInstanceError):
         infos["dice"].name = "x"  # type: ignore[misc]
 
@@ -103,6 +103,9 @@ def test_nan_from_a_plugin_is_refused() -> None:
     ({"nsd_method": "mesh"}, "nsd_method"),
     ({"connectivity": 3}, "connectivity"),
     ({"nsd_tolerence": 1.0}, "unknown metric option.*nsd_tolerence"),
+    ({"percentile": True}, "percentile must be a number, got True"),  # would be the 1st percentile
+    ({"percentile": "95"}, "percentile must be a number, got '95'"),
+    ({"nsd_tolerance": True}, "tolerance must be a number"),
 ])
 def test_bad_options_are_config_errors(options: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
@@ -115,6 +118,42 @@ def test_validate_config_up_front() -> None:
         validate_config(["dsc"])
     with pytest.raises(ConfigError, match="connectivity"):
         validate_config(["fp_lesions"], {"connectivity": 3}, ndim=2)
+
+
+def test_numeric_options_are_stored_as_floats() -> None:
+    opts = validate_config(["hd95", "nsd"], {"percentile": np.int64(90), "nsd_tolerance": 2})
+    assert type(opts.percentile) is float and opts.percentile == 90.0
+    assert type(opts.nsd_tolerance) is float and opts.nsd_tolerance == 2.0
+
+
+def test_plugin_option_names_given_as_one_string() -> None:
+    metric = Metric(MetricInfo("tau_echo", True, "fraction", "echoes its option"),
+                    lambda ctx: float(ctx.raw_options["tau"]), options="tau")  # type: ignore[arg-type]
+    assert metric.options == frozenset({"tau"})
+    register(metric)
+    try:
+        (row,) = evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1], metrics=["tau_echo"], options={"tau": 0.5})
+        assert row["tau_echo"] == 0.5
+    finally:
+        unregister("tau_echo")
+    with pytest.raises(ConfigError, match="options must be option names"):
+        Metric(MetricInfo("bad", True, "fraction", "d"), lambda ctx: 0.0, options=frozenset({1}))  # type: ignore[arg-type]
+
+
+def test_value_range_of_builtin_and_plugin_metrics() -> None:
+    from harness.metrics import value_range
+
+    assert value_range("dice") == (0.0, 1.0) and value_range("hd95") == (0.0, float("inf"))
+    assert value_range("rel_volume_error") == (0.0, float("inf"))
+    signed = Metric(MetricInfo("signed_volume_error", False, "mm^3", "V_P - V_R"), lambda ctx: 0.0)
+    share = Metric(MetricInfo("share_ok", True, "fraction", "a plugin fraction"), lambda ctx: 1.0)
+    register(signed), register(share)
+    try:
+        assert value_range("signed_volume_error") == (float("-inf"), float("inf"))  # may be negative
+        assert value_range("share_ok") == (0.0, 1.0)
+    finally:
+        unregister("signed_volume_error"), unregister("share_ok")
+    assert value_range("not_a_metric") == (float("-inf"), float("inf"))
 
 
 def test_options_change_results() -> None:
@@ -142,6 +181,9 @@ def test_options_change_results() -> None:
      "shapes differ"),
     (lambda: evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1.5], metrics=["dice"]),
      "labels must be integers"),
+    (lambda: evaluate(SQUARE, SQUARE, spacing=1.0, labels=1, metrics=["dice"]),  # type: ignore[arg-type]
+     r"labels must be an iterable of integers such as \[1, 2\], got 1"),
+    (lambda: dice(np.full((3, 3), 2), np.zeros((3, 3))), r"it holds 2, expected"),  # not np.int64(2)
 ])
 def test_clear_value_errors(call: object, match: str) -> None:
     with pytest.raises(ValueError, match=match) as info:
