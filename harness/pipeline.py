@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from harness import __version__
+from harness import __version__, atomic
 from harness.datasets import Dataset, open_dataset
 from harness.datasets.label_values import check_named_classes
 from harness.errors import ConfigError
@@ -275,31 +275,58 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
             write_artifacts(out, suite=suite, dataset=dataset, model=model, records=records)
         except KeyboardInterrupt:  # Ctrl-C while drawing: finish the small outputs, say so
             interrupted = True
+    n_cases = float(len(set(r["case_id"] for r in rows)))
     if interrupted or stopped is not None:
         why = "interrupted" if stopped is None else f"the run stopped early ({stopped})"
-        gates.insert(0, GateResult("run-complete", "ERROR", float(len(set(r["case_id"] for r in rows))), None,
+        gates.insert(0, GateResult("run-complete", "ERROR", n_cases, None,
                                    f"{why}: {len(records)} of {len(items) * len(plan.labels)} records written; "
                                    "rerun with --resume to finish"))
-    outcome = overall_outcome(gates)
-    exit_code = exit_code_for(gates, strict=options.strict)
-    summary = _summary(options, suite, dataset, model, records, cases, gates, outcome, exit_code,
-                       seconds=time.time() - started, notes=notes, workers=workers, n_items=len(items))
-    # undefined numbers (a clean mean over no finite value) are null: summary.json stays strict JSON
-    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False, default=str),
-                                      encoding="utf-8")
-    from harness.baseline import copy_baseline
-    from harness.report.html import write_report
+
+    def summarise() -> dict[str, Any]:
+        outcome = overall_outcome(gates)
+        return _summary(options, suite, dataset, model, records, cases, gates, outcome,
+                        exit_code_for(gates, strict=options.strict), seconds=time.time() - started, notes=notes,
+                        workers=workers, n_items=len(items))
+
+    summary = summarise()
+    try:
+        _write_outputs(out, summary, baseline=options.baseline, pdf=options.pdf)
+    except KeyboardInterrupt:  # Ctrl-C while the reports were written: the summary and JUnit must not say PASS
+        interrupted = True
+        if not gates or gates[0].name != "run-complete":
+            gates.insert(0, GateResult("run-complete", "ERROR", n_cases, None,
+                                       f"interrupted while the reports were written: all {len(records)} records "
+                                       f"are in records.csv; `harness report {out} --format all` writes the reports"))
+        summary = summarise()
+        _write_summary(out, summary)
+    return RunResult(out=out, exit_code=summary["exit_code"], outcome=summary["outcome"], gates=gates,
+                     records=records, summary=summary, interrupted=interrupted)
+
+
+def _write_summary(out: Path, summary: dict[str, Any]) -> None:
+    """``summary.json`` (strict JSON: an undefined number is null) and the ``junit.xml`` made from it."""
     from harness.report.junit import write_junit_from_summary
+
+    atomic.write_text(out / "summary.json", json.dumps(json_safe(summary), indent=2, allow_nan=False, default=str))
+    write_junit_from_summary(out, summary)
+
+
+def _write_outputs(out: Path, summary: dict[str, Any], *, baseline: str | Path | None, pdf: bool) -> None:
+    """The summary, JUnit, the baseline copy and the reports. Reports of an earlier attempt (a resumed
+    run) are removed first, so a run stopped here never leaves reports that disagree with its summary."""
+    from harness.baseline import copy_baseline
+    from harness.report.html import FILES, write_report
     from harness.report.pdf import PdfError
 
-    copy_baseline(out, options.baseline)
-    write_junit_from_summary(out, summary)
+    for name in FILES.values():
+        for stale in (out / name, (out / name).with_suffix(".pdf")):
+            stale.unlink(missing_ok=True)
+    _write_summary(out, summary)
+    copy_baseline(out, baseline)
     try:
-        write_report(out, pdf=options.pdf)  # report.html + dossier.html (+ PDFs)
+        write_report(out, pdf=pdf)  # report.html + dossier.html (+ PDFs)
     except PdfError as exc:
         print(f"warning: {exc}", file=sys.stderr)
-    return RunResult(out=out, exit_code=exit_code, outcome=outcome, gates=gates, records=records,
-                     summary=summary, interrupted=interrupted)
 
 
 def _journaled_rows(journal: Journal, items: list[Any]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import jinja2
 
+from harness import atomic
 from harness.report import dossier, sections
 from harness.report.rundir import RunDir, load_run
 
@@ -153,7 +154,7 @@ def write_report(run_dir: str | Path, *, formats: Iterable[Format] = ("html", "d
     written = []
     for fmt in formats:
         path = run.path / FILES[fmt]
-        path.write_text(render(run, fmt, context=context), encoding="utf-8")
+        atomic.write_text(path, render(run, fmt, context=context))
         written.append(path)
     if pdf:
         from harness.report.pdf import html_to_pdf

@@ -11,6 +11,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness import atomic
+
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -58,7 +60,7 @@ def summary_properties(summary: dict[str, Any]) -> dict[str, Any]:
 
 def write_junit(path: Path, suite_name: str, gates: list[dict[str, Any]], *, seconds: float = 0.0,
                 properties: dict[str, Any] | None = None) -> Path:
-    path.write_text(junit_xml(suite_name, gates, seconds=seconds, properties=properties), encoding="utf-8")
+    atomic.write_text(path, junit_xml(suite_name, gates, seconds=seconds, properties=properties))
     return path
 
 

@@ -178,6 +178,38 @@ def test_ctrl_c_while_drawing_artifacts_still_writes_the_run(tmp_path: Path, mon
     assert (tmp_path / "o" / "junit.xml").is_file() and (tmp_path / "o" / "report.html").is_file()
 
 
+def test_ctrl_c_while_writing_the_reports_leaves_no_passing_summary(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """summary.json and junit.xml are written before the reports (which render from them): a Ctrl-C
+    there must turn them into a run-complete ERROR, not leave PASS beside an exit code of 2; a
+    report of an earlier attempt must not stay beside the new summary."""
+    import harness.report.html
+
+    out = tmp_path / "o"
+    assert _run(tmp_path, out, "--limit", "1") == 0 and (out / "dossier.html").is_file()
+    render = harness.report.html.render
+    calls: list[str] = []
+
+    def interrupted(run, fmt, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(fmt)
+        if fmt == "dossier":
+            raise KeyboardInterrupt
+        return render(run, fmt, **kwargs)
+
+    monkeypatch.setattr(harness.report.html, "render", interrupted)
+    assert _run(tmp_path, out, "--limit", "1", "--resume") == 2
+    summary = json.loads((out / "summary.json").read_text())
+    first = summary["gates"][0]
+    assert (summary["outcome"], summary["exit_code"], first["name"], first["outcome"]) == ("ERROR", 2, "run-complete", "ERROR")
+    assert first["detail"].startswith("interrupted while the reports were written") and "harness report" in first["detail"]
+    junit = (out / "junit.xml").read_text()
+    assert 'name="run-complete"' in junit and "<error" in junit
+    assert calls == ["html", "dossier"] and (out / "report.html").is_file()
+    assert not (out / "dossier.html").exists() and not list(out.glob(".*.tmp"))  # the first attempt's is gone
+    monkeypatch.setattr(harness.report.html, "render", render)
+    assert main(["report", str(out), "--format", "all"]) == 0 and (out / "dossier.html").is_file()
+
+
 def test_a_cohort_attribute_the_data_lacks_exits_3_even_without_fairness_gates(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(tmp_path, tmp_path / "o", "--limit", "1", "--cohorts", "sexx") == 3
