@@ -155,15 +155,37 @@ def analysis_plan(run: RunDir) -> list[str]:
         small = ("reported but left out of the gaps and tests" if s["small_groups"] == "exclude"
                  else "reported, and an attribute with such a group is not gated (INCONCLUSIVE)")
         plan.append(f"Fairness: cohorts {s['cohorts']!s}; groups below {s['min_group_size']} cases are {small}. "
-                    f"Gap = best − worst group mean; permutation test of the gap ({s['n_permutations']} "
-                    f"permutations), {s['correction']} correction across all tests, α = {s['alpha']}. A gate FAILs only "
+                    f"Gap = best − worst group mean; {_fairness_test(s)}, {s['correction']} correction across all "
+                    f"tests, α = {s['alpha']}. A gate FAILs only "
                     "when the gap is both significant and above its margin (a bootstrap CI of a max–min gap is "
                     "biased away from 0, so it is not gated on).")
-    if any(g["name"].startswith("baseline") for g in run.summary.get("gates", [])) or run.baseline is not None:
+    if any(g["name"].startswith("baseline") for g in run.summary.get("gates", [])) or run.baseline is not None \
+            or any(g.get("check") == "baseline" for g in run.suite_gates):
         plan.append("Baseline regression: per-case paired differences against the baseline run (cases with equal "
-                    "image and label hashes); one-sided sign-flip permutation test (exact up to 16 cases) of "
-                    "H1 regression > margin, corrected across the gate's comparisons; FAIL when significant.")
+                    f"image and label hashes); {_baseline_tests(run)} of H1 regression > margin, corrected across "
+                    "the gate's comparisons; FAIL when significant.")
     return plan
+
+
+def _fairness_test(settings: dict[str, Any]) -> str:
+    """The suite's test of a fairness gap, in words."""
+    if settings.get("fairness_test") == "kruskal":
+        return "Kruskal–Wallis rank test of equal group distributions"
+    return (f"studentized (Welch) permutation test of equal group means ({settings['n_permutations']} permutations, "
+            "more where a p-value needs resolving after the correction)")
+
+
+def _baseline_tests(run: RunDir) -> str:
+    """The test(s) of the run's baseline gates, in words: each suite gate's ``test``, the defaults for
+    the gate ``--baseline`` adds."""
+    from harness.baseline import DEFAULTS, EXACT_MAX_N
+
+    gates = [g for g in run.suite_gates if g.get("check") == "baseline"]
+    tests = sorted({str(g.get("test", DEFAULTS["test"])) for g in gates} or {DEFAULTS["test"]})
+    words = {"permutation": f"one-sided sign-flip permutation test (exact up to {EXACT_MAX_N} cases, else "
+                            f"{run.settings['n_permutations']} random sign flips)",
+             "wilcoxon": "one-sided Wilcoxon signed-rank test"}
+    return " / ".join(words.get(t, t) for t in tests)
 
 
 def limitations(run: RunDir) -> list[str]:

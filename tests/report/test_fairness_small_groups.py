@@ -58,3 +58,27 @@ def test_test_name_comes_from_a_tested_attribute(tmp_path: Path) -> None:
     section = fairness_section(load_run(run_dir))
     assert section["gaps"][-1]["attribute"] == "site" and section["gaps"][-1]["test"] == "none"  # only A has 12
     assert section["test"] == "permutation"
+
+
+@pytest.mark.parametrize("setting, words", [
+    ("", "studentized (Welch) permutation test of equal group means (2000 permutations"),
+    ('fairness_test = "kruskal"', "Kruskal–Wallis rank test"),
+])
+def test_the_dossier_plan_names_the_fairness_test_the_suite_ran(tmp_path: Path, setting: str, words: str) -> None:
+    run_dir = make_run(tmp_path / "run", case_ids=IDS, metadata={"site": SITES},
+                       suite_extra=f'cohorts = ["site"]\n{setting}\n')
+    (line,) = [ln for ln in analysis_plan(load_run(run_dir)) if ln.startswith("Fairness")]
+    assert words in line and ("permutation" in line) == (setting == "")
+
+
+@pytest.mark.parametrize("gate_test, words", [
+    ("", "one-sided sign-flip permutation test (exact up to 16 cases, else 2000 random sign flips)"),
+    ('test = "wilcoxon"', "one-sided Wilcoxon signed-rank test"),
+])
+def test_the_dossier_plan_names_the_baseline_test_of_the_suite_gate(tmp_path: Path, gate_test: str, words: str) -> None:
+    from tests.report.conftest import SUITE
+
+    text = SUITE.format(extra="") + f'\n[[gates]]\nname = "no-regression"\ncheck = "baseline"\nmetric = "dice"\n{gate_test}\n'
+    run_dir = make_run(tmp_path / "run", case_ids=IDS, suite_text=text)
+    (line,) = [ln for ln in analysis_plan(load_run(run_dir)) if ln.startswith("Baseline")]
+    assert words in line and ("permutation" in line) == (gate_test == "")
