@@ -116,13 +116,14 @@ def _pairing(a: Any, b: Any) -> tuple[list[str], list[str]]:
 
 
 def _case_samples(values: pd.DataFrame, sign: float) -> dict[str, Any]:
-    """``clean``: the clean value per case; per family: a frame case_id, s (severity), d (clean −
-    perturbed, positive = worse)."""
+    """``clean``: the clean value per case; per family: a frame case_id, s (severity), v (the perturbed
+    value), d (clean − perturbed, positive = worse)."""
     clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
     out: dict[str, Any] = {CLEAN: clean}
     for family, rows in values[values["perturbation"] != CLEAN].groupby("perturbation"):
         d = sign * (rows["case_id"].map(clean) - rows["value"])
-        out[str(family)] = rows.assign(d=d, s=rows["severity"]).dropna(subset=["d"])[["case_id", "s", "d"]]
+        out[str(family)] = rows.assign(d=d, s=rows["severity"], v=rows["value"]).dropna(subset=["d"])[
+            ["case_id", "s", "v", "d"]]
     return out
 
 
@@ -136,11 +137,12 @@ def _unpaired(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> tuple
         sb = _case_samples(per_case(b.records, metric), 1.0 if higher else -1.0)
         samples: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {
             CLEAN: (sa[CLEAN].to_numpy(float), sb[CLEAN].to_numpy(float), higher)}
+        shown = {CLEAN: (sa[CLEAN].mean(), sb[CLEAN].mean())}  # mean A / B: the metric's values, as paired mode
         for family in sorted((set(sa) & set(sb)) - {CLEAN}):
             common = set(sa[family]["s"]) & set(sb[family]["s"])
-            x = [s[family][s[family]["s"].isin(common)].groupby("case_id")["d"].mean().to_numpy(float)
-                 for s in (sa, sb)]
-            samples[family] = (x[0], x[1], False)  # a degradation: higher is worse
+            by_case = [s[family][s[family]["s"].isin(common)].groupby("case_id")[["v", "d"]].mean() for s in (sa, sb)]
+            samples[family] = (by_case[0]["d"].to_numpy(float), by_case[1]["d"].to_numpy(float), False)  # a degradation
+            shown[family] = (by_case[0]["v"].mean(), by_case[1]["v"].mean())
         tested = [k for k, (xa, xb, _) in samples.items() if min(len(xa), len(xb)) >= opts.min_cases]
         max_perm = max_permutations(opts.n_perm, len(tested), opts.alpha)
         stats: dict[str, dict[str, np.ndarray] | None] = {}
@@ -158,13 +160,13 @@ def _unpaired(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> tuple
             res = stats[key]
             value = float(res["drop"][0]) if res is not None else float("nan")
             row = {"metric": metric, "comparison": key, "n_a": len(xa), "n_b": len(xb),
-                   "mean_a": float(xa.mean()) if len(xa) else float("nan"),
-                   "mean_b": float(xb.mean()) if len(xb) else float("nan"), "regression": value,
+                   "mean_a": float(shown[key][0]), "mean_b": float(shown[key][1]), "regression": value,
                    "ci_low": float(res["drop_ci_low"][0]) if res is not None else float("nan"),
                    "ci_high": float(res["drop_ci_high"][0]) if res is not None else float("nan"),
                    "p_adjusted": float(adjusted[key])}
             rows.append(row)
             what = f"clean {metric}" if key == CLEAN else f"{metric} degradation under {key}"
+            compared = [float(x.mean()) if len(x) else float("nan") for x in (xa, xb)]  # what the test compares
             name = f"regression-{metric}[{key}]"
             if key not in tested:
                 gates.append(GateResult(name, "INCONCLUSIVE", None if res is None else value, margin,
@@ -172,7 +174,7 @@ def _unpaired(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> tuple
                 continue
             outcome, why = _site_outcome(value, float(adjusted[key]), max_drop=margin, warn_drop=0.0, alpha=opts.alpha)
             gates.append(GateResult(name, outcome, value, margin, (
-                f"{what}: A {row['mean_a']:.4g} (n={len(xa)}) vs B {row['mean_b']:.4g} (n={len(xb)}); regression "
+                f"{what}: A {compared[0]:.4g} (n={len(xa)}) vs B {compared[1]:.4g} (n={len(xb)}); regression "
                 f"{value:+.4g} (95% CI {row['ci_low']:+.4g} – {row['ci_high']:+.4g}; positive = B worse; margin "
                 f"{margin:g}); p_adj {row['p_adjusted']:.3g} ({opts.correction}, {test}, unpaired; α {opts.alpha:g})"
                 + (f" → {why}" if why else ""))))
@@ -329,7 +331,9 @@ def write_outputs(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "report" / "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
                              undefined=jinja2.StrictUndefined)
-    env.globals["fmt"] = lambda v: "–" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+    env.globals["fmt"] = lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else (
+        f"{v:.4g}" if isinstance(v, float) else str(v))
+    env.globals["margins"] = lambda d: ", ".join(f"{k} {v:g}" for k, v in d.items())
     svg = Markup(_histogram_svg(safe["evidence"].get("histograms", [])))  # built from numbers only
     html = env.get_template("compare.html.j2").render(r=safe, histogram_svg=svg)
     html_path = out / "compare.html"

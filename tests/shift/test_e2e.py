@@ -160,6 +160,16 @@ def test_compare_unpaired_site_shift(site_run: tuple[int, Path], tmp_path: Path)
     html = (tmp_path / "cmp" / "compare.html").read_text()
     assert "<svg" in html and "Which synthetic perturbation predicts the real drop" in html
     assert ev["matches"][0]["drop_significant"] and "<th>drop CI</th>" in html and "may match by chance" not in html
+    # mean A / B are the metric's values (perturbed ones for a family), as in paired mode; the test
+    # and the gate compare the degradations
+    records = {k: pd.read_csv(p / "records.csv") for k, p in (("a", site_a), ("b", site_c))}
+    for row in (r for r in result["rows"] if r["metric"] == "dice"):
+        perturbed = {k: t[(t["perturbation"] == row["comparison"]) & (t["status"] == "OK")] for k, t in records.items()}
+        if row["comparison"] != "clean" and min(len(t) for t in perturbed.values()):
+            common = set(perturbed["a"]["severity"]) & set(perturbed["b"]["severity"])
+            expect = [t[t["severity"].isin(common)].groupby("case_id")["dice"].mean().mean() for t in perturbed.values()]
+            assert (row["mean_a"], row["mean_b"]) == pytest.approx(expect), row["comparison"]
+    assert "margins dice 0.05" in html and "None" not in html and ">nan<" not in html
     # forcing paired on disjoint cases, or strict on a WARN, follow the conventions
     assert main(["compare", str(site_a), str(site_c), "--mode", "paired", "--out", str(tmp_path / "x")]) == 3
 
