@@ -21,8 +21,13 @@ def _text(value: Any) -> str:
 
 
 def junit_xml(suite_name: str, gates: list[dict[str, Any]], *, seconds: float = 0.0,
-              properties: dict[str, Any] | None = None) -> str:
-    counts = {k: sum(g["outcome"] == k for g in gates) for k in ("FAIL", "ERROR", "INCONCLUSIVE")}
+              properties: dict[str, Any] | None = None, strict: bool = False) -> str:
+    """JUnit XML of ``gates``: FAIL → failure, ERROR → error, INCONCLUSIVE → skipped, PASS and WARN
+    pass. ``strict`` (a run with ``--strict``, where WARN and INCONCLUSIVE exit 1): those are failures
+    of type StrictGate too, so the CI test view names what blocked the run."""
+    blocking = {"FAIL", "WARN", "INCONCLUSIVE"} if strict else {"FAIL"}
+    counts = {"FAIL": sum(g["outcome"] in blocking for g in gates), "ERROR": sum(g["outcome"] == "ERROR" for g in gates),
+              "INCONCLUSIVE": 0 if strict else sum(g["outcome"] == "INCONCLUSIVE" for g in gates)}
     root = ET.Element("testsuites", name="harness", tests=str(len(gates)),
                       failures=str(counts["FAIL"]), errors=str(counts["ERROR"]),
                       skipped=str(counts["INCONCLUSIVE"]), time=f"{seconds:.3f}")
@@ -42,8 +47,11 @@ def junit_xml(suite_name: str, gates: list[dict[str, Any]], *, seconds: float = 
             ET.SubElement(case, "failure", message=message, type="GateFailed").text = detail
         elif gate["outcome"] == "ERROR":
             ET.SubElement(case, "error", message=message, type="HarnessError").text = detail
+        elif gate["outcome"] in blocking:  # --strict: WARN / INCONCLUSIVE block the run
+            ET.SubElement(case, "failure", message=_text(f"{gate['outcome']} (--strict): {gate['detail']}"),
+                          type="StrictGate").text = f"{gate['outcome']}: {detail}"
         elif gate["outcome"] == "INCONCLUSIVE":
-            ET.SubElement(case, "skipped", message=message)
+            ET.SubElement(case, "skipped", message=message).text = detail
         else:
             ET.SubElement(case, "system-out").text = f"{gate['outcome']}: {detail}"
     ET.indent(root)
@@ -59,12 +67,13 @@ def summary_properties(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_junit(path: Path, suite_name: str, gates: list[dict[str, Any]], *, seconds: float = 0.0,
-                properties: dict[str, Any] | None = None) -> Path:
-    atomic.write_text(path, junit_xml(suite_name, gates, seconds=seconds, properties=properties))
+                properties: dict[str, Any] | None = None, strict: bool = False) -> Path:
+    atomic.write_text(path, junit_xml(suite_name, gates, seconds=seconds, properties=properties, strict=strict))
     return path
 
 
 def write_junit_from_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
     """(Re)write ``junit.xml`` of a run folder from its summary."""
     return write_junit(Path(run_dir) / "junit.xml", summary["suite"]["name"], summary["gates"],
-                       seconds=float(summary.get("seconds", 0.0)), properties=summary_properties(summary))
+                       seconds=float(summary.get("seconds", 0.0)), properties=summary_properties(summary),
+                       strict=bool(summary.get("strict", False)))

@@ -239,3 +239,13 @@ def test_python_api_takes_text_paths(tmp_path: Path) -> None:
     assert isinstance(options.out, Path) and isinstance(options.baseline, Path)
     result = harness.run(harness.RunOptions(suite="smoke", limit=1, workers=1, out=str(tmp_path / "api")))
     assert result.exit_code == 0 and (tmp_path / "api" / "summary.json").is_file()
+
+
+def test_strict_run_names_the_blocking_gate_in_junit(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    assert _run(tmp_path, out, "--limit", "1", "--strict") == 1  # one case: the clean gates are INCONCLUSIVE
+    summary = json.loads((out / "summary.json").read_text())
+    undecided = [g["name"] for g in summary["gates"] if g["outcome"] == "INCONCLUSIVE"]
+    junit = (out / "junit.xml").read_text()
+    assert undecided and summary["strict"] is True
+    assert junit.count('type="StrictGate"') == len(undecided) and "<skipped" not in junit

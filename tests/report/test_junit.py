@@ -26,6 +26,24 @@ def test_outcomes_map_to_junit_elements() -> None:
     assert suite.find("properties/property").get("value") == "ab"
 
 
+def test_strict_makes_warn_and_inconclusive_failures_that_name_themselves() -> None:
+    suite = ET.fromstring(junit_xml("smoke", GATES, strict=True)).find("testsuite")
+    assert (suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("3", "1", "0")
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    for outcome in ("WARN", "INCONCLUSIVE"):
+        failure = cases[f"g-{outcome}"].find("failure")
+        assert failure.get("type") == "StrictGate" and failure.get("message") == f"{outcome} (--strict): {outcome} detail"
+        assert "(value=0.5, threshold=0.8)" in failure.text
+    assert [child.tag for child in cases["g-PASS"]] == ["system-out"]
+    assert cases["g-FAIL"].find("failure").get("type") == "GateFailed"
+
+
+def test_skipped_carries_value_and_threshold_like_every_element() -> None:
+    suite = ET.fromstring(junit_xml("smoke", GATES)).find("testsuite")
+    skipped = next(c for c in suite.findall("testcase") if c.get("name") == "g-INCONCLUSIVE").find("skipped")
+    assert skipped.text == "INCONCLUSIVE detail (value=0.5, threshold=0.8)"
+
+
 def test_smoke_run_junit_matches_its_gates(smoke_run: Path) -> None:
     summary = json.loads((smoke_run / "summary.json").read_text())
     suite = ET.parse(smoke_run / "junit.xml").getroot().find("testsuite")
