@@ -93,17 +93,20 @@ def bundled_suites() -> dict[str, Path]:
 
 
 def resolve_suite_path(spec: str | Path) -> Path:
+    """The TOML file of ``spec``: an existing file, else a bundled suite name (a folder that happens
+    to carry a suite's name, e.g. a run's --out, does not hide the bundled suite)."""
     path = Path(spec)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"suite file {path} does not exist; give a bundled suite name "
-                              f"({', '.join(bundled_suites())}) or a path to a .toml file")
+    if path.is_file():
         return path
     suites = bundled_suites()
-    if str(spec) not in suites:
-        raise ConfigError(f"unknown suite {spec!r}; bundled suites: {', '.join(suites)} "
-                          "(or give a path to a .toml file)")
-    return suites[str(spec)]
+    if path.suffix != ".toml" and str(spec) in suites:
+        return suites[str(spec)]
+    if path.suffix == ".toml" or path.exists():
+        what = "is a folder, not a suite file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"suite file {path} {what}; give a bundled suite name "
+                          f"({', '.join(suites)}) or a path to a .toml file")
+    raise ConfigError(f"unknown suite {spec!r}; bundled suites: {', '.join(suites)} "
+                      "(or give a path to a .toml file)")
 
 
 def _check_keys(table: dict[str, Any], allowed: dict[str, Any], where: str, problems: list[str]) -> None:

@@ -87,6 +87,17 @@ def test_unknown_suite_name_lists_bundled() -> None:
         load_suite("no-such-suite")
 
 
+def test_a_folder_named_like_a_bundled_suite_does_not_hide_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "smoke").mkdir()  # e.g. an earlier `harness run --suite smoke --out smoke`
+    assert load_suite("smoke").name == "smoke"
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ConfigError, match="suite file mine is a folder, not a suite file"):
+        load_suite("mine")
+    with pytest.raises(ConfigError, match="suite file smoke.toml does not exist"):
+        load_suite("smoke.toml")
+
+
 def test_bad_metric_option_is_a_config_error(tmp_path: Path) -> None:
     text = GOOD.replace('metrics = ["dice", "hd95"]', 'metrics = ["dice", "hd95"]\nmetric_options = { percentile = 250 }')
     with pytest.raises(ConfigError, match="percentile"):
