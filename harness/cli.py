@@ -5,6 +5,7 @@ Exit codes: 0 all gates pass (WARN allowed), 1 a gate failed, 2 harness/model er
 """
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import sys
@@ -66,7 +67,7 @@ def _print_summary(result: Any) -> None:
         table.add_column(col, overflow="fold")
     for gate in result.gates:
         style = OUTCOME_STYLE.get(gate.outcome, "")
-        value = "–" if gate.value is None else f"{gate.value:.4g}"
+        value = "–" if gate.value is None or math.isnan(gate.value) else f"{gate.value:.4g}"
         threshold = "–" if gate.threshold is None else f"{gate.threshold:.4g}"
         detail = "" if gate.outcome == "PASS" else gate.detail  # PASS rows stay one line; details in the report
         table.add_row(escape(gate.name), f"[{style}]{gate.outcome}[/]", value, threshold, escape(detail))
@@ -74,7 +75,7 @@ def _print_summary(result: Any) -> None:
     for note in result.summary.get("notes", []):
         out_console.print(f"note: {escape(note)}", soft_wrap=True)
     clean = result.summary["clean"]
-    parts = [f"{m} " + ", ".join(f"{k} {'n/a' if v is None else format(v, '.3f')}" for k, v in vals.items())
+    parts = [f"{m} " + ", ".join(f"{k} {'n/a' if v is None or math.isnan(v) else format(v, '.3f')}" for k, v in vals.items())
              for m, vals in clean.items()]
     out_console.print(escape("clean: " + " | ".join(parts)))
     out_console.print(escape(f"report: {result.out / 'report.html'}  (exit code {result.exit_code})"))

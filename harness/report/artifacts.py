@@ -160,6 +160,7 @@ def _gallery(art: Path, *, suite: Any, dataset: Any, records: pd.DataFrame, metr
     clean = records[(records["status"] == "OK") & (records["perturbation"] == CLEAN)]
     per_case = clean.groupby("case_id")[metric].mean().sort_values(kind="mergesort")
     case_id = str(per_case.index[len(per_case) // 2]) if len(per_case) else str(dataset.case_ids[0])
+    chosen_by = "the case with the median clean score" if len(per_case) else "the first case: no clean case was scored"
     case = dataset.load(case_id)
     entries, notes = [], []
     (art / "gallery").mkdir(exist_ok=True)
@@ -167,7 +168,7 @@ def _gallery(art: Path, *, suite: Any, dataset: Any, records: pd.DataFrame, metr
         out = art / "gallery" / f"{i:02d}.png"
         try:
             ladder_png(case, label, family, seed=suite.seed, out=out, modality=dataset.modality)
-            entries.append({"perturbation": label, "family": family.name, "case_id": case_id,
+            entries.append({"perturbation": label, "family": family.name, "case_id": case_id, "chosen_by": chosen_by,
                             "file": f"gallery/{i:02d}.png", "parameter_doc": getattr(family, "parameter_doc", "")})
         except Exception as exc:  # noqa: BLE001 - becomes a note in the report
             notes.append(f"gallery for {label}: {type(exc).__name__}: {exc}")

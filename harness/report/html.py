@@ -130,12 +130,17 @@ def _dossier_context(run: RunDir, ctx: dict[str, Any]) -> dict[str, Any]:
             "plan": dossier.analysis_plan(run), "limitations": dossier.limitations(run)}
 
 
+# C0 control characters (but tab, newline, carriage return) are not allowed in HTML; a model's
+# error message can carry them into the Errors table
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def render(run: RunDir, fmt: Format = "html", *, context: dict[str, Any] | None = None) -> str:
     ctx = context if context is not None else build_context(run)
     env = environment()
     if fmt == "dossier":
-        return env.get_template("dossier.html.j2").render(**_dossier_context(run, ctx))
-    return env.get_template("report.html.j2").render(**ctx)
+        return _CONTROL.sub("?", env.get_template("dossier.html.j2").render(**_dossier_context(run, ctx)))
+    return _CONTROL.sub("?", env.get_template("report.html.j2").render(**ctx))
 
 
 def render_report(run_dir: str | Path, fmt: Format = "html") -> str:

@@ -291,7 +291,11 @@ def gallery_section(run: RunDir) -> list[dict[str, Any]]:
             for e in run.artifacts.get("gallery", []) if (run.path / "artifacts" / e["file"]).is_file()]
 
 
+ERRORS_SHOWN = 200  # rows of the Errors table; all are in records.csv
+
+
 def errors_section(run: RunDir) -> list[dict[str, Any]]:
+    """The first ERRORS_SHOWN failed items (one row per item); each row carries ``n_items``, the total."""
     records = run.records
     errors = records[records["status"] == "ERROR"].drop_duplicates(["case_id", "perturbation", "severity", "repeat"])
-    return errors.head(200).to_dict("records")
+    return [{**row, "n_items": len(errors)} for row in errors.head(ERRORS_SHOWN).to_dict("records")]

@@ -107,7 +107,12 @@ def test_model_crashing_on_every_item_still_gets_a_report(tmp_path: Path) -> Non
     assert code == 2
     records = pd.read_csv(tmp_path / "o" / "records.csv")
     assert len(records) and (records["status"] == "ERROR").all()
-    assert "simulated model crash" in (tmp_path / "o" / "report.html").read_text()
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "simulated model crash" in html
+    # sections say why they are empty instead of showing empty tables or a misleading caption
+    assert "No case × perturbation pair has a dice score, so no worst case is shown" in html
+    assert "The 0 worst" not in html and "(reference: )" not in html
+    assert "(the first case: no clean case was scored)" in html and "median clean score" not in html
 
     def refuse(token: str) -> None:
         raise ValueError(f"not strict JSON: {token}")

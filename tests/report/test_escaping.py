@@ -4,6 +4,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pandas as pd
+
 from harness.report.html import render_report
 from harness.report.junit import junit_xml
 from tests.report.conftest import SUITE, make_run
@@ -43,3 +45,16 @@ def test_junit_escapes_and_parses(tmp_path: Path) -> None:
     case = root.find(".//testcase")
     assert case is not None and case.get("name") == EVIL_ID
     assert case.find("failure").get("message") == EVIL_META + "?"
+
+
+def test_errors_table_says_when_it_shows_only_the_first_items(tmp_path: Path) -> None:
+    from harness.report.sections import ERRORS_SHOWN
+
+    run_dir = make_run(tmp_path / "run", case_ids=[f"c{i:03d}" for i in range(120)])
+    records = pd.read_csv(run_dir / "records.csv")
+    records["status"], records["error"] = "ERROR", "RuntimeError: bad\x01byte"
+    records.to_csv(run_dir / "records.csv", index=False)
+    n_items = len(records.drop_duplicates(["case_id", "perturbation", "severity", "repeat"]))
+    html = render_report(run_dir)
+    assert n_items > ERRORS_SHOWN and f"The first {ERRORS_SHOWN} of {n_items} failed items" in html
+    assert "\x01" not in html and "bad?byte" in html  # control characters are not valid HTML
