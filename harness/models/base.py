@@ -13,8 +13,9 @@ prepared arrays in, raw outputs out). The shared pipeline does the rest, identic
 
 With ``[input] tta_flip_axes`` steps 3-4 run once per combination of mirrored axes and the class
 probabilities (one-hot votes for label maps) are averaged; ``[output] postprocess`` then cleans
-the label map (the probabilities stay the network's). Adversarial attacks differentiate the
-network itself, without either.
+the label map (the probabilities stay the network's). Adversarial attacks differentiate this
+pipeline, test-time flips included, up to the postprocessing
+(:class:`harness.perturbations.adversarial._torch.LogitFn`).
 """
 from __future__ import annotations
 

@@ -111,6 +111,32 @@ def test_attack_runs_on_the_gpu_when_the_model_does():  # pragma: no cover - no 
     assert np.abs(out.image.astype(np.float64) - case.image).max() <= params["eps"][0]
 
 
+@pytest.mark.parametrize("build, size, spacing", [
+    (lambda: reference_with(tta_flip_axes=[0, 1]), 61, None),  # odd size: uneven padding along both flipped axes
+    (lambda: reference_with(tta_flip_axes=[1], spacing=[1.1, 1.3]), 58, None),  # the card resamples
+    (lambda: reference_with(tta_flip_axes=[0], patch_size=[48, 48]), 61, None),  # sliding windows
+    (lambda: tiny_3d(tta_flip_axes=[0, 2], patch_size=[8, 16, 16]), None, (2.0, 1.0, 1.0)),
+])
+def test_test_time_flips_mirror_the_prepared_image_as_predict_does(build, size, spacing):
+    """predict mirrors the normalised, resampled, padded image and averages probabilities on that
+    grid; the attack's function must be the same when padding is uneven or the card resamples (it
+    once mirrored the raw image: up to 0.4 apart, other argmax voxels)."""
+    model = build()
+    if size is None:  # 3D: 16 x 32 x 31 voxels
+        case = case_3d()
+        case = case.with_(image=case.image[..., :-1].copy(), label=case.label[..., :-1].copy())
+    else:
+        case = fakes.crop(fakes.phantom(1), size)
+    fn = LogitFn(model, spacing or case.spacing)
+    x = torch.from_numpy(case.image[None]).requires_grad_(True)
+    logits = fn(x)
+    (grad,) = torch.autograd.grad(logits[:, 1].mean(), x)
+    probs = torch.softmax(logits.detach(), dim=1)[0].numpy()
+    expected = model.predict(case.image, spacing or case.spacing).probabilities
+    assert np.abs(probs - expected).max() < 1e-4
+    assert float(grad.abs().sum()) > 0 and fn.calls == len(fn.flips)
+
+
 def test_the_attack_differentiates_the_model_with_its_test_time_flips():
     """A card's tta_flip_axes: the attack's probabilities are predict's (mean over mirrored copies)."""
     model = reference_with(tta_flip_axes=[0, 1])

@@ -4,8 +4,10 @@
 model's device, differentiably. Plain models use ``model.torch_logits``. Models whose pipeline
 resamples (``[input] spacing``) or runs sliding windows (``[input] patch_size``) get the same
 pipeline rebuilt in torch: normalise the whole image, resample (linear), pad, Gaussian-blend the
-patch outputs (nnU-Net weights, the same windows as ``predict``), resample back. Patch chunks are
-gradient-checkpointed, so memory grows with one chunk, not the whole volume.
+patch outputs (nnU-Net weights, the same windows as ``predict``), resample back. Test-time flips
+(``[input] tta_flip_axes``) mirror the prepared image and average probabilities on that grid, as
+``predict`` does. Patch chunks are gradient-checkpointed, so memory grows with one chunk, not the
+whole volume.
 """
 from __future__ import annotations
 
@@ -60,31 +62,53 @@ class LogitFn:
         self.calls = 0  # forward passes (each backward counts with its forward)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of the model as ``predict`` runs it: with the card's test-time flips, the log of the
-        mean class probabilities over the mirrored copies (what ``predict`` takes the argmax of)."""
+        """Logits of the model as ``predict`` runs it. With the card's test-time flips, as ``predict``
+        does: the prepared (normalised, resampled, padded) image is mirrored, the class probabilities
+        averaged on that grid, then cropped and resampled back; the log of that mean is returned
+        (what ``predict`` takes the argmax of)."""
         if len(self.flips) == 1:
-            return self._once(x)
+            self.calls += 1
+            return self._pipeline(x) if self.pipeline else self.model.torch_logits(x)
+        if not callable(getattr(self.model, "_run", None)):  # no network to rebuild: mirror the raw image
+            return self._mirrored_raw(x)
+        z, geometry = self._prepare(x)
         total: torch.Tensor | None = None
         for flip in self.flips:
             dims = [2 + a for a in flip]
-            out = self._once(torch.flip(x, dims) if dims else x)
+            self.calls += 1
+            out = self._as_logits(self._scores(torch.flip(z, dims) if dims else z))
+            probs = torch.softmax(torch.flip(out, dims) if dims else out, dim=1)
+            total = probs if total is None else total + probs
+        assert total is not None
+        probs = self._restore(total / len(self.flips), geometry)
+        if geometry[1] != geometry[2]:  # linear resampling of probabilities: renormalise, as predict does
+            probs = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return torch.log(probs.clamp_min(1e-12))
+
+    def _mirrored_raw(self, x: torch.Tensor) -> torch.Tensor:
+        """TTA through ``torch_logits`` alone (an adapter without ``_run``): mirror the raw image.
+        Equal to ``predict`` when no padding is uneven along a mirrored axis."""
+        total: torch.Tensor | None = None
+        for flip in self.flips:
+            dims = [2 + a for a in flip]
+            self.calls += 1
+            out = self.model.torch_logits(torch.flip(x, dims) if dims else x)
             probs = torch.softmax(out, dim=1)
             probs = torch.flip(probs, dims) if dims else probs
             total = probs if total is None else total + probs
         assert total is not None
         return torch.log((total / len(self.flips)).clamp_min(1e-12))
 
-    def _once(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        if not self.pipeline:
-            return self.model.torch_logits(x)
-        return self._pipeline(x)
-
     # -- rebuilt pipeline (sliding windows and/or resampling) -----------------------------------
     def _pipeline(self, x: torch.Tensor) -> torch.Tensor:
+        z, geometry = self._prepare(x)
+        return self._as_logits(self._restore(self._scores(z), geometry))
+
+    def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[Any, ...]]:
+        """Normalise, resample to the card's spacing and pad, as ``Model._prepare``; returns the
+        prepared tensor and ``(pad amounts, resampled shape, image shape)`` to undo it."""
         inp = self.inp
-        device = attack_device(self.model)
-        x = x.to(device, torch.float32)
+        x = x.to(attack_device(self.model), torch.float32)
         spatial = tuple(x.shape[2:])
         z = pp.normalize_torch(x, inp.normalize, inp.window)
         if self.target_spacing is not None:
@@ -93,15 +117,23 @@ class LogitFn:
                 z = F.interpolate(z, size=shape, mode=_linear(len(spatial)), align_corners=False)
         resampled = tuple(z.shape[2:])
         multiple = _per_axis(inp.pad_multiple, len(spatial))
-        target = pp.padded_shape(resampled, multiple, self.patch)
-        amounts = pp.pad_amounts(resampled, target)
+        amounts = pp.pad_amounts(resampled, pp.padded_shape(resampled, multiple, self.patch))
         if any(a or b for a, b in amounts):
             z = F.pad(z, [v for pair in reversed(amounts) for v in pair])
-        out = self._windows(z) if self.patch is not None else self._network(z)
+        return z, (amounts, resampled, spatial)
+
+    def _scores(self, z: torch.Tensor) -> torch.Tensor:
+        """Network outputs on the prepared grid (Gaussian-blended windows with a patch size)."""
+        return self._windows(z) if self.patch is not None else self._network(z)
+
+    @staticmethod
+    def _restore(out: torch.Tensor, geometry: tuple[Any, ...]) -> torch.Tensor:
+        """Crop the padding and resample back to the image grid (linear)."""
+        amounts, resampled, spatial = geometry
         out = out[(slice(None), slice(None), *(slice(b, b + s) for (b, _), s in zip(amounts, resampled)))]
         if resampled != spatial:
             out = F.interpolate(out, size=spatial, mode=_linear(len(spatial)), align_corners=False)
-        return self._as_logits(out)
+        return out
 
     def _network(self, z: torch.Tensor) -> torch.Tensor:
         return self.model._run(z)
