@@ -240,6 +240,12 @@ def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateRe
         if no_gradient and on_masking != "ignore":
             detail += (f"; the model's input gradient was (almost) all zero on {no_gradient} attacked case(s), so "
                        "the white-box attack there was only its random start: robustness is not shown")
+        fallback = rows[rows["fallback"] > 0]
+        if not fallback.empty:  # the named white-box attack never ran: say so where CI reads the result
+            queries = fallback["queries"].max()
+            detail += (f"; {pert} ran as square_attack on {int(fallback['fallback'].max())} case(s) (the model "
+                       "offers no gradients" + (f", {queries:.0f} queries" if np.isfinite(queries) else "")
+                       + "): a black-box attack, usually weaker than the white-box one")
         if (suspect or no_gradient) and on_masking != "ignore" and outcome == "PASS":
             outcome = "FAIL" if on_masking == "fail" else "WARN"
         results.append(GateResult(gname, outcome, value, min_fraction, detail))

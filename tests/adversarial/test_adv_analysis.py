@@ -107,6 +107,17 @@ def test_gate_flags_attacks_that_had_no_gradient():
     assert run_gate(frame, on_masking="fail")["robust[pgd_linf]"].outcome == "FAIL"
 
 
+def test_gate_detail_says_when_a_white_box_family_ran_black_box():
+    """On a model without gradients, pgd_linf runs as square_attack: the gate (what CI reads) must say so."""
+    rows = [row(c, "clean", 0, d) for c, d in CLEAN.items()]
+    rows += [row(c, "pgd_linf", 1, 0.9, attack("pgd_linf", "blackbox", 0.25, queries=10,
+                                                fallback="square_attack (no gradients)")) for c in CLEAN]
+    result = run_gate(records_frame(rows, ["dice", "hd95"]))["robust[pgd_linf]"]
+    assert result.outcome == "PASS"
+    assert "pgd_linf ran as square_attack on 4 case(s) (the model offers no gradients, 10 queries)" in result.detail
+    assert "ran as square_attack" not in run_gate(records())["robust[pgd_linf]"].detail
+
+
 def test_gate_label_by_name_and_severities_that_did_not_run():
     assert run_gate(records(), label="organ")["robust[pgd_linf]"].value == run_gate(records(), label=1)[
         "robust[pgd_linf]"].value
