@@ -261,7 +261,7 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
         if progress is not None and hasattr(progress, "close"):
             progress.close()
     # Written only now, so a refused --resume (another run's journal) leaves that folder untouched.
-    cases.to_csv(out / "cases.csv")
+    (out / "cases.csv").write_text(Dataset.manifest_csv(cases), encoding="utf-8")
     (out / "suite.toml").write_text(suite.text, encoding="utf-8")
     records = records_frame(rows, suite.metrics)
     records.to_csv(out / "records.csv", index=False)
@@ -386,7 +386,7 @@ def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, re
                   "spec": options.model or suite.model,
                   "intended_use": (getattr(model, "card", {}) or {}).get("model", {}).get("intended_use", "")},
         "data": {"name": dataset.name, "spec": options.data or suite.data, "modality": dataset.modality,
-                 "n_cases": len(cases), "manifest_sha256": text_sha256(cases.to_csv())},
+                 "n_cases": len(cases), "manifest_sha256": text_sha256(Dataset.manifest_csv(cases))},
         "labels": {str(k): v for k, v in sorted(set(zip(records["label"], records["label_name"])))},
         "metrics": list(suite.metrics),
         "n_items": n_items,

@@ -55,6 +55,18 @@ class Dataset(ABC):
         table = pd.DataFrame(rows).set_index("case_id")
         return table.join(self.metadata)
 
+    @staticmethod
+    def manifest_csv(table: pd.DataFrame) -> str:
+        """``table`` (a :meth:`manifest`) as the CSV text of a run's ``cases.csv``. A float column of
+        whole numbers (codes with gaps are floats in memory: 2.0, NaN) is written as 2 and an empty
+        cell, the names the analyses give those values, so the report reads back the same site or group."""
+        out = table.copy()
+        for col in out.columns:
+            values = out[col]
+            if values.dtype.kind == "f" and values.notna().any() and values.dropna().map(float.is_integer).all():
+                out[col] = values.map(lambda v: "" if pd.isna(v) else str(int(v)))
+        return out.to_csv()
+
     def subset(self, limit: int | None) -> "Dataset":
         """The first ``limit`` cases (all when None)."""
         if limit is None or limit >= len(self.case_ids):

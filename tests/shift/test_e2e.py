@@ -221,3 +221,28 @@ def test_multisource_card_run_gates_per_site(tmp_path: Path) -> None:
     assert summary["gates"][0]["outcome"] == "FAIL" and "site h2: n=8" in summary["gates"][0]["detail"]
     cases = pd.read_csv(tmp_path / "run" / "cases.csv")
     assert cases["case_id"].str.startswith(("h1/", "h2/")).all() and set(cases["scanner"]) == {"GE", "Siemens"}
+
+
+def test_numeric_site_codes_with_a_gap_name_the_same_sites_in_gates_and_report(tmp_path: Path) -> None:
+    """Hospital codes 1 / 2 with one blank cell are floats in memory (1.0, NaN): the gates call the
+    sites "1" and "2"; cases.csv must too, or the report's shift section (read from it) fails on
+    reference_site = "2" ("not a value of 'hospital'; values: 1.0, 2.0")."""
+    _png_site(tmp_path, "img", 14, gain=1.0)
+    codes = ["2"] * 7 + ["1"] * 6 + [""]
+    pd.DataFrame({"ID": [str(i) for i in range(14)], "hospital": codes}).to_csv(tmp_path / "meta.csv", index=False)
+    (tmp_path / "card.toml").write_text('[dataset]\nimages = "img/img/*.png"\nlabels = "img/msk/{key}.png"\n'
+                                        'label_values = { "255" = 1 }\nlabel_names = { 1 = "organ" }\n'
+                                        'metadata = "meta.csv"\nmetadata_key = "ID"\n')
+    (tmp_path / "model.toml").write_text(MODEL.format(entry="threshold_8bit").replace(', 2 = "lesion"', ""))
+    suite = SUITE.split("[[perturbations]]")[0] + SUITE.split('severities = [1]\n')[1]
+    (tmp_path / "suite.toml").write_text(suite.format(extra='site_attribute = "hospital"\nreference_site = "2"'))
+    code = main(["run", "--suite", str(tmp_path / "suite.toml"), "--model", str(tmp_path / "model.toml"),
+                 "--data", str(tmp_path / "card.toml"), "--out", str(tmp_path / "run"), "--workers", "1"])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert code in (0, 1) and [g["name"] for g in summary["gates"]] == ["site-dice[1]"]
+    cases = pd.read_csv(tmp_path / "run" / "cases.csv", dtype=str, keep_default_na=False)
+    assert sorted(set(cases["hospital"])) == ["", "1", "2"]
+    [evidence] = run_shift_evidence(tmp_path / "run")
+    assert evidence.reference == "2" and set(evidence.table["site"]) == {"1", "2"}
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Shift analysis failed" not in html and "(reference: 2)" in html
