@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from harness.analysis.gate_checks import clean_gate, degradation_gate
 from harness.gates import GateContext, compare, evaluate_gates
@@ -84,3 +85,16 @@ def test_site_and_compare_outcomes_never_pass_an_undefined_drop() -> None:
 
     assert _site_outcome(math.nan, 0.5, max_drop=0.05, warn_drop=0.0, alpha=0.05)[0] == "INCONCLUSIVE"
     assert _site_outcome(0.01, 0.5, max_drop=0.05, warn_drop=0.0, alpha=0.05)[0] == "PASS"
+
+
+@pytest.mark.parametrize("outcomes, plain, strict", [
+    ((), 0, 0), (("PASS",), 0, 0), (("PASS", "WARN"), 0, 1), (("INCONCLUSIVE",), 0, 1),
+    (("PASS", "FAIL"), 1, 1), (("WARN", "FAIL"), 1, 1), (("FAIL", "ERROR"), 2, 2), (("WARN", "ERROR"), 2, 2),
+])
+def test_exit_codes_of_gate_outcomes_with_and_without_strict(outcomes: tuple[str, ...], plain: int, strict: int) -> None:
+    """docs/ci.md: 2 for any ERROR, else 1 for a FAIL (with --strict also a WARN or INCONCLUSIVE), else 0."""
+    from harness.gates import GateResult
+    from harness.pipeline import exit_code_for
+
+    gates = [GateResult(f"g{i}", o, None, None, "") for i, o in enumerate(outcomes)]
+    assert exit_code_for(gates) == plain and exit_code_for(gates, strict=True) == strict

@@ -32,3 +32,21 @@ def test_common_random_numbers_make_each_case_ladder_monotone() -> None:
         errors = [float(np.mean((family(case, s, np.random.default_rng(seed))[0].image - case.image) ** 2))
                   for s in range(1, 6)]
         assert all(b > a for a, b in zip(errors, errors[1:])), (name, errors)
+
+
+def test_the_runner_gives_every_severity_of_a_case_and_family_the_same_seed() -> None:
+    """Common random numbers are the runner's doing (plan_items): each (case, family, repeat) keeps
+    one seed over its severities; repeats and cases differ."""
+    import pandas as pd
+
+    from harness.runner import plan_items
+    from harness.suite import load_suite
+
+    suite = load_suite("robustness")
+    items = pd.DataFrame([i.to_dict() for i in plan_items(suite, ["c1", "c2"])])
+    perturbed = items[items["perturbation"] != "clean"]
+    assert perturbed["severity"].nunique() > 1
+    assert perturbed.groupby(["case_id", "perturbation", "repeat"])["seed"].nunique().eq(1).all()
+    for (cid, label), group in perturbed.groupby(["case_id", "perturbation"]):
+        assert set(group["seed"]) == {item_seed(suite.seed, cid, label, r) for r in group["repeat"]}
+    assert perturbed.groupby(["perturbation", "repeat"])["seed"].nunique().eq(2).all()  # c1 and c2 differ

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from harness import perturbations
@@ -79,14 +80,20 @@ def test_plugin_reference_string() -> None:
     assert fam.name == "blur"
 
 
-@pytest.mark.parametrize("name", ["contrast", "gamma", "brightness", "hu_offset", "gain", "window_shift"])
+# the signed amount each family's ``direction`` acts on (positive = "up"), from its params
+DIRECTED = {"contrast": lambda p: np.log(p["factor"]), "gamma": lambda p: np.log(p["gamma"]),
+            "brightness": lambda p: p["shift"][0], "hu_offset": lambda p: p["offset_hu"],
+            "gain": lambda p: p["gain_db"], "window_shift": lambda p: p["level_hu"] - 40.0}
+
+
+@pytest.mark.parametrize("name", sorted(DIRECTED))
 def test_direction_option(name: str) -> None:
     case = cases.small(cases.FAMILIES[name], 2)
     for direction, sign in (("up", 1), ("down", -1)):
         fam = perturbations.get(name, direction=direction)
-        signs = {fam(case, 3, seed)[1].get("sign", sign) for seed in range(6)}
-        params = fam(case, 3, 0)[1]
-        assert signs == {sign}
-        for key in ("offset_hu", "gain_db"):
-            if key in params:
-                assert params[key] * sign > 0
+        for seed in range(6):
+            out, params = fam(case, 3, seed)
+            assert DIRECTED[name](params) * sign > 0, (direction, seed, params)
+            assert params.get("sign", sign) == sign
+            if name in ("brightness", "hu_offset", "gain"):  # the image moves the same way
+                assert (out.image.mean() - case.image.mean()) * sign > 0, (direction, seed)

@@ -107,8 +107,13 @@ def test_bf16_validation_agrees_with_float32() -> None:
     data = phantom_dataset(2, n=4, seed=0)
     cases = [cache_case(data.load(cid)) for cid in data.case_ids]
     plan = make_plan([c.label.shape for c in cases], [c.spacing for c in cases])
+    dtypes: list[torch.dtype] = []
+    hook = net.encoder[0].register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
     fp32 = _validate(net, cases, plan, [1, 2])
+    seen_fp32, dtypes[:] = set(dtypes), []
     bf16 = _validate(net, cases, plan, [1, 2], precision="bf16")
+    hook.remove()
+    assert seen_fp32 == {torch.float32} and set(dtypes) == {torch.bfloat16}  # bf16 validation really ran in bf16
     assert min(fp32.values()) > 0.9
     assert all(abs(fp32[k] - bf16[k]) < 0.01 for k in fp32), (fp32, bf16)
 

@@ -38,13 +38,21 @@ def test_skips_concatenate_encoder_features() -> None:
 
 
 def test_skip_carries_encoder_information() -> None:
-    """Changing a first-stage encoder activation must reach the output through the skip alone."""
-    net = build_unet(spatial_dims=2, in_channels=1, out_channels=2, features=(4, 8)).eval()
-    x = torch.randn(1, 1, 16, 16)
-    base = net(x)
-    handle = net.encoder[0].register_forward_hook(lambda m, i, o: o + 1.0)
-    assert not torch.allclose(base, net(x))
-    handle.remove()
+    """Each decoder block's input is [upsampled deeper features, that level's encoder output]: the
+    skip half equals the encoder stage's output exactly (not zeros, not the upsampled half twice)."""
+    net = build_unet(spatial_dims=2, in_channels=1, out_channels=2, features=(4, 8, 16)).eval()
+    encoded: list[torch.Tensor] = []
+    decoded: list[torch.Tensor] = []
+    hooks = [stage.register_forward_hook(lambda m, i, o: encoded.append(o)) for stage in net.encoder]
+    hooks += [block.register_forward_hook(lambda m, i, o: decoded.append(i[0])) for block in net.decoder]
+    with torch.no_grad():
+        net(torch.randn(1, 1, 16, 16))
+    for h in hooks:
+        h.remove()
+    for block_input, skip in zip(decoded, reversed(encoded[:-1])):  # deepest decoder level first
+        half = skip.shape[1]
+        assert torch.equal(block_input[:, half:], skip)
+        assert not torch.equal(block_input[:, :half], skip)
 
 
 @pytest.mark.parametrize("norm,down,up", [("instance", "conv", "transpose"), ("batch", "maxpool", "interpolate")])
