@@ -89,6 +89,8 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default reports/<suite>-<timestamp>/)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the suite's seed."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N cases."),
+    held_out: bool = typer.Option(False, "--held-out", help="Evaluate only cases the model was not trained or "
+                                  "validated on, per the training.json `harness train` wrote beside its card."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Worker processes (default: CPU cores)."),
     cohorts: Optional[str] = typer.Option(None, "--cohorts", help="Comma-separated metadata attributes; overrides the suite's cohorts."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run in the same --out folder."),
@@ -106,7 +108,7 @@ def run(
     options = RunOptions(suite=suite, model=model, data=data, out=out, seed=seed, limit=limit, workers=workers,
                          cohorts=[c.strip() for c in cohorts.split(",") if c.strip()] if cohorts else None,
                          resume=resume, retry_errors=retry_errors, strict=strict, executor=executor, scheduler=scheduler,
-                         item_timeout=item_timeout, baseline=baseline, pdf=pdf,
+                         item_timeout=item_timeout, baseline=baseline, pdf=pdf, held_out=held_out,
                          command_line=" ".join(shlex.quote(a) for a in ["harness", *sys.argv[1:]]))
     result = run_pipeline(options, progress_factory=_Progress)
     _print_summary(result)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from harness import __version__, atomic
 from harness.datasets import Dataset, open_dataset
-from harness.datasets.label_values import check_named_classes
+from harness.datasets.label_values import check_named_classes, class_name_conflicts
 from harness.errors import ConfigError
 from harness.hashing import text_sha256
 from harness.gates import GateContext, GateResult, evaluate_gates, overall_outcome
@@ -50,6 +50,7 @@ class RunOptions:
     item_timeout: float | None = None  # seconds per work item; None = no limit
     baseline: Path | None = None  # a previous run folder to compare against (regression gate)
     pdf: bool = False  # also write report.pdf through headless Chromium
+    held_out: bool = False  # evaluate only cases the model's training record did not train/validate on
     command_line: str = ""
 
     def __post_init__(self) -> None:  # the Python API may give paths as text and cohorts as "a,b"
@@ -89,7 +90,16 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
         from harness.report.pdf import require_chromium
 
         require_chromium()
-    dataset = open_dataset(options.data, default=suite.data).subset(options.limit)
+    from harness.models import load_model
+
+    model_spec = options.model or (None if suite.model == "reference" else suite.model)
+    dataset, model, held_note = open_dataset(options.data, default=suite.data), None, []
+    if options.held_out:  # the model decides which cases are left, so it loads first
+        from harness.training_overlap import held_out
+
+        model = load_model(model_spec, ndim=dataset.ndim)
+        dataset, held_note = held_out(dataset, model)
+    dataset = dataset.subset(options.limit)
     problems = dataset.validate()
     if problems:
         raise ConfigError(f"data {options.data or suite.data}: {len(problems)} problem(s) found before "
@@ -101,10 +111,7 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     from harness.analysis.shift import check_config as check_shift_config
 
     check_shift_config(suite, dataset.metadata)  # site_drop gates / reference_site vs the metadata (exit 3)
-    from harness.models import load_model
-
-    model_spec = options.model or (None if suite.model == "reference" else suite.model)
-    model = load_model(model_spec, ndim=dataset.ndim)
+    model = model or load_model(model_spec, ndim=dataset.ndim)
     first = dataset.load(dataset.case_ids[0])
     mismatch = model.check_input(channels=first.image.shape[0], ndim=first.ndim) if hasattr(model, "check_input") else []
     if mismatch:
@@ -116,11 +123,23 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     from harness.perturbations import get as get_family
 
     planned = {label: get_family(family, **options) for label, (family, options) in families.items()}
-    notes = notes + _fallback_note(planned, model) + _hounsfield_note(planned, first)
+    notes = held_note + notes + _fallback_note(planned, model) + _hounsfield_note(planned, first) \
+        + _class_names_note(dataset, model)
     mask_classes, named_by = _named_classes(dataset, model)
     plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families,
                 mask_classes=mask_classes, mask_named_by=named_by)
     return suite, dataset, model, plan, notes
+
+
+def _class_names_note(dataset: Dataset, model: Any) -> list[str]:
+    """A run note when the model card and the data give one class number different names (the
+    data's class k is scored against the model's output k: the bundled phantom model's "organ"
+    scored as BUS-BRA's "lesion")."""
+    conflicts = class_name_conflicts(dataset.label_names or {}, getattr(model, "labels", {}) or {})
+    if not conflicts:
+        return []
+    return [f"{'; '.join(conflicts)}: the data's classes are scored against the model's outputs of the same "
+            "number, so check that this model segments what the data's masks hold ([output] labels)"]
 
 
 def _hounsfield_note(planned: dict[str, Any], first: Any) -> list[str]:
@@ -234,6 +253,9 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     suite, dataset, model, plan, notes = prepare(options)
     out = ensure_out_dir(options.out or _default_out(suite), resume=options.resume)
     cases = dataset.manifest()
+    from harness.training_overlap import overlap_note
+
+    notes = notes + overlap_note(model, cases)  # scoring the model on its own training cases
     from harness.analysis.shift import write_quality
 
     write_quality(out, dataset, suite)  # quality.csv: per-case image statistics when the data has sites

@@ -73,6 +73,10 @@ class Dataset(ABC):
             return self
         return _Subset(self, self.case_ids[:limit])
 
+    def select(self, case_ids: Sequence[str]) -> "Dataset":
+        """These cases (in the order given; ids must be among :attr:`case_ids`)."""
+        return _Subset(self, list(case_ids))
+
     def __iter__(self) -> Iterator[Case]:
         for cid in self.case_ids:
             yield self.load(cid)

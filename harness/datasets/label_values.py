@@ -1,7 +1,8 @@
 """The check that a mask holds only classes someone named (shared by ``harness run`` and ``harness train``)."""
 from __future__ import annotations
 
-from typing import Iterable
+import re
+from typing import Iterable, Mapping
 
 from harness.errors import ConfigError
 
@@ -16,3 +17,18 @@ def check_named_classes(case_id: str, values: Iterable[int], classes: Iterable[i
         raise ConfigError(f"case {case_id}: label values {extra[:5]}{' ...' if len(extra) > 5 else ''} are not "
                           f"classes of {named_by} {sorted(known)}; name them in label_names, or map them to "
                           f"classes with label_values in the dataset card, e.g. label_values = {{\"{extra[0]}\" = 1}}")
+
+
+_PLACEHOLDER = re.compile(r"(class|label)\s*_?\d+|foreground", re.IGNORECASE)  # names nobody chose
+
+
+def class_name_conflicts(data_names: Mapping[int, str], model_names: Mapping[int, str]) -> list[str]:
+    """``class 1 is 'organ' in the model card but 'lesion' in the data``, per class number both name
+    differently (case and spaces ignored; placeholders such as ``class1`` never conflict). The run
+    scores the data's class k against the model's output k, so such a model segments something else."""
+    out = []
+    for k in sorted(set(map(int, data_names)) & set(map(int, model_names)) - {0}):
+        d, m = str(data_names[k]).strip(), str(model_names[k]).strip()
+        if d.lower() != m.lower() and not _PLACEHOLDER.fullmatch(d) and not _PLACEHOLDER.fullmatch(m):
+            out.append(f"class {k} is {m!r} in the model card but {d!r} in the data")
+    return out

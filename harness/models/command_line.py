@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from harness.datasets.label_values import class_name_conflicts
 from harness.errors import ConfigError, ModelError
 from harness.models import Model, load_card, load_model
 
@@ -113,8 +114,15 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
                   else f"{pred.probabilities.dtype} {pred.probabilities.shape}")
     values, counts = np.unique(pred.labels, return_counts=True)
     table.add_row("predicted classes", ", ".join(f"{v}: {c} voxels" for v, c in zip(values, counts)))
-    table.add_row("Dice vs the case's mask", ", ".join(f"{loaded.labels.get(k, k)} {_dice(pred.labels, case.label, k):.3f}"
-                                                 for k in loaded.labels))
+    # the data's classes (what a run scores), else the model's; the model's name where it differs
+    names = {int(k): str(v) for k, v in (dataset.label_names or loaded.labels).items() if int(k) != 0}
+    table.add_row("Dice vs the case's mask", ", ".join(
+        f"{name}{'' if str(loaded.labels.get(k, name)).lower() == name.lower() else f' (model: {loaded.labels[k]})'} "
+        f"{_dice(pred.labels, case.label, k):.3f}" for k, name in names.items()))
+    conflicts = class_name_conflicts(dataset.label_names or {}, loaded.labels)
+    if conflicts:
+        table.add_row("class names", f"[yellow]WARNING[/yellow] {'; '.join(conflicts)}: a run scores the data's class "
+                                     "k against the model's output k")
     table.add_row("time per case", elapsed)
     table.add_row("gradients", _gradient_check(loaded, case.image))
     table.add_row("result", "[green]OK[/green]")

@@ -23,7 +23,8 @@ from harness.train.ema import weight_ema
 from harness.train.ensemble import build_unet_ensemble, ensemble_state
 from harness.train.plan import Plan
 from harness.train.losses import DiceCELoss
-from harness.train.record import git_hash, manifest_hash, versions, write_curves
+from harness import training_overlap as overlap
+from harness.train.record import git_hash, versions, write_curves
 from harness.train.sampling import sample_batch
 from harness.train.trainer import (
     BEST,
@@ -114,7 +115,9 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     transform = build_transform(ndim, grid, aug_cfg, patch=plan.patch, bias=modality == "mri")
 
     budget_s = 60 * cfg.time_budget if cfg.time_budget else float("inf")
-    manifest = manifest_hash(dataset)  # reads every file: before training, so bad files stop it early
+    table = dataset.manifest()  # reads every file: before training, so bad files stop it early
+    manifest = overlap.manifest_sha256(table)
+    seen_images = {role: overlap.image_digests(table, ids) for role, ids in (("train", split.train), ("val", split.val))}
     trained_on = _data_fingerprint(manifest, split.as_dict(), kwargs, labels)
     fit = _MemberFit(kwargs=kwargs, train_cases=train_cases, val_cases=val_cases, plan=plan, labels=labels,
                      cfg=cfg, transform=transform, aug_cfg=aug_cfg, grid=grid, callback=callback,
@@ -151,7 +154,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     sliding = any(any(n > p for n, p in zip(c.label.shape, plan.patch)) for c in train_cases + val_cases)
     record = {
         "data": data_spec, "dataset": getattr(dataset, "name", "dataset"), "modality": modality,
-        "manifest_sha256": manifest, "split": split.as_dict(), "seed": cfg.seed, "split_seed": split_seed,
+        "manifest_sha256": manifest, "split": split.as_dict(), "seen_images": seen_images,
+        "seed": cfg.seed, "split_seed": split_seed,
         "config": {k: (list(v) if isinstance(v, tuple) else v)
                    for k, v in cfg.__dict__.items() if k != "augment_config"},
         "augment": aug_cfg.__dict__, "plan": plan.as_dict(),

@@ -1,7 +1,6 @@
 """Training outputs besides weights: curves (CSV + PNG), the training record, versions, Dice."""
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -10,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from harness.datasets.base import Dataset
 
 
 def versions() -> dict[str, str]:
@@ -34,12 +31,6 @@ def git_hash(path: Path | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return res.stdout.strip() or None if res.returncode == 0 else None
-
-
-def manifest_hash(dataset: Dataset) -> str:
-    """sha256 of the dataset manifest (ids, file/pixel hashes, metadata) as CSV."""
-    table = dataset.manifest().sort_index()
-    return hashlib.sha256(table.to_csv().encode("utf-8")).hexdigest()
 
 
 def dice_per_class(pred: np.ndarray, ref: np.ndarray, labels: Sequence[int]) -> dict[int, float]:

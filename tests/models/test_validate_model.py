@@ -57,3 +57,45 @@ def test_cli_command_returns_exit_codes(tmp_path, unet2d, capsys):
     text = '[model]\nformat = "callable"\nentry = "tests.models.helpers:crashes"\n[output]\nlabels = {1 = "x"}\n'
     bad = runner.invoke(app, ["validate-model", "--model", str(card(tmp_path, text))], standalone_mode=False)
     assert bad.return_value == 2 and "ERROR" in bad.output
+
+
+def _lesion_card(tmp_path):
+    """Two 64 x 64 PNG cases whose masks (0/255) are class 1 named "lesion"."""
+    import numpy as np
+    from PIL import Image
+
+    for sub in ("img", "msk"):
+        (tmp_path / sub).mkdir()
+    for i in range(2):
+        mask = np.zeros((64, 64), np.uint8)
+        mask[20:40, 22:44] = 255
+        Image.fromarray((60 + mask // 2).astype(np.uint8)).save(tmp_path / "img" / f"c{i}.png")
+        Image.fromarray(mask).save(tmp_path / "msk" / f"c{i}.png")
+    path = tmp_path / "lesions.toml"
+    path.write_text('[dataset]\nimages = "img/*.png"\nlabels = "msk/{key}.png"\nlabel_values = { "255" = 1 }\n'
+                    'label_names = { 1 = "lesion" }\nmodality = "us"\n')
+    return path
+
+
+def test_class_names_that_differ_between_model_and_data_are_flagged(tmp_path, capsys):
+    """The bundled phantom model's class 1 is "organ": scored as a BUS-BRA-like "lesion" it must
+    not pass silently (validate-model labelled the data's class with the model's name)."""
+    import json
+
+    from harness.cli import main
+
+    data = _lesion_card(tmp_path)
+    text = _render(validate_model("reference", str(data), console=Console(file=io.StringIO())))
+    assert "lesion (model: organ)" in text and "class 1 is 'organ' in the model card but 'lesion' in the data" in text
+    main(["run", "--suite", "smoke", "--data", str(data), "--out", str(tmp_path / "run"), "--workers", "1"])
+    notes = json.loads((tmp_path / "run" / "summary.json").read_text())["notes"]
+    assert any(n.startswith("class 1 is 'organ' in the model card but 'lesion' in the data") for n in notes)
+
+
+def test_class_name_conflicts_ignore_case_and_placeholders():
+    from harness.datasets.label_values import class_name_conflicts
+
+    assert class_name_conflicts({1: "Lesion "}, {1: "lesion", 2: "organ"}) == []
+    assert class_name_conflicts({1: "class1", 2: "tumour"}, {1: "organ", 2: "tumour"}) == []
+    assert class_name_conflicts({1: "liver", 2: "tumour"}, {1: "organ", 2: "foreground"}) == [
+        "class 1 is 'organ' in the model card but 'liver' in the data"]

@@ -1,0 +1,110 @@
+"""Does a run score a model on cases it was trained on?
+
+``harness train`` records, in its ``training.json``, the first 16 hex digits of the image sha256 of
+every training and validation case (``seen_images``: ``{"train": [...], "val": [...]}``), the same
+hashes a run writes to ``cases.csv``. A run whose model card points to such a record (``[training]
+record``) counts its cases whose image is among them and says so in a run note: scores on cases the
+model has seen overstate its performance. Matching by image content, not case id, so renamed files
+are caught and another dataset that reuses ids (``phantom2d_000``) is not flagged.
+
+Records written before ``seen_images`` existed are matched by case id when their data manifest
+hash equals the run's (the same data); otherwise they are not checked.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+DIGITS = 16  # hex digits of sha256 kept per image (collisions are negligible at any dataset size)
+
+
+def image_digests(manifest: pd.DataFrame, case_ids: Iterable[str]) -> list[str]:
+    """The ``DIGITS``-long image hash prefixes of ``case_ids`` (rows of a dataset manifest)."""
+    return [str(manifest.loc[cid, "image_sha256"])[:DIGITS] for cid in case_ids]
+
+
+def manifest_sha256(manifest: pd.DataFrame) -> str:
+    """sha256 of a dataset manifest as the trainer records it (sorted by case id, as CSV)."""
+    return hashlib.sha256(manifest.sort_index().to_csv().encode("utf-8")).hexdigest()
+
+
+def _record(model: Any) -> tuple[dict[str, Any] | None, Path | None]:
+    card = getattr(model, "model_card", None)
+    training = (getattr(card, "extra", None) or {}).get("training") or {}
+    name = training.get("record") if isinstance(training, dict) else None
+    if not isinstance(name, str) or not name:
+        return None, None
+    path = Path(card.base_dir) / name
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, path
+    return (record if isinstance(record, dict) else None), path
+
+
+def seen_cases(model: Any, manifest: pd.DataFrame) -> dict[str, list[str]]:
+    """``{"train": [case ids], "val": [...]}``: this run's cases (``manifest``, indexed by case id)
+    the model was trained or validated on, per its training record; empty lists when it has none."""
+    record, _ = _record(model)
+    out: dict[str, list[str]] = {"train": [], "val": []}
+    if record is None or "image_sha256" not in manifest.columns:
+        return out
+    digests = manifest["image_sha256"].astype(str).str[:DIGITS]
+    seen = record.get("seen_images")
+    split = record.get("split") or {}
+    for role in out:
+        if isinstance(seen, dict) and isinstance(seen.get(role), list):
+            known = set(seen[role])
+            out[role] = [str(cid) for cid, d in digests.items() if d in known]
+        elif record.get("manifest_sha256") == manifest_sha256(manifest) and isinstance(split.get(role), list):
+            known = {str(c) for c in split[role]}
+            out[role] = [str(cid) for cid in manifest.index if str(cid) in known]
+    return out
+
+
+def held_out(dataset: Any, model: Any) -> tuple[Any, list[str]]:
+    """``harness run --held-out``: ``dataset`` without the cases the model's training record says it
+    was trained or validated on, and a run note saying how many were left out. ConfigError when the
+    model has no such record or nothing is left."""
+    from harness.errors import ConfigError
+
+    record, path = _record(model)
+    if record is None or not (isinstance(record.get("seen_images"), dict) or isinstance(record.get("split"), dict)):
+        where = f" ({path} is missing or unreadable)" if path is not None else ""
+        raise ConfigError(f"--held-out: model {getattr(model, 'name', '')!r} has no training record{where}; it needs "
+                          "the [training] record (training.json) that `harness train` writes beside its card")
+    manifest = dataset.manifest()
+    if not isinstance(record.get("seen_images"), dict) and record.get("manifest_sha256") != manifest_sha256(manifest):
+        raise ConfigError(f"--held-out: {path} predates per-image hashes (seen_images) and was made on other data "
+                          "(its manifest hash differs), so the cases the model saw cannot be told apart; retrain, "
+                          "or evaluate a card of its test split")
+    seen = seen_cases(model, manifest)
+    gone = set(seen["train"]) | set(seen["val"])
+    keep = [cid for cid in dataset.case_ids if cid not in gone]
+    if not keep:
+        raise ConfigError(f"--held-out: all {len(dataset.case_ids)} cases of the data were seen by the model in "
+                          f"training (per {path}): give data with cases it was not trained on")
+    return dataset.select(keep), [f"--held-out: {len(gone)} of the data's {len(dataset.case_ids)} cases were left "
+                                  f"out (seen by the model in training, per {path}); {len(keep)} evaluated"]
+
+
+def overlap_note(model: Any, manifest: pd.DataFrame) -> list[str]:
+    """A run note when the run scores cases the model was trained or validated on ([] otherwise)."""
+    seen = seen_cases(model, manifest)
+    if not seen["train"] and not seen["val"]:
+        return []
+    _, path = _record(model)
+    parts = [f"{len(ids)} in its {'training' if role == 'train' else 'validation'} split"
+             for role, ids in seen.items() if ids]
+    example = (seen["train"] or seen["val"])[0]
+    return [f"{len(seen['train']) + len(seen['val'])} of the {len(manifest)} evaluated cases were seen by the "
+            f"model in training ({', '.join(parts)}; e.g. {example}; per {path}): their scores overstate how it "
+            "performs on new patients; evaluate on held-out cases (e.g. a card of the test split)"]
+
+
+__all__ = ["DIGITS", "held_out", "image_digests", "manifest_sha256", "overlap_note", "seen_cases"]
