@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -33,6 +34,10 @@ AUTO_MIN_LEVELS, AUTO_MAX_LEVELS = 2, 20
 # never analysed by "auto": case and patient identifiers (the trainer's patient columns), files
 NOT_ATTRIBUTES = frozenset({"case_id", "image_sha256", "label_sha256", "image", "label", "path", "Case", "patient",
                             "patient_id", "PatientID", "subject", "subject_id"})
+# nor data-split bookkeeping (BUS-BRA's 5-fold-cv.csv: kFold, valid_1 .. valid_5): which fold a case
+# fell in says nothing about the patient, and each such test dilutes the correction of the real ones
+SPLIT_COLUMN = re.compile(r"k_?folds?|folds?(_?\d+)?|cv_?folds?|split|partition|(valid|validation|val|train|test)"
+                          r"(_?(set|fold))?_?\d*|is_(train|test|val|valid|validation)", re.IGNORECASE)
 
 BinSpec = Sequence[float] | int | str
 
@@ -189,12 +194,13 @@ def _intersect(parts: list[pd.Series], name: str) -> pd.Series:
 def auto_attributes(frame: pd.DataFrame) -> list[str]:
     """Metadata columns usable as cohorts: 2–20 levels (numeric columns: any, they get quartiles).
 
-    Identifier-like columns are skipped: ``case_id``, ``*_sha256``, paths, and text columns whose
-    every value is distinct.
+    Identifier-like columns are skipped: ``case_id``, ``*_sha256``, paths, patient columns, data-split
+    columns (``kFold``, ``fold``, ``valid_1``, ``split``, ``is_test`` ...) and text columns whose every
+    value is distinct.
     """
     chosen = []
     for name in frame.columns:
-        if str(name) in NOT_ATTRIBUTES or str(name).endswith("_sha256"):
+        if str(name) in NOT_ATTRIBUTES or str(name).endswith("_sha256") or SPLIT_COLUMN.fullmatch(str(name)):
             continue
         col = frame[name]
         n_levels = col.dropna().nunique()

@@ -110,3 +110,14 @@ def test_auto_skips_patient_identifiers() -> None:
     frame = pd.DataFrame({"case_id": [f"c{i}" for i in range(8)], "Case": [1, 1, 2, 2, 3, 3, 4, 4],
                           "sex": list("FMFMFMFM")})
     assert auto_attributes(frame) == ["sex"]
+
+
+def test_auto_skips_data_split_columns_but_a_named_one_is_analysed() -> None:
+    """BUS-BRA's 5-fold-cv.csv adds kFold and valid_1..valid_5: fold membership is not a subgroup."""
+    n = 20
+    frame = pd.DataFrame({"case_id": [f"c{i}" for i in range(n)], "Device": ["GE", "Toshiba"] * 10,
+                          "kFold": [i % 5 + 1 for i in range(n)], "valid_1": [i % 2 for i in range(n)],
+                          "fold_2": ["a", "b"] * 10, "Split": ["train", "test"] * 10, "is_test": [True, False] * 10,
+                          "validity": ["ok", "poor"] * 10, "test_result": ["pos", "neg"] * 10}).set_index("case_id")
+    assert auto_attributes(frame) == ["Device", "validity", "test_result"]
+    assert set(resolve_cohorts(frame.reset_index(), ["kFold"])) == {"kFold"}
