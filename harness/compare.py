@@ -223,6 +223,17 @@ def _evidence(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> dict[
     return out
 
 
+def _same_drop_ci(evidence: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Give the evidence's "real drop" of each metric the CI of the tested clean comparison (the gate's),
+    so one page shows one CI for one drop (the shift analysis bootstraps on its own)."""
+    clean = {r["metric"]: r for r in rows if r["comparison"] == CLEAN}
+    for match in evidence.get("matches", []):
+        row = clean.get(match.get("metric"))
+        if row is not None and math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"]):
+            match["drop_ci_low"], match["drop_ci_high"] = row["ci_low"], row["ci_high"]
+            match["drop_significant"] = bool(row["ci_low"] > 0)
+
+
 def _run_info(run: Any) -> dict[str, Any]:
     s = run.summary
     return {"path": str(run.path), "suite": s.get("suite", {}).get("name", ""), "model": s.get("model", {}).get("name", ""),
@@ -273,6 +284,7 @@ def compare_runs(run_a: Path, run_b: Path, options: CompareOptions = CompareOpti
             notes.append(f"{len(keep)} case(s) are in both runs: the samples are not independent")
         rows, gates = _unpaired(a, b, common, options)
         evidence = _evidence(a, b, common, options)
+        _same_drop_ci(evidence, rows)
     for role, run in (("A", a), ("B", b)):
         n_err = int((run.records["status"] == "ERROR").sum())
         if n_err:

@@ -170,6 +170,11 @@ def test_compare_unpaired_site_shift(site_run: tuple[int, Path], tmp_path: Path)
             expect = [t[t["severity"].isin(common)].groupby("case_id")["dice"].mean().mean() for t in perturbed.values()]
             assert (row["mean_a"], row["mean_b"]) == pytest.approx(expect), row["comparison"]
     assert "margins dice 0.05" in html and "None" not in html and ">nan<" not in html
+    # one drop, one CI: the evidence's real drop carries the tested clean comparison's CI
+    clean = next(r for r in result["rows"] if r["metric"] == "dice" and r["comparison"] == "clean")
+    match = next(m for m in ev["matches"] if m["metric"] == "dice")
+    assert (match["drop_ci_low"], match["drop_ci_high"]) == (clean["ci_low"], clean["ci_high"])
+    assert match["drop"] == pytest.approx(clean["regression"])
     # forcing paired on disjoint cases, or strict on a WARN, follow the conventions
     assert main(["compare", str(site_a), str(site_c), "--mode", "paired", "--out", str(tmp_path / "x")]) == 3
 
