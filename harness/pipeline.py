@@ -291,10 +291,8 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     gates = evaluate_gates(context)
     _write_analysis_tables(out, context)
     if not interrupted and stopped is None:  # worst-case overlays, maps, gallery (never change the outcome)
-        from harness.report.artifacts import write_artifacts
-
         try:
-            write_artifacts(out, suite=suite, dataset=dataset, model=model, records=records)
+            _draw_artifacts(out, options, workers, suite=suite, dataset=dataset, model=model, records=records)
         except KeyboardInterrupt:  # Ctrl-C while drawing: finish the small outputs, say so
             interrupted = True
     n_cases = float(len(set(r["case_id"] for r in rows)))
@@ -323,6 +321,30 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
         _write_summary(out, summary)
     return RunResult(out=out, exit_code=summary["exit_code"], outcome=summary["outcome"], gates=gates,
                      records=records, summary=summary, interrupted=interrupted)
+
+
+ARTIFACT_CALLS_PER_CASE = 3  # model calls per worst case: prediction, flip uncertainty, saliency
+
+
+def _draw_artifacts(out: Path, options: RunOptions, workers: int, **inputs: Any) -> None:
+    """The artifacts step, which calls the model again: in this process when the run evaluated here
+    (``--workers 1``, no ``--item-timeout``), else in a worker process — under a deadline of
+    ``START_TIMEOUT_MIN_S`` plus ``--item-timeout`` per model call when one is set — so a model that
+    hangs or dies there cannot hang or end the run (the report then notes the failure)."""
+    from harness.report.artifacts import write_artifacts, write_failure_manifest
+
+    if workers <= 1 and options.item_timeout is None and options.executor != "dask":
+        write_artifacts(out, **inputs)
+        return
+    from harness.executors.isolated import IsolatedFailure, run_isolated
+    from harness.executors.local import START_TIMEOUT_MIN_S
+
+    calls = ARTIFACT_CALLS_PER_CASE * max(1, int(inputs["suite"].worst_cases))
+    timeout = None if options.item_timeout is None else START_TIMEOUT_MIN_S + calls * options.item_timeout
+    try:
+        run_isolated(write_artifacts, out, timeout=timeout, what="the worst-case figures", **inputs)
+    except IsolatedFailure as exc:
+        write_failure_manifest(out, str(exc))
 
 
 def _write_summary(out: Path, summary: dict[str, Any]) -> None:

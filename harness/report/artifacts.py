@@ -188,12 +188,17 @@ def write_artifacts(out: Path, *, suite: Any, dataset: Any, model: Any, records:
     try:
         return _write_artifacts(Path(out), suite=suite, dataset=dataset, model=model, records=records)
     except Exception as exc:  # noqa: BLE001 - the run's outcome must not depend on its illustrations
-        manifest = {"worst_cases": [], "gallery": [], "notes": [f"artifacts failed: {type(exc).__name__}: {exc}"]}
-        (Path(out) / "artifacts").mkdir(parents=True, exist_ok=True)
-        (Path(out) / "artifacts" / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        return manifest
+        return write_failure_manifest(out, f"{type(exc).__name__}: {exc}")
     finally:
         torch.set_num_threads(threads)
+
+
+def write_failure_manifest(out: Path, reason: str) -> dict[str, Any]:
+    """The manifest of an artifacts step that failed: no figures, a note saying why."""
+    manifest = {"worst_cases": [], "gallery": [], "notes": [f"artifacts failed: {reason}"]}
+    (Path(out) / "artifacts").mkdir(parents=True, exist_ok=True)
+    (Path(out) / "artifacts" / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return manifest
 
 
 def _write_artifacts(out: Path, *, suite: Any, dataset: Any, model: Any, records: pd.DataFrame) -> dict[str, Any]:
