@@ -8,6 +8,7 @@ dead workers replaced) and Dask. Whatever fails on an item becomes ERROR rows; t
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -199,11 +200,31 @@ class Evaluator:
 ProgressFn = Callable[[int], None]
 
 
+# card keys that do not change what a model predicts (where it runs, names, limits, file locations:
+# the files' contents are in the model's sha256)
+_CARD_KEYS_NOT_RESULTS = frozenset({"name", "intended_use", "path", "weights", "device", "providers", "timeout",
+                                    "batch_size", "source"})
+
+
+def card_sha256(model: Any) -> str | None:
+    """sha256 of what a model card says about how the model predicts ([input], [output], the model's
+    entry, kwargs, options, command): a resume must not mix records of one network run two ways
+    (another normalisation, spacing, TTA or postprocessing keeps the weights' sha256)."""
+    card = getattr(model, "card", None)
+    if not isinstance(card, dict):
+        return None
+    sections = {name: {k: v for k, v in (card.get(name) or {}).items() if k not in _CARD_KEYS_NOT_RESULTS}
+                for name in ("model", "input", "output")}
+    return hashlib.sha256(json.dumps(sections, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
 def run_fingerprint(plan: Plan, model: Any | None = None) -> dict[str, Any]:
-    """What a journal must agree on to be resumed: suite, seed, data, model, labels, families."""
+    """What a journal must agree on to be resumed: suite, seed, data, model (weights and card),
+    labels, families."""
     suite = plan.suite
     return {"suite_sha256": suite.sha256, "seed": suite.seed, "data": plan.dataset.name,
             "model": getattr(model, "sha256", None) or plan.model_spec or "reference",
+            "model_card": card_sha256(model),
             "labels": {str(k): v for k, v in sorted(plan.labels.items())},
             "families": {k: [f, o] for k, (f, o) in sorted(plan.families.items())},
             "metrics": list(suite.metrics), "repeats": suite.repeats}
@@ -227,7 +248,8 @@ def _resume_state(plan: Plan, items: list[WorkItem], journal: Journal, model: An
     if meta is None and not done:
         journal.write_meta({**fingerprint, "case_sha256": dict(case_hashes or {})})
     elif meta is not None:
-        differ = sorted(k for k in fingerprint if meta.get(k) != fingerprint[k])
+        differ = sorted(k for k in fingerprint if meta.get(k) != fingerprint[k]
+                        and not (k == "model_card" and k not in meta))  # journals from before it was recorded
         if differ:
             raise ConfigError(f"{journal.path.parent} holds a run whose {', '.join(differ)} differ(s) from this "
                               "one; --resume only finishes the same run: choose another --out")

@@ -249,3 +249,26 @@ def test_strict_run_names_the_blocking_gate_in_junit(tmp_path: Path) -> None:
     junit = (out / "junit.xml").read_text()
     assert undecided and summary["strict"] is True
     assert junit.count('type="StrictGate"') == len(undecided) and "<skipped" not in junit
+
+
+def test_resume_refuses_the_same_weights_run_through_another_card(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Another [input]/[output] keeps the weights' sha256; a resume must not mix records of both
+    (it once accepted them and named only the second card). A journal from before the card hash
+    was recorded still resumes."""
+    from harness.models import reference_card_path
+
+    source = reference_card_path(2)
+    text = source.read_text().replace('weights = "', f'weights = "{source.parent}/')
+    (tmp_path / "a.toml").write_text(text)
+    (tmp_path / "b.toml").write_text(text.replace("pad_multiple = 16", "pad_multiple = 16\ntta_flip_axes = [1]"))
+    out = tmp_path / "o"
+    assert _run(tmp_path, out, "--limit", "1", "--model", str(tmp_path / "a.toml")) in (0, 1)
+    assert _run(tmp_path, out, "--limit", "2", "--model", str(tmp_path / "b.toml"), "--resume") == 3
+    assert "model_card differ(s)" in capsys.readouterr().err
+    journal = out / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    meta = json.loads(lines[0])
+    meta["meta"].pop("model_card")
+    journal.write_text("\n".join([json.dumps(meta), *lines[1:]]) + "\n")
+    assert _run(tmp_path, out, "--limit", "2", "--model", str(tmp_path / "a.toml"), "--resume") in (0, 1)
