@@ -61,6 +61,9 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_one_line(str(exc))}"
 
 
+SIGMOID_CHECK_MIN_VOXELS = 64  # a one-channel "logits" output this large, all in [0, 1], is refused as probabilities
+
+
 def flip_combinations(axes: Sequence[int]) -> list[tuple[int, ...]]:
     """Every combination of the mirrored ``axes`` for test-time augmentation, the identity first."""
     return [c for r in range(len(axes) + 1) for c in itertools.combinations(tuple(axes), r)]
@@ -292,6 +295,10 @@ class Model(ABC):
             raise ModelError(f"output shape {out.shape} does not match the expected (N, K, *spatial) = "
                              f"{(n, k, *spatial)} (K = background + classes {sorted(self.labels)})")
         out = out.astype(np.float32)
+        if binary and kind == "logits" and out.size >= SIGMOID_CHECK_MIN_VOXELS and 0 <= out.min() and out.max() <= 1:
+            raise ModelError("one output channel with every value in [0, 1] under kind = \"logits\": these look like "
+                             "sigmoid probabilities, and read as logits every voxel would be foreground; set [output] "
+                             "kind = \"probabilities\" in the model card (a bare model file needs a card for it)")
         if kind == "probabilities" and (out.min() < -1e-3 or out.max() > 1 + 1e-3):
             raise ModelError(f"kind = \"probabilities\" but values span [{out.min():.3g}, {out.max():.3g}]")
         if binary:  # one sigmoid channel -> two channels whose softmax / values are the same

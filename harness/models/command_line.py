@@ -68,13 +68,18 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
     """Load ``model``, predict one case of ``data`` (default: a phantom of the model's
     dimensionality), print and return a table of what was found."""
     console = console or Console()
-    if data is None:
-        ndim = load_card(model, ndim=2).ndim or 2
-        dataset = _open_data(None, ndim)
+    if data is None:  # a phantom of the model's dimensionality: the card's, else the model's own
+        declared = load_card(model, ndim=2).ndim
+        try:
+            loaded = load_model(model, ndim=declared or 2)
+        except ConfigError:
+            if declared:
+                raise
+            loaded = load_model(model, ndim=3)  # a bare 3D file whose 2D probe failed
+        dataset = _open_data(None, loaded.ndim or declared or 2)
     else:
         dataset = _open_data(data, 2)
-        ndim = dataset.ndim
-    loaded = load_model(model, ndim=ndim)
+        loaded = load_model(model, ndim=dataset.ndim)
     case = dataset.load(dataset.case_ids[0])
 
     table = Table(title=f"validate-model: {loaded.name}", show_header=True)

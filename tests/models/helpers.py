@@ -33,6 +33,11 @@ def scores(image: np.ndarray) -> np.ndarray:
     return np.stack([THRESHOLD - image[0], image[0] - THRESHOLD])
 
 
+def sigmoid_probabilities(image: np.ndarray) -> np.ndarray:
+    """One channel of foreground probabilities (a sigmoid head), shape (1, *spatial)."""
+    return (1.0 / (1.0 + np.exp(-(image[:1] - THRESHOLD) * 20.0))).astype(np.float32)
+
+
 def with_nan(image: np.ndarray) -> np.ndarray:
     out = scores(image)
     out[0, 0, 0] = np.nan

@@ -153,3 +153,17 @@ def test_keys_a_format_would_ignore_are_refused(tmp_path, fmt, key, value, fragm
     text = f'[model]\nformat = "{fmt}"\npath = "m.{fmt}"\n{key} = {value}\n' + LABELS
     with pytest.raises(ConfigError, match=rf'\[model\] {key}: does not apply to format = "{fmt}" \(.*{fragment}'):
         load_model(card(tmp_path, text))
+
+
+def test_sigmoid_probabilities_under_kind_logits_are_refused(tmp_path, case2d):
+    """A one-channel sigmoid head read as logits marks every voxel foreground (Dice of a full mask,
+    'OK' in validate-model): refused, naming kind = "probabilities"; with that kind it segments."""
+    def build(kind: str):
+        text = (f'[model]\nformat = "callable"\nentry = "tests.models.helpers:sigmoid_probabilities"\n'
+                f'[output]\nkind = "{kind}"\nlabels = {{1 = "organ"}}\n')
+        return load_model(card(tmp_path, text, f"{kind}.toml"))
+
+    with pytest.raises(ModelError, match=r'every value in \[0, 1\] under kind = "logits".*kind = "probabilities"'):
+        build("logits").predict(case2d.image, case2d.spacing)
+    labels = build("probabilities").predict(case2d.image, case2d.spacing).labels
+    assert 0 < labels.mean() < 1  # foreground and background, not everything

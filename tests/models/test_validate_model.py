@@ -99,3 +99,9 @@ def test_class_name_conflicts_ignore_case_and_placeholders():
     assert class_name_conflicts({1: "class1", 2: "tumour"}, {1: "organ", 2: "tumour"}) == []
     assert class_name_conflicts({1: "liver", 2: "tumour"}, {1: "organ", 2: "foreground"}) == [
         "class 1 is 'organ' in the model card but 'liver' in the data"]
+
+
+def test_without_data_a_bare_3d_model_file_gets_a_3d_phantom(unet3d):
+    """The ONNX graph knows the model is 3D; a 2D phantom made it an ERROR."""
+    text = _render(validate_model(str(unet3d.onnx), console=Console(file=io.StringIO())))
+    assert "OK" in text and "phantom3d" in text
