@@ -5,10 +5,13 @@ Exit codes: 0 all gates pass (WARN allowed), 1 a gate failed, 2 harness/model er
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -81,6 +84,24 @@ def _print_summary(result: Any) -> None:
     out_console.print(escape(f"report: {result.out / 'report.html'}  (exit code {result.exit_code})"))
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM (``kill``, ``timeout``, a cancelled CI job) as Ctrl-C: the run stops its workers
+    and external programs and writes what finished with a failing run-complete gate."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @app.command()
 def run(
     suite: str = typer.Option("robustness", "--suite", "-s", help="Bundled suite name or path to a suite TOML."),
@@ -110,7 +131,8 @@ def run(
                          resume=resume, retry_errors=retry_errors, strict=strict, executor=executor, scheduler=scheduler,
                          item_timeout=item_timeout, baseline=baseline, pdf=pdf, held_out=held_out,
                          command_line=" ".join(shlex.quote(a) for a in ["harness", *sys.argv[1:]]))
-    result = run_pipeline(options, progress_factory=_Progress)
+    with _sigterm_as_interrupt():  # a cancelled CI job: outputs written, programs killed, exit 2
+        result = run_pipeline(options, progress_factory=_Progress)
     _print_summary(result)
     raise typer.Exit(result.exit_code)
 

@@ -159,6 +159,14 @@ _NOT_FOR_FORMAT: dict[str, dict[str, str]] = {
 }
 
 
+# [model] keys that built-in formats other than these would silently ignore
+_ONLY_FOR_FORMATS: dict[str, tuple[str, ...]] = {
+    "entry": ("torch", "callable"), "kwargs": ("torch",), "weights": ("torch",), "device": ("torch", "torchscript"),
+    "providers": ("onnx",), "timeout": ("command",), "batched": ("callable",), "file_format": ("command",),
+    "command": ("command",)}
+_TIMEOUT_HINT = "; an in-process model is timed out by `harness run --item-timeout`"
+
+
 class _Reader:
     """Typed access to one card table, raising ConfigError that names the card and key."""
 
@@ -287,6 +295,12 @@ def parse_card(data: Mapping[str, Any], *, source: Path | None, base_dir: Path,
     for key, why in _NOT_FOR_FORMAT.get(fmt, {}).items():
         if key in m.table:
             raise m.fail(key, f'does not apply to format = "{fmt}" ({why}); remove it')
+    if fmt in BUILTIN_FORMATS:
+        for key, formats in _ONLY_FOR_FORMATS.items():
+            if key in m.table and fmt not in formats:
+                hint = _TIMEOUT_HINT if key == "timeout" else ""
+                raise m.fail(key, f'does not apply to format = "{fmt}" (only to '
+                                  f'{" / ".join(formats)}{hint}); remove it')
     command = m.table.get("command", [])
     if isinstance(command, str):
         raise m.fail("command", "must be a list of arguments (argv), e.g. "

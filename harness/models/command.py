@@ -94,33 +94,37 @@ class CommandModel(Model):
             return np.stack([read_labels(out_dir, name, batch.shape[2:]) for name in names])
 
     def _run(self, argv: list[str], folder: str) -> None:
-        try:
-            proc = subprocess.Popen(argv, cwd=self.model_card.base_dir, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    errors="replace", start_new_session=True)
-        except OSError as exc:
-            raise ModelError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
-        listener = program_listener
-        if listener is not None:
-            listener("started", proc.pid, folder)
-        try:
-            _, stderr = proc.communicate(timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.communicate()
-            raise ModelError(f"command {argv[0]!r} timed out after {self.timeout_s:g} s "
-                             "([model] timeout)") from None
-        except BaseException:  # Ctrl-C (the program leads its own session: the terminal's SIGINT misses it)
-            _kill_group(proc)
-            proc.communicate()
-            raise
-        finally:
+        # stderr goes to a file, not a pipe: a child the program leaves running would hold a pipe open
+        # and keep the harness waiting after the program itself has ended
+        with open(Path(folder, "program-stderr.txt"), "w+", encoding="utf-8", errors="replace") as err:
+            try:
+                proc = subprocess.Popen(argv, cwd=self.model_card.base_dir, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            except OSError as exc:
+                raise ModelError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+            listener = program_listener
             if listener is not None:
-                listener("ended", proc.pid, folder)
-        if proc.returncode != 0:
-            tail = " | ".join(line for line in stderr.strip().splitlines()[-3:])[-_STDERR_TAIL:]
-            raise ModelError(f"command {argv[0]!r} exited with status {proc.returncode}"
-                             + (f": {tail}" if tail else ""))
+                listener("started", proc.pid, folder)
+            try:
+                proc.wait(timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                proc.wait()
+                raise ModelError(f"command {argv[0]!r} timed out after {self.timeout_s:g} s "
+                                 "([model] timeout)") from None
+            except BaseException:  # Ctrl-C (the program leads its own session: the terminal's SIGINT misses it)
+                _kill_group(proc)
+                proc.wait()
+                raise
+            finally:
+                if listener is not None:
+                    listener("ended", proc.pid, folder)
+            _kill_group(proc)  # whatever the program left running in its session (a background child)
+            if proc.returncode != 0:
+                err.seek(max(0, err.seek(0, os.SEEK_END) - 64 * 1024))
+                tail = " | ".join(line for line in err.read().strip().splitlines()[-3:])[-_STDERR_TAIL:]
+                raise ModelError(f"command {argv[0]!r} exited with status {proc.returncode}"
+                                 + (f": {tail}" if tail else ""))
 
     def files(self) -> list[Path]:
         return [self.model_card.model.path] if self.model_card.model.path else []

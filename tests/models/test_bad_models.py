@@ -148,6 +148,11 @@ def test_png_with_zscored_input_is_refused_in_the_card(tmp_path):
     ("onnx", "weights", '"w.pt"', "the file holds the network and its weights"),
     ("torchscript", "entry", '"pkg.mod:f"', "the file holds the network and its weights"),
     ("torchscript", "providers", '["CPUExecutionProvider"]', "use device"),
+    ("torch", "timeout", "5", r"only to command; an in-process model is timed out by `harness run --item-timeout`"),
+    ("onnx", "batched", "true", "only to callable"),
+    ("callable", "file_format", '"png"', "only to command"),
+    ("callable", "device", '"cuda"', "only to torch / torchscript"),
+    ("command", "kwargs", "{a = 1}", "only to torch"),
 ])
 def test_keys_a_format_would_ignore_are_refused(tmp_path, fmt, key, value, fragment):
     text = f'[model]\nformat = "{fmt}"\npath = "m.{fmt}"\n{key} = {value}\n' + LABELS

@@ -13,7 +13,7 @@ from tests.models.conftest import card
 FULL = '''
 [model]
 name = "full"
-format = "callable"
+format = "torch"
 entry = "tests.models.helpers:threshold"
 intended_use = "Research only. Adult MRI."
 batch_size = 2
@@ -39,7 +39,7 @@ dataset = "somewhere"
 
 def test_full_card_parses(tmp_path):
     parsed = read_card(card(tmp_path, FULL))
-    assert parsed.model.name == "full" and parsed.model.format == "callable"
+    assert parsed.model.name == "full" and parsed.model.format == "torch"
     assert parsed.model.intended_use.startswith("Research only")
     assert dict(parsed.model.kwargs) == {"depth": 3} and parsed.model.batch_size == 2
     assert parsed.input.window == (-100.0, 300.0) and parsed.input.normalize == "window"
@@ -98,9 +98,12 @@ BAD = [
      r"\[model\] command: must be a list of arguments.*never runs a shell"),
     ('[model]\nformat = "command"\ncommand = ["x", "{input}", "{output}"]\n[output]\nkind = "logits"\n',
      r"\[output\] kind: the command format reads label files"),
-    ('[model]\nformat = "onnx"\ntimeout = -1\n', r"\[model\] timeout: must be a positive number"),
-    ('[model]\nformat = "onnx"\nbatched = "yes"\n', r"\[model\] batched: expected bool"),
-    ('[model]\nformat = "onnx"\nfile_format = "dicom"\n', r"\[model\] file_format: unknown value 'dicom'"),
+    ('[model]\nformat = "command"\ncommand = ["x"]\ntimeout = -1\n[output]\nlabels = {1 = "x"}\n',
+     r"\[model\] timeout: must be a positive number"),
+    ('[model]\nformat = "callable"\nentry = "a:b"\nbatched = "yes"\n[output]\nlabels = {1 = "x"}\n',
+     r"\[model\] batched: expected bool"),
+    ('[model]\nformat = "command"\ncommand = ["x"]\nfile_format = "dicom"\n[output]\nlabels = {1 = "x"}\n',
+     r"\[model\] file_format: unknown value 'dicom'"),
     ('[model\nformat = "onnx"\n', r"not valid TOML"),
     ('[model]\nformat = "onnx"\n[input]\ntta_flip_axes = 1\n', r"\[input\] tta_flip_axes: expected a list of distinct"),
     ('[model]\nformat = "onnx"\n[input]\ntta_flip_axes = [0, 0]\n', r"\[input\] tta_flip_axes: expected a list of distinct"),

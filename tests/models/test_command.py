@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -136,4 +137,51 @@ def test_ctrl_c_stops_the_program_and_what_it_started(tmp_path, case2d):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        helpers.clean_up_program(pids)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_child_the_program_leaves_running_is_killed(tmp_path, script, case2d):
+    pid_file = tmp_path / "child.pid"
+    model = _model(tmp_path, "--background", str(pid_file))
+    pred = model.predict(case2d.image, case2d.spacing)
+    np.testing.assert_array_equal(pred.labels, case2d.image[0] > 0.5)
+    child = int(pid_file.read_text())
+    try:
+        assert helpers.gone(child)
+    finally:
+        if not helpers.gone(child, 0.1):
+            os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_sigterm_to_a_run_stops_the_program_and_writes_the_outputs(tmp_path):
+    """SIGTERM (kill, timeout, a cancelled CI job) takes the Ctrl-C path: the program and what it
+    started are killed, its folder removed, and the run writes a failing run-complete gate (it
+    left them running, with no outputs)."""
+    import subprocess
+    import sys
+
+    card_path, pids = helpers.hanging_program(tmp_path)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--suite", "smoke", "--model", str(card_path),
+                             "--data", "phantom2d:n=1", "--workers", "1", "--out", str(out)],
+                            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not pids.is_file():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+            time.sleep(0.05)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 2
+        program, helper, folder = pids.read_text().split()
+        assert helpers.gone(int(program)) and helpers.gone(int(helper)) and not Path(folder).exists()
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["gates"][0]["name"] == "run-complete" and summary["gates"][0]["detail"].startswith("interrupted")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
         helpers.clean_up_program(pids)
