@@ -1,4 +1,5 @@
-"""Command line: ``harness run | list | validate-suite | validate-model | train | report | compare | perturbations``.
+"""Command line: ``harness run | list | validate-suite | validate-data | validate-model | train | report | compare |
+perturbations``.
 
 Exit codes: 0 all gates pass (WARN allowed), 1 a gate failed, 2 harness/model error,
 3 bad configuration, usage or input (also for usage errors the CLI framework would exit 2 on).
@@ -246,6 +247,10 @@ def _register_optional_commands() -> None:
         app.command("validate-model", help="Run a model on one case and print what was found.")(validate_model_command)
     except ImportError:  # pragma: no cover
         pass
+    from harness.datasets.command_line import validate_data_command
+
+    app.command("validate-data", help="Check a dataset: files, pixels, classes, metadata (exit 0 valid, 3 problems).")(
+        validate_data_command)
     perturbations = typer.Typer(help="Perturbation tools.", no_args_is_help=True)
 
     @perturbations.command("preview")

@@ -1,0 +1,86 @@
+"""``harness validate-data``: check a dataset as ``harness run`` would, before any model is involved.
+
+Runs the up-front checks of the dataset (files, headers, shapes, metadata), then reads every case
+(or the first ``--limit``): pixels readable, mask values among the named classes, image and mask
+grids equal. Prints what it found (cases, modality, classes, shapes, spacings, metadata columns)
+and exits 0, or 3 listing every problem.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.datasets import open_dataset
+from harness.datasets.label_values import check_named_classes
+from harness.errors import ConfigError
+
+MAX_LISTED = 50  # problems shown (all are counted)
+
+
+def _span(values: list[tuple[float, ...]], fmt: str) -> str:
+    """'32x64x64' or '35x49x35 .. 43x59x47' (per-axis min and max)."""
+    if not values:
+        return "-"
+    lo, hi = np.min(values, axis=0), np.max(values, axis=0)
+    text = "x".join(format(v, fmt) for v in lo)
+    return text if np.array_equal(lo, hi) else f"{text} .. {'x'.join(format(v, fmt) for v in hi)}"
+
+
+def validate_data(data: str, *, limit: int | None = None, console: Console | None = None) -> Table:
+    """Check ``data`` (a data spec as for ``harness run --data``); print and return a summary table.
+    Raises ConfigError (exit 3) listing every problem found."""
+    console = console or Console()
+    dataset = open_dataset(data).subset(limit)
+    problems = dataset.validate()
+    if problems:
+        raise ConfigError(f"data {data}: {len(problems)} problem(s) in the files:", problems=problems[:MAX_LISTED])
+    known = {int(k) for k in dataset.label_names or {}} - {0}
+    shapes, spacings, channels, values = [], [], set(), set()
+    for cid in dataset.case_ids:
+        try:
+            case = dataset.load(cid)
+            found = {int(v) for v in np.unique(case.label)}
+            if known:
+                check_named_classes(cid, found, known, named_by="the data (its label names)")
+        except (ConfigError, OSError, ValueError) as exc:
+            problems.append(f"{cid}: {exc}".replace(f"{cid}: case {cid}: ", f"case {cid}: "))
+            continue
+        shapes.append(tuple(case.label.shape))
+        spacings.append(tuple(case.spacing))
+        channels.add(case.image.shape[0])
+        values |= found
+    if problems:
+        raise ConfigError(f"data {data}: {len(problems)} of {len(dataset.case_ids)} case(s) cannot be used:",
+                          problems=problems[:MAX_LISTED])
+    classes = ", ".join(f"{k} {dataset.label_names[k]}" for k in sorted(known)) if known else \
+        f"not named: mask values {sorted(values - {0})} (a model card's labels will name them)"
+    metadata = dataset.metadata
+    table = Table(title=f"validate-data: {getattr(dataset, 'name', data)}", show_header=True)
+    table.add_column("check")
+    table.add_column("found", overflow="fold")
+    table.add_row("cases", f"{len(dataset.case_ids)} read" + (f" (the first {limit})" if limit else ""))
+    table.add_row("modality", str(dataset.modality))
+    table.add_row("dimensions", f"{len(shapes[0])}D, {', '.join(map(str, sorted(channels)))} channel(s)")
+    table.add_row("classes", classes)
+    table.add_row("shape (voxels)", _span(shapes, "d"))
+    table.add_row("spacing (mm)", _span(spacings, ".4g"))
+    table.add_row("metadata", ", ".join(f"{c} ({metadata[c].nunique()} values)" for c in metadata.columns) or "none")
+    table.add_row("result", "[green]OK[/green]")
+    console.print(table)
+    return table
+
+
+def validate_data_command(
+    data: Annotated[str, typer.Argument(help="Data spec as for `harness run --data`: a dataset card, an "
+                                             "MSD/nnU-Net folder or phantom2d/phantom3d.")],
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Check only the first N cases.")] = None,
+) -> None:
+    """Check a dataset before evaluating on it: files, pixels, classes, metadata (exit 0 valid, 3 problems)."""
+    validate_data(data, limit=limit)
+
+
+__all__ = ["validate_data", "validate_data_command"]
