@@ -142,7 +142,11 @@ def train_command(
     if result.test_dice:
         lo, hi = result.record["test_dice_ci95"]["mean"]  # both None with a single test case
         ci = f"  (mean: 95 % CI {lo:.4f}-{hi:.4f} over the test cases)" if lo is not None else ""
-        console.print("test Dice " + "  ".join(f"{k}={v:.4f}" for k, v in result.test_dice.items()) + ci)
+        from harness.models.card import read_card
+
+        names = {str(k): v for k, v in (read_card(result.card).output.labels or {}).items()}
+        console.print("test Dice " + "  ".join(f"{k}{' ' + names[k] if k in names else ''}={v:.4f}"
+                                               for k, v in result.test_dice.items()) + ci, soft_wrap=True)
 
 
 _MODULE_COMMAND: str | None = None  # set by main() while `python -m harness.train` runs

@@ -298,6 +298,7 @@ def test_cli_prints_the_test_dice_with_its_ci(tmp_path: Path, capsys: pytest.Cap
     lo, hi = record["test_dice_ci95"]["mean"]
     line = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("test Dice"))
     assert f"mean={record['test_dice']['mean']:.4f}" in line and f"95 % CI {lo:.4f}-{hi:.4f}" in line
+    assert f"1 organ={record['test_dice']['1']:.4f}" in line and f"2 lesion={record['test_dice']['2']:.4f}" in line
 
 
 def test_postprocess_by_confidence_writes_its_rule_to_the_card(tmp_path: Path) -> None:
