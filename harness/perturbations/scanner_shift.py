@@ -102,7 +102,7 @@ class VendorStyle(Perturbation):
 
     Profiles (at severity 5): ``smooth`` (gamma e^0.35, blur 2 vox, noise 0.4 std), ``sharp``
     (gamma e^-0.25, unsharp 2.5, noise 0.8 std), ``contrast`` (gamma e^0.9, blur 0.6 vox,
-    noise 0.4 std). Params: ``profile``, ``scale``, ``gamma``, ``blur_mm``, ``sharpen``,
+    noise 0.4 std). The result is clipped to the clean channel's [min, max]. Params: ``profile``, ``scale``, ``gamma``, ``blur_mm``, ``sharpen``,
     ``noise_sigma`` (per channel), ``noise_seed``. Options: ``profile`` (default: drawn).
     """
 
@@ -136,5 +136,7 @@ class VendorStyle(Perturbation):
                 y = ndi.gaussian_filter(y, [params["blur_mm"] / s for s in case.spacing], mode="nearest")
             if params["sharpen"] > 0:
                 y = y + params["sharpen"] * (y - ndi.gaussian_filter(y, unit_blur, mode="nearest"))
-            out[c] = y + params["noise_sigma"][c] * gen.standard_normal(x.shape)
+            # a scanner delivers values within its range: sharpening and noise stay within the clean
+            # channel's [min, max] (8-bit ultrasound cannot hold -116 or 385)
+            out[c] = np.clip(y + params["noise_sigma"][c] * gen.standard_normal(x.shape), lo, hi)
         return case.with_(image=out)

@@ -251,6 +251,17 @@ def test_vendor_style_profile_option(profile: str) -> None:
     assert p["profile"] == profile and p["scale"] == 0.4
 
 
+@pytest.mark.parametrize("profile", ["smooth", "sharp", "contrast"])
+def test_vendor_style_stays_within_the_clean_range(profile: str) -> None:
+    """An 8-bit image stays within its 0..255 grey levels (sharp, severity 5 reached -116..385)."""
+    base = cases.phantom(2)
+    lo, hi = float(base.image.min()), float(base.image.max())
+    eight_bit = base.with_(image=np.round((base.image - lo) / (hi - lo) * 255).astype(np.float32))
+    out, _ = _run("vendor_style", eight_bit, 5, profile=profile)
+    assert out.image.min() >= 0 and out.image.max() <= 255
+    assert not np.array_equal(out.image, eight_bit.image)
+
+
 def test_quantization_keeps_flat_images_and_block_structure() -> None:
     flat = Case(image=np.full((1, 32, 32), 3.0, np.float32), label=np.zeros((32, 32), np.int64),
                 spacing=(1, 1))
