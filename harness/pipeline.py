@@ -98,7 +98,7 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
         from harness.training_overlap import held_out
 
         model = load_model(model_spec, ndim=dataset.ndim)
-        dataset, held_note = held_out(dataset, model)
+        dataset, held_note = held_out(dataset, model, limit=options.limit)
     dataset = dataset.subset(options.limit)
     problems = dataset.validate()
     if problems:
@@ -111,7 +111,8 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     from harness.analysis.shift import check_config as check_shift_config
 
     check_shift_config(suite, dataset.metadata)  # site_drop gates / reference_site vs the metadata (exit 3)
-    model = model or load_model(model_spec, ndim=dataset.ndim)
+    if model is None:
+        model = load_model(model_spec, ndim=dataset.ndim)
     first = dataset.load(dataset.case_ids[0])
     mismatch = model.check_input(channels=first.image.shape[0], ndim=first.ndim) if hasattr(model, "check_input") else []
     if mismatch:
@@ -292,7 +293,8 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     _write_analysis_tables(out, context)
     if not interrupted and stopped is None:  # worst-case overlays, maps, gallery (never change the outcome)
         try:
-            _draw_artifacts(out, options, workers, suite=suite, dataset=dataset, model=model, records=records)
+            _draw_artifacts(out, options, workers, plan.model_spec, suite=suite, dataset=dataset, model=model,
+                            records=records)
         except KeyboardInterrupt:  # Ctrl-C while drawing: finish the small outputs, say so
             interrupted = True
     n_cases = float(len(set(r["case_id"] for r in rows)))
@@ -326,7 +328,7 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
 ARTIFACT_CALLS_PER_CASE = 3  # model calls per worst case: prediction, flip uncertainty, saliency
 
 
-def _draw_artifacts(out: Path, options: RunOptions, workers: int, **inputs: Any) -> None:
+def _draw_artifacts(out: Path, options: RunOptions, workers: int, model_spec: Any, **inputs: Any) -> None:
     """The artifacts step, which calls the model again: in this process when the run evaluated here
     (``--workers 1``, no ``--item-timeout``), else in a worker process — under a deadline of
     ``START_TIMEOUT_MIN_S`` plus ``--item-timeout`` per model call when one is set — so a model that
@@ -341,10 +343,20 @@ def _draw_artifacts(out: Path, options: RunOptions, workers: int, **inputs: Any)
 
     calls = ARTIFACT_CALLS_PER_CASE * max(1, int(inputs["suite"].worst_cases))
     timeout = None if options.item_timeout is None else START_TIMEOUT_MIN_S + calls * options.item_timeout
-    try:
-        run_isolated(write_artifacts, out, timeout=timeout, what="the worst-case figures", **inputs)
+    inputs.pop("model")
+    try:  # the worker builds the model from its card, as the pool's workers do (no model object is pickled)
+        run_isolated(_artifacts_in_worker, out, model_spec=model_spec, timeout=timeout,
+                     what="the worst-case figures", **inputs)
     except IsolatedFailure as exc:
         write_failure_manifest(out, str(exc))
+
+
+def _artifacts_in_worker(out: Path, *, model_spec: Any, suite: Suite, dataset: Dataset, records: pd.DataFrame) -> None:
+    """The artifacts step in an isolated worker: load the model as the run's workers do, then draw."""
+    from harness.models import load_model
+    from harness.report.artifacts import write_artifacts
+
+    write_artifacts(out, suite=suite, dataset=dataset, model=load_model(model_spec, ndim=dataset.ndim), records=records)
 
 
 def _write_summary(out: Path, summary: dict[str, Any]) -> None:

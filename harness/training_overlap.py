@@ -67,30 +67,51 @@ def seen_cases(model: Any, manifest: pd.DataFrame) -> dict[str, list[str]]:
     return out
 
 
-def held_out(dataset: Any, model: Any) -> tuple[Any, list[str]]:
+def held_out(dataset: Any, model: Any, *, limit: int | None = None) -> tuple[Any, list[str]]:
     """``harness run --held-out``: ``dataset`` without the cases the model's training record says it
-    was trained or validated on, and a run note saying how many were left out. ConfigError when the
-    model has no such record or nothing is left."""
+    was trained or validated on (at most ``limit`` cases, scanned in order: only as many files are
+    hashed as it takes), and a run note saying how many were left out. ConfigError when the model
+    has no such record or nothing is left."""
     from harness.errors import ConfigError
 
     record, path = _record(model)
-    if record is None or not (isinstance(record.get("seen_images"), dict) or isinstance(record.get("split"), dict)):
+    seen = record.get("seen_images") if record is not None else None
+    if record is None or not (isinstance(seen, dict) or isinstance(record.get("split"), dict)):
         where = f" ({path} is missing or unreadable)" if path is not None else ""
         raise ConfigError(f"--held-out: model {getattr(model, 'name', '')!r} has no training record{where}; it needs "
                           "the [training] record (training.json) that `harness train` writes beside its card")
-    manifest = dataset.manifest()
-    if not isinstance(record.get("seen_images"), dict) and record.get("manifest_sha256") != manifest_sha256(manifest):
-        raise ConfigError(f"--held-out: {path} predates per-image hashes (seen_images) and was made on other data "
-                          "(its manifest hash differs), so the cases the model saw cannot be told apart; retrain, "
-                          "or evaluate a card of its test split")
-    seen = seen_cases(model, manifest)
-    gone = set(seen["train"]) | set(seen["val"])
-    keep = [cid for cid in dataset.case_ids if cid not in gone]
+    keep: list[str] = []
+    hashes: dict[str, dict[str, str]] = {}
+    n_gone = 0
+    if isinstance(seen, dict):
+        known = {str(d) for role in ("train", "val") for d in (seen.get(role) or [])}
+        for cid in dataset.case_ids:
+            try:
+                found = dataset.file_hashes(cid)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"--held-out: cannot read case {cid}: {exc}") from exc
+            if str(found["image_sha256"])[:DIGITS] in known:
+                n_gone += 1
+                continue
+            keep.append(cid)
+            hashes[cid] = found
+            if limit is not None and len(keep) >= limit:
+                break
+    else:  # a record from before seen_images: case ids, on the very data it was made on
+        manifest = dataset.manifest()
+        if record.get("manifest_sha256") != manifest_sha256(manifest):
+            raise ConfigError(f"--held-out: {path} predates per-image hashes (seen_images) and was made on other data "
+                              "(its manifest hash differs), so the cases the model saw cannot be told apart; "
+                              "retrain, or evaluate a card of its test split")
+        gone = {str(c) for role in ("train", "val") for c in (record["split"].get(role) or [])}
+        n_gone = sum(cid in gone for cid in dataset.case_ids)
+        keep = [cid for cid in dataset.case_ids if cid not in gone][:limit]
     if not keep:
         raise ConfigError(f"--held-out: all {len(dataset.case_ids)} cases of the data were seen by the model in "
                           f"training (per {path}): give data with cases it was not trained on")
-    return dataset.select(keep), [f"--held-out: {len(gone)} of the data's {len(dataset.case_ids)} cases were left "
-                                  f"out (seen by the model in training, per {path}); {len(keep)} evaluated"]
+    return dataset.select(keep, hashes=hashes), [
+        f"--held-out: {n_gone} case(s) seen by the model in training (per {path}) were left out; {len(keep)} of the "
+        f"data's {len(dataset.case_ids)} cases evaluated"]
 
 
 def overlap_note(model: Any, manifest: pd.DataFrame) -> list[str]:

@@ -73,9 +73,10 @@ class Dataset(ABC):
             return self
         return _Subset(self, self.case_ids[:limit])
 
-    def select(self, case_ids: Sequence[str]) -> "Dataset":
-        """These cases (in the order given; ids must be among :attr:`case_ids`)."""
-        return _Subset(self, list(case_ids))
+    def select(self, case_ids: Sequence[str], *, hashes: dict[str, dict[str, str]] | None = None) -> "Dataset":
+        """These cases (in the order given; ids must be among :attr:`case_ids`); ``hashes``: their
+        :meth:`file_hashes` when already computed (not read again)."""
+        return _Subset(self, list(case_ids), hashes=hashes)
 
     def __iter__(self) -> Iterator[Case]:
         for cid in self.case_ids:
@@ -86,8 +87,8 @@ class Dataset(ABC):
 
 
 class _Subset(Dataset):
-    def __init__(self, parent: Dataset, ids: list[str]) -> None:
-        self.parent, self._ids = parent, list(ids)
+    def __init__(self, parent: Dataset, ids: list[str], *, hashes: dict[str, dict[str, str]] | None = None) -> None:
+        self.parent, self._ids, self._hashes = parent, list(ids), dict(hashes or {})
         self.name, self.modality, self.label_names = parent.name, parent.modality, parent.label_names
 
     @property
@@ -105,4 +106,6 @@ class _Subset(Dataset):
         return self.parent.validate(self._ids if case_ids is None else case_ids)  # --limit N: only those N
 
     def file_hashes(self, case_id: str) -> dict[str, str]:
+        if case_id in self._hashes:
+            return self._hashes[case_id]
         return self.parent.file_hashes(case_id)

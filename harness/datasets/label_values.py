@@ -19,16 +19,21 @@ def check_named_classes(case_id: str, values: Iterable[int], classes: Iterable[i
                           f"classes with label_values in the dataset card, e.g. label_values = {{\"{extra[0]}\" = 1}}")
 
 
+def _plain(name: str) -> str:
+    return re.sub(r"[\s_-]+", "", name.lower())
+
+
 _PLACEHOLDER = re.compile(r"(class|label)\s*_?\d+|foreground", re.IGNORECASE)  # names nobody chose
 
 
 def class_name_conflicts(data_names: Mapping[int, str], model_names: Mapping[int, str]) -> list[str]:
     """``class 1 is 'organ' in the model card but 'lesion' in the data``, per class number both name
-    differently (case and spaces ignored; placeholders such as ``class1`` never conflict). The run
+    differently (case, spaces, ``_`` and ``-`` ignored: "Left atrium" = "left_atrium"; placeholders such
+    as ``class1`` never conflict). The run
     scores the data's class k against the model's output k, so such a model segments something else."""
     out = []
     for k in sorted(set(map(int, data_names)) & set(map(int, model_names)) - {0}):
         d, m = str(data_names[k]).strip(), str(model_names[k]).strip()
-        if d.lower() != m.lower() and not _PLACEHOLDER.fullmatch(d) and not _PLACEHOLDER.fullmatch(m):
+        if _plain(d) != _plain(m) and not _PLACEHOLDER.fullmatch(d) and not _PLACEHOLDER.fullmatch(m):
             out.append(f"class {k} is {m!r} in the model card but {d!r} in the data")
     return out

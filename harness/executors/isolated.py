@@ -8,6 +8,7 @@ command-format model are killed with the worker, as in the pool.
 """
 from __future__ import annotations
 
+import pickle
 import shutil
 import signal
 import time
@@ -47,8 +48,13 @@ def run_isolated(fn: Callable[..., Any], *args: Any, timeout: float | None, what
     ctx = mp_context()
     conn, child = ctx.Pipe(duplex=True)
     proc = ctx.Process(target=_child, args=(child, fn, args, kwargs), name="harness-isolated")
-    proc.start()
-    child.close()
+    try:
+        proc.start()  # pickles fn and its arguments (fork server / spawn)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        conn.close()
+        raise IsolatedFailure(f"{what}: cannot be sent to a worker process ({type(exc).__name__}: {exc})") from exc
+    finally:
+        child.close()
     deadline = time.monotonic() + timeout if timeout else None
     programs: dict[int, str] = {}
     try:

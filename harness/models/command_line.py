@@ -72,10 +72,13 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
         declared = load_card(model, ndim=2).ndim
         try:
             loaded = load_model(model, ndim=declared or 2)
-        except ConfigError:
+        except ConfigError as first:
             if declared:
                 raise
-            loaded = load_model(model, ndim=3)  # a bare 3D file whose 2D probe failed
+            try:
+                loaded = load_model(model, ndim=3)  # a bare 3D file whose 2D probe failed
+            except ConfigError:
+                raise first from None  # not 3D either: the 2D probe's error says what is wrong
         dataset = _open_data(None, loaded.ndim or declared or 2)
     else:
         dataset = _open_data(data, 2)

@@ -78,12 +78,13 @@ def test_held_out_evaluates_only_cases_the_model_never_saw(tmp_path: Path, capsy
     cases = pd.read_csv(tmp_path / "run" / "cases.csv")
     assert sorted(cases["case_id"]) == sorted(test_ids)
     notes = json.loads((tmp_path / "run" / "summary.json").read_text())["notes"]
-    assert any(n.startswith("--held-out: 3 of the data's 5 cases were left out") for n in notes)
-    assert not any("seen by the model in training (" in n for n in notes)
+    assert any(n.startswith("--held-out: 3 case(s) seen by the model in training") and
+               n.endswith("were left out; 2 of the data's 5 cases evaluated") for n in notes)
+    assert not any("evaluated cases were seen by the model" in n for n in notes)  # no overlap note
     # the bundled model was trained on other phantoms (seed 1000): nothing left out
     main(["run", "--suite", "smoke", "--data", "phantom2d:n=3", "--held-out", "--out", str(tmp_path / "r2"), "--workers", "1"])
     notes = json.loads((tmp_path / "r2" / "summary.json").read_text())["notes"]
-    assert any(n.startswith("--held-out: 0 of the data's 3 cases were left out") for n in notes)
+    assert any(n.startswith("--held-out: 0 case(s) seen") and n.endswith("3 of the data's 3 cases evaluated") for n in notes)
     # a model without a training record, or data it has entirely seen, is refused (exit 3)
     bare = tmp_path / "bare.toml"
     bare.write_text((tmp_path / "m" / "model.toml").read_text().split("[training]")[0]
@@ -111,4 +112,18 @@ def test_held_out_refuses_an_old_record_made_on_other_data(tmp_path: Path) -> No
     same = _model(tmp_path, {"manifest_sha256": manifest_sha256(data.manifest()),
                              "split": {"train": ["phantom2d_000"], "val": ["phantom2d_002"]}})
     kept, (note,) = held_out(data, same)
-    assert kept.case_ids == ["phantom2d_001"] and note.startswith("--held-out: 2 of the data's 3 cases were left out")
+    assert kept.case_ids == ["phantom2d_001"] and note.startswith("--held-out: 2 case(s) seen by the model")
+
+
+def test_held_out_with_a_limit_hashes_only_the_cases_it_needs(tmp_path: Path) -> None:
+    from harness.training_overlap import held_out
+
+    data = phantom_dataset(2, n=6, seed=0)
+    model = _model(tmp_path, {"seen_images": {"train": image_digests(data.manifest(), ["phantom2d_000"]), "val": []}})
+    read: list[str] = []
+    file_hashes = data.file_hashes
+    data.file_hashes = lambda cid: (read.append(cid), file_hashes(cid))[1]  # type: ignore[method-assign]
+    kept, (note,) = held_out(data, model, limit=2)
+    assert kept.case_ids == ["phantom2d_001", "phantom2d_002"] and read == ["phantom2d_000", "phantom2d_001", "phantom2d_002"]
+    kept.manifest()  # the run's cases.csv: from the hashes already taken
+    assert read == ["phantom2d_000", "phantom2d_001", "phantom2d_002"]

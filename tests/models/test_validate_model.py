@@ -95,7 +95,7 @@ def test_class_names_that_differ_between_model_and_data_are_flagged(tmp_path, ca
 def test_class_name_conflicts_ignore_case_and_placeholders():
     from harness.datasets.label_values import class_name_conflicts
 
-    assert class_name_conflicts({1: "Lesion "}, {1: "lesion", 2: "organ"}) == []
+    assert class_name_conflicts({1: "Lesion ", 2: "left_atrium"}, {1: "lesion", 2: "Left atrium"}) == []
     assert class_name_conflicts({1: "class1", 2: "tumour"}, {1: "organ", 2: "tumour"}) == []
     assert class_name_conflicts({1: "liver", 2: "tumour"}, {1: "organ", 2: "foreground"}) == [
         "class 1 is 'organ' in the model card but 'liver' in the data"]
@@ -105,3 +105,19 @@ def test_without_data_a_bare_3d_model_file_gets_a_3d_phantom(unet3d):
     """The ONNX graph knows the model is 3D; a 2D phantom made it an ERROR."""
     text = _render(validate_model(str(unet3d.onnx), console=Console(file=io.StringIO())))
     assert "OK" in text and "phantom3d" in text
+
+
+def test_without_data_a_bare_2d_file_that_fails_both_probes_reports_the_2d_error(tmp_path):
+    """The 3D retry must not hide why the 2D probe failed (here: the network takes 3 channels)."""
+    import torch
+
+    from harness.errors import ConfigError
+
+    import warnings
+
+    path = tmp_path / "rgb2d.pt"
+    with warnings.catch_warnings():  # TorchScript is deprecated, and still what users export
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.trace(torch.nn.Conv2d(3, 2, 3, padding=1), torch.zeros(1, 3, 8, 8)).save(str(path))
+    with pytest.raises(ConfigError, match=r"probe input \(1, 1, 32, 32\)"):
+        validate_model(str(path), console=Console(file=io.StringIO()))

@@ -38,6 +38,10 @@ def test_result_exception_deadline_and_death() -> None:
     assert time.monotonic() - start < 30
     with pytest.raises(IsolatedFailure, match="exiting: its worker process exited with status 9"):
         run_isolated(_exit, timeout=60, what="exiting")
+    import threading
+
+    with pytest.raises(IsolatedFailure, match=r"adding: cannot be sent to a worker process \(TypeError"):
+        run_isolated(_add, threading.Lock(), timeout=60, what="adding")  # cannot be pickled
 
 
 SUITE = ('[suite]\nname = "tiny"\nmetrics = ["dice"]\nworst_cases = 1\n[[perturbations]]\nfamily = "gaussian_noise"\n'
