@@ -3,24 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from harness.cli import main
+from tests.png_cards import png_card
 
 
 def _png_card(folder: Path, extra: str) -> Path:
-    for sub in ("img", "msk"):
-        (folder / sub).mkdir(parents=True)
-    for i in range(3):
-        mask = np.zeros((32, 40), np.uint8)
-        mask[8:20, 10:30] = 255
-        Image.fromarray((50 + mask // 3).astype(np.uint8)).save(folder / "img" / f"c{i}.png")
-        Image.fromarray(mask).save(folder / "msk" / f"c{i}.png")
-    path = folder / "card.toml"
-    path.write_text(f'[dataset]\nimages = "img/*.png"\nlabels = "msk/{{key}}.png"\nmodality = "us"\n{extra}')
-    return path
+    return png_card(folder, f'modality = "us"\n{extra}')
 
 
 def test_a_valid_dataset_is_summarised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -61,20 +61,10 @@ def test_cli_command_returns_exit_codes(tmp_path, unet2d, capsys):
 
 def _lesion_card(tmp_path):
     """Two 64 x 64 PNG cases whose masks (0/255) are class 1 named "lesion"."""
-    import numpy as np
-    from PIL import Image
+    from tests.png_cards import png_card
 
-    for sub in ("img", "msk"):
-        (tmp_path / sub).mkdir()
-    for i in range(2):
-        mask = np.zeros((64, 64), np.uint8)
-        mask[20:40, 22:44] = 255
-        Image.fromarray((60 + mask // 2).astype(np.uint8)).save(tmp_path / "img" / f"c{i}.png")
-        Image.fromarray(mask).save(tmp_path / "msk" / f"c{i}.png")
-    path = tmp_path / "lesions.toml"
-    path.write_text('[dataset]\nimages = "img/*.png"\nlabels = "msk/{key}.png"\nlabel_values = { "255" = 1 }\n'
-                    'label_names = { 1 = "lesion" }\nmodality = "us"\n')
-    return path
+    return png_card(tmp_path, 'label_values = { "255" = 1 }\nlabel_names = { 1 = "lesion" }\nmodality = "us"\n',
+                    n=2, shape=(64, 64))
 
 
 def test_class_names_that_differ_between_model_and_data_are_flagged(tmp_path, capsys):

@@ -208,6 +208,17 @@ def _png_site(root: Path, site: str, n: int, *, gain: float) -> None:
         Image.fromarray(mask * 255).save(root / site / "msk" / f"{i}.png")
 
 
+def _run_organ_card(tmp_path: Path, card: Path, extra: str) -> tuple[int, dict]:
+    """``harness run`` of the site-drop gate alone (no perturbations) on a one-class PNG ``card`` with
+    the 8-bit threshold model; the exit code and summary.json."""
+    (tmp_path / "model.toml").write_text(MODEL.format(entry="threshold_8bit").replace(', 2 = "lesion"', ""))
+    suite = SUITE.split("[[perturbations]]")[0] + SUITE.split('severities = [1]\n')[1]
+    (tmp_path / "suite.toml").write_text(suite.format(extra=extra))
+    code = main(["run", "--suite", str(tmp_path / "suite.toml"), "--model", str(tmp_path / "model.toml"),
+                 "--data", str(card), "--out", str(tmp_path / "run"), "--workers", "1"])
+    return code, json.loads((tmp_path / "run" / "summary.json").read_text())
+
+
 def test_multisource_card_run_gates_per_site(tmp_path: Path) -> None:
     """Two hospitals from a [[sources]] card; hospital h2's scanner is brighter (gain 1.5)."""
     _png_site(tmp_path, "h1", 12, gain=1.0)
@@ -216,12 +227,7 @@ def test_multisource_card_run_gates_per_site(tmp_path: Path) -> None:
                    f'label_values = {{ "255" = 1 }}\nlabel_names = {{ 1 = "organ" }}\n\n'
                    for s, sc in (("h1", "GE"), ("h2", "Siemens")))
     (tmp_path / "sites.toml").write_text(card)
-    (tmp_path / "model.toml").write_text(MODEL.format(entry="threshold_8bit").replace(', 2 = "lesion"', ""))
-    suite = SUITE.split("[[perturbations]]")[0] + SUITE.split('severities = [1]\n')[1]
-    (tmp_path / "suite.toml").write_text(suite.format(extra='reference_site = "h1"'))
-    code = main(["run", "--suite", str(tmp_path / "suite.toml"), "--model", str(tmp_path / "model.toml"),
-                 "--data", str(tmp_path / "sites.toml"), "--out", str(tmp_path / "run"), "--workers", "1"])
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    code, summary = _run_organ_card(tmp_path, tmp_path / "sites.toml", 'reference_site = "h1"')
     assert code == 1 and [g["name"] for g in summary["gates"]] == ["site-dice[h2]"]
     assert summary["gates"][0]["outcome"] == "FAIL" and "site h2: n=8" in summary["gates"][0]["detail"]
     cases = pd.read_csv(tmp_path / "run" / "cases.csv")
@@ -238,12 +244,7 @@ def test_numeric_site_codes_with_a_gap_name_the_same_sites_in_gates_and_report(t
     (tmp_path / "card.toml").write_text('[dataset]\nimages = "img/img/*.png"\nlabels = "img/msk/{key}.png"\n'
                                         'label_values = { "255" = 1 }\nlabel_names = { 1 = "organ" }\n'
                                         'metadata = "meta.csv"\nmetadata_key = "ID"\n')
-    (tmp_path / "model.toml").write_text(MODEL.format(entry="threshold_8bit").replace(', 2 = "lesion"', ""))
-    suite = SUITE.split("[[perturbations]]")[0] + SUITE.split('severities = [1]\n')[1]
-    (tmp_path / "suite.toml").write_text(suite.format(extra='site_attribute = "hospital"\nreference_site = "2"'))
-    code = main(["run", "--suite", str(tmp_path / "suite.toml"), "--model", str(tmp_path / "model.toml"),
-                 "--data", str(tmp_path / "card.toml"), "--out", str(tmp_path / "run"), "--workers", "1"])
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    code, summary = _run_organ_card(tmp_path, tmp_path / "card.toml", 'site_attribute = "hospital"\nreference_site = "2"')
     assert code in (0, 1) and [g["name"] for g in summary["gates"]] == ["site-dice[1]"]
     cases = pd.read_csv(tmp_path / "run" / "cases.csv", dtype=str, keep_default_na=False)
     assert sorted(set(cases["hospital"])) == ["", "1", "2"]
