@@ -261,9 +261,7 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
 
     write_quality(out, dataset, suite)  # quality.csv: per-case image statistics when the data has sites
     items = plan_items(suite, dataset.case_ids)
-    journal = Journal(out / "journal.jsonl")
-    if options.resume:
-        journal.truncate_corrupt_tail()
+    journal = Journal(out / "journal.jsonl")  # a cut tail is repaired under the journal's lock (execute)
     workers = options.workers or default_workers()
     interrupted = False
     stopped: str | None = None  # why the evaluation ended early (an executor failure), else None

@@ -235,6 +235,10 @@ def _resume_state(plan: Plan, items: list[WorkItem], journal: Journal, model: An
     """Repair a cut journal tail (warning), check it belongs to this run (and, with
     ``case_hashes``, that the journaled cases' data is unchanged), return finished items."""
     done, corrupt = journal.scan()
+    if done and journal.meta() is None:  # checked before any repair rewrites the file
+        raise ConfigError(f"{journal.path}: its first line, the header naming the run it belongs to (suite, seed, "
+                          "model, data), is unreadable, so its records cannot be checked to come from this run; "
+                          "--resume refuses it: choose another --out")
     if corrupt or not journal.ends_cleanly():
         journal.truncate_corrupt_tail()
         done = journal.scan()[0]

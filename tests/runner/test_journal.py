@@ -96,3 +96,17 @@ def test_retry_errors_needs_resume(tmp_path: Path, capsys: pytest.CaptureFixture
 
     assert main(["run", "--suite", "smoke", "--out", str(tmp_path / "r"), "--retry-errors"]) == 3
     assert "--resume" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_journal_whose_header_is_unreadable(tmp_path: Path) -> None:
+    """Without its header the journal cannot be checked to belong to this run; the repair once
+    dropped it and resumed with another run's records (then never checked again)."""
+    plan, items = make_plan(tmp_path, dataset=SizesDataset([40, 44]), severities="[1]")
+    journal = Journal(tmp_path / "journal.jsonl")
+    execute(plan, items[:2], journal)
+    lines = journal.path.read_text().splitlines(keepends=True)
+    journal.path.write_text(lines[0][:40] + "\n" + "".join(lines[1:]))  # header cut
+    before = journal.path.read_text()
+    with pytest.raises(ConfigError, match="header naming the run it belongs to .* is unreadable"):
+        execute(plan, items, journal)
+    assert journal.path.read_text() == before  # left as it was, not rewritten without a header
