@@ -114,7 +114,10 @@ class DaskExecutor(Executor):
             except (OSError, TimeoutError, ValueError, TypeError) as exc:  # ValueError: a malformed address
                 raise ConfigError(f"--scheduler {self.scheduler}: cannot connect ({exc}); give the "
                                   "scheduler's address as tcp://HOST:PORT") from None
-        settings = {"distributed.scheduler.allowed-failures": 1,
+        # one task per one-thread worker at a time (saturation 1.0, default 1.1 = 2 queued): a task
+        # waiting on a worker that an item kills counts as a suspect too, and an innocent single-item
+        # task could end as WorkerDied beside it
+        settings = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0,
                     "distributed.worker.multiprocessing-method": start_method()}
         with dask.config.set(settings):
             try:  # distributed sets its own fork-server preload list once; ours (a superset) replaces it

@@ -80,6 +80,16 @@ def test_records_are_equal_across_executors(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(comparable(inprocess), comparable(dask))
 
 
+def test_dask_records_only_the_item_that_kills_its_worker_as_worker_died(tmp_path: Path) -> None:
+    """Items queued on a worker that another item kills must not end as WorkerDied (with two tasks
+    queued per worker they sometimes did, 2 runs in 5)."""
+    plan, items = make_plan(tmp_path, "chaos", dataset=SizesDataset([56, 64, 68]), severities="[1, 2]")
+    frame = _run(plan, items, tmp_path / "out", workers=2, executor="dask")
+    dead = frame[frame["status"] == "ERROR"]
+    assert set(dead["case_id"]) == {"w56"} and dead["error"].str.startswith("WorkerDied").all()
+    assert set(frame.loc[frame["case_id"] != "w56", "status"]) == {"OK"}
+
+
 class _CountingDataset(SizesDataset):
     """Remembers how many loaded cases are alive at once (weak references to their images)."""
 
