@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,28 @@ def run_batch(token: str, plan: Plan, case_id: str, items: list[WorkItem],
     return out
 
 
+NO_WORKERS_TIMEOUT_S = 120.0  # a LocalCluster without any worker this long will not recover
+WORKER_CHECK_S = 2.0  # how often the scheduler is asked for its workers while nothing finishes
+
+
+class _WorkerWatch:
+    """How long the cluster has had no worker at all (asked at most every WORKER_CHECK_S)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.checked, self.lost_since = client, 0.0, None
+
+    def gone_for(self) -> float:
+        now = time.monotonic()
+        if now - self.checked >= WORKER_CHECK_S:
+            self.checked = now
+            try:
+                alive = bool(self.client.scheduler_info().get("workers"))
+            except Exception:  # noqa: BLE001 - an unreachable scheduler counts as no worker
+                alive = False
+            self.lost_since = None if alive else (self.lost_since or now)
+        return 0.0 if self.lost_since is None else now - self.lost_since
+
+
 class DaskExecutor(Executor):
     name = "dask"
     max_batch = 16  # a task reports when it ends: bounds what a kill loses and keeps progress moving
@@ -148,22 +171,37 @@ class DaskExecutor(Executor):
                 return future
 
             pending = as_completed([submit(b) for b in batches])
-            for future in pending:
-                batch = futures[future]
-                try:
-                    by_key = dict(future.result())
-                except KilledWorker as exc:
-                    if len(batch.items) > 1:
-                        for item in batch.items:
-                            pending.add(submit(Batch(batch.case_id, (item,))))
-                        continue
-                    detail = str(exc).split(". ")[0]
-                    by_key = {batch.items[0].key: error_rows(
-                        plan, batch.items[0], f"WorkerDied: the Dask worker died evaluating this item ({detail})")}
-                except Exception as exc:  # a task failed outside the evaluator's own handling
-                    by_key = {item.key: error_rows(plan, item, f"worker failed: {type(exc).__name__}: {exc}")
-                              for item in batch.items}
-                sink([(item, by_key[item.key]) for item in batch.items])
+            finished: set[Any] = set()
+            watch = _WorkerWatch(client) if cluster is not None else None  # a cluster we started: it must keep workers
+            while not pending.is_empty():
+                ready = pending.next_batch(block=False)
+                if not ready:
+                    if watch is not None and watch.gone_for() > NO_WORKERS_TIMEOUT_S:
+                        why = (f"WorkerDied: no Dask worker was left for {NO_WORKERS_TIMEOUT_S:g} s (the cluster "
+                               "lost every worker); rerun with --resume --retry-errors")
+                        for future, batch in futures.items():
+                            if future not in finished:
+                                sink([(item, error_rows(plan, item, why)) for item in batch.items])
+                        return
+                    time.sleep(0.05)
+                    continue
+                for future in ready:
+                    finished.add(future)
+                    batch = futures[future]
+                    try:
+                        by_key = dict(future.result())
+                    except KilledWorker as exc:
+                        if len(batch.items) > 1:
+                            for item in batch.items:
+                                pending.add(submit(Batch(batch.case_id, (item,))))
+                            continue
+                        detail = str(exc).split(". ")[0]
+                        by_key = {batch.items[0].key: error_rows(
+                            plan, batch.items[0], f"WorkerDied: the Dask worker died evaluating this item ({detail})")}
+                    except Exception as exc:  # a task failed outside the evaluator's own handling
+                        by_key = {item.key: error_rows(plan, item, f"worker failed: {type(exc).__name__}: {exc}")
+                                  for item in batch.items}
+                    sink([(item, by_key[item.key]) for item in batch.items])
         finally:
             for future in futures:
                 future.cancel()

@@ -90,6 +90,43 @@ def test_dask_records_only_the_item_that_kills_its_worker_as_worker_died(tmp_pat
     assert set(frame.loc[frame["case_id"] != "w56", "status"]) == {"OK"}
 
 
+def test_dask_gives_up_when_its_cluster_has_lost_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A LocalCluster left with no worker once hung the run forever: after NO_WORKERS_TIMEOUT_S
+    the unfinished items become WorkerDied ERROR rows and the run goes on to its outputs."""
+    import harness.executors.dask as dask_executor
+
+    class Gone:
+        def __init__(self, client: Any) -> None:
+            pass
+
+        def gone_for(self) -> float:  # as if the scheduler had reported no worker for long
+            return dask_executor.NO_WORKERS_TIMEOUT_S + 1
+
+    monkeypatch.setattr(dask_executor, "_WorkerWatch", Gone)
+    monkeypatch.setenv("HARNESS_TEST_MODEL_DELAY", "30")  # nothing finishes before the watch gives up
+    plan, items = make_plan(tmp_path, "slow_threshold", dataset=SizesDataset([40, 44]), severities="[1]")
+    frame = _run(plan, items, tmp_path / "out", workers=1, executor="dask")
+    assert len(frame) == len(items) * 2 and set(frame["status"]) == {"ERROR"}
+    assert frame["error"].str.startswith("WorkerDied: no Dask worker was left").all()
+
+
+def test_the_worker_watch_counts_only_time_without_any_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.executors.dask as dask_executor
+
+    monkeypatch.setattr(dask_executor, "WORKER_CHECK_S", 0.0)
+    answers = iter([{"workers": {}}, {"workers": {}}, {"workers": {"tcp://w": {}}}, {"workers": {}}])
+
+    class Client:
+        def scheduler_info(self) -> dict[str, Any]:
+            return next(answers)
+
+    watch = dask_executor._WorkerWatch(Client())
+    assert watch.gone_for() == 0.0  # no worker since just now
+    assert watch.gone_for() > 0.0
+    assert watch.gone_for() == 0.0  # a worker came back: the clock restarts
+    assert watch.gone_for() == 0.0
+
+
 class _CountingDataset(SizesDataset):
     """Remembers how many loaded cases are alive at once (weak references to their images)."""
 
