@@ -323,7 +323,7 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
                      records=records, summary=summary, interrupted=interrupted)
 
 
-ARTIFACT_CALLS_PER_CASE = 3  # model calls per worst case: prediction, flip uncertainty, saliency
+ARTIFACT_CALLS_PER_CASE = 10  # model passes per worst case: prediction, flip uncertainty, 8 SmoothGrad samples
 
 
 def _draw_artifacts(out: Path, options: RunOptions, workers: int, model_spec: Any, **inputs: Any) -> None:
