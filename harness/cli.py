@@ -128,7 +128,7 @@ def run(
     from harness.pipeline import RunOptions, run as run_pipeline
 
     options = RunOptions(suite=suite, model=model, data=data, out=out, seed=seed, limit=limit, workers=workers,
-                         cohorts=[c.strip() for c in cohorts.split(",") if c.strip()] if cohorts else None,
+                         cohorts=cohorts,  # "a,b": RunOptions splits it
                          resume=resume, retry_errors=retry_errors, strict=strict, executor=executor, scheduler=scheduler,
                          item_timeout=item_timeout, baseline=baseline, pdf=pdf, held_out=held_out,
                          command_line=" ".join(shlex.quote(a) for a in ["harness", *sys.argv[1:]]))

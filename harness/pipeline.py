@@ -333,8 +333,10 @@ def _draw_artifacts(out: Path, options: RunOptions, workers: int, model_spec: An
     hangs or dies there cannot hang or end the run (the report then notes the failure)."""
     from harness.report.artifacts import write_artifacts, write_failure_manifest
 
-    if workers <= 1 and options.item_timeout is None and options.executor != "dask":
-        write_artifacts(out, **inputs)
+    from harness.executors import runs_in_process
+
+    if runs_in_process(options.executor, workers=workers, timeout=options.item_timeout, scheduler=options.scheduler):
+        write_artifacts(out, **inputs)  # as the evaluation ran
         return
     from harness.executors.isolated import IsolatedFailure, run_isolated
     from harness.executors.local import START_TIMEOUT_MIN_S

@@ -57,11 +57,15 @@ def seen_cases(model: Any, manifest: pd.DataFrame) -> dict[str, list[str]]:
     digests = manifest["image_sha256"].astype(str).str[:DIGITS]
     seen = record.get("seen_images")
     split = record.get("split") or {}
+    same_data = None  # computed once, only for a record without seen_images
     for role in out:
         if isinstance(seen, dict) and isinstance(seen.get(role), list):
             known = set(seen[role])
             out[role] = [str(cid) for cid, d in digests.items() if d in known]
-        elif record.get("manifest_sha256") == manifest_sha256(manifest) and isinstance(split.get(role), list):
+            continue
+        if same_data is None:
+            same_data = record.get("manifest_sha256") == manifest_sha256(manifest)
+        if same_data and isinstance(split.get(role), list):
             known = {str(c) for c in split[role]}
             out[role] = [str(cid) for cid in manifest.index if str(cid) in known]
     return out
@@ -103,8 +107,8 @@ def held_out(dataset: Any, model: Any, *, limit: int | None = None) -> tuple[Any
             raise ConfigError(f"--held-out: {path} predates per-image hashes (seen_images) and was made on other data "
                               "(its manifest hash differs), so the cases the model saw cannot be told apart; "
                               "retrain, or evaluate a card of its test split")
-        gone = {str(c) for role in ("train", "val") for c in (record["split"].get(role) or [])}
-        n_gone = sum(cid in gone for cid in dataset.case_ids)
+        gone = {cid for ids in seen_cases(model, manifest).values() for cid in ids}
+        n_gone = len(gone)
         keep = [cid for cid in dataset.case_ids if cid not in gone][:limit]
     if not keep:
         raise ConfigError(f"--held-out: all {len(dataset.case_ids)} cases of the data were seen by the model in "

@@ -47,7 +47,8 @@ def validate_data(data: str, *, limit: int | None = None, console: Console | Non
             if known:
                 check_named_classes(cid, found, known, named_by="the data (its label names)")
         except (ConfigError, OSError, ValueError) as exc:
-            problems.append(f"{cid}: {exc}".replace(f"{cid}: case {cid}: ", f"case {cid}: "))
+            message = str(exc)  # the class check names the case itself
+            problems.append(message if message.startswith(f"case {cid}: ") else f"{cid}: {message}")
             continue
         shapes.append(tuple(case.label.shape))
         spacings.append(tuple(case.spacing))

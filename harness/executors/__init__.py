@@ -22,6 +22,12 @@ from harness.executors.base import Batch, Executor, Sink, make_batches
 EXECUTORS = ("local", "dask")
 
 
+def runs_in_process(name: str, *, workers: int, timeout: float | None, scheduler: str | None = None) -> bool:
+    """Whether ``make_executor`` with these settings evaluates in the calling process (``--workers 1``
+    without ``--item-timeout``, not Dask)."""
+    return name != "dask" and scheduler is None and workers <= 1 and timeout is None
+
+
 def make_executor(name: str, *, workers: int = 1, scheduler: str | None = None, timeout: float | None = None,
                   model: Any | None = None) -> Executor:
     """The executor for ``--executor name`` (ConfigError for unknown names or bad settings)."""
@@ -31,17 +37,17 @@ def make_executor(name: str, *, workers: int = 1, scheduler: str | None = None, 
         raise ConfigError(f"--workers {workers}: need at least 1")
     if timeout is not None and not 0 < timeout <= 1e6:  # NaN and inf fail too (inf overflows the waits)
         raise ConfigError(f"--item-timeout {timeout}: must be a positive number of seconds, at most 1e6")
+    if runs_in_process(name, workers=workers, timeout=timeout, scheduler=scheduler):
+        from harness.executors.inprocess import InProcessExecutor
+
+        return InProcessExecutor(model=model)
     if name == "dask" or scheduler is not None:
         from harness.executors.dask import DaskExecutor
 
         return DaskExecutor(workers=workers, scheduler=scheduler, timeout=timeout)
-    if workers <= 1 and timeout is None:
-        from harness.executors.inprocess import InProcessExecutor
-
-        return InProcessExecutor(model=model)
     from harness.executors.local import ProcessPoolExecutor
 
     return ProcessPoolExecutor(workers=workers, timeout=timeout)
 
 
-__all__ = ["EXECUTORS", "Batch", "Executor", "Sink", "make_batches", "make_executor"]
+__all__ = ["EXECUTORS", "Batch", "Executor", "Sink", "make_batches", "make_executor", "runs_in_process"]
