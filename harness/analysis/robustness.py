@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from harness.analysis.stats import group_bootstrap, studentized_ci
 from harness.records import CLEAN
 
 HIGHER_IS_BETTER_FALLBACK = {"dice", "iou", "nsd", "precision", "recall"}
@@ -38,14 +39,19 @@ def per_case(records: pd.DataFrame, metric: str, *, label: int | Literal["mean"]
 
 def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int = 1000, level: float = 0.95,
                       seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean ((nan, nan) for fewer than 2 values)."""
+    """Bootstrap-t CI of the mean, limited to the values' range ((nan, nan) for fewer than 2 values).
+
+    The studentised interval (:func:`harness.analysis.stats.studentized_ci`) rather than the
+    percentile one, which under-covers small skewed samples (a mean regression over 5 normal
+    differences: 82 % instead of 95 %; docs/statistics.md §3).
+    """
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+    x = values[:, None]
+    means, ses, _ = group_bootstrap([x], n_boot=n_boot, rng=np.random.default_rng(seed))
+    lo, hi = studentized_ci(x, means[:, 0], ses[:, 0], level=level)
+    return float(lo[0]), float(hi[0])
 
 
 def robustness_table(records: pd.DataFrame, metrics: list[str], *, label: int | Literal["mean"] = "mean",

@@ -38,6 +38,7 @@ from harness.analysis.case_values import CLEAN, case_values, metric_directions
 from harness.analysis.stats import (
     Correction,
     adjust_pvalues,
+    bootstrap_t_interval,
     group_bootstrap,
     percentile_ci,
     rank_biserial,
@@ -148,7 +149,8 @@ def unpaired_difference(a: np.ndarray, b: np.ndarray, *, higher_is_better: np.nd
     """How much worse sample ``b`` ``(n_b, M)`` is than ``a`` ``(n_a, M)``, per metric column.
 
     ``drop`` = mean(a) − mean(b) (higher-is-better metrics) or mean(b) − mean(a); ``drop_ci_*`` an
-    unpaired percentile bootstrap (each sample resampled within itself); ``effect_size`` the
+    unpaired bootstrap-t interval (each sample resampled within itself, Welch standard error, limited
+    to the differences the values allow); ``effect_size`` the
     rank-biserial correlation oriented so that positive = b tends to be worse; ``p_value`` two-sided
     (``permutation``: :func:`welch_permutation_test` of equal means; ``mannwhitney``: U test, all
     values tied → 1).
@@ -163,8 +165,12 @@ def unpaired_difference(a: np.ndarray, b: np.ndarray, *, higher_is_better: np.nd
         return out
     out["effect_size"] = sign * rank_biserial(a.T, b.T)
     if n_boot > 0:
-        means, _, _ = group_bootstrap([a, b], n_boot=n_boot, rng=rng)
-        out["drop_ci_low"], out["drop_ci_high"] = percentile_ci(sign * (means[:, 0] - means[:, 1]), level=level)
+        means, ses, _ = group_bootstrap([a, b], n_boot=n_boot, rng=rng)
+        se = np.hypot(a.std(axis=0, ddof=1) / np.sqrt(len(a)), b.std(axis=0, ddof=1) / np.sqrt(len(b)))
+        limits = np.stack([sign * (a.min(axis=0) - b.max(axis=0)), sign * (a.max(axis=0) - b.min(axis=0))])
+        out["drop_ci_low"], out["drop_ci_high"] = bootstrap_t_interval(
+            drop, se, sign * (means[:, 0] - means[:, 1]), np.hypot(ses[:, 0], ses[:, 1]),
+            limits=(limits.min(axis=0), limits.max(axis=0)), level=level)
     if test == "permutation":
         out["p_value"] = welch_permutation_test(a, b, n_perm=n_perm, rng=rng, max_perm=max_perm)
     elif test == "mannwhitney":

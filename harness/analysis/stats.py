@@ -3,7 +3,8 @@
 * :func:`group_bootstrap` — group-stratified bootstrap: every group is resampled within itself at
   its own size, so group sizes stay fixed (the design is "n_g cases from group g").
 * :func:`studentized_ci` — bootstrap-t CI of a group mean (better small-n coverage than the
-  percentile CI on skewed metrics such as Dice; see ``benchmarks/fairness_power.py``).
+  percentile CI on skewed metrics such as Dice; see ``benchmarks/fairness_power.py``);
+  :func:`bootstrap_t_interval` the same for any statistic with a standard error (a difference).
 * :func:`gap_statistics` — max–min difference, ratio, worst value, SER and both ES definitions,
   for an array of group means (point estimate or bootstrap replicates alike).
 * :func:`permutation_gap_test` — studentized (Welch-type) permutation test of equal group means, with
@@ -104,25 +105,35 @@ def studentized_ci(x: np.ndarray, boot_means: np.ndarray, boot_ses: np.ndarray, 
     ``t* = ±inf`` (or 0 when its mean equals m); where a t-quantile is not finite the percentile
     bound is used.
     """
-    n = x.shape[0]
     m = x.mean(axis=0)
-    if n < 2:
+    if x.shape[0] < 2:
         return m.copy(), m.copy()
-    se = x.std(axis=0, ddof=1) / np.sqrt(n)
-    diff = boot_means - m
-    tiny = 1e-12 * np.maximum(1.0, np.abs(m))  # float noise: std of identical values is ~1e-16, not 0
+    se = x.std(axis=0, ddof=1) / np.sqrt(x.shape[0])
+    return bootstrap_t_interval(m, se, boot_means, boot_ses, limits=(x.min(axis=0), x.max(axis=0)), level=level)
+
+
+def bootstrap_t_interval(estimate: np.ndarray, se: np.ndarray, boot_estimates: np.ndarray, boot_ses: np.ndarray,
+                         *, limits: tuple[np.ndarray, np.ndarray],
+                         level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap-t interval of a statistic ``estimate`` ``(M,)`` with standard error ``se``, from its
+    replicates and their standard errors ``(B, M)``, clipped to ``limits`` (the values the statistic
+    can take given the data, e.g. the sample's range for a mean). Degenerate cases as in
+    :func:`studentized_ci`; ``se == 0`` → ``[estimate, estimate]``.
+    """
+    diff = boot_estimates - estimate
+    tiny = 1e-12 * np.maximum(1.0, np.abs(estimate))  # float noise: std of identical values is ~1e-16, not 0
     close = np.abs(diff) <= tiny
     spread = boot_ses > tiny
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(spread, diff / np.where(spread, boot_ses, 1.0), np.where(close, 0.0, np.sign(diff) * np.inf))
         tail = (1.0 - level) / 2.0
         q_lo, q_hi = np.quantile(t, [tail, 1.0 - tail], axis=0)
-        lo, hi = m - q_hi * se, m - q_lo * se
-    p_lo, p_hi = percentile_ci(boot_means, level=level)
-    lo = np.maximum(np.where(np.isfinite(lo), lo, p_lo), x.min(axis=0))
-    hi = np.minimum(np.where(np.isfinite(hi), hi, p_hi), x.max(axis=0))
+        lo, hi = estimate - q_hi * se, estimate - q_lo * se
+    p_lo, p_hi = percentile_ci(boot_estimates, level=level)
+    lo = np.maximum(np.where(np.isfinite(lo), lo, p_lo), limits[0])
+    hi = np.minimum(np.where(np.isfinite(hi), hi, p_hi), limits[1])
     flat = se <= tiny
-    return np.where(flat, m, lo), np.where(flat, m, hi)
+    return np.where(flat, estimate, lo), np.where(flat, estimate, hi)
 
 
 def gap_statistics(means: np.ndarray, weights: np.ndarray, *, higher_is_better: np.ndarray,
