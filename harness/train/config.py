@@ -27,7 +27,13 @@ PRECISIONS = ("fp32", "bf16")
 # --postprocess-by: which connected component per class the card's postprocessing keeps
 POSTPROCESS_BY = {"size": "largest_component", "confidence": "most_confident_component"}
 
-LATER_OPTIONS = {"ensemble": 1, "dice": "batch", "split_seed": None}  # options added after checkpoints were first written
+# the U-Net's building blocks (harness.train.unet: Norm, Down, Up)
+NORMS = ("instance", "batch")
+DOWNSAMPLES = ("conv", "maxpool")  # strided convolution, or max-pooling then convolution
+UPSAMPLES = ("transpose", "interpolate")  # transposed convolution, or (bi/tri)linear interpolation + 1x1 conv
+
+LATER_OPTIONS = {"ensemble": 1, "dice": "batch", "split_seed": None,  # options added after checkpoints were
+                 "downsample": "conv", "upsample": "transpose"}  # first written
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class TrainConfig:
     batch_size: int | None = None
     deep_supervision: bool = True
     norm: str = "instance"
+    downsample: str = "conv"
+    upsample: str = "transpose"
     folds: str | None = None
     val_fraction: float = 0.1
     max_val: int = 40
@@ -152,6 +160,10 @@ def _check_grid(cfg: TrainConfig) -> None:
 def _check_choices(cfg: TrainConfig) -> None:
     if cfg.dims not in (None, 2, 3):
         raise ConfigError(f"--dims must be 2 or 3, got {cfg.dims}")
+    for flag, value, allowed in (("--norm", cfg.norm, NORMS), ("--downsample", cfg.downsample, DOWNSAMPLES),
+                                 ("--upsample", cfg.upsample, UPSAMPLES)):
+        if value not in allowed:
+            raise ConfigError(f"{flag} {must_be_one_of(allowed, value)}")
     if cfg.dice not in DICE_MODES:
         raise ConfigError(f"--dice {must_be_one_of(DICE_MODES, cfg.dice)}")
     if cfg.precision not in PRECISIONS:
@@ -173,4 +185,5 @@ def check_config(cfg: TrainConfig) -> None:
     _check_choices(cfg)
 
 
-__all__ = ["DICE_MODES", "LATER_OPTIONS", "POSTPROCESS_BY", "PRECISIONS", "TrainConfig", "check_config"]
+__all__ = ["DICE_MODES", "DOWNSAMPLES", "LATER_OPTIONS", "NORMS", "POSTPROCESS_BY", "PRECISIONS", "UPSAMPLES",
+           "TrainConfig", "check_config"]

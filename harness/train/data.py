@@ -5,8 +5,10 @@
   inference); ``"window"`` (CT) clips to ``[lo, hi]`` HU and maps it linearly to ``[0, 1]`` (as the
   model adapters' ``normalize = "window"``).
 * **Splits** never put one patient in two sets: cases are grouped by a patient column
-  (``Case``, ``patient``, ``patient_id``, ``subject``, ``subject_id``; every case is its own group
-  when none exists). An official fold column (``kFold``, ``fold``) is used when present.
+  (``Case``, ``patient``, ``patient_id``, ``subject``, ``subject_id``, ``participant``,
+  ``participant_id``, compared ignoring case, spaces, ``_`` and ``-``; every case is its own group
+  when none exists, and ``harness train`` says so). An official fold column (``kFold``, ``fold``)
+  is used when present.
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ from harness.case import Case
 from harness.datasets.base import Dataset
 from harness.errors import ConfigError
 
-GROUP_COLUMNS = ("Case", "patient", "patient_id", "PatientID", "subject", "subject_id")
-FOLD_COLUMNS = ("kFold", "fold", "Fold")
+# patient and fold columns, matched ignoring case, spaces, "_" and "-" ("Patient ID" is patient_id)
+GROUP_COLUMNS = ("Case", "patient", "patient_id", "subject", "subject_id", "participant", "participant_id")
+FOLD_COLUMNS = ("kFold", "fold")
 Normalize = Literal["zscore", "window"]
 
 
@@ -64,9 +67,18 @@ def foreground_window(dataset: Dataset, ids: Sequence[str], *, max_cases: int = 
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
+def _plain(name: object) -> str:
+    return re.sub(r"[\s_-]", "", str(name)).lower()
+
+
 def column(metadata: pd.DataFrame, candidates: Sequence[str]) -> str | None:
-    """The first of ``candidates`` present in ``metadata`` (None when none)."""
-    return next((c for c in candidates if c in metadata.columns), None)
+    """The column of ``metadata`` that is the first of ``candidates``, compared ignoring case, spaces,
+    ``_`` and ``-`` (``Patient``, ``PatientID`` and ``patient_id`` all match ``patient_id``/``patient``);
+    None when none is."""
+    by_name: dict[str, str] = {}
+    for name in metadata.columns:
+        by_name.setdefault(_plain(name), str(name))
+    return next((by_name[_plain(c)] for c in candidates if _plain(c) in by_name), None)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 from harness.datasets.base import Dataset
 from harness.datasets.label_values import check_named_classes
 from harness.errors import ConfigError, ModelError
+from harness.provenance import code_revision, versions
 from harness.train import data as tdata
 from harness.train.augment import AugmentConfig, augment_patch, build_transform
 from harness.train.card import model_card, write_card
@@ -24,7 +26,7 @@ from harness.train.ensemble import build_unet_ensemble, ensemble_state
 from harness.train.plan import Plan
 from harness.train.losses import DiceCELoss
 from harness import training_overlap as overlap
-from harness.train.record import git_hash, versions, write_curves
+from harness.train.record import write_curves
 from harness.train.sampling import sample_batch
 from harness.train.trainer import (
     BEST,
@@ -74,6 +76,10 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
     split = tdata.make_split(dataset.metadata, folds=cfg.folds, seed=split_seed,
                              val_fraction=cfg.val_fraction, max_val=cfg.max_val)
+    if split.group_column is None and len(split.train) + len(split.val) + len(split.test) > 1:
+        print(f"note: the metadata has no patient column ({', '.join(tdata.GROUP_COLUMNS)}; any case): each case "
+              "counts as its own patient. If a patient has several cases, add such a column, or they may land "
+              "in both training and test and the test Dice is optimistic", file=sys.stderr)
     modality = getattr(dataset, "modality", "other")
     normalize = "window" if modality == "ct" else "zscore"
     if cfg.window is not None and normalize != "window":
@@ -105,8 +111,9 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     ndim, in_ch = first.ndim, first.image.shape[0]
     kwargs: dict[str, Any] = {"spatial_dims": ndim, "in_channels": in_ch, "out_channels": max(labels) + 1,
                               "features": list(plan.features)}
-    if cfg.norm != "instance":
-        kwargs["norm"] = cfg.norm
+    for key, default in (("norm", "instance"), ("downsample", "conv"), ("upsample", "transpose")):
+        if getattr(cfg, key) != default:  # the card's kwargs name only what differs from build_unet's defaults
+            kwargs[key] = getattr(cfg, key)
     if any(s != (2,) * ndim for s in plan.strides):
         kwargs["strides"] = [list(s) for s in plan.strides]
     aug_cfg = cfg.augment_config or AugmentConfig(flip_axes=plan.flip_axes)
@@ -162,7 +169,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         "spacing": list(spacing) if spacing is not None else None, "model_kwargs": kwargs,
         "epochs_run": epochs_run, "train_seconds": train_seconds,
         "wall_seconds": time.perf_counter() - t_start, "best_val_dice_mean": None if np.isnan(best) else best,
-        "versions": versions(), "git": git_hash(), "command": command, "weights_sha256": weights_sha,
+        "versions": versions(), "git": (revision := code_revision() or {}).get("commit"),
+        "git_dirty": revision.get("dirty"), "command": command, "weights_sha256": weights_sha,
     }
     if cfg.ensemble > 1:  # per member: seed, epochs, seconds, best validation Dice (mean)
         record["members"] = [{"member": m["member"], "seed": m["seed"], "epochs_run": m["epoch"],
@@ -184,7 +192,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                   **({} if np.isnan(best) else {"best_val_dice_mean": best}),
                   "versions": versions(), "record": "training.json"})
     write_card(out / "model.toml", card)
-    write_curves(history, out)
+    write_curves(history, out, class_names=label_names)
     record["test_dice"], record["test_dice_ci95"] = {}, {}
     _write_record(record, out)  # complete but for the test Dice: kept if a test case cannot be read
     (out / TEST_DICE_CSV).unlink(missing_ok=True)  # an earlier run's, in this folder

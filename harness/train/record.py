@@ -1,36 +1,11 @@
-"""Training outputs besides weights: curves (CSV + PNG), the training record, versions, Dice."""
+"""Training outputs besides weights: curves (CSV + PNG) and per-class Dice (versions: harness.provenance)."""
 from __future__ import annotations
 
-import platform
-import subprocess
 from collections.abc import Mapping, Sequence
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the packages that influence training results."""
-    out = {"python": platform.python_version()}
-    for pkg in ("harness", "torch", "numpy", "scipy", "torchio", "SimpleITK"):
-        try:
-            out[pkg] = importlib_metadata.version(pkg)
-        except importlib_metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
-
-
-def git_hash(path: Path | None = None) -> str | None:
-    """The repository's HEAD commit (None when not a git checkout or git is missing)."""
-    here = Path(path or Path(__file__).resolve().parent)
-    try:
-        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return res.stdout.strip() or None if res.returncode == 0 else None
 
 
 def dice_per_class(pred: np.ndarray, ref: np.ndarray, labels: Sequence[int]) -> dict[int, float]:
@@ -43,9 +18,11 @@ def dice_per_class(pred: np.ndarray, ref: np.ndarray, labels: Sequence[int]) -> 
     return out
 
 
-def write_curves(history: Sequence[Mapping[str, float]], out: Path) -> None:
-    """``curves.csv`` and ``curves.png`` (loss and validation Dice per epoch; ensembles: a ``member``
-    column first, one line per member and curve)."""
+def write_curves(history: Sequence[Mapping[str, float]], out: Path,
+                 class_names: Mapping[int, str] | None = None) -> None:
+    """``curves.csv`` and ``curves.png`` (loss, learning rate and validation Dice per epoch, Dice
+    curves named by ``class_names``; ensembles: a ``member`` column first, one line per member and
+    curve)."""
     table = pd.DataFrame(list(history))
     table.to_csv(out / "curves.csv", index=False)
     if table.empty:
@@ -60,14 +37,25 @@ def write_curves(history: Sequence[Mapping[str, float]], out: Path) -> None:
     dice_cols = [c for c in table.columns if c.startswith("val_dice")]
     if len(groups) > 1:  # ensembles: the mean validation Dice of each member
         dice_cols = [c for c in dice_cols if c == "val_dice_mean"]
+    names = {f"val_dice_{k}": f"{v} ({k})" for k, v in (class_names or {}).items()}
+    names["val_dice_mean"] = "mean"
+    lr_axis = ax1.twinx() if "lr" in table.columns else None
     for member, rows in groups:
         suffix = "" if member is None else f" (member {member})"
         ax1.plot(rows["epoch"], rows["train_loss"], label="train loss" + suffix)
+        if lr_axis is not None:
+            lr_axis.plot(rows["epoch"], rows["lr"], color="0.5", linestyle="--", linewidth=1,
+                         label="learning rate" + suffix)
         for col in dice_cols:
-            ax2.plot(rows["epoch"], rows[col], label=col + suffix)
+            ax2.plot(rows["epoch"], rows[col], label=names.get(col, col) + suffix)
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
-    ax1.legend(fontsize=7)
+    handles, labels = ax1.get_legend_handles_labels()
+    if lr_axis is not None:
+        lr_axis.set_ylabel("learning rate")
+        more = lr_axis.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax1.legend(handles, labels, fontsize=7)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation Dice")
     ax2.set_ylim(0, 1)

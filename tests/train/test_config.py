@@ -32,6 +32,7 @@ OK = TrainConfig(epochs=1)
     ({"features": (16,)}, "--features"), ({"dims": 4}, "--dims"), ({"dice": "voxel"}, "--dice"),
     ({"precision": "fp16"}, "--precision"), ({"postprocess": True, "postprocess_by": "area"}, "--postprocess-by"),
     ({"postprocess_by": "confidence"}, "add --postprocess"), ({"tta": True, "flip_axes": ()}, "--tta"),
+    ({"norm": "group"}, "--norm"), ({"downsample": "avgpool"}, "--downsample"), ({"upsample": "nearest"}, "--upsample"),
 ])
 def test_bad_option_names_its_flag(changes: dict, flag: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -43,6 +44,7 @@ def test_bad_option_names_its_flag(changes: dict, flag: str) -> None:
     {}, {"epochs": None, "time_budget": 0.5}, {"split_seed": 0}, {"beta": 0.0}, {"lr": 1e-2, "weight_decay": 0.0},
     {"window": (-160.0, 240.0)}, {"spacing": (0.8, 0.8)}, {"tta": True, "flip_axes": (0,)}, {"batch_size": 1},
     {"postprocess": True, "postprocess_by": "confidence"}, {"features": (4, 8), "patch": (32, 32)},
+    {"norm": "batch", "downsample": "maxpool", "upsample": "interpolate"},
     {"epochs": np.int64(2), "seed": np.int64(1), "lr": np.float32(1e-3), "time_budget": 5},  # sweeps, pandas rows
 ])
 def test_good_options_pass(changes: dict) -> None:

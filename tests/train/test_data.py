@@ -65,6 +65,18 @@ def test_cases_are_their_own_groups_without_patient_column() -> None:
     assert len(split.test) == 5 and split.group_column is None
 
 
+@pytest.mark.parametrize("name", ["Patient", "patientID", "Patient ID", "subject-id", "CASE", "participant_id"])
+def test_patient_columns_are_found_whatever_their_spelling(name: str) -> None:
+    """A column "Patient" once matched nothing: patient A's images went to training and test."""
+    meta = pd.DataFrame({name: [p for p in "ABCDEFGHIJ" for _ in range(2)], "FOLD": [1, 1] + [2] * 18},
+                        index=pd.Index([f"c{i}" for i in range(20)], name="case_id"))
+    split = make_split(meta, folds="test=3", seed=0)
+    assert split.group_column == name
+    for other in (split.train, split.val):
+        assert not set(meta.loc[list(split.test), name]) & set(meta.loc[list(other), name])
+    assert set(make_split(meta, seed=0).test) == {"c0", "c1"}  # the fold column, spelt FOLD
+
+
 @pytest.mark.parametrize("folds", ["9", "abc", "test=0"])
 def test_bad_folds(folds: str) -> None:
     with pytest.raises(ConfigError):

@@ -394,3 +394,45 @@ def test_weight_decay_option_reaches_the_optimiser(tmp_path: Path) -> None:
     # decoupled decay shrinks each step by lr·wd on top of the same Adam update
     assert strong[conv].norm() < default[conv].norm()
     assert TINY.fingerprint() != TrainConfig(**{**TINY.__dict__, "weight_decay": 0.5}).fingerprint()  # no silent resume
+
+
+def test_network_building_blocks_are_chosen_on_the_command_line(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    """--norm, --downsample and --upsample reach the network and its card (unet.py had them; the
+    trainer could only choose the norm, and only from Python); curves name the classes."""
+    from harness.models import load_model
+
+    assert main(["--data", "phantom2d:n=3", "--out", str(tmp_path), "--epochs", "1", "--iters", "1",
+                 "--features", "4,8", "--patch", "32,32", "--no-progress", "--norm", "batch",
+                 "--downsample", "maxpool", "--upsample", "interpolate"]) == 0
+    card = tomllib.loads((tmp_path / "model.toml").read_text())
+    kwargs = card["model"]["kwargs"]
+    assert (kwargs["norm"], kwargs["downsample"], kwargs["upsample"]) == ("batch", "maxpool", "interpolate")
+    net = build_unet(**kwargs)
+    assert any(isinstance(m, torch.nn.MaxPool2d) for m in net.modules())
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    load_model(str(tmp_path / "model.toml"))  # the card loads its weights into that network
+    assert "no patient column" in capsys.readouterr().err  # phantoms: each case its own patient
+    assert main(["--data", "phantom2d:n=3", "--out", str(tmp_path / "bad"), "--epochs", "1",
+                 "--upsample", "nearest"]) == 3
+
+
+def test_curve_legends_name_the_classes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.axes
+
+    from harness.train.record import write_curves
+
+    legends: list[list[str]] = []
+    real = matplotlib.axes.Axes.legend
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        out = real(self, *args, **kwargs)
+        legends.append([t.get_text() for t in out.get_texts()])
+        return out
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "legend", spy)
+    history = [{"epoch": e, "train_loss": 1.0 / e, "lr": 1e-3 / e, "val_dice_1": 0.5, "val_dice_mean": 0.5}
+               for e in (1, 2)]
+    write_curves(history, tmp_path, class_names={1: "organ"})
+    assert legends == [["train loss", "learning rate"], ["organ (1)", "mean"]]

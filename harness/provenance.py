@@ -1,0 +1,51 @@
+"""What produced a result: package versions and the harness's own code revision.
+
+Written into ``summary.json`` / ``junit.xml`` / the dossier by ``harness run`` and into
+``training.json`` by ``harness train``, so a reader can rebuild the environment a number came from.
+"""
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+# packages whose versions can change results: models, perturbations, resampling, metrics, statistics
+PACKAGES = ("harness", "torch", "numpy", "scipy", "pandas", "torchio", "monai", "SimpleITK", "nibabel")
+
+
+def versions() -> dict[str, str]:
+    """Python and :data:`PACKAGES` versions ("unknown" for a package that is not installed)."""
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = importlib_metadata.version(pkg)
+        except importlib_metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _git(args: list[str], where: Path) -> str | None:
+    try:
+        res = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def git_hash(path: Path | None = None) -> str | None:
+    """HEAD commit of the git checkout holding ``path`` (default: the harness's code); None when it
+    is not a checkout (an installed wheel) or git is missing."""
+    return _git(["rev-parse", "HEAD"], Path(path or Path(__file__).resolve().parent)) or None
+
+
+def code_revision(path: Path | None = None) -> dict[str, Any] | None:
+    """``{"commit": sha, "dirty": bool}`` of the harness's checkout (``dirty``: tracked files differ
+    from the commit, so the commit alone does not name the code that ran); None outside a checkout."""
+    where = Path(path or Path(__file__).resolve().parent)
+    commit = git_hash(where)
+    if commit is None:
+        return None
+    status = _git(["status", "--porcelain", "--untracked-files=no", "--", "."], where)
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
