@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.report.junit import revision_text
 from harness.report.rundir import RunDir
 
 EMPTY_POLICY = [
@@ -42,11 +43,23 @@ def identity(run: RunDir) -> list[tuple[str, str]]:
         rows += [("format", str(card.get("format", ""))), ("entry / file", str(card.get("entry") or card.get("path") or ""))]
         if card.get("weights"):  # what the model sha256 hashes
             rows.append(("weights file", Path(str(card["weights"])).name))
+    if s["model"].get("card_sha256"):
+        rows += [("model card sha256", s["model"]["card_sha256"]), ("prediction settings", prediction_settings(run))]
     labels = run.summary.get("labels", {})
     rows += [("classes scored", ", ".join(f"{k} = {v}" for k, v in labels.items())),
              ("harness version", s.get("harness_version", "")), ("suite sha256", s["suite"].get("sha256", "")),
              ("data manifest sha256", s["data"].get("manifest_sha256", ""))]
     return [(k, v) for k, v in rows if v]
+
+
+def prediction_settings(run: RunDir) -> str:
+    """The card's [input]/[output] settings that change predictions (what ``card_sha256`` covers
+    besides the model's entry and options), e.g. ``normalize zscore · tta_flip_axes [0, 1] · ...``."""
+    card = run.summary["model"].get("prediction") or (run.model_card if isinstance(run.model_card, dict) else {})
+    keys = {"input": ("normalize", "window", "spacing", "patch_size", "overlap", "pad_multiple", "tta_flip_axes"),
+            "output": ("kind", "postprocess")}
+    return " · ".join(f"{key} {card[section][key]}" for section, names in keys.items()
+                      if isinstance(card.get(section), dict) for key in names if card[section].get(key) is not None)
 
 
 # metric options and the metrics that read them (harness.metrics.scoring.Options)
@@ -210,11 +223,34 @@ def limitations(run: RunDir) -> list[str]:
     return out
 
 
+def suite_overrides(run: RunDir) -> list[str]:
+    """Where the run differed from the suite's text (``--seed``, ``--cohorts``): the text is shown
+    as given (its sha256 identifies it), so the dossier says what the command line changed."""
+    import tomllib
+
+    try:
+        head = tomllib.loads(run.suite_text).get("suite", {}) if run.suite_text else {}
+    except tomllib.TOMLDecodeError:
+        return []
+    s, out = run.summary, []
+    written_seed = head.get("seed", 0)
+    if s.get("seed") is not None and s["seed"] != written_seed:
+        out.append(f"Run with seed {s['seed']} (harness run --seed), not the seed {written_seed} of the text below.")
+    written = head.get("cohorts", [])
+    ran = s.get("cohorts")
+    if ran is not None and (ran if isinstance(ran, str) else list(ran)) != (
+            written if isinstance(written, str) else list(written)):
+        shown = ran if isinstance(ran, str) else ", ".join(map(str, ran)) or "none"
+        out.append(f"Cohorts analysed: {shown} (harness run --cohorts), not those of the text below.")
+    return out
+
+
 def run_record(run: RunDir) -> list[tuple[str, str]]:
     s = run.summary
     platform = s.get("platform", {})
     rows = [("command line", s.get("command_line", "")), ("created (UTC)", s.get("created", "")),
             ("seed", str(s.get("seed", ""))), ("harness version", s.get("harness_version", "")),
+            ("harness revision", revision_text(s.get("harness_revision"))),
             ("software", " · ".join(f"{k} {v}" for k, v in platform.items() if k not in ("machine", "system"))),
             ("machine", f"{platform.get('system', '')} ({platform.get('machine', '')}), {s.get('workers', '')} worker(s)"),
             ("timings", f"{s.get('seconds', 0):.1f} s total; {s.get('n_items', 0)} work items, {s.get('n_records', 0)} "

@@ -127,7 +127,8 @@ def _dossier_context(run: RunDir, ctx: dict[str, Any]) -> dict[str, Any]:
             "sub": subs.__getitem__, "identity": dossier.identity(run), "manifest": dossier.manifest(run),
             "metric_defs": dossier.metric_definitions(run), "metric_options": dossier.metric_options(run),
             "empty_policy": dossier.EMPTY_POLICY, "criteria": dossier.acceptance_criteria(run),
-            "plan": dossier.analysis_plan(run), "limitations": dossier.limitations(run)}
+            "plan": dossier.analysis_plan(run), "limitations": dossier.limitations(run),
+            "suite_overrides": dossier.suite_overrides(run)}
 
 
 # C0 control characters (but tab, newline, carriage return) are not allowed in HTML; a model's

@@ -62,8 +62,17 @@ def summary_properties(summary: dict[str, Any]) -> dict[str, Any]:
     """Identity of the run, for the testsuite's ``<properties>``."""
     return {"outcome": summary.get("outcome", ""), "exit_code": summary.get("exit_code", ""),
             "model": summary.get("model", {}).get("name", ""), "model_sha256": summary.get("model", {}).get("sha256", ""),
+            "model_card_sha256": summary.get("model", {}).get("card_sha256", ""),
             "suite_sha256": summary.get("suite", {}).get("sha256", ""), "seed": summary.get("seed", ""),
-            "harness_version": summary.get("harness_version", "")}
+            "harness_version": summary.get("harness_version", ""),
+            "harness_revision": revision_text(summary.get("harness_revision"))}
+
+
+def revision_text(revision: Any) -> str:
+    """``<commit>`` (``+ uncommitted changes`` when the checkout was dirty); "" outside a checkout."""
+    if not isinstance(revision, dict) or not revision.get("commit"):
+        return ""
+    return str(revision["commit"]) + (" + uncommitted changes" if revision.get("dirty") else "")
 
 
 def write_junit(path: Path, suite_name: str, gates: list[dict[str, Any]], *, seconds: float = 0.0,

@@ -32,6 +32,16 @@ def threshold(image: np.ndarray) -> np.ndarray:
     return _threshold(image)
 
 
+def one_thread_only(image: np.ndarray) -> np.ndarray:
+    """Fails unless torch computes on one thread (as in every worker), so records cannot depend on
+    the machine's core count."""
+    import torch
+
+    if torch.get_num_threads() != 1:
+        raise RuntimeError(f"torch runs on {torch.get_num_threads()} threads")
+    return _threshold(image)
+
+
 def slow_threshold(image: np.ndarray) -> np.ndarray:
     """The same, ``HARNESS_TEST_MODEL_DELAY`` seconds per call (set for runs to be interrupted; the
     card, hence the run's fingerprint, stays the same for the fast in-process runs)."""

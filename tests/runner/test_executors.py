@@ -80,6 +80,22 @@ def test_records_are_equal_across_executors(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(comparable(inprocess), comparable(dask))
 
 
+def test_in_process_evaluation_computes_on_one_thread_like_every_worker(tmp_path: Path) -> None:
+    """--workers 1 once ran the model on all cores: logits (a square_attack objective in params)
+    differed from a --workers 2 run in the 10th digit. The caller's setting is restored."""
+    import torch
+
+    plan, items = make_plan(tmp_path, "one_thread_only", data="phantom2d:n=2", severities="[1]")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        frame = _run(plan, items, tmp_path / "out", workers=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert set(frame["status"]) == {"OK"}, set(frame["error"])
+
+
 def test_dask_records_only_the_item_that_kills_its_worker_as_worker_died(tmp_path: Path) -> None:
     """Items queued on a worker that another item kills must not end as WorkerDied (with two tasks
     queued per worker they sometimes did, 2 runs in 5)."""

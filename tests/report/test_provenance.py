@@ -1,0 +1,56 @@
+"""What a reader needs to rerun a result: card hash and settings, code revision, versions, overrides."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.provenance import PACKAGES, code_revision, versions
+from harness.report.dossier import identity, suite_overrides
+from harness.report.junit import revision_text
+from harness.report.rundir import load_run
+from tests.report.conftest import make_run
+
+
+def test_a_run_records_the_card_that_made_its_predictions(smoke_run: Path) -> None:
+    """One weights file run with and without TTA/postprocessing had one identity (the weights' sha256)."""
+    from harness.models import load_model
+    from harness.runner import card_sha256
+
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    model = summary["model"]
+    assert model["card_sha256"] == card_sha256(load_model("reference", ndim=2)) and len(model["card_sha256"]) == 64
+    assert model["prediction"]["input"]["normalize"] == "zscore" and model["prediction"]["output"]["kind"] == "logits"
+    assert f'name="model_card_sha256" value="{model["card_sha256"]}"' in (smoke_run / "junit.xml").read_text()
+    rows = dict(identity(load_run(smoke_run)))
+    assert rows["model card sha256"] == model["card_sha256"] and "normalize zscore" in rows["prediction settings"]
+    assert set(PACKAGES) <= set(summary["platform"]) and summary["platform"]["torch"] != "unknown"
+
+
+def test_code_revision_names_the_commit_and_uncommitted_changes(tmp_path: Path) -> None:
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    subprocess.run(git + ["-C", str(tmp_path), "add", "."], check=True)
+    subprocess.run(git + ["-C", str(tmp_path), "commit", "-qm", "c"], check=True)
+    commit = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert code_revision(tmp_path) == {"commit": commit, "dirty": False}
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert code_revision(tmp_path) == {"commit": commit, "dirty": True}
+    assert revision_text(code_revision(tmp_path)) == f"{commit} + uncommitted changes"
+    assert revision_text(None) == "" and versions()["python"]
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"seed": 5}, ["Run with seed 5 (harness run --seed), not the seed 0 of the text below."]),
+    ({"cohorts": ["sex"]}, ["Cohorts analysed: sex (harness run --cohorts), not those of the text below."]),
+    ({}, []),
+])
+def test_the_dossier_says_what_the_command_line_changed_in_the_suite(tmp_path: Path, changes, expected) -> None:
+    """--seed 1 once left section 4 ("the suite as run") saying seed = 0 without a word."""
+    run = make_run(tmp_path / "r", case_ids=["a", "b"])
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "seed": 0, "cohorts": [], **changes}))
+    assert suite_overrides(load_run(run)) == expected
