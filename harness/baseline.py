@@ -51,11 +51,12 @@ def check_run_dir(path: str | Path) -> Path:
     missing = [name for name in ("summary.json", "records.csv") if not (path / name).is_file()]
     if missing:
         raise ConfigError(f"--baseline {path}: not a run folder of `harness run` (missing {', '.join(missing)})")
-    try:
-        json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"--baseline {path}: summary.json cannot be read ({exc}); is the run folder damaged?") from exc
-    read_records(path / "records.csv")  # ConfigError naming the file when it is not a records table
+    from harness.report.rundir import load_run
+
+    try:  # every file the gate and the report read, as `harness report` checks them
+        load_run(path, with_baseline=False)
+    except ConfigError as exc:
+        raise ConfigError(f"--baseline {path}: {exc}") from exc
     return path
 
 
@@ -87,9 +88,10 @@ def copy_baseline(out: Path, baseline: str | Path | None) -> None:
 
 
 def load_cases(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        return pd.DataFrame(columns=["case_id"])
-    return pd.read_csv(path, dtype={"case_id": str}, keep_default_na=False)
+    """A run's cases.csv (no rows when absent; ConfigError naming the file when unreadable)."""
+    from harness.report.rundir import read_cases
+
+    return read_cases(path) if path.is_file() else pd.DataFrame(columns=["case_id"])
 
 
 def paired_cases(cases: pd.DataFrame, base_cases: pd.DataFrame) -> tuple[set[str] | None, list[str]]:

@@ -82,7 +82,9 @@ def _print_summary(result: Any) -> None:
     parts = [f"{m} " + ", ".join(f"{k} {'n/a' if v is None or math.isnan(v) else format(v, '.3f')}" for k, v in vals.items())
              for m, vals in clean.items()]
     out_console.print(escape("clean: " + " | ".join(parts)))
-    out_console.print(escape(f"report: {result.out / 'report.html'}  (exit code {result.exit_code})"))
+    report = result.out / "report.html"
+    where = f"report: {report}" if report.is_file() else f"no report (see run-complete); results: {result.out}"
+    out_console.print(escape(f"{where}  (exit code {result.exit_code})"))
 
 
 @contextlib.contextmanager
@@ -109,7 +111,7 @@ def run(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model card TOML or model file (.ts/.pt/.onnx); default: bundled reference U-Net."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="phantom2d, phantom3d, an MSD/nnU-Net folder or a dataset card TOML; default: the suite's (phantom2d)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default reports/<suite>-<timestamp>/)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Override the suite's seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the suite's seed."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N cases."),
     held_out: bool = typer.Option(False, "--held-out", help="Evaluate only cases the model was not trained or "
                                   "validated on, per the training.json `harness train` wrote beside its card."),
@@ -222,7 +224,7 @@ def compare(
     min_cases: int = typer.Option(5, "--min-cases", min=2, help="Fewer cases per run: INCONCLUSIVE."),
     rank_test: bool = typer.Option(False, "--rank-test", help="Wilcoxon (paired) / Mann-Whitney (unpaired) tests."),
     correction: str = typer.Option("holm", "--correction", help=f"{' | '.join(CORRECTIONS)}, across the comparisons of a metric."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and permutation resampling."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the bootstrap and permutation resampling."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 also on WARN and INCONCLUSIVE."),
 ) -> None:
     """Compare two finished runs: paired by case (model regression) or unpaired (site shift)."""
@@ -258,7 +260,7 @@ def _register_optional_commands() -> None:
                 out: Path = typer.Option(Path("reports/preview"), "--out", "-o", help="Folder for the PNG grids."),
                 families: Optional[str] = typer.Option(None, "--families", help="Comma-separated families (default all applicable)."),
                 case_id: Optional[str] = typer.Option(None, "--case", help="Case id (default the first)."),
-                seed: int = typer.Option(0, "--seed", help="Suite seed for the random draws (as `harness run --seed`).")) -> None:
+                seed: int = typer.Option(0, "--seed", min=0, help="Suite seed for the random draws (as `harness run --seed`).")) -> None:
         """Write one PNG grid per family (severity 0-5) for a case."""
         from harness.datasets import open_dataset
         from harness.perturbations.preview import preview as make_preview

@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from asyncio import CancelledError
+
 
 class HarnessError(Exception):
     """Base class of the harness's own errors."""
@@ -29,3 +31,10 @@ class ConfigError(HarnessError):
 
 class ModelError(HarnessError):
     """The model raised, returned NaN/Inf, the wrong shape or unknown labels, or timed out."""
+
+
+# What foreign code (a model, a perturbation, a plugin) may raise that is its own failure, not the
+# user's interrupt: any exception, ``sys.exit``, and the BaseExceptions of asynchronous and generator
+# code (``asyncio.CancelledError`` from an inference client, ``GeneratorExit``). KeyboardInterrupt
+# is not among them: it stops the run.
+FOREIGN_FAILURES: tuple[type[BaseException], ...] = (Exception, SystemExit, GeneratorExit, CancelledError)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import platform
 import sys
 import time
@@ -25,8 +26,8 @@ from harness.errors import ConfigError
 from harness.hashing import text_sha256
 from harness.gates import GateContext, GateResult, evaluate_gates, overall_outcome
 from harness.records import Journal, json_safe, records_frame
-from harness.runner import (Plan, case_data_hashes, default_workers, ensure_out_dir, execute, plan_items,
-                            resolve_families)
+from harness.runner import (Plan, card_sha256, case_data_hashes, default_workers, ensure_out_dir, execute,
+                            plan_items, resolve_families)
 from harness.suite import Suite, load_suite
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2, 3
@@ -57,7 +58,12 @@ class RunOptions:
         self.out = Path(self.out) if self.out is not None else None
         self.baseline = Path(self.baseline) if self.baseline is not None else None
         if isinstance(self.cohorts, str):
-            self.cohorts = [c.strip() for c in self.cohorts.split(",") if c.strip()]
+            given = self.cohorts
+            self.cohorts = [c.strip() for c in given.split(",") if c.strip()]
+            if not self.cohorts:  # "," would silently fall back to the suite's cohorts
+                raise ConfigError(f"--cohorts {given!r} names no attribute; give e.g. 'sex,site' or 'auto'")
+        if self.item_timeout is not None and not math.isfinite(self.item_timeout):
+            raise ConfigError(f"--item-timeout {self.item_timeout}: give a finite number of seconds")
 
 
 @dataclass
@@ -319,6 +325,20 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
                                        f"are in records.csv; `harness report {out} --format all` writes the reports"))
         summary = summarise()
         _write_summary(out, summary)
+    except Exception as exc:  # noqa: BLE001 - a report that cannot be written: say so, never PASS beside it
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        print(f"error: the reports could not be written ({why}); `harness --debug report {out} --format all` "
+              "retries with the traceback", file=sys.stderr)
+        failed = (f"the reports could not be written ({why}); `harness report {out} --format all` retries once "
+                  "fixed")
+        if gates and gates[0].name == "run-complete":  # already incomplete: one gate says both
+            gates[0] = dataclasses.replace(gates[0], detail=f"{gates[0].detail}; {failed}")
+        else:
+            gates.insert(0, GateResult("run-complete", "ERROR", n_cases, None,
+                                       f"all {len(records)} records are in records.csv and the gates are complete, "
+                                       f"but {failed}"))
+        summary = summarise()
+        _write_summary(out, summary)
     return RunResult(out=out, exit_code=summary["exit_code"], outcome=summary["outcome"], gates=gates,
                      records=records, summary=summary, interrupted=interrupted)
 
@@ -426,8 +446,7 @@ def _clean_means(records: pd.DataFrame, metrics: tuple[str, ...]) -> dict[str, d
 def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, records: pd.DataFrame,
              cases: pd.DataFrame, gates: list[GateResult], outcome: str, exit_code: int, *, seconds: float,
              notes: list[str], workers: int, n_items: int) -> dict[str, Any]:
-    import numpy
-    import torch
+    from harness.provenance import code_revision, versions
 
     return {
         "outcome": outcome,
@@ -437,8 +456,14 @@ def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, re
         "seed": suite.seed,
         "cohorts": suite.cohorts if isinstance(suite.cohorts, str) else list(suite.cohorts),  # --cohorts included
         "harness_version": __version__,
+        "harness_revision": code_revision(),  # {"commit", "dirty"} in a git checkout, else null
         "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.sha256},
         "model": {"name": getattr(model, "name", "model"), "sha256": getattr(model, "sha256", ""),
+                  # how the card makes the network predict (normalisation, spacing, TTA, postprocess...):
+                  # one weights file run two ways has one sha256 but two card_sha256
+                  "card_sha256": card_sha256(model) or "",
+                  "prediction": {section: dict((getattr(model, "card", None) or {}).get(section) or {})
+                                 for section in ("input", "output")},
                   "spec": options.model or suite.model,
                   "intended_use": (getattr(model, "card", {}) or {}).get("model", {}).get("intended_use", "")},
         "data": {"name": dataset.name, "spec": options.data or suite.data, "modality": dataset.modality,
@@ -454,6 +479,5 @@ def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, re
         "command_line": options.command_line,
         "strict": options.strict,  # WARN / INCONCLUSIVE also fail the run (exit 1)
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "platform": {"python": sys.version.split()[0], "machine": platform.machine(),
-                     "system": platform.platform(), "numpy": numpy.__version__, "torch": torch.__version__},
+        "platform": {**versions(), "machine": platform.machine(), "system": platform.platform()},
     }

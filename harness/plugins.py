@@ -5,7 +5,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import FOREIGN_FAILURES, ConfigError
 
 GROUPS = ("harness.models", "harness.perturbations", "harness.metrics", "harness.suites")
 
@@ -20,7 +20,7 @@ def import_object(reference: str, *, what: str = "object") -> Any:
     except ImportError as exc:
         raise ConfigError(f"{what} {reference!r}: cannot import module {module_name!r} ({exc}); "
                           "install the package that provides it or fix the name") from exc
-    except (Exception, SystemExit) as exc:  # the module itself failed while importing (any error, sys.exit)
+    except FOREIGN_FAILURES as exc:  # the module itself failed while importing (any error, sys.exit)
         detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
         raise ConfigError(f"{what} {reference!r}: importing module {module_name!r} failed ({detail}); "
                           "fix the module") from exc

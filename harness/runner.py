@@ -25,7 +25,7 @@ import pandas as pd
 from harness.case import Case
 from harness.datasets.base import Dataset
 from harness.datasets.label_values import check_named_classes
-from harness.errors import ConfigError, ModelError
+from harness.errors import FOREIGN_FAILURES, ConfigError, ModelError
 from harness.perturbations import Perturbation
 from harness.perturbations import build as build_perturbation
 from harness.perturbations import get as get_perturbation
@@ -151,7 +151,7 @@ class Evaluator:
         """Perturb, predict and score one item; every failure becomes ERROR rows with its reason."""
         try:
             return self._evaluate(item, clean)
-        except (Exception, SystemExit) as exc:  # last resort: nothing raised for one item may end the run
+        except FOREIGN_FAILURES as exc:  # last resort: nothing raised for one item may end the run
             return self._rows(item, status="ERROR", error=f"harness failed: {type(exc).__name__}: {exc}")
 
     def _evaluate(self, item: WorkItem, clean: Case) -> list[dict[str, Any]]:
@@ -163,14 +163,14 @@ class Evaluator:
         try:
             if item.perturbation != CLEAN:
                 case, params = self.families[item.perturbation](clean, item.severity, np.random.default_rng(item.seed))
-        except (Exception, SystemExit) as exc:  # a perturbation (or a model it attacks) must not end the run
+        except FOREIGN_FAILURES as exc:  # a perturbation (or a model it attacks) must not end the run
             return self._rows(item, status="ERROR", error=f"perturbation failed: {type(exc).__name__}: {exc}")
         start = time.perf_counter()
         try:
             prediction = self.model.predict(case.image, case.spacing)
         except ModelError as exc:
             return self._rows(item, status="ERROR", error=f"ModelError: {exc}", params=params)
-        except (Exception, SystemExit) as exc:  # the model may fail in any way (MemoryError included); go on
+        except FOREIGN_FAILURES as exc:  # the model may fail in any way (MemoryError included); go on
             return self._rows(item, status="ERROR", error=f"{type(exc).__name__}: {exc}", params=params)
         seconds = time.perf_counter() - start
         try:

@@ -127,6 +127,9 @@ def _check_keys(table: dict[str, Any], allowed: dict[str, Any], where: str, prob
             problems.append(f"{where}.{key}: expected {names}, got {type(value).__name__} {value!r}")
 
 
+RESERVED_PERTURBATION_NAMES = frozenset({"clean", "all"})
+
+
 def _parse_perturbation(i: int, table: Any, problems: list[str]) -> PerturbationSpec | None:
     where = f"[[perturbations]] #{i + 1}"
     if not isinstance(table, dict):
@@ -190,6 +193,10 @@ def parse_suite(text: str, *, path: Path, build_families: bool = False) -> Suite
                      if (p := _parse_perturbation(i, t, problems)) is not None]
     for dup in _repeated(p.label for p in perturbations):
         problems.append(f"[[perturbations]]: {dup!r} appears twice; give one of them a distinct 'name'")
+    for p in perturbations:
+        if p.label.strip().lower() in RESERVED_PERTURBATION_NAMES:
+            problems.append(f"[[perturbations]] ({p.family}).name: {p.label!r} is reserved (\"clean\" names the "
+                            f"unperturbed rows, \"all\" every perturbation in a fairness gate); choose another name")
     if build_families:
         from harness.perturbations import build
 
@@ -206,6 +213,7 @@ def parse_suite(text: str, *, path: Path, build_families: bool = False) -> Suite
         problems.append(f"[[gates]]: name {dup!r} appears twice; gate names identify results in reports and "
                         "junit.xml, make them unique")
     _check_ranges(head, problems)
+    _check_bins(head.get("bins"), problems)
     metrics = head.get("metrics", ["dice", "hd95"])
     _check_metric_names(metrics, gates, head.get("metric_options", {}), problems)
     for key, allowed in SUITE_CHOICES.items():
@@ -264,6 +272,16 @@ def _check_ranges(head: dict[str, Any], problems: list[str]) -> None:
             problems.append(f"[suite].{key}: must be {bounds}, got {value!r}")
 
 
+def _check_bins(bins: Any, problems: list[str]) -> None:
+    """Each ``[suite].bins`` entry valid on its own (edges against the data are checked by the run)."""
+    if not isinstance(bins, dict):
+        return  # absent, or a wrong type reported by _check_keys
+    from harness.analysis.cohorts import bin_spec_problem
+
+    problems.extend(f"[suite].{problem}" for name, spec in bins.items()
+                    if (problem := bin_spec_problem(spec, name=name)))
+
+
 def _check_gate_families(gates: list[dict[str, Any]], labels: set[str], problems: list[str]) -> None:
     """Every perturbation a gate's ``families`` names is one of the suite's (by label)."""
     for gate in gates:
@@ -282,6 +300,8 @@ def _check_metric_names(metrics: Any, gates: list[dict[str, Any]], options: Any,
     if not isinstance(metrics, list) or not metrics:
         problems.append("[suite].metrics: must be a non-empty list of metric names")
         return
+    for dup in _repeated(m for m in metrics if isinstance(m, str)):
+        problems.append(f"[suite].metrics: {dup!r} appears twice; list each metric once")
     try:
         validate_config(metrics, options if isinstance(options, dict) else None)
     except ConfigError as exc:

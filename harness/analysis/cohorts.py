@@ -22,6 +22,7 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -121,27 +122,40 @@ def _quantile_edges(values: pd.Series, n_bins: int) -> np.ndarray:
     return np.concatenate([[-np.inf], inner, [np.inf]])
 
 
+def bin_spec_problem(spec: Any, *, name: str) -> str | None:
+    """What is wrong with a ``bins`` entry on its own, before any data (None when it is valid)."""
+    if spec is None or spec == "quartiles":
+        return None
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return None if spec >= 2 else f"bins.{name}: need at least 2 quantile bins, got {spec}"
+    if isinstance(spec, Sequence) and not isinstance(spec, str):
+        if not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in spec):
+            return f"bins.{name}: edges must be numbers, got {list(spec)}"
+        edges = np.asarray([float(e) for e in spec])
+        if len(edges) < 2 or np.any(np.isnan(edges)) or np.any(np.diff(edges) <= 0):
+            return f"bins.{name}: edges must be at least 2 strictly increasing numbers, got {list(spec)}"
+        return None
+    return (f"bins.{name}: expected a list of edges, a number of quantile bins or 'quartiles', "
+            f"got {spec!r}")
+
+
 def bin_numeric(values: pd.Series, spec: BinSpec | None, *, name: str) -> pd.Series:
     """Cut a numeric column into labelled, ordered bins (categorical Series, NaN stays NaN)."""
+    problem = bin_spec_problem(spec, name=name)
+    if problem:
+        raise ConfigError(problem)
     if spec is None or spec == "quartiles":
         edges = _quantile_edges(values, 4)
     elif isinstance(spec, int) and not isinstance(spec, bool):
-        if spec < 2:
-            raise ConfigError(f"bins.{name}: need at least 2 quantile bins, got {spec}")
         edges = _quantile_edges(values, spec)
-    elif isinstance(spec, Sequence) and not isinstance(spec, str):
+    else:
         edges = np.asarray([float(e) for e in spec])
-        if len(edges) < 2 or np.any(np.diff(edges) <= 0):
-            raise ConfigError(f"bins.{name}: edges must be at least 2 strictly increasing numbers, got {list(spec)}")
         present = values.dropna()
         outside = present[(present < edges[0]) | (present >= edges[-1])]
         if len(outside):
             raise ConfigError(f"bins.{name}: {len(outside)} case(s) fall outside [{_fmt(edges[0])}, "
                               f"{_fmt(edges[-1])}) (e.g. {outside.iloc[0]!r}); widen the edges or use "
                               "-inf / inf for open ends")
-    else:
-        raise ConfigError(f"bins.{name}: expected a list of edges, a number of quantile bins or "
-                          f"'quartiles', got {spec!r}")
     labels = _interval_labels(edges)
     codes = pd.cut(values.astype(float), bins=edges, right=False, labels=False)
     cat = pd.Categorical.from_codes(codes.fillna(-1).astype(int), categories=labels, ordered=True)

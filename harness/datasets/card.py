@@ -172,9 +172,14 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
     label_values = None
     if "label_values" in table:
         try:
+            raw_values = [(int(k), k) for k in table["label_values"]]
             label_values = {int(k): v for k, v in table["label_values"].items()}
         except (ValueError, AttributeError) as exc:
             raise _fail(card, f"{where}.label_values", "must map raw values to classes, e.g. {\"255\" = 1}") from exc
+        if len(label_values) < len(raw_values):  # "1" and "01" are one raw value: the last entry would win
+            twice = sorted({k for k, _ in raw_values if sum(v == k for v, _ in raw_values) > 1})
+            raise _fail(card, f"{where}.label_values", f"raw value(s) {twice} given more than once "
+                        f"({', '.join(repr(key) for value, key in raw_values if value in twice)}); keep one entry each")
         if any(type(v) is not int for v in label_values.values()):
             raise _fail(card, f"{where}.label_values", "classes must be integers, e.g. {\"255\" = 1}, got "
                         f"{table['label_values']}")

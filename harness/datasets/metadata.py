@@ -2,6 +2,7 @@
 (``metadata``) and MSD folders (``metadata.csv``)."""
 from __future__ import annotations
 
+import csv as _csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,15 +42,27 @@ def read_metadata_csv(csv: Path, key: str | None = None, *, missing_key_hint: st
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ConfigError(f"cannot read CSV {csv} ({exc}); fix or remove it") from exc
+    header = _header(csv)
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise ConfigError(f"column(s) {twice} appear more than once in the header of {csv}; rename or remove "
+                          "the repeats")
     key = frame.columns[0] if key is None else key
     if key not in frame.columns:
         raise MissingKeyColumn(f"column {key!r} is not in {csv} (columns: {', '.join(frame.columns)})"
                           + (f"; {missing_key_hint}" if missing_key_hint else ""))
+    frame[key] = frame[key].str.strip()  # as every other cell (coerce_cell): "c0 " is case c0
     repeated = frame[key][frame[key].duplicated()].unique().tolist()
     if repeated:
         raise ConfigError(f"key {repeated[0]!r} appears more than once in column {key!r} of {csv} "
                           f"({len(repeated)} repeated key(s)); make the keys unique")
     return MetadataTable(csv, key, frame.set_index(key, drop=False))
+
+
+def _header(csv: Path) -> list[str]:
+    """The CSV's column names as written (pandas renames a repeated ``sex`` to ``sex.1``)."""
+    with open(csv, encoding="utf-8-sig", newline="") as handle:
+        return next(_csv.reader(handle), [])
 
 
 MISSING_CELLS = ("", "na", "n/a", "nan", "null")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+import os
 from pathlib import Path
 
 from harness.datasets.folder import CaseFiles, FileDataset
@@ -44,7 +45,9 @@ def _read_dataset_json(folder: Path) -> tuple[dict[int, str], str]:
              {int(v): k for k, v in labels.items() if isinstance(v, int)})
     names.pop(0, None)
     modality_field = doc.get("modality") or doc.get("channel_names") or {}
-    words = [str(v).lower() for v in modality_field.values()] if isinstance(modality_field, dict) else []
+    values = (modality_field.values() if isinstance(modality_field, dict)
+              else modality_field if isinstance(modality_field, list) else [modality_field])  # "MRI" alone too
+    words = [str(v).strip().lower() for v in values]
     modality = next((_MODALITY_WORDS[w] for w in words if w in _MODALITY_WORDS), "other")
     return names, modality
 
@@ -67,7 +70,12 @@ def _image_files(folder: Path) -> dict[str, Path]:
     dot-files skipped); one stem with two suffixes (``c1.nii`` and ``c1.nii.gz``) is refused."""
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file() or not path.name.lower().endswith(IMAGE_SUFFIXES):
+        if path.name.startswith(".") or not path.name.lower().endswith(IMAGE_SUFFIXES):
+            continue
+        if path.is_symlink() and not path.exists():  # dangling or looping: dropping the case would go unnoticed
+            raise ConfigError(f"{path}: a symbolic link to {os.readlink(path)!r}, which cannot be read "
+                              "(missing, or a loop); fix the link or remove it")
+        if not path.is_file():
             continue
         stem = strip_suffix(path.name)
         if stem in found:

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from harness.errors import ConfigError, ModelError
+from harness.errors import FOREIGN_FAILURES, ConfigError, ModelError
 from harness.hashing import files_sha256
 from harness.models import preprocessing as pp
 from harness.models.card import ModelCard, expected_classes, per_axis
@@ -55,10 +55,19 @@ def _describe(exc: BaseException) -> str:
     """``Type: message`` on one line; ``SystemExit(code)`` for a model that called ``sys.exit``."""
     if isinstance(exc, SystemExit):
         return f"SystemExit({exc.code!r}) (the model called sys.exit)"
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the model's failure
+        text = "(its message could not be read)"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines and "TorchScript interpreter" in lines[0]:  # its last line is the error; the rest, a traceback
         return _one_line(lines[-1])
-    return f"{type(exc).__name__}: {_one_line(str(exc))}"
+    return f"{type(exc).__name__}: {_one_line(text)}"
+
+
+def missing_file(path: Path) -> str:
+    """Why ``path`` is not a readable file, for a one-line error: a folder, or absent."""
+    return f"{path} is a folder, not a file" if path.is_dir() else f"file {path} does not exist"
 
 
 SIGMOID_CHECK_MIN_VOXELS = 64  # a one-channel "logits" output this large, all in [0, 1], is refused as probabilities
@@ -181,7 +190,7 @@ class Model(ABC):
             raise ModelError(where + _one_line(str(exc))) from exc
         except ConfigError:
             raise
-        except (Exception, SystemExit) as exc:  # any model failure (sys.exit too) is one ERROR record
+        except FOREIGN_FAILURES as exc:  # any model failure (sys.exit too) is one ERROR record
             raise ModelError(f"{where}model {self.name!r} raised {_describe(exc)}") from exc
 
     def _predict_batch(self, images: Sequence[np.ndarray], spacings: Sequence[Sequence[float]]) -> list[Prediction]:
@@ -344,7 +353,7 @@ class Model(ABC):
         channels = self.model_card.input.channels or 1
         try:
             raw = np.asarray(self._forward(np.zeros((1, channels, *shape), np.float32), (1.0,) * ndim))
-        except (Exception, SystemExit) as exc:
+        except FOREIGN_FAILURES as exc:
             raise ConfigError(f"{self.model_card.where}: could not run the model on a probe input "
                               f"{(1, channels, *shape)} to find its classes ({_describe(exc)}); write a card "
                               'with [output] labels = {1 = "...", ...} and [input] channels (and [input] '

@@ -13,6 +13,7 @@ Paths in a card are relative to the card file. A bare model file (``.ts``/``.pt`
 from __future__ import annotations
 
 import difflib
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,6 +230,8 @@ class _Reader:
                 or (length is not None and len(value) != length) or not value):
             what = f"a list of {length} numbers" if length else "a list of numbers (one per spatial axis)"
             raise self.fail(key, f"expected {what}, got {value!r}")
+        if not all(math.isfinite(v) for v in value):
+            raise self.fail(key, f"must be finite numbers (no inf or nan), got {value!r}")
         return tuple(float(v) for v in value)
 
 
@@ -315,8 +318,8 @@ def parse_card(data: Mapping[str, Any], *, source: Path | None, base_dir: Path,
     if not isinstance(providers, list) or not providers or not all(isinstance(p, str) for p in providers):
         raise m.fail("providers", f"expected a list of onnxruntime provider names, got {providers!r}")
     timeout = m.get("timeout", (int, float))
-    if timeout is not None and timeout <= 0:
-        raise m.fail("timeout", f"must be a positive number of seconds, got {timeout}")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise m.fail("timeout", f"must be a positive, finite number of seconds, got {timeout}")
     model = ModelSection(
         name=m.get("name", str, default_name), format=fmt, path=m.path("path"),
         entry=m.get("entry", str), weights=m.path("weights"), command=tuple(command),
@@ -335,8 +338,11 @@ def parse_card(data: Mapping[str, Any], *, source: Path | None, base_dir: Path,
         raise i.fail("window", 'normalize = "window" needs window = [lo, hi] (e.g. [-160, 240] for CT)')
     if window is not None and not window[0] < window[1]:
         raise i.fail("window", f"needs lo < hi, got {list(window)}")
+    if window is not None and normalize != "window":
+        raise i.fail("window", f'is read only with normalize = "window" (this card: normalize = "{normalize}"); '
+                               'set normalize = "window" or remove window')
     overlap = i.get("overlap", (int, float), 0.5)
-    if not 0 <= overlap < 1:
+    if not 0 <= overlap < 1:  # False for nan too
         raise i.fail("overlap", f"must be in [0, 1), got {overlap}")
     ndim = i.get("ndim", int)
     if ndim is not None and ndim not in (2, 3):

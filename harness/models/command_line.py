@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.datasets.label_values import class_name_conflicts
@@ -90,17 +91,17 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
     table.add_column("found")
     card = loaded.card
     table.add_row("format", str(card["model"]["format"]))
-    table.add_row("card", str(card.get("source") or "(bare model file: defaults)"))
+    table.add_row("card", escape(str(card.get("source") or "(bare model file: defaults)")))
     table.add_row("sha256", loaded.sha256)
     if getattr(loaded, "runs_on", ""):
         table.add_row("runs on", loaded.runs_on)
-    table.add_row("intended use", card["model"].get("intended_use") or "(not stated)")
-    table.add_row("declared classes", ", ".join(f"{k} {v}" for k, v in loaded.labels.items()))
+    table.add_row("intended use", escape(str(card["model"].get("intended_use") or "(not stated)")))
+    table.add_row("declared classes", escape(", ".join(f"{k} {v}" for k, v in loaded.labels.items())))
     # the patch size in effect, e.g. a fixed-size ONNX graph's
     effective = {**card["input"], "patch_size": getattr(loaded, "patch_size", card["input"]["patch_size"])}
     table.add_row("preprocessing", ", ".join(f"{k}={effective[k]}" for k in
                                              ("normalize", "pad_multiple", "patch_size", "spacing")))
-    table.add_row("case", f"{getattr(dataset, 'name', 'data')}/{case.case_id}")
+    table.add_row("case", escape(f"{getattr(dataset, 'name', 'data')}/{case.case_id}"))
     table.add_row("input", f"{case.image.dtype} {case.image.shape}, spacing {case.spacing} mm")
     problems = loaded.check_input(channels=case.image.shape[0], ndim=case.ndim)
     try:
@@ -114,7 +115,7 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
             loaded.predict(case.image, case.spacing, case_id=case.case_id)
             elapsed += f" first call, {time.perf_counter() - start:.3f} s warm"
     except ModelError as exc:
-        table.add_row("result", f"[red]ERROR[/red] {exc}")
+        table.add_row("result", f"[red]ERROR[/red] {escape(str(exc))}")
         console.print(table)
         raise
     table.add_row("output labels", f"{pred.labels.dtype} {pred.labels.shape}")
@@ -124,15 +125,15 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
     table.add_row("predicted classes", ", ".join(f"{v}: {c} voxels" for v, c in zip(values, counts)))
     # the data's classes (what a run scores), else the model's; the model's name where it differs
     names = {int(k): str(v) for k, v in (dataset.label_names or loaded.labels).items() if int(k) != 0}
-    table.add_row("Dice vs the case's mask", ", ".join(
+    table.add_row("Dice vs the case's mask", escape(", ".join(
         f"{name}{'' if str(loaded.labels.get(k, name)).lower() == name.lower() else f' (model: {loaded.labels[k]})'} "
-        f"{_dice(pred.labels, case.label, k):.3f}" for k, name in names.items()))
+        f"{_dice(pred.labels, case.label, k):.3f}" for k, name in names.items())))
     conflicts = class_name_conflicts(dataset.label_names or {}, loaded.labels)
     if conflicts:
-        table.add_row("class names", f"[yellow]WARNING[/yellow] {'; '.join(conflicts)}: a run scores the data's class "
+        table.add_row("class names", f"[yellow]WARNING[/yellow] {escape('; '.join(conflicts))}: a run scores the data's class "
                                      "k against the model's output k")
     table.add_row("time per case", elapsed)
-    table.add_row("gradients", _gradient_check(loaded, case.image))
+    table.add_row("gradients", escape(_gradient_check(loaded, case.image)))
     table.add_row("result", "[green]OK[/green]")
     console.print(table)
     return table

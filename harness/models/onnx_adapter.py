@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.models.base import Model
+from harness.models.base import Model, missing_file
 from harness.models.card import ModelCard
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
@@ -35,7 +35,7 @@ class OnnxModel(Model):
         if path is None or not path.is_file():
             raise ConfigError(f"{card.where}: [model] path: "
                               + ("missing; point it at the .onnx file" if path is None else
-                                 f"file {path} does not exist; fix the path (relative to the card)"))
+                                 f"{missing_file(path)}; fix the path (relative to the card)"))
         available = set(ort.get_available_providers())
         # a preference list, as onnxruntime reads it: those this installation lacks are skipped
         usable = [p for p in card.model.providers if p in available]

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.errors import ConfigError
+from harness.errors import FOREIGN_FAILURES, ConfigError
 from harness.models import preprocessing as pp
-from harness.models.base import Model
+from harness.models.base import Model, missing_file
 from harness.models.card import ModelCard, per_axis
 from harness.plugins import import_object
 
@@ -67,7 +67,7 @@ def _placeholder(path: Path) -> str | None:
 def load_state_dict(path: Path, where: str) -> Mapping[str, torch.Tensor]:
     """``torch.load(path, weights_only=True)`` → a state_dict; ConfigError naming the card otherwise."""
     if not path.is_file():
-        raise ConfigError(f"{where}: [model] weights: file {path} does not exist; fix the path "
+        raise ConfigError(f"{where}: [model] weights: {missing_file(path)}; fix the path "
                           "(relative to the card) or train/download the weights")
     placeholder = _placeholder(path)
     if placeholder:
@@ -191,7 +191,7 @@ class TorchModel(TorchBackedModel):
         except (TypeError, ValueError) as exc:  # unknown keyword / a value the factory refuses
             raise ConfigError(f"{card.where}: [model.kwargs] do not fit {card.model.entry}: "
                               f"{_first_line(exc)}; fix the keyword arguments") from exc
-        except (Exception, SystemExit) as exc:  # the factory itself failed
+        except FOREIGN_FAILURES as exc:  # the factory itself failed
             raise ConfigError(f"{card.where}: [model] entry {card.model.entry} raised "
                               f"{type(exc).__name__}: {_first_line(exc)}; fix the factory or its "
                               "[model.kwargs]") from exc

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from harness.errors import ConfigError
+from harness.models.base import missing_file
 from harness.models.torch_adapter import TorchBackedModel, _first_line
 
 
@@ -26,7 +27,7 @@ class TorchScriptModel(TorchBackedModel):
         if path is None:
             raise ConfigError(f"{card.where}: [model] path: missing; point it at the TorchScript file")
         if not path.is_file():
-            raise ConfigError(f"{card.where}: [model] path: file {path} does not exist; fix the path "
+            raise ConfigError(f"{card.where}: [model] path: {missing_file(path)}; fix the path "
                               "(relative to the card)")
         try:
             with warnings.catch_warnings():

@@ -49,13 +49,65 @@ class RunDir:
         return (self.path / "artifacts" / file).read_bytes()
 
 
-def _suite_settings(text: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+# summary.json keys the report reads, with the JSON types a run writes (a damaged or hand-edited
+# file is refused naming the key, instead of failing deep in the report)
+SUMMARY_TYPES: dict[str, tuple[str, ...]] = {
+    "suite": ("object",), "gates": ("array",), "metrics": ("array",), "cohorts": ("string", "array"),
+    "seed": ("integer", "null"), "model": ("object",), "labels": ("object",), "notes": ("array",),
+    "clean": ("object",), "outcome": ("string",), "exit_code": ("integer",)}
+SUMMARY_REQUIRED = ("suite", "gates", "outcome")
+_JSON_TYPES = {"object": dict, "array": list, "string": str, "integer": int, "null": type(None)}
+
+
+def _json_type(value: Any) -> str:
+    return next((name for name, kind in _JSON_TYPES.items() if isinstance(value, kind)
+                 and not isinstance(value, bool)), type(value).__name__)
+
+
+def _check_summary(summary: dict[str, Any], file: Path) -> None:
+    problems = [f"missing {key!r}" for key in SUMMARY_REQUIRED if key not in summary]
+    problems += [f"{key!r} is {_json_type(summary[key])}, expected {' or '.join(types)}"
+                 for key, types in SUMMARY_TYPES.items() if key in summary and _json_type(summary[key]) not in types]
+    gates = summary.get("gates")
+    if isinstance(gates, list) and not all(isinstance(g, dict) and isinstance(g.get("name"), str)
+                                           and isinstance(g.get("outcome"), str) for g in gates):
+        problems.append("'gates' must be objects with a name and an outcome")
+    if problems:
+        raise ConfigError(f"{file}: not a summary `harness run` wrote ({'; '.join(problems)}); is the run folder "
+                          "damaged? Rerun the evaluation, or restore the file")
+
+
+def read_cases(file: Path) -> pd.DataFrame:
+    try:
+        cases = pd.read_csv(file, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ConfigError(f"{file}: cannot read ({' '.join(str(exc).split())}); is the run folder damaged?") from exc
+    if "case_id" not in cases.columns:
+        raise ConfigError(f"{file}: no 'case_id' column; is the run folder damaged?")
+    return cases
+
+
+def _json_object(file: Path) -> dict[str, Any]:
+    """A JSON object the run wrote ({} when the file is absent)."""
+    if not file.is_file():
+        return {}
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read ({exc}); is the run folder damaged?") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{file}: expected a JSON object; is the run folder damaged?")
+    return value
+
+
+def _suite_settings(text: str, file: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     import tomllib
 
     try:
         doc = tomllib.loads(text) if text else {}
-    except tomllib.TOMLDecodeError:
-        doc = {}
+    except tomllib.TOMLDecodeError as exc:  # the report would silently use default settings
+        raise ConfigError(f"{file}: invalid TOML ({exc}); is the run folder damaged? Restore the suite "
+                          "the run used") from exc
     head = doc.get("suite", {}) if isinstance(doc.get("suite"), dict) else {}
     settings = {k: head.get(k, v) for k, v in SETTINGS.items()}
     if isinstance(settings["cohorts"], list):
@@ -96,9 +148,10 @@ def load_run(run_dir: str | Path, *, with_baseline: bool = True) -> RunDir:
         raise ConfigError(f"{path / 'summary.json'}: cannot read ({exc}); is the run folder damaged?") from exc
     if not isinstance(summary, dict):
         raise ConfigError(f"{path / 'summary.json'}: not a run summary (expected a JSON object)")
+    _check_summary(summary, path / "summary.json")
     records = read_records(path / "records.csv")
     cases_path = path / "cases.csv"
-    cases = (pd.read_csv(cases_path, dtype=str, keep_default_na=False) if cases_path.is_file()
+    cases = (read_cases(cases_path) if cases_path.is_file()
              else pd.DataFrame({"case_id": sorted(records["case_id"].unique())}))
     for col in cases.columns:  # numeric metadata back to numbers (age), text stays text
         if col != "case_id" and not col.endswith("sha256"):
@@ -106,15 +159,13 @@ def load_run(run_dir: str | Path, *, with_baseline: bool = True) -> RunDir:
             if converted.notna().all() and len(cases):
                 cases[col] = converted
     suite_text = (path / "suite.toml").read_text(encoding="utf-8") if (path / "suite.toml").is_file() else ""
-    settings, gates, perturbations = _suite_settings(suite_text)
+    settings, gates, perturbations = _suite_settings(suite_text, path / "suite.toml")
     settings["seed"] = summary.get("seed", settings["seed"])
     if "cohorts" in summary:  # what the run analysed, --cohorts included (suite.toml is the file as given)
         cohorts = summary["cohorts"]
         settings["cohorts"] = cohorts if isinstance(cohorts, str) else tuple(cohorts)
-    manifest_path = path / "artifacts" / "manifest.json"
-    artifacts = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
-    card_path = path / "artifacts" / "model_card.json"
-    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    artifacts = _json_object(path / "artifacts" / "manifest.json")
+    card = _json_object(path / "artifacts" / "model_card.json")
     run = RunDir(path=path, summary=summary, records=records, cases=cases, suite_text=suite_text,
                  settings=settings, suite_gates=gates, perturbations=perturbations, artifacts=artifacts,
                  model_card=card, suite=_with_cohorts(parse_run_suite(suite_text, path / "suite.toml"),

@@ -340,3 +340,46 @@ def test_card_label_values_to_negative_classes(tmp_path: Path) -> None:
     (tmp_path / "card.toml").write_text(CARD.replace('{ "255" = 1 }', '{ "255" = -1 }'))
     with pytest.raises(ConfigError, match=r"\[dataset\]\.label_values: classes must be ≥ 0"):
         open_dataset(str(tmp_path / "card.toml"))
+
+
+def test_card_label_values_giving_one_raw_value_twice_are_refused(tmp_path: Path) -> None:
+    """"1" and "01" are one raw value: the last entry silently won (organ pixels became lesion)."""
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,device\na,X\n")
+    (tmp_path / "card.toml").write_text(CARD.replace('{ "255" = 1 }', '{ "255" = 1, "0255" = 2 }'))
+    with pytest.raises(ConfigError, match=r"label_values: raw value\(s\) \[255\] given more than once "
+                                          r"\('255', '0255'\); keep one entry each"):
+        open_dataset(str(tmp_path / "card.toml"))
+
+
+def test_msd_case_behind_a_dangling_link_is_named(tmp_path: Path) -> None:
+    """A split folder of links whose target moved: the case was silently dropped."""
+    _msd_two_cases(tmp_path)
+    (tmp_path / "imagesTr" / "c2_0000.nii.gz").symlink_to(tmp_path / "moved" / "c2_0000.nii.gz")
+    with pytest.raises(ConfigError, match=r"c2_0000\.nii\.gz: a symbolic link to .*moved/c2_0000\.nii\.gz.*cannot be "
+                                          r"read \(missing, or a loop\); fix the link or remove it"):
+        open_dataset(str(tmp_path))
+
+
+@pytest.mark.parametrize(("csv", "fragment"), [
+    ("case_id,sex,sex\nc0,F,M\nc1,M,F\n", r"column\(s\) \['sex'\] appear more than once in the header of .*metadata\.csv"),
+])
+def test_msd_metadata_header_problems(tmp_path: Path, csv: str, fragment: str) -> None:
+    _msd_two_cases(tmp_path)
+    (tmp_path / "metadata.csv").write_text(csv)
+    with pytest.raises(ConfigError, match=fragment):
+        open_dataset(str(tmp_path))
+
+
+def test_metadata_key_cells_are_trimmed_like_every_cell(tmp_path: Path) -> None:
+    _msd_two_cases(tmp_path)
+    (tmp_path / "metadata.csv").write_text("case_id,sex\nc0 ,F\n c1,M\n")
+    meta = open_dataset(str(tmp_path)).metadata
+    assert meta.loc["c0", "sex"] == "F" and meta.loc["c1", "sex"] == "M"
+
+
+@pytest.mark.parametrize(("modality", "expected"), [('"MRI"', "mri"), ('["CT"]', "ct"), ('{"0": " T2 "}', "mri")])
+def test_msd_modality_as_text_list_or_table(tmp_path: Path, modality: str, expected: str) -> None:
+    _msd_two_cases(tmp_path)
+    (tmp_path / "dataset.json").write_text(f'{{"labels": {{"0": "background", "1": "organ"}}, "modality": {modality}}}')
+    assert open_dataset(str(tmp_path)).modality == expected

@@ -74,6 +74,15 @@ def test_parse_good_suite(tmp_path: Path) -> None:
     (GOOD.replace("severities = [1, 2]", "severities = [1, 2]\noptions = 'x'"), "options: expected dict"),
     ('gates = 5\n[suite]\nname = "t"\nmetrics = ["dice"]\n', "gates: expected list"),
     (GOOD + '[[gates]]\nname = "clean"\ncheck = "clean"\nmetric = "dice"\nmin = 0.4\n', "name 'clean' appears twice"),
+    (GOOD.replace("severities = [1, 2]", 'severities = [1, 2]\nname = "clean"'),
+     "(gaussian_noise).name: 'clean' is reserved"),  # its rows read as the unperturbed ones: never applied
+    (GOOD.replace("severities = [1, 2]", 'severities = [1, 2]\nname = "all"'), "'all' is reserved"),
+    (GOOD.replace('metrics = ["dice", "hd95"]', 'metrics = ["dice", "hd95", "dice"]'),
+     "[suite].metrics: 'dice' appears twice"),
+    (GOOD.replace('name = "t"', 'name = "t"\nbins = { age = [3, 1] }'),
+     "[suite].bins.age: edges must be at least 2 strictly increasing numbers, got [3, 1]"),
+    (GOOD.replace('name = "t"', 'name = "t"\nbins = { age = 1 }'), "[suite].bins.age: need at least 2 quantile bins"),
+    (GOOD.replace('name = "t"', 'name = "t"\nbins = { age = "deciles" }'), "[suite].bins.age: expected a list of edges"),
 ])
 def test_malformed_suites_name_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:

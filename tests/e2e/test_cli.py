@@ -181,6 +181,10 @@ def test_unmapped_mask_values_on_a_later_case_are_error_records(tmp_path: Path) 
     (["run", "--suite", "smoke", "--data", "/no/such/dir"], "no such folder"),
     (["run", "--suite", "smoke", "--model", "/no/such/model.ts"], None),
     (["run", "--suite", "smoke", "--limit", "0"], None),  # usage error -> 3, not click's 2
+    (["run", "--suite", "smoke", "--seed", "-5"], "--seed"),  # once: every item evaluated, then an internal error
+    (["run", "--suite", "smoke", "--cohorts", ","], "--cohorts ',' names no attribute"),
+    (["compare", "a", "b", "--seed", "-1"], "--seed"),
+    (["train", "--data", "phantom2d", "--out", "t", "--seed", "-1"], "--seed"),
     (["run", "--bogus-flag"], None),
     (["list", "things"], "choose one of"),
     (["validate-suite", str(FIXTURES / "bad_suite.toml")], "unknown perturbation"),

@@ -210,6 +210,30 @@ def test_ctrl_c_while_writing_the_reports_leaves_no_passing_summary(tmp_path: Pa
     assert main(["report", str(out), "--format", "all"]) == 0 and (out / "dossier.html").is_file()
 
 
+def test_a_report_that_fails_to_render_leaves_no_passing_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A report failing with an error (a harness defect, a disk full) once left summary.json and
+    junit.xml saying PASS beside an internal error (exit 2); now the gates stand, run-complete is an
+    ERROR naming the failure, and the records are kept."""
+    import harness.report.html
+
+    def broken(run, fmt, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(harness.report.html, "render", broken)
+    out = tmp_path / "o"
+    assert _run(tmp_path, out, "--limit", "1") == 2
+    summary = json.loads((out / "summary.json").read_text())
+    first = summary["gates"][0]
+    assert (summary["outcome"], summary["exit_code"], first["name"], first["outcome"]) == ("ERROR", 2, "run-complete", "ERROR")
+    assert "the reports could not be written (OSError: [Errno 28] No space left on device)" in first["detail"]
+    assert summary["gates"][1:] and "ERROR" not in {g["outcome"] for g in summary["gates"][1:]}  # they stand
+    assert '<error' in (out / "junit.xml").read_text() and (out / "records.csv").is_file()
+    printed = capsys.readouterr()
+    assert "error: the reports could not be written" in printed.err and "Traceback" not in printed.err
+    assert "no report (see run-complete)" in printed.out and not (out / "report.html").exists()
+
+
 def test_a_cohort_attribute_the_data_lacks_exits_3_even_without_fairness_gates(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(tmp_path, tmp_path / "o", "--limit", "1", "--cohorts", "sexx") == 3

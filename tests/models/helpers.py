@@ -196,6 +196,23 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def cancelled(image: np.ndarray) -> np.ndarray:
+    """A client of an inference service whose request was cancelled (a BaseException, not Exception)."""
+    import asyncio
+
+    raise asyncio.CancelledError("inference request cancelled")
+
+
+class _Unprintable(RuntimeError):
+    def __str__(self) -> str:
+        raise ValueError("no message")
+
+
+def unprintable(image: np.ndarray) -> np.ndarray:
+    """Raises an exception whose message cannot be read."""
+    raise _Unprintable()
+
+
 def exits(image: np.ndarray) -> np.ndarray:
     """A wrapper that ends the process the way an argparse-based script does on bad arguments."""
     raise SystemExit(2)

@@ -26,6 +26,17 @@ def test_a_model_calling_sys_exit_is_a_model_error(tmp_path, case2d):
         model.predict(case2d.image, case2d.spacing, case_id="c1")
 
 
+@pytest.mark.parametrize(("entry", "fragment"), [
+    ("cancelled", r"CancelledError: inference request cancelled"),
+    ("unprintable", r"_Unprintable: \(its message could not be read\)"),
+])
+def test_base_exceptions_and_broken_messages_are_model_errors(tmp_path, case2d, entry, fragment):
+    """asyncio.CancelledError is a BaseException: it once escaped as a traceback with exit 1."""
+    model = load_model(_callable(tmp_path, f"tests.models.helpers:{entry}"))
+    with pytest.raises(ModelError, match=rf"^case c1: model .* raised {fragment}"):
+        model.predict(case2d.image, case2d.spacing, case_id="c1")
+
+
 @pytest.mark.parametrize(("source", "fragment"), [
     ("raise RuntimeError('MODEL_HOME is not set')\n", r"RuntimeError: MODEL_HOME is not set"),
     ("def f(:\n", r"SyntaxError"),
@@ -172,3 +183,12 @@ def test_sigmoid_probabilities_under_kind_logits_are_refused(tmp_path, case2d):
         build("logits").predict(case2d.image, case2d.spacing)
     labels = build("probabilities").predict(case2d.image, case2d.spacing).labels
     assert 0 < labels.mean() < 1  # foreground and background, not everything
+
+
+@pytest.mark.parametrize(("fmt", "key"), [("torchscript", "path"), ("onnx", "path"), ("torch", "weights")])
+def test_a_model_file_that_is_a_folder_is_named_so(tmp_path, unet2d: Exported, fmt, key):
+    (tmp_path / "weights").mkdir()
+    text = (unet2d.torch_card.read_text().replace('weights = "unet.pt"', 'weights = "weights"') if fmt == "torch"
+            else f'[model]\nformat = "{fmt}"\n{key} = "weights"\n{LABELS}')
+    with pytest.raises(ConfigError, match=rf"\[model\] {key}: .*weights is a folder, not a file; fix the path"):
+        load_model(card(tmp_path, text))

@@ -42,6 +42,17 @@ def test_validate_reports_then_raises_model_errors(tmp_path):
     assert "ERROR" in buffer.getvalue()
 
 
+def test_bracketed_card_keys_in_messages_are_shown_as_written(tmp_path):
+    """rich read "[input]" as markup: "expects 3 channel(s) ([input] channels)" lost its key."""
+    text = ('[model]\nformat = "callable"\nentry = "tests.models.helpers:threshold"\nintended_use = "[demo] only"\n'
+            '[input]\nchannels = 3\n[output]\nlabels = {1 = "[organ]"}\n')
+    buffer = io.StringIO()
+    with pytest.raises(ModelError):
+        validate_model(str(card(tmp_path, text)), "phantom2d", console=Console(file=buffer, width=250))
+    shown = buffer.getvalue()
+    assert "([input] channels)" in shown and "[demo] only" in shown and "1 [organ]" in shown
+
+
 def test_cli_command_returns_exit_codes(tmp_path, unet2d, capsys):
     """The CLI registers validate_model_command as a typer command: --model/--data options, int result."""
     import typer

@@ -199,3 +199,34 @@ def test_comparison_means_use_the_severities_both_runs_have(base: Path, tmp_path
     assert noise["regression"] == pytest.approx(0.0, abs=1e-12)
     assert noise["current"] == pytest.approx(noise["baseline"])
 
+
+
+@pytest.mark.parametrize(("damage", "fragment"), [
+    (lambda run: (run / "cases.csv").write_text(""), r"cases\.csv: cannot read"),
+    (lambda run: (run / "cases.csv").write_text("id,x\na,1\n"), r"cases\.csv: no 'case_id' column"),
+    (lambda run: _edit_summary(run, cohorts=5), r"summary\.json: not a summary .*'cohorts' is integer, expected "
+                                                r"string or array"),
+    (lambda run: _edit_summary(run, gates=None), r"summary\.json: .*'gates' is null, expected array"),
+    (lambda run: _edit_summary(run, gates=[{"outcome": "PASS"}]), r"'gates' must be objects with a name and an outcome"),
+    (lambda run: (run / "suite.toml").write_text("[suite\n"), r"suite\.toml: invalid TOML"),
+    (lambda run: (run / "artifacts").mkdir() or (run / "artifacts" / "manifest.json").write_text("{"),
+     r"manifest\.json: cannot read"),
+])
+def test_a_damaged_baseline_is_refused_before_any_model_call(base: Path, damage, fragment: str) -> None:
+    """Once the run evaluated everything, then failed with an internal error (exit 2, no report), or its
+    summary said INCONCLUSIVE beside the failure."""
+    from harness.report.rundir import load_run
+
+    damage(base)
+    with pytest.raises(ConfigError, match=fragment) as info:
+        apply_baseline(load_suite("smoke"), base)
+    assert str(info.value).startswith(f"--baseline {base}: ") and "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match=fragment):  # harness report / compare read it the same way
+        load_run(base)
+
+
+def _edit_summary(run: Path, **changes) -> None:
+    import json
+
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, **changes}))
