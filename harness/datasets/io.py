@@ -53,6 +53,8 @@ def probe(path: Path, *, channel: int | None = None) -> Probe:
                 raise ConfigError(f"{path}: {len(shape)}D NIfTI {shape}; give 2D/3D volumes, with channels "
                                   "on a 4th axis or in separate files")
             spatial, channels = (shape[:3], shape[3] if len(shape) == 4 else 1) if len(shape) >= 3 else (shape, 1)
+            if 0 in shape:
+                raise ConfigError(f"{path}: empty NIfTI (shape {shape}); replace or remove the file")
             oriented = int(img.header["sform_code"]) > 0 or int(img.header["qform_code"]) > 0
             return Probe(spatial, channels, np.asarray(img.affine, dtype=float), _raw_pixdim(path, img, len(spatial)),
                          oriented)

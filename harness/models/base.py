@@ -280,6 +280,8 @@ class Model(ABC):
         spatial = tuple(spatial)
         if not (np.issubdtype(out.dtype, np.number) or out.dtype == bool):
             raise ModelError(f"output has non-numeric dtype {out.dtype}")
+        if np.iscomplexobj(out):  # numpy would drop the imaginary part with a warning only
+            raise ModelError(f"output has complex dtype {out.dtype}; return real scores or labels")
         if np.issubdtype(out.dtype, np.inexact):
             bad_nan, bad_inf = int(np.isnan(out).sum()), int(np.isinf(out).sum())
             if bad_nan or bad_inf:
@@ -292,6 +294,8 @@ class Model(ABC):
             if np.issubdtype(out.dtype, np.floating) and not np.array_equal(out, np.round(out)):
                 raise ModelError("label map output holds non-integer values (use kind = \"logits\" "
                                  "or \"probabilities\" for scores)")
+            if out.dtype.kind == "u" and out.size and int(out.max()) > np.iinfo(np.int64).max:
+                raise ModelError(f"label map output holds {int(out.max())}, not a declared class")  # wraps in int64
             labels = out.astype(np.int64)
             self._check_classes(labels)
             if not one_hot:

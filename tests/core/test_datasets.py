@@ -383,3 +383,13 @@ def test_msd_modality_as_text_list_or_table(tmp_path: Path, modality: str, expec
     _msd_two_cases(tmp_path)
     (tmp_path / "dataset.json").write_text(f'{{"labels": {{"0": "background", "1": "organ"}}, "modality": {modality}}}')
     assert open_dataset(str(tmp_path)).modality == expected
+
+
+def test_an_empty_nifti_is_named_at_the_header_check(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    from harness.datasets.io import probe
+
+    nib.save(nib.Nifti1Image(np.zeros((0, 32, 1), np.float32), np.eye(4)), tmp_path / "empty.nii.gz")
+    with pytest.raises(ConfigError, match=r"empty\.nii\.gz: empty NIfTI \(shape \(0, 32, 1\)\); replace or remove"):
+        probe(tmp_path / "empty.nii.gz")

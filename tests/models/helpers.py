@@ -196,6 +196,16 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def complex_scores(image: np.ndarray) -> np.ndarray:
+    """Two-class logits as complex numbers (an FFT-based model that forgot np.real)."""
+    return scores(image).astype(np.complex64) + 1j
+
+
+def uint64_max(image: np.ndarray) -> np.ndarray:
+    """A label map of the largest uint64 (an unsigned overflow): once reported as class -1."""
+    return np.full(image.shape[1:], np.iinfo(np.uint64).max, dtype=np.uint64)
+
+
 def cancelled(image: np.ndarray) -> np.ndarray:
     """A client of an inference service whose request was cancelled (a BaseException, not Exception)."""
     import asyncio

@@ -65,6 +65,8 @@ FAILURES = [
     ("fractional_labels", "labels", r"case c1: label map output holds non-integer values"),
     ("bad_probabilities", "probabilities", r"case c1: kind = \"probabilities\" but values span"),
     ("crashes", "labels", r"case c1: model '.*' raised RuntimeError: out of memory on purpose"),
+    ("complex_scores", "logits", r"case c1: output has complex dtype complex64; return real scores or labels"),
+    ("uint64_max", "labels", r"case c1: label map output holds 18446744073709551615, not a declared class"),
 ]
 
 
