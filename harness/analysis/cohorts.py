@@ -129,9 +129,12 @@ def bin_spec_problem(spec: Any, *, name: str) -> str | None:
     if isinstance(spec, int) and not isinstance(spec, bool):
         return None if spec >= 2 else f"bins.{name}: need at least 2 quantile bins, got {spec}"
     if isinstance(spec, Sequence) and not isinstance(spec, str):
-        if not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in spec):
+        try:  # numbers, or text that reads as one ("inf")
+            if any(isinstance(e, bool) for e in spec):
+                raise ValueError
+            edges = np.asarray([float(e) for e in spec])
+        except (TypeError, ValueError):
             return f"bins.{name}: edges must be numbers, got {list(spec)}"
-        edges = np.asarray([float(e) for e in spec])
         if len(edges) < 2 or np.any(np.isnan(edges)) or np.any(np.diff(edges) <= 0):
             return f"bins.{name}: edges must be at least 2 strictly increasing numbers, got {list(spec)}"
         return None

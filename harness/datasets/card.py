@@ -174,7 +174,7 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
         try:
             raw_values = [(int(k), k) for k in table["label_values"]]
             label_values = {int(k): v for k, v in table["label_values"].items()}
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, TypeError) as exc:
             raise _fail(card, f"{where}.label_values", "must map raw values to classes, e.g. {\"255\" = 1}") from exc
         if len(label_values) < len(raw_values):  # "1" and "01" are one raw value: the last entry would win
             twice = sorted({k for k, _ in raw_values if sum(v == k for v, _ in raw_values) > 1})

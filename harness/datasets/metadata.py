@@ -43,7 +43,7 @@ def read_metadata_csv(csv: Path, key: str | None = None, *, missing_key_hint: st
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ConfigError(f"cannot read CSV {csv} ({exc}); fix or remove it") from exc
     header = _header(csv)
-    twice = sorted({name for name in header if header.count(name) > 1})
+    twice = sorted({name for name in header if name.strip() and header.count(name) > 1})  # blank: "Unnamed: N"
     if twice:
         raise ConfigError(f"column(s) {twice} appear more than once in the header of {csv}; rename or remove "
                           "the repeats")

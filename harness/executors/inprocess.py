@@ -8,11 +8,10 @@ differently from one summed over one).
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from harness.executors.base import Batch, Executor, Sink
+from harness.threads import single_thread
 
 if TYPE_CHECKING:
     from harness.runner import Plan
@@ -27,27 +26,8 @@ class InProcessExecutor(Executor):
     def run(self, plan: Plan, batches: list[Batch], sink: Sink) -> None:
         from harness.runner import Evaluator
 
-        with one_compute_thread():
+        with single_thread(native_pools=True):
             evaluator = Evaluator(plan, model=self.model)
             for batch in batches:
                 for item, rows in evaluator.run_case(batch.case_id, list(batch.items)):
                     sink([(item, rows)])
-
-
-@contextlib.contextmanager
-def one_compute_thread() -> Iterator[None]:
-    """torch and the BLAS/OpenMP pools on one thread for the block, restored afterwards."""
-    import torch
-
-    threads = torch.get_num_threads()  # before threadpoolctl, which limits torch's OpenMP pool too
-    try:
-        from threadpoolctl import threadpool_limits
-        limits: Any = threadpool_limits(1)  # applied here, undone on leaving the with block
-    except ImportError:  # pragma: no cover - optional, as in limit_threads
-        limits = contextlib.nullcontext()
-    torch.set_num_threads(1)
-    try:
-        with limits:
-            yield
-    finally:
-        torch.set_num_threads(threads)

@@ -14,14 +14,13 @@ their own seed instead of from a stream another thread has just re-seeded.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from harness.case import Case
+from harness.threads import single_thread
 
 Layout = Literal["last", "first"]
 TORCH_GLOBAL_STATE = threading.RLock()  # held while a section seeds or relies on torch's global RNG
@@ -54,18 +53,6 @@ def spatial_axes(ndim: int, layout: Layout) -> list[int]:
     if ndim == 3:
         return [0, 1, 2]
     return [0, 1] if layout == "last" else [1, 2]
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch single-threaded, restoring the caller's setting: bit-identical results whatever
-    the thread count, and no oversubscription when the runner already works in parallel."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run(case: Case, transform: Any, *, seed: int = 0, layout: Layout = "last",

@@ -181,16 +181,13 @@ def write_artifacts(out: Path, *, suite: Any, dataset: Any, model: Any, records:
     Torch runs single-threaded here, as in the runner's workers (intra-op threads contend badly on
     shared machines); the previous setting is restored.
     """
-    import torch
+    from harness.threads import single_thread
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
-        return _write_artifacts(Path(out), suite=suite, dataset=dataset, model=model, records=records)
+        with single_thread(native_pools=True):  # the model predicts as it did for the records
+            return _write_artifacts(Path(out), suite=suite, dataset=dataset, model=model, records=records)
     except Exception as exc:  # noqa: BLE001 - the run's outcome must not depend on its illustrations
         return write_failure_manifest(out, f"{type(exc).__name__}: {exc}")
-    finally:
-        torch.set_num_threads(threads)
 
 
 def write_failure_manifest(out: Path, reason: str) -> dict[str, Any]:

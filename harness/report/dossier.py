@@ -155,9 +155,10 @@ def analysis_plan(run: RunDir) -> list[str]:
         ("Unit of analysis: the case. Rows of one case are averaged over repeats and foreground classes before any "
          "statistic; ERROR rows are excluded (never imputed) and any ERROR makes the run exit 2."),
         (f"Confidence intervals: 95 %, bootstrap over cases, seeded by the suite seed ({s['seed']}). Group and site "
-         f"means: bootstrap-t (studentized; {s['n_bootstrap']} resamples), limited to the values the metric can "
-         f"take; gaps, ratios and effect sizes: percentile bootstrap ({s['n_bootstrap']} resamples); robustness "
-         "tables: percentile bootstrap (1000 resamples)."),
+         f"means and site drops: bootstrap-t (studentized, a drop with the Welch standard error; {s['n_bootstrap']} "
+         "resamples), limited to the values the data allow; fairness gaps, ratios and effect sizes: percentile "
+         f"bootstrap ({s['n_bootstrap']} resamples); robustness tables and baseline regressions: bootstrap-t "
+         "(1000 resamples)."),
         ("Robustness: degradation is paired (each case's clean value minus its perturbed value, positive = worse); "
          "relative degradation divides by the clean mean. Corruption error (CE) per family = mean over severities "
          "of 1 − metric; relative CE subtracts the clean error (ImageNet-C style, unnormalised)."),

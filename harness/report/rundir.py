@@ -54,8 +54,8 @@ class RunDir:
 SUMMARY_TYPES: dict[str, tuple[str, ...]] = {
     "suite": ("object",), "gates": ("array",), "metrics": ("array",), "cohorts": ("string", "array"),
     "seed": ("integer", "null"), "model": ("object",), "labels": ("object",), "notes": ("array",),
-    "clean": ("object",), "outcome": ("string",), "exit_code": ("integer",)}
-SUMMARY_REQUIRED = ("suite", "gates", "outcome")
+    "clean": ("object",), "outcome": ("string",), "exit_code": ("integer",), "data": ("object",)}
+SUMMARY_REQUIRED = ("suite", "gates", "outcome", "model", "data", "metrics")  # every run since the first wrote them
 _JSON_TYPES = {"object": dict, "array": list, "string": str, "integer": int, "null": type(None)}
 
 

@@ -138,7 +138,7 @@ def summarise_test(table: pd.DataFrame, labels: Sequence[int], *,
                    seed: int) -> tuple[dict[str, float], dict[str, list[float | None]]]:
     """The record's ``test_dice`` (mean Dice per class over the cases, and ``mean``: the mean of the
     class means, which equals the mean of the cases' ``dice_mean``) and ``test_dice_ci95`` (95 %
-    percentile-bootstrap CIs of those means, resampling cases, seeded; ``[null, null]`` for fewer
+    bootstrap-t CIs of those means, resampling cases, seeded; ``[null, null]`` for fewer
     than two cases): how much the test Dice would move on another draw of test patients."""
     from harness.analysis.robustness import bootstrap_mean_ci
 

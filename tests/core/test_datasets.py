@@ -393,3 +393,19 @@ def test_an_empty_nifti_is_named_at_the_header_check(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(np.zeros((0, 32, 1), np.float32), np.eye(4)), tmp_path / "empty.nii.gz")
     with pytest.raises(ConfigError, match=r"empty\.nii\.gz: empty NIfTI \(shape \(0, 32, 1\)\); replace or remove"):
         probe(tmp_path / "empty.nii.gz")
+
+
+def test_blank_header_cells_are_not_repeated_columns(tmp_path: Path) -> None:
+    """Spreadsheet exports end rows with empty columns; pandas names them "Unnamed: N"."""
+    _msd_two_cases(tmp_path)
+    (tmp_path / "metadata.csv").write_text("case_id,sex,,\nc0,F,,\nc1,M,,\n")
+    assert open_dataset(str(tmp_path)).metadata.loc["c1", "sex"] == "M"
+
+
+@pytest.mark.parametrize("value", ["5", "[[1]]", '"255"'])
+def test_card_label_values_that_are_not_a_table(tmp_path: Path, value: str) -> None:
+    _write_png_pair(tmp_path, "a")
+    (tmp_path / "meta.csv").write_text("id,device\na,X\n")
+    (tmp_path / "card.toml").write_text(CARD.replace('{ "255" = 1 }', value))
+    with pytest.raises(ConfigError, match=r"label_values"):
+        open_dataset(str(tmp_path / "card.toml"))

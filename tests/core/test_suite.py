@@ -41,6 +41,13 @@ def test_parse_good_suite(tmp_path: Path) -> None:
                        path=tmp_path / "t.toml").small_groups == "exclude"
 
 
+def test_bin_edges_may_be_numbers_written_as_text() -> None:
+    from harness.analysis.cohorts import bin_spec_problem
+
+    assert bin_spec_problem(["0", 50, "inf"], name="age") is None
+    assert bin_spec_problem(["0", "fifty"], name="age") == "bins.age: edges must be numbers, got ['0', 'fifty']"
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("[suite\nname='x'", "invalid TOML"),
     (GOOD.replace('name = "t"', 'nmae = "t"'), "did you mean 'name'"),

@@ -208,6 +208,8 @@ def test_comparison_means_use_the_severities_both_runs_have(base: Path, tmp_path
                                                 r"string or array"),
     (lambda run: _edit_summary(run, gates=None), r"summary\.json: .*'gates' is null, expected array"),
     (lambda run: _edit_summary(run, gates=[{"outcome": "PASS"}]), r"'gates' must be objects with a name and an outcome"),
+    (lambda run: _edit_summary(run, model=None), r"'model' is null, expected object"),
+    (lambda run: _drop_summary_key(run, "data"), r"summary\.json: not a summary .*missing 'data'"),
     (lambda run: (run / "suite.toml").write_text("[suite\n"), r"suite\.toml: invalid TOML"),
     (lambda run: (run / "artifacts").mkdir() or (run / "artifacts" / "manifest.json").write_text("{"),
      r"manifest\.json: cannot read"),
@@ -230,3 +232,11 @@ def _edit_summary(run: Path, **changes) -> None:
 
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, **changes}))
+
+
+def _drop_summary_key(run: Path, key: str) -> None:
+    import json
+
+    summary = json.loads((run / "summary.json").read_text())
+    del summary[key]
+    (run / "summary.json").write_text(json.dumps(summary))
