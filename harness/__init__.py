@@ -1,11 +1,12 @@
 """harness: robustness and fairness evaluation for medical image segmentation models.
 
-The public Python API (everything the command line does, as functions)::
+The public Python API (the command line's main jobs, as functions)::
 
     import harness
 
-    result = harness.run(harness.RunOptions(suite="robustness", model="model.toml", data="cases.toml"))
-    result.exit_code, result.outcome, result.records          # 0/1/2, PASS/FAIL/..., a DataFrame
+    if __name__ == "__main__":  # in a script: worker processes import it again
+        result = harness.run(harness.RunOptions(suite="robustness", model="model.toml", data="cases.toml"))
+        result.exit_code, result.outcome, result.records      # 0/1/2, PASS/FAIL/..., a DataFrame
 
     suite = harness.load_suite("robustness")                 # a bundled name or a TOML path
     model = harness.load_model("model.toml")                 # None: the bundled reference U-Net

@@ -28,6 +28,18 @@ class Case:
     case_id: str = "case"
 
     def __post_init__(self) -> None:
+        for name in ("image", "label"):  # torch tensors, lists: numpy arrays (a tensor on a GPU must be moved)
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray):
+                try:
+                    object.__setattr__(self, name, np.asarray(value.detach().cpu() if hasattr(value, "detach")
+                                                              else value))
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"case {self.case_id!r}: {name} must be an array, got {type(value).__name__}"
+                                     ) from exc
+        if np.ndim(self.spacing) != 1:
+            raise ValueError(f"case {self.case_id!r}: spacing must be a sequence (mm per spatial axis), "
+                             f"got {self.spacing!r}")
         if self.image.ndim not in (3, 4):
             raise ValueError(
                 f"case {self.case_id!r}: image must be (C, *spatial) with 2 or 3 spatial axes, "
@@ -48,6 +60,8 @@ class Case:
         if not np.issubdtype(self.label.dtype, np.integer):
             raise ValueError(f"case {self.case_id!r}: label must be an integer array, got {self.label.dtype}")
         object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+        if not all(np.isfinite(s) and s > 0 for s in self.spacing):
+            raise ValueError(f"case {self.case_id!r}: spacing must be positive, finite mm, got {self.spacing}")
 
     @property
     def ndim(self) -> int:

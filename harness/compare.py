@@ -71,6 +71,10 @@ class CompareOptions:
     strict: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.metrics, str):  # "dice" or "dice,hd95", as --metrics takes it (not its letters)
+            object.__setattr__(self, "metrics", tuple(m.strip() for m in self.metrics.split(",") if m.strip()))
+        if self.seed < 0:
+            raise ConfigError(f"--seed {self.seed}: give a whole number >= 0")
         for flag, value, allowed in (("--mode", self.mode, COMPARE_MODES), ("--correction", self.correction, CORRECTIONS)):
             if value not in allowed:
                 raise ConfigError(f"{flag} {must_be_one_of(allowed, value)}")

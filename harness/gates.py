@@ -12,6 +12,7 @@ from typing import Any, Callable, Literal
 
 import pandas as pd
 
+from harness.errors import ConfigError
 from harness.perturbations.base import MAX_SEVERITY, is_severity_list
 
 Outcome = Literal["PASS", "WARN", "FAIL", "ERROR", "INCONCLUSIVE"]
@@ -76,6 +77,11 @@ def gate_check(kind: str, *, validate: GateValidator | None = None) -> Callable[
     """Register a gate kind (the suite's ``check = "..."``) and optionally a key validator that
     returns problems found without data (run at suite load, so bad gates exit 3 up front)."""
     def wrap(fn: GateCheck) -> GateCheck:
+        if not str(getattr(fn, "__module__", "")).startswith("harness."):  # a plugin may not replace a bundled kind
+            _load_checks()
+            taken = _CHECKS.get(kind)
+            if taken is not None and taken is not fn and str(getattr(taken, "__module__", "")).startswith("harness."):
+                raise ConfigError(f"gate kind {kind!r} is bundled; register yours under another name")
         _CHECKS[kind] = fn
         if validate is not None:
             _VALIDATORS[kind] = validate

@@ -55,6 +55,9 @@ class RunOptions:
     command_line: str = ""
 
     def __post_init__(self) -> None:  # the Python API may give paths as text and cohorts as "a,b"
+        for name in ("seed", "limit", "workers"):  # numpy integers (a sweep over np.arange) are whole numbers
+            if isinstance(getattr(self, name), np.integer):
+                setattr(self, name, int(getattr(self, name)))
         self.out = Path(self.out) if self.out is not None else None
         self.baseline = Path(self.baseline) if self.baseline is not None else None
         if isinstance(self.cohorts, str):
@@ -62,8 +65,19 @@ class RunOptions:
             self.cohorts = [c.strip() for c in given.split(",") if c.strip()]
             if not self.cohorts:  # "," would silently fall back to the suite's cohorts
                 raise ConfigError(f"--cohorts {given!r} names no attribute; give e.g. 'sex,site' or 'auto'")
-        if self.item_timeout is not None and not math.isfinite(self.item_timeout):
-            raise ConfigError(f"--item-timeout {self.item_timeout}: give a finite number of seconds")
+        # the CLI's typer ranges, for the Python API too (limit=0 once gave an IndexError, limit=-1
+        # silently dropped the last case, seed=-1 failed after the whole evaluation)
+        for name, value, least in (("seed", self.seed, 0), ("limit", self.limit, 1), ("workers", self.workers, 1)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+                raise ConfigError(f"--{name} {value!r}: give a whole number >= {least}")
+        if self.item_timeout is not None and not (isinstance(self.item_timeout, (int, float))
+                                                  and math.isfinite(self.item_timeout) and self.item_timeout > 0):
+            raise ConfigError(f"--item-timeout {self.item_timeout}: give a positive, finite number of seconds")
+        for name in ("suite", "model", "data"):  # objects from load_suite/load_model/open_dataset are not specs
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, Path)):
+                raise ConfigError(f"RunOptions({name}=...) takes a name or path (a {name} card, a bundled name), "
+                                  f"got a {type(value).__name__} object; pass the path it was loaded from")
 
 
 @dataclass
@@ -252,8 +266,16 @@ def _default_out(suite: Suite) -> Path:
 
 
 def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = None) -> RunResult:
-    """Run a suite; returns the result with the exit code (outputs written to ``out``)."""
+    """Run a suite; returns the result with the exit code (outputs written to ``out``).
+
+    From a script, call it under ``if __name__ == "__main__":``: worker processes import the script
+    that started them (as multiprocessing always does), and an unguarded call would start a run in
+    each of them (refused with a ConfigError saying so).
+    """
     started = time.time()
+    if getattr(sys.modules.get("__main__"), "__name__", "") == "__mp_main__":
+        raise ConfigError("harness.run() was called while a worker process imported your script: put the call "
+                          "under `if __name__ == \"__main__\":` (worker processes import the main script)")
     if options.retry_errors and not options.resume:
         raise ConfigError("--retry-errors reruns the ERROR items of an earlier run: use it with --resume "
                           "and that run's --out")

@@ -134,7 +134,10 @@ class PhantomDataset(Dataset):
         return [f"phantom{self.spec.ndim}d_{i:03d}" for i in range(self.spec.n)]
 
     def _index(self, case_id: str) -> int:
-        return int(case_id.rsplit("_", 1)[1])
+        ids = self.case_ids
+        if case_id not in ids:  # "phantom2d_099" of 3 cases, or another dimension's id, must not load a case
+            raise KeyError(f"{self.name} has no case {case_id!r} (its ids: {ids[0]} ... {ids[-1]})")
+        return ids.index(case_id)
 
     def load(self, case_id: str) -> Case:
         return make_phantom(self.spec, self._index(case_id))

@@ -97,7 +97,15 @@ def load_card(spec: str | Path | None, *, ndim: int = 2) -> ModelCard:
 
 def load_model(spec: str | Path | None, *, ndim: int = 2) -> Model:
     """Load a model from a card (``.toml``), a bare ``.ts``/``.pt``/``.pth``/``.onnx`` file, or the
-    bundled reference (``None`` or ``"reference"``) for ``ndim``. Bad cards raise ConfigError."""
+    bundled reference (``None`` or ``"reference"``) for ``ndim``. Bad cards raise ConfigError.
+
+    A network or function in memory is not a spec: write a card whose ``entry`` names it
+    (``format = "torch"`` / ``"callable"``, docs/models.md) so worker processes can build it too.
+    """
+    if spec is not None and not isinstance(spec, (str, Path)):
+        raise ConfigError(f"load_model takes a card or model file path, got a {type(spec).__name__} object; "
+                          'write a card with format = "torch" or "callable" and entry = "module:name" naming '
+                          "it (docs/models.md), so worker processes can build it too")
     model = build_model(load_card(spec, ndim=ndim), ndim_hint=ndim)
     _ = model.labels  # undeclared classes are probed now, so a broken model fails at load time
     return model

@@ -187,7 +187,8 @@ class TorchModel(TorchBackedModel):
                               '"harness.train.unet:build_unet")')
         factory = import_object(card.model.entry, what=f"{card.where}: [model] entry")
         try:
-            network = factory(**dict(card.model.kwargs))
+            with torch.random.fork_rng(devices=[]):  # random init the weights replace: not the caller's RNG
+                network = factory(**dict(card.model.kwargs))
         except (TypeError, ValueError) as exc:  # unknown keyword / a value the factory refuses
             raise ConfigError(f"{card.where}: [model.kwargs] do not fit {card.model.entry}: "
                               f"{_first_line(exc)}; fix the keyword arguments") from exc

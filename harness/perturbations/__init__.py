@@ -9,8 +9,21 @@ from harness.perturbations.base import MAX_SEVERITY, Perturbation
 _REGISTRY: dict[str, type[Perturbation]] = {}
 
 
+def _is_bundled(obj: Any) -> bool:
+    return str(getattr(obj, "__module__", "")).startswith("harness.")
+
+
 def register(cls: type[Perturbation]) -> type[Perturbation]:
-    """Class decorator adding a family to the registry under ``cls.name``."""
+    """Class decorator adding a family to the registry under ``cls.name``; a plugin may not take a
+    bundled family's name (ConfigError), whatever the order of registration."""
+    if not (isinstance(cls, type) and issubclass(cls, Perturbation)):
+        raise ConfigError(f"register_perturbation({cls!r}): expected a subclass of "
+                          "harness.perturbations.base.Perturbation")
+    if not _is_bundled(cls):
+        _load_bundled()  # so the check below sees every bundled name
+        taken = _REGISTRY.get(cls.name)
+        if taken is not None and taken is not cls and _is_bundled(taken):
+            raise ConfigError(f"perturbation name {cls.name!r} is taken by a bundled family; choose another name")
     _REGISTRY[cls.name] = cls
     return cls
 

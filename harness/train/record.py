@@ -27,12 +27,10 @@ def write_curves(history: Sequence[Mapping[str, float]], out: Path,
     table.to_csv(out / "curves.csv", index=False)
     if table.empty:
         return
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend (a notebook's) stays as it is
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    ax1, ax2 = fig.subplots(1, 2)
     groups = list(table.groupby("member")) if "member" in table.columns else [(None, table)]
     dice_cols = [c for c in table.columns if c.startswith("val_dice")]
     if len(groups) > 1:  # ensembles: the mean validation Dice of each member
@@ -63,4 +61,3 @@ def write_curves(history: Sequence[Mapping[str, float]], out: Path,
         ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=100)
-    plt.close(fig)
