@@ -3,19 +3,34 @@ never half of one."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
 def write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` through a temporary file beside it and ``os.replace``."""
+    """Write ``text`` to ``path`` through a new temporary file beside it and ``os.replace``.
+
+    The temporary file is created exclusively (``mkstemp``), so a link planted in the folder under
+    a predictable name cannot redirect the write; ``os.replace`` replaces a link at ``path`` itself,
+    never its target.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        tmp.write_text(text, encoding=encoding)
+        with os.fdopen(fd, "w", encoding=encoding) as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets a normal file's mode
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 __all__ = ["write_text"]

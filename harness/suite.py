@@ -179,7 +179,7 @@ def parse_suite(text: str, *, path: Path, build_families: bool = False) -> Suite
     ``build_families``: unknown families and bad family options too, as ``harness run`` finds them)."""
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: nesting thousands deep
         raise ConfigError(f"suite {path}: invalid TOML: {exc}") from exc
     problems: list[str] = []
     _check_keys(doc, {"suite": dict, "perturbations": list, "gates": list}, str(path), problems)

@@ -221,7 +221,7 @@ def load_card(card: Path) -> FileDataset:
         doc = tomllib.loads(card.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"dataset card {card}: cannot read ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: nesting thousands deep
         raise ConfigError(f"dataset card {card}: invalid TOML: {exc}") from exc
     if "dataset" in doc and "sources" in doc:
         raise ConfigError(f"dataset card {card}: use either [dataset] or [[sources]], not both")

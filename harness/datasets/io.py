@@ -41,6 +41,23 @@ class Probe:
     oriented: bool = False  # the header places the voxels in the world (sform or qform code > 0)
 
 
+DEFLATE_MAX_RATIO = 1032  # deflate expands at most ~1032:1, so a .gz file holds at most this × its size
+
+
+def nifti_size_problem(path: Path, img: Any) -> str | None:
+    """Why the voxel data ``img``'s header promises cannot be in ``path`` (None when it can): a tiny
+    file whose header claims a huge shape would otherwise make nibabel allocate that much first."""
+    header = img.header
+    need = (int(np.prod(img.shape, dtype=np.int64)) * header.get_data_dtype().itemsize
+            + int(header.get_data_offset()))
+    have = Path(path).stat().st_size
+    limit = have * DEFLATE_MAX_RATIO + 4096 if str(path).lower().endswith(".gz") else have
+    if need > limit:
+        return (f"its header promises {need:,} bytes of voxel data (shape {tuple(img.shape)}), more than the "
+                f"{have:,}-byte file can hold; the file is truncated or its header is wrong")
+    return None
+
+
 def probe(path: Path, *, channel: int | None = None) -> Probe:
     """Read the header only. ConfigError naming the file if unreadable (or 5D+, or multi-page)."""
     try:
@@ -55,6 +72,8 @@ def probe(path: Path, *, channel: int | None = None) -> Probe:
             spatial, channels = (shape[:3], shape[3] if len(shape) == 4 else 1) if len(shape) >= 3 else (shape, 1)
             if 0 in shape:
                 raise ConfigError(f"{path}: empty NIfTI (shape {shape}); replace or remove the file")
+            if (problem := nifti_size_problem(path, img)) is not None:
+                raise ConfigError(f"{path}: {problem}; replace or remove it")
             oriented = int(img.header["sform_code"]) > 0 or int(img.header["qform_code"]) > 0
             return Probe(spatial, channels, np.asarray(img.affine, dtype=float), _raw_pixdim(path, img, len(spatial)),
                          oriented)
@@ -120,6 +139,8 @@ def read_image(path: Path, *, channel: int | None = None,
             import nibabel as nib
 
             img = nib.load(str(path))
+            if (problem := nifti_size_problem(path, img)) is not None:
+                raise ConfigError(f"{path}: {problem}; replace or remove it")
             data = np.asarray(img.dataobj, dtype=np.float32)
             zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
             data = np.moveaxis(data, 3, 0) if data.ndim == 4 else data[None]

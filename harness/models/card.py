@@ -404,7 +404,7 @@ def read_card(path: str | Path) -> ModelCard:
         raise ConfigError(f"model card {path} does not exist; check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"model card {path} cannot be read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: nesting thousands deep
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from exc
     return parse_card(data, source=path, base_dir=path.parent, default_name=path.stem)
 

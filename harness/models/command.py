@@ -203,7 +203,12 @@ def read_labels(folder: Path, name: str, spatial: tuple[int, ...]) -> np.ndarray
         else:
             import nibabel as nib
 
-            data = np.asarray(nib.load(str(path)).dataobj)
+            from harness.datasets.io import nifti_size_problem
+
+            img = nib.load(str(path))
+            if (problem := nifti_size_problem(path, img)) is not None:
+                raise ValueError(problem)
+            data = np.asarray(img.dataobj)
     except Exception as exc:  # any unreadable file is a model failure for this case
         raise ModelError(f"cannot read the command's output {path.name}: {exc}") from exc
     if len(spatial) == 2 and data.ndim == 3 and data.shape[2] == 1:

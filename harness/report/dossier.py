@@ -231,7 +231,7 @@ def suite_overrides(run: RunDir) -> list[str]:
 
     try:
         head = tomllib.loads(run.suite_text).get("suite", {}) if run.suite_text else {}
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return []
     s, out = run.summary, []
     written_seed = head.get("seed", 0)

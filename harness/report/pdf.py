@@ -61,7 +61,7 @@ def chromium_command(browser: str, profile: str, *extra: str) -> list[str]:
 def html_to_pdf(html: Path, pdf: Path) -> Path:
     """Print ``html`` to ``pdf`` with its print CSS; PdfError naming the cause on failure."""
     browser = require_chromium()
-    pdf = Path(pdf).resolve()
+    pdf = Path(pdf).absolute()  # not resolve(): a link at the PDF's place is removed, its target left alone
     pdf.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="harness-chromium-") as profile:
         cmd = chromium_command(browser, profile, "--no-pdf-header-footer", "--run-all-compositor-stages-before-draw",

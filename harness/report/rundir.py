@@ -6,6 +6,7 @@ gallery, model card) and ``baseline/`` (a copy of the baseline run's tables, whe
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,34 @@ class RunDir:
     def metrics(self) -> list[str]:
         return list(self.summary.get("metrics", []))
 
+    def artifact_path(self, file: Any) -> Path | None:
+        """``artifacts/<file>`` when it is a regular file inside this run folder's ``artifacts/``,
+        reached without links or ``..``; None otherwise (absent, or a manifest pointing elsewhere:
+        a downloaded run folder must not make the report embed other files of the machine)."""
+        if not isinstance(file, str) or not file:
+            return None
+        base = self.path.resolve() / "artifacts"
+        target = Path(os.path.normpath(base / file))
+        try:
+            resolved = target.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if resolved != target or not resolved.is_relative_to(base) or not resolved.is_file():
+            return None
+        return resolved
+
     def artifact_arrays(self, file: str) -> dict[str, np.ndarray]:
-        with np.load(self.path / "artifacts" / file, allow_pickle=False) as data:
+        path = self.artifact_path(file)
+        if path is None:
+            raise ConfigError(f"{self.path}: artifact {file!r} is not a file in its artifacts/ folder")
+        with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
 
     def artifact_bytes(self, file: str) -> bytes:
-        return (self.path / "artifacts" / file).read_bytes()
+        path = self.artifact_path(file)
+        if path is None:
+            raise ConfigError(f"{self.path}: artifact {file!r} is not a file in its artifacts/ folder")
+        return path.read_bytes()
 
 
 # summary.json keys the report reads, with the JSON types a run writes (a damaged or hand-edited
@@ -105,7 +128,7 @@ def _suite_settings(text: str, file: Path) -> tuple[dict[str, Any], list[dict[st
 
     try:
         doc = tomllib.loads(text) if text else {}
-    except tomllib.TOMLDecodeError as exc:  # the report would silently use default settings
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: nesting thousands deep
         raise ConfigError(f"{file}: invalid TOML ({exc}); is the run folder damaged? Restore the suite "
                           "the run used") from exc
     head = doc.get("suite", {}) if isinstance(doc.get("suite"), dict) else {}

@@ -275,7 +275,7 @@ def worst_section(run: RunDir) -> dict[str, Any] | None:
         return None
     items = []
     for entry in art.get("worst_cases", []):
-        if not (run.path / "artifacts" / entry["file"]).is_file():
+        if not isinstance(entry, dict) or run.artifact_path(entry.get("file")) is None:
             continue  # a deleted panel: the report shows the others (and the gallery skips it alike)
         arrays = run.artifact_arrays(entry["file"])
         items.append({**entry, "uri": plots.case_panels(arrays, aspect=float(entry.get("aspect", 1.0))),
@@ -286,9 +286,18 @@ def worst_section(run: RunDir) -> dict[str, Any] | None:
             "saliency_notes": sorted({i["saliency_note"] for i in items if i.get("saliency_note")})}
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def gallery_section(run: RunDir) -> list[dict[str, Any]]:
-    return [{**e, "uri": plots.png_file_uri(run.artifact_bytes(e["file"]))}
-            for e in run.artifacts.get("gallery", []) if (run.path / "artifacts" / e["file"]).is_file()]
+    """Gallery entries whose file is a PNG in the run's artifacts/ (anything else is left out)."""
+    out = []
+    for entry in run.artifacts.get("gallery", []):
+        if isinstance(entry, dict) and run.artifact_path(entry.get("file")) is not None:
+            data = run.artifact_bytes(entry["file"])
+            if data.startswith(PNG_SIGNATURE):
+                out.append({**entry, "uri": plots.png_file_uri(data)})
+    return out
 
 
 ERRORS_SHOWN = 200  # rows of the Errors table; all are in records.csv

@@ -409,3 +409,25 @@ def test_card_label_values_that_are_not_a_table(tmp_path: Path, value: str) -> N
     (tmp_path / "card.toml").write_text(CARD.replace('{ "255" = 1 }', value))
     with pytest.raises(ConfigError, match=r"label_values"):
         open_dataset(str(tmp_path / "card.toml"))
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_header_promising_more_voxels_than_the_file_holds_is_refused_before_reading(tmp_path: Path,
+                                                                                      suffix: str) -> None:
+    """A 65-byte .nii.gz claiming 1200x1000x1000 voxels made nibabel allocate 1.2 GB first."""
+    import gzip
+
+    import nibabel as nib
+
+    from harness.datasets.io import probe, read_image
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((1200, 1000, 1000))
+    header.set_data_dtype(np.uint8)
+    raw = header.binaryblock + b"\0" * 4 + b"\0" * 16  # header, extension flag, 16 voxels
+    path = tmp_path / f"huge{suffix}"
+    path.write_bytes(gzip.compress(raw) if suffix.endswith(".gz") else raw)
+    for read in (probe, read_image):
+        with pytest.raises(ConfigError, match=r"header promises 1,200,000,000 bytes of voxel data .* more than the "
+                                              r"\d+-byte file can hold"):
+            read(path)

@@ -118,3 +118,9 @@ def test_bad_metric_option_is_a_config_error(tmp_path: Path) -> None:
     text = GOOD.replace('metrics = ["dice", "hd95"]', 'metrics = ["dice", "hd95"]\nmetric_options = { percentile = 250 }')
     with pytest.raises(ConfigError, match="percentile"):
         parse_suite(text, path=tmp_path / "t.toml")
+
+
+def test_toml_nested_thousands_deep_is_a_config_error(tmp_path: Path) -> None:
+    """A malicious suite nesting arrays 50,000 deep ended in an internal RecursionError (exit 2)."""
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        parse_suite("x = " + "[" * 50_000 + "]" * 50_000 + "\n", path=tmp_path / "deep.toml")
