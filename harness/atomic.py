@@ -20,17 +20,20 @@ def write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> Path:
     try:
         with os.fdopen(fd, "w", encoding=encoding) as handle:
             handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets a normal file's mode
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets a normal file's mode
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it; done once, at import, not while other threads create files
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 __all__ = ["write_text"]
