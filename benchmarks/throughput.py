@@ -128,13 +128,15 @@ def main() -> int:
     parser.add_argument("--suite", default="robustness")
     parser.add_argument("--cases", type=int, default=2, help="phantom cases")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads in process (default 1)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    unknown = [name for name in args.configs.split(",") if name not in CONFIGS]
+    if unknown:
+        parser.error(f"--configs: unknown {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
 
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)  # as every executor computes (the in-process one included)
     suite, dataset, model, plan, _ = prepare(RunOptions(suite=args.suite, limit=args.cases))
     items = plan_items(suite, dataset.case_ids)
     print(f"{suite.name}: {len(dataset.case_ids)} cases, {len(items)} items; {os.cpu_count()} CPUs; "
@@ -144,7 +146,7 @@ def main() -> int:
     capacity = parallel_capacity()
     print(f"parallel capacity now: {capacity:.2f} cores (two CPU-bound processes vs one)", flush=True)
     results: dict[str, Any] = {"suite": suite.name, "cases": len(dataset.case_ids), "items": len(items),
-                               "cpus": os.cpu_count(), "torch_threads_in_process": args.threads,
+                               "cpus": os.cpu_count(), "torch_threads_in_process": 1,
                                "parallel_capacity_before": capacity, "configs": {}}
     frames = {}
     for name in args.configs.split(","):
