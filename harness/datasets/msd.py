@@ -6,7 +6,6 @@ folders (column ``case_id``) supplies subgroup attributes.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 import os
@@ -16,6 +15,7 @@ from harness.datasets.folder import CaseFiles, FileDataset
 from harness.datasets.io import IMAGE_SUFFIXES, strip_suffix
 from harness.datasets.metadata import coerce_cell, read_metadata_csv
 from harness.errors import ConfigError
+from harness.json_files import read_json_object
 
 _CHANNEL = re.compile(r"^(?P<key>.+)_(?P<channel>\d{4})$")
 _MODALITY_WORDS = {"mri": "mri", "mr": "mri", "t1": "mri", "t2": "mri", "flair": "mri", "ct": "ct",
@@ -30,12 +30,7 @@ def _read_dataset_json(folder: Path) -> tuple[dict[int, str], str]:
     meta = folder / "dataset.json"
     if not meta.is_file():
         return {}, "other"
-    try:
-        doc = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{meta}: invalid JSON ({exc}); fix or remove it") from exc
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{meta}: expected a JSON object with \"labels\" (and \"modality\"); fix or remove it")
+    doc = read_json_object(meta, fix='fix or remove it (an object with "labels" and "modality")')
     labels = doc.get("labels", {})
     if not isinstance(labels, dict):
         raise ConfigError(f'{meta}: "labels" must be an object like {{"0": "background", "1": "organ"}}; '

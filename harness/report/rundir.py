@@ -5,7 +5,6 @@ gallery, model card) and ``baseline/`` (a copy of the baseline run's tables, whe
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import ConfigError
+from harness.json_files import read_json_object
 from harness.records import read_records
 
 SETTINGS = {"seed": 0, "cohorts": (), "bins": {}, "min_group_size": 10, "alpha": 0.05, "correction": "holm",
@@ -110,17 +110,12 @@ def read_cases(file: Path) -> pd.DataFrame:
     return cases
 
 
+DAMAGED = "is the run folder damaged?"
+
+
 def _json_object(file: Path) -> dict[str, Any]:
     """A JSON object the run wrote ({} when the file is absent)."""
-    if not file.is_file():
-        return {}
-    try:
-        value = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot read ({exc}); is the run folder damaged?") from exc
-    if not isinstance(value, dict):
-        raise ConfigError(f"{file}: expected a JSON object; is the run folder damaged?")
-    return value
+    return read_json_object(file, fix=DAMAGED) if file.is_file() else {}
 
 
 def _suite_settings(text: str, file: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -165,12 +160,7 @@ def load_run(run_dir: str | Path, *, with_baseline: bool = True) -> RunDir:
     path = Path(run_dir)
     if not (path / "summary.json").is_file() or not (path / "records.csv").is_file():
         raise ConfigError(f"{path}: not a run folder of `harness run` (needs summary.json and records.csv)")
-    try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path / 'summary.json'}: cannot read ({exc}); is the run folder damaged?") from exc
-    if not isinstance(summary, dict):
-        raise ConfigError(f"{path / 'summary.json'}: not a run summary (expected a JSON object)")
+    summary = read_json_object(path / "summary.json", fix=DAMAGED)
     _check_summary(summary, path / "summary.json")
     records = read_records(path / "records.csv")
     cases_path = path / "cases.csv"
