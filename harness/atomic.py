@@ -1,39 +1,49 @@
 """Atomic file writes: a reader (or a run stopped mid-write) sees the old file or the new one,
-never half of one."""
+never half of one.
+
+The new content goes to a temporary file beside the destination, created exclusively under a random
+name (a link planted in the folder cannot redirect the write) with the mode a plain ``open`` would
+give (0666 less the current umask), then ``os.replace`` puts it in place — replacing a link at the
+destination itself, never its target.
+"""
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 
-def write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` through a new temporary file beside it and ``os.replace``.
+def _create_exclusive(folder: Path, name: str) -> tuple[int, Path]:
+    while True:
+        tmp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
 
-    The temporary file is created exclusively (``mkstemp``), so a link planted in the folder under
-    a predictable name cannot redirect the write; ``os.replace`` replaces a link at ``path`` itself,
-    never its target.
-    """
+
+@contextlib.contextmanager
+def replacing(path: str | Path, mode: str = "w", *, encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """A file object to write the new content of ``path`` to (``mode`` "w" or "wb"); on leaving the
+    block without an exception it replaces ``path``; otherwise ``path`` is left as it was."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
+    fd, tmp = _create_exclusive(path.parent, path.name)
     try:
-        with os.fdopen(fd, "w", encoding=encoding) as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets a normal file's mode
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
+            yield handle
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)  # the only way to read it; done once, at import, not while other threads create files
-    os.umask(mask)
-    return mask
+def write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically (see the module docstring)."""
+    with replacing(path, encoding=encoding) as handle:
+        handle.write(text)
+    return Path(path)
 
 
-_UMASK = _read_umask()
-
-
-__all__ = ["write_text"]
+__all__ = ["replacing", "write_text"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -75,7 +76,9 @@ class RunOptions:
             raise ConfigError(f"--item-timeout {self.item_timeout}: give a positive, finite number of seconds")
         for name in ("suite", "model", "data"):  # objects from load_suite/load_model/open_dataset are not specs
             value = getattr(self, name)
-            if value is not None and not isinstance(value, (str, Path)):
+            if isinstance(value, os.PathLike):
+                setattr(self, name, Path(value))
+            elif value is not None and not isinstance(value, str):
                 raise ConfigError(f"RunOptions({name}=...) takes a name or path (a {name} card, a bundled name), "
                                   f"got a {type(value).__name__} object; pass the path it was loaded from")
 
@@ -273,7 +276,10 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     each of them (refused with a ConfigError saying so).
     """
     started = time.time()
-    if getattr(sys.modules.get("__main__"), "__name__", "") == "__mp_main__":
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):  # as CPython's own check: this
+        # process is a worker still importing the script that started it (a call made by a task later is fine)
         raise ConfigError("harness.run() was called while a worker process imported your script: put the call "
                           "under `if __name__ == \"__main__\":` (worker processes import the main script)")
     if options.retry_errors and not options.resume:

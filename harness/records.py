@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness import atomic
 from harness.errors import ConfigError
 
 ID_COLUMNS = ["case_id", "perturbation", "severity", "repeat", "seed"]
@@ -188,15 +189,13 @@ class Journal:
         meta = self.meta()
         done, corrupt = self.scan()
         self.dropped.extend(corrupt)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
+        with atomic.replacing(self.path) as fh:
             if meta is not None:
                 fh.write(json.dumps({"meta": meta}) + "\n")
             for key, rows in done.items():
                 fh.write(json.dumps({"key": key, "rows": rows}) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Start an empty journal with a header naming the run it belongs to."""

@@ -102,7 +102,7 @@ def load_model(spec: str | Path | None, *, ndim: int = 2) -> Model:
     A network or function in memory is not a spec: write a card whose ``entry`` names it
     (``format = "torch"`` / ``"callable"``, docs/models.md) so worker processes can build it too.
     """
-    if spec is not None and not isinstance(spec, (str, Path)):
+    if spec is not None and not isinstance(spec, (str, os.PathLike)):
         raise ConfigError(f"load_model takes a card or model file path, got a {type(spec).__name__} object; "
                           'write a card with format = "torch" or "callable" and entry = "module:name" naming '
                           "it (docs/models.md), so worker processes can build it too")

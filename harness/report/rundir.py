@@ -113,6 +113,17 @@ def read_cases(file: Path) -> pd.DataFrame:
 DAMAGED = "is the run folder damaged?"
 
 
+def _refuse_links(path: Path) -> None:
+    """A run folder holds its own files: a symbolic link inside it (a folder downloaded as a CI
+    artifact) could put any file of this machine into the report, or redirect a write."""
+    for folder, dirs, files in os.walk(path, followlinks=False):
+        for name in dirs + files:
+            entry = Path(folder) / name
+            if entry.is_symlink():
+                raise ConfigError(f"{entry}: a symbolic link inside the run folder; a run folder must hold its "
+                                  f"own files (copy it with `cp -rL` to resolve links)")
+
+
 def _json_object(file: Path) -> dict[str, Any]:
     """A JSON object the run wrote ({} when the file is absent)."""
     return read_json_object(file, fix=DAMAGED) if file.is_file() else {}
@@ -160,6 +171,7 @@ def load_run(run_dir: str | Path, *, with_baseline: bool = True) -> RunDir:
     path = Path(run_dir)
     if not (path / "summary.json").is_file() or not (path / "records.csv").is_file():
         raise ConfigError(f"{path}: not a run folder of `harness run` (needs summary.json and records.csv)")
+    _refuse_links(path)
     summary = read_json_object(path / "summary.json", fix=DAMAGED)
     _check_summary(summary, path / "summary.json")
     records = read_records(path / "records.csv")

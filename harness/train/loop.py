@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness import atomic
 from harness.datasets.base import Dataset
 from harness.datasets.label_values import check_named_classes
 from harness.errors import ConfigError, ModelError
@@ -386,9 +386,8 @@ def _torch_file(path: Path, failure: str) -> Any:
 
 def _save(obj: Any, path: Path) -> None:
     """``torch.save`` atomically: a kill while writing leaves the previous checkpoint intact."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic.replacing(path, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def _sha256(path: Path) -> str:

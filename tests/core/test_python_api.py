@@ -1,9 +1,7 @@
 """The Python API as a notebook or script uses it: the CLI's checks apply, global state is left alone."""
 from __future__ import annotations
 
-import sys
-import types
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
@@ -25,12 +23,15 @@ def test_run_options_are_checked_as_the_command_line_checks_them(changes: dict, 
         harness.RunOptions(suite="smoke", **changes)
     assert fragment in str(info.value)
     assert harness.RunOptions(suite="smoke", limit=np.int64(2), seed=np.int32(1)).limit == 2
+    assert harness.RunOptions(suite=PurePosixPath("smoke")).suite == Path("smoke")  # any os.PathLike
 
 
 def test_run_refuses_to_start_in_a_worker_importing_the_script(monkeypatch: pytest.MonkeyPatch,
                                                                tmp_path: Path) -> None:
     """An unguarded script ran the whole body again in each worker: four runs instead of one."""
-    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__mp_main__"))
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
     with pytest.raises(ConfigError, match=r'under `if __name__ == "__main__":`'):
         harness.run(harness.RunOptions(suite="smoke", limit=1, workers=1, out=tmp_path / "o"))
     assert not (tmp_path / "o").exists()

@@ -31,16 +31,11 @@ def _point_artifacts_at(run: Path, file: str) -> None:
     (run / "artifacts" / "manifest.json").write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("how", ["absolute", "dotdot", "link"])
+@pytest.mark.parametrize("how", ["absolute", "dotdot"])
 def test_a_manifest_cannot_embed_files_outside_the_artifacts(run: Path, how: str) -> None:
     """The gallery once base64-embedded any file the manifest named (/proc/self/environ included)."""
     secret = run.parent / "secret.txt"
-    if how == "link":
-        (run / "artifacts" / "gallery" / "00.png").unlink()
-        (run / "artifacts" / "gallery" / "00.png").symlink_to(secret)
-        _point_artifacts_at(run, "gallery/00.png")
-    else:
-        _point_artifacts_at(run, str(secret) if how == "absolute" else "../../secret.txt")
+    _point_artifacts_at(run, str(secret) if how == "absolute" else "../../secret.txt")
     loaded = load_run(run)
     assert all(SECRET not in base64.b64decode(e["uri"].split(",", 1)[1]) for e in gallery_section(loaded))
     assert len(worst_section(loaded)["items"]) == len(loaded.artifacts["worst_cases"]) - 1
@@ -50,18 +45,16 @@ def test_a_manifest_cannot_embed_files_outside_the_artifacts(run: Path, how: str
         assert base64.b64encode(SECRET)[:24] not in path.read_bytes()
 
 
-def test_links_planted_in_a_run_folder_do_not_redirect_writes(run: Path) -> None:
-    victim = run.parent / "victim.txt"
-    victim.write_text("keep me")
-    (run / ".report.html.tmp").symlink_to(victim)  # the temporary name writes once used
-    (run / "junit.xml").unlink()
-    (run / "junit.xml").symlink_to(victim)
-    write_report(run, formats=("html",))
-    from harness.report.junit import write_junit_from_summary
-
-    write_junit_from_summary(run, json.loads((run / "summary.json").read_text()))
-    assert victim.read_text() == "keep me"
-    assert not (run / "junit.xml").is_symlink() and "<testsuite" in (run / "junit.xml").read_text()
+@pytest.mark.parametrize("inside", ["artifacts/gallery/00.png", "suite.toml", "fairness_notes.txt",
+                                    ".report.html.tmp", "junit.xml"])
+def test_a_run_folder_with_links_is_refused(run: Path, inside: str) -> None:
+    """Links put a secret into the report (gallery, suite text, fairness notes) or redirected a write."""
+    secret = run.parent / "secret.txt"
+    (run / inside).unlink(missing_ok=True)
+    (run / inside).symlink_to(secret)
+    with pytest.raises(ConfigError, match=rf"{inside.split('/')[-1]}: a symbolic link inside the run folder"):
+        write_report(run, formats=("html",))
+    assert secret.read_bytes() == SECRET  # nothing written through the link
 
 
 def test_a_link_at_the_pdf_place_is_removed_not_its_target(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
