@@ -35,9 +35,13 @@ def _git(args: list[str], where: Path) -> str | None:
 
 
 def git_hash(path: Path | None = None) -> str | None:
-    """HEAD commit of the git checkout holding ``path`` (default: the harness's code); None when it
-    is not a checkout (an installed wheel) or git is missing."""
-    return _git(["rev-parse", "HEAD"], Path(path or Path(__file__).resolve().parent)) or None
+    """HEAD commit of the git checkout that tracks the folder ``path`` (default: the harness's code);
+    None when it does not track it (an installed package, even one inside another project's checkout,
+    as a ``.venv`` in a repository is) or git is missing."""
+    where = Path(path or Path(__file__).resolve().parent)
+    if not _git(["ls-files", "--", "."], where):  # no tracked file here: this checkout is not our code's
+        return None
+    return _git(["rev-parse", "HEAD"], where) or None
 
 
 def code_revision(path: Path | None = None) -> dict[str, Any] | None:

@@ -41,6 +41,11 @@ def test_code_revision_names_the_commit_and_uncommitted_changes(tmp_path: Path) 
     assert code_revision(tmp_path) == {"commit": commit, "dirty": True}
     assert revision_text(code_revision(tmp_path)) == f"{commit} + uncommitted changes"
     assert revision_text(None) == "" and versions()["python"]
+    installed = tmp_path / ".venv" / "site-packages" / "harness"  # harness installed in a project's .venv
+    installed.mkdir(parents=True)
+    (installed / "__init__.py").write_text("")
+    (tmp_path / ".gitignore").write_text(".venv/\n")
+    assert code_revision(installed) is None  # the project's commit is not the harness's revision
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
