@@ -58,8 +58,15 @@ def prediction_settings(run: RunDir) -> str:
     card = run.summary["model"].get("prediction") or (run.model_card if isinstance(run.model_card, dict) else {})
     keys = {"input": ("normalize", "window", "spacing", "patch_size", "overlap", "pad_multiple", "tta_flip_axes"),
             "output": ("kind", "postprocess")}
-    return " · ".join(f"{key} {card[section][key]}" for section, names in keys.items()
-                      if isinstance(card.get(section), dict) for key in names if card[section].get(key) is not None)
+    shown = []
+    for section, names in keys.items():
+        values = card.get(section) if isinstance(card.get(section), dict) else {}
+        for key in names:
+            value = values.get(key)
+            if value is None or value == [] or (key == "overlap" and values.get("patch_size") is None):
+                continue  # unset, no TTA flips, or an overlap without a sliding window
+            shown.append(f"{key} {value}")
+    return " · ".join(shown)
 
 
 # metric options and the metrics that read them (harness.metrics.scoring.Options)

@@ -26,6 +26,7 @@ def test_a_run_records_the_card_that_made_its_predictions(smoke_run: Path) -> No
     assert f'name="model_card_sha256" value="{model["card_sha256"]}"' in (smoke_run / "junit.xml").read_text()
     rows = dict(identity(load_run(smoke_run)))
     assert rows["model card sha256"] == model["card_sha256"] and "normalize zscore" in rows["prediction settings"]
+    assert "overlap" not in rows["prediction settings"] and "tta_flip_axes" not in rows["prediction settings"]
     assert set(PACKAGES) <= set(summary["platform"]) and summary["platform"]["torch"] != "unknown"
 
 
