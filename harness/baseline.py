@@ -9,8 +9,9 @@ is how much worse the current run is, in the metric's unit (labels averaged per 
   is its clean value minus its perturbed value averaged over the family's severities in both runs.
 
 Gate ``check = "baseline"`` (added with the defaults below by ``--baseline`` when the suite has
-none): a one-sided paired test of H0 "mean regression ≤ margin" against H1 "> margin" — an exact
-sign-flip permutation test (Monte Carlo with ``n_permutations`` draws above 16 cases) or
+none): a one-sided paired test of H0 "mean regression ≤ margin" against H1 "> margin" — a
+sign-flip permutation test over all sign patterns (Monte Carlo with ``n_permutations`` draws above
+16 cases; exact for regressions symmetric about the margin, docs/ci.md) or
 ``test = "wilcoxon"`` (signed-rank on regression − margin) — with the suite's correction (Holm/BH)
 across the comparisons of the gate. FAIL: significantly worse by more than ``margin``. WARN: the
 mean regression exceeds the margin without significance, or the regression is significant but
@@ -135,7 +136,8 @@ def regressions(records: pd.DataFrame, base: pd.DataFrame, metric: str, *, keep:
 
 
 def one_sided_p(x: np.ndarray, *, test: str = "permutation", n_perm: int = 2000, seed: int = 0) -> float:
-    """p-value of H1 "mean(x) > 0" (paired sign-flip permutation, exact up to 16 values; or Wilcoxon)."""
+    """p-value of H1 "mean(x) > 0" (paired sign-flip permutation over all sign patterns up to 16
+    values, exact for x symmetric about 0; or Wilcoxon, a test of the pseudo-median)."""
     x = np.asarray(x, dtype=float)
     if len(x) == 0:
         return float("nan")
