@@ -84,6 +84,7 @@ def test_bin_edges_may_be_numbers_written_as_text() -> None:
     (GOOD.replace("severities = [1, 2]", 'severities = [1, 2]\nname = "clean"'),
      "(gaussian_noise).name: 'clean' is reserved"),  # its rows read as the unperturbed ones: never applied
     (GOOD.replace("severities = [1, 2]", 'severities = [1, 2]\nname = "all"'), "'all' is reserved"),
+    (GOOD.replace("severities = [1, 2]", 'severities = [1, 2]\nname = " Clean "'), "' Clean ' is reserved"),
     (GOOD.replace('metrics = ["dice", "hd95"]', 'metrics = ["dice", "hd95", "dice"]'),
      "[suite].metrics: 'dice' appears twice"),
     (GOOD.replace('name = "t"', 'name = "t"\nbins = { age = [3, 1] }'),

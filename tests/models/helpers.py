@@ -206,6 +206,11 @@ def uint64_max(image: np.ndarray) -> np.ndarray:
     return np.full(image.shape[1:], np.iinfo(np.uint64).max, dtype=np.uint64)
 
 
+def generator_exit(image: np.ndarray) -> np.ndarray:
+    """A model wrapping a generator that was closed (GeneratorExit is a BaseException)."""
+    raise GeneratorExit("closed")
+
+
 def cancelled(image: np.ndarray) -> np.ndarray:
     """A client of an inference service whose request was cancelled (a BaseException, not Exception)."""
     import asyncio

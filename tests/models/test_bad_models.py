@@ -28,6 +28,7 @@ def test_a_model_calling_sys_exit_is_a_model_error(tmp_path, case2d):
 
 @pytest.mark.parametrize(("entry", "fragment"), [
     ("cancelled", r"CancelledError: inference request cancelled"),
+    ("generator_exit", r"GeneratorExit: closed"),
     ("unprintable", r"_Unprintable: \(its message could not be read\)"),
 ])
 def test_base_exceptions_and_broken_messages_are_model_errors(tmp_path, case2d, entry, fragment):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.provenance import PACKAGES, code_revision, versions
+from harness.provenance import code_revision, versions
 from harness.report.dossier import identity, suite_overrides
 from harness.report.junit import revision_text
 from harness.report.rundir import load_run
@@ -27,7 +27,23 @@ def test_a_run_records_the_card_that_made_its_predictions(smoke_run: Path) -> No
     rows = dict(identity(load_run(smoke_run)))
     assert rows["model card sha256"] == model["card_sha256"] and "normalize zscore" in rows["prediction settings"]
     assert "overlap" not in rows["prediction settings"] and "tta_flip_axes" not in rows["prediction settings"]
-    assert set(PACKAGES) <= set(summary["platform"]) and summary["platform"]["torch"] != "unknown"
+    assert {"python", "torch", "numpy", "scipy", "pandas", "torchio", "monai", "SimpleITK", "nibabel"} <= set(
+        summary["platform"]) and summary["platform"]["torch"] != "unknown"
+    assert "harness_revision" in summary
+
+
+def test_the_harness_revision_reaches_summary_junit_and_dossier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.provenance
+    from harness.pipeline import RunOptions, run
+
+    monkeypatch.setattr(harness.provenance, "code_revision", lambda path=None: {"commit": "abc123", "dirty": True})
+    out = tmp_path / "r"
+    run(RunOptions(suite="smoke", limit=1, workers=1, seed=5, out=out))
+    assert json.loads((out / "summary.json").read_text())["harness_revision"] == {"commit": "abc123", "dirty": True}
+    assert 'name="harness_revision" value="abc123 + uncommitted changes"' in (out / "junit.xml").read_text()
+    dossier = " ".join((out / "dossier.html").read_text().split())
+    assert "abc123 + uncommitted changes" in dossier
+    assert "Run with seed 5 (harness run --seed), not the seed 0 of the text below." in dossier
 
 
 def test_code_revision_names_the_commit_and_uncommitted_changes(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from harness.report.html import write_report
 from harness.report.rundir import load_run
 from harness.report.sections import gallery_section, worst_section
 
-SECRET = b"CI_SECRET_TOKEN=ghp_not_a_real_token"
+SECRET = b"\x89PNG\r\n\x1a\nCI_SECRET_TOKEN=ghp_not_a_real_token"  # PNG-signed: only the path check keeps it out
 
 
 @pytest.fixture()
@@ -43,6 +43,12 @@ def test_a_manifest_cannot_embed_files_outside_the_artifacts(run: Path, how: str
         loaded.artifact_bytes(str(secret))
     for path in write_report(run, formats=("html",)):
         assert base64.b64encode(SECRET)[:24] not in path.read_bytes()
+
+
+def test_gallery_entries_must_be_pngs(run: Path) -> None:
+    (run / "artifacts" / "gallery" / "00.png").write_text("<svg onload=alert(1)>")
+    kept = gallery_section(load_run(run))
+    assert len(kept) == len(load_run(run).artifacts["gallery"]) - 1 and all(e["file"] != "gallery/00.png" for e in kept)
 
 
 @pytest.mark.parametrize("inside", ["artifacts/gallery/00.png", "suite.toml", "fairness_notes.txt",

@@ -39,6 +39,11 @@ def one_thread_only(image: np.ndarray) -> np.ndarray:
 
     if torch.get_num_threads() != 1:
         raise RuntimeError(f"torch runs on {torch.get_num_threads()} threads")
+    from threadpoolctl import threadpool_info
+
+    pools = {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
+    if any(n != 1 for n in pools.values()):
+        raise RuntimeError(f"native thread pools {pools}")
     return _threshold(image)
 
 

@@ -416,6 +416,8 @@ def test_network_building_blocks_are_chosen_on_the_command_line(tmp_path: Path,
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     load_model(str(tmp_path / "model.toml"))  # the card loads its weights into that network
     assert "no patient column" in capsys.readouterr().err  # phantoms: each case its own patient
+    record = json.loads((tmp_path / "training.json").read_text())
+    assert "git_dirty" in record and (record["git_dirty"] is None or isinstance(record["git_dirty"], bool))
     assert main(["--data", "phantom2d:n=3", "--out", str(tmp_path / "bad"), "--epochs", "1",
                  "--upsample", "nearest"]) == 3
 
