@@ -128,7 +128,8 @@ def _image_mode(img: object) -> str:
 
 def read_image(path: Path, *, channel: int | None = None,
                label: bool = False) -> tuple[np.ndarray, tuple[float, ...] | None]:
-    """Read an image as float32 ``(C, *spatial)`` and its spacing in mm (None when the file has none).
+    """Read an image as float32 ``(C, *spatial)`` and its spacing in mm (None when the file has none);
+    with ``label``, in the file's own dtype (a float32 copy rounds class values above 2**24).
 
     PNG axes are (rows, columns); NIfTI axes are the file's voxel axes. ``channel`` picks one channel
     of an RGB/RGBA raster image. Palette images read as their colours (grey or RGB), except with
@@ -141,7 +142,7 @@ def read_image(path: Path, *, channel: int | None = None,
             img = nib.load(str(path))
             if (problem := nifti_size_problem(path, img)) is not None:
                 raise ConfigError(f"{path}: {problem}; replace or remove it")
-            data = np.asarray(img.dataobj, dtype=np.float32)
+            data = np.asarray(img.dataobj) if label else np.asarray(img.dataobj, dtype=np.float32)
             zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
             data = np.moveaxis(data, 3, 0) if data.ndim == 4 else data[None]
             return np.ascontiguousarray(data), zooms
@@ -162,7 +163,7 @@ def read_image(path: Path, *, channel: int | None = None,
                     raise ConfigError(f"{path}: channel {channel} requested but the image has "
                                       f"{arr.shape[0]} channels")
                 arr = arr[channel: channel + 1]
-        return arr.astype(np.float32), None
+        return (arr if label else arr.astype(np.float32)), None
     except ConfigError:
         raise
     except FileNotFoundError as exc:
@@ -191,8 +192,10 @@ def read_label(path: Path, *, label_values: dict[int, int] | None = None) -> np.
         raise ConfigError(f"{path}: colour mask (its colour channels differ); save masks as single-channel "
                           "(greyscale or indexed) images holding the class values")
     raw = data[0]
-    if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
+    if raw.dtype.kind == "f" and (not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw))):
         raise ConfigError(f"{path}: label map has non-integer values; labels must be integer classes")
+    if raw.dtype.kind == "u" and raw.size and int(raw.max()) > np.iinfo(np.int64).max:
+        raise ConfigError(f"{path}: label value {int(raw.max())} does not fit a class number")
     raw = raw.astype(np.int64)
     if not label_values:
         if raw.size and raw.min() < 0:

@@ -431,3 +431,16 @@ def test_a_header_promising_more_voxels_than_the_file_holds_is_refused_before_re
         with pytest.raises(ConfigError, match=r"header promises 1,200,000,000 bytes of voxel data .* more than the "
                                               r"\d+-byte file can hold"):
             read(path)
+
+
+def test_label_values_above_float32_precision_stay_exact(tmp_path: Path) -> None:
+    """Labels passed through float32: 16777217 read as 16777216 and matched the wrong label_values."""
+    import nibabel as nib
+
+    from harness.datasets.io import read_label
+
+    raw = np.zeros((4, 5, 6), np.int32)
+    raw[1, 1, 1], raw[2, 2, 2] = 16_777_217, 16_777_216
+    nib.save(nib.Nifti1Image(raw, np.eye(4)), tmp_path / "big.nii.gz")
+    label = read_label(tmp_path / "big.nii.gz", label_values={16_777_217: 1, 16_777_216: 2})
+    assert label[1, 1, 1] == 1 and label[2, 2, 2] == 2
