@@ -37,7 +37,7 @@ try:  # key validation at suite load (newer harness.gates)
     from harness.gates import check_keys as _check_keys
 except ImportError:  # pragma: no cover
     _check_keys = None  # type: ignore[assignment]
-from harness.records import CLEAN, read_records
+from harness.records import CLEAN
 
 DEFAULTS: dict[str, Any] = {"name": "baseline", "metric": "dice", "margin": 0.02, "alpha": 0.05,
                             "min_cases": 5, "test": "permutation", "families": None}
@@ -45,20 +45,25 @@ FILES = ("summary.json", "records.csv", "cases.csv", "suite.toml")
 EXACT_MAX_N = 16
 
 
-def check_run_dir(path: str | Path) -> Path:
-    """``path`` if it holds a finished, readable run (summary.json and records.csv), else ConfigError
-    (exit 3, before any model call)."""
+def load_baseline(path: str | Path) -> Any:
+    """The baseline run folder read as `harness report` reads it (a ``RunDir``), else ConfigError
+    naming ``--baseline`` (exit 3, before any model call)."""
     path = Path(path)
     missing = [name for name in ("summary.json", "records.csv") if not (path / name).is_file()]
     if missing:
         raise ConfigError(f"--baseline {path}: not a run folder of `harness run` (missing {', '.join(missing)})")
     from harness.report.rundir import load_run
 
-    try:  # every file the gate and the report read, as `harness report` checks them
-        load_run(path, with_baseline=False)
+    try:  # every file the gate and the report read, checked
+        return load_run(path, with_baseline=False)
     except ConfigError as exc:
         raise ConfigError(f"--baseline {path}: {exc}") from exc
-    return path
+
+
+def check_run_dir(path: str | Path) -> Path:
+    """``path`` if it holds a finished, readable run, else ConfigError (see :func:`load_baseline`)."""
+    load_baseline(path)
+    return Path(path)
 
 
 def apply_baseline(suite: Any, baseline: str | Path | None) -> Any:
@@ -86,13 +91,6 @@ def copy_baseline(out: Path, baseline: str | Path | None) -> None:
     for name in FILES:
         if (Path(baseline) / name).is_file():
             shutil.copyfile(Path(baseline) / name, target / name)
-
-
-def load_cases(path: Path) -> pd.DataFrame:
-    """A run's cases.csv (no rows when absent; ConfigError naming the file when unreadable)."""
-    from harness.report.rundir import read_cases
-
-    return read_cases(path) if path.is_file() else pd.DataFrame(columns=["case_id"])
 
 
 def paired_cases(cases: pd.DataFrame, base_cases: pd.DataFrame) -> tuple[set[str] | None, list[str]]:
@@ -157,10 +155,6 @@ def one_sided_p(x: np.ndarray, *, test: str = "permutation", n_perm: int = 2000,
     return (hits + 1) / (n_perm + 1)
 
 
-def _run_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return read_records(path / "records.csv"), load_cases(path / "cases.csv")
-
-
 def gate_problems(gate: dict[str, Any]) -> list[str]:
     """Problems with a ``check = "baseline"`` gate's keys (run at suite load; exit 3)."""
     problems = [] if _check_keys is None else _check_keys(
@@ -193,7 +187,8 @@ def baseline_gate(gate: dict[str, Any], context: GateContext, *,
     if not cfg.get("baseline"):
         return [GateResult(f"{name}[{CLEAN}]", "INCONCLUSIVE", None, margin,
                            "no baseline run given: pass --baseline RUN_DIR (or baseline = \"RUN_DIR\" in the gate)")]
-    base_records, base_cases = _run_tables(check_run_dir(cfg["baseline"]))
+    base = load_baseline(cfg["baseline"])  # read once: records, cases and summary
+    base_records, base_cases = base.records, base.cases
     if metric not in base_records.columns or metric not in context.records.columns:
         return [GateResult(f"{name}[{CLEAN}]", "INCONCLUSIVE", None, margin,
                            f"{metric} is not in both runs' records; the baseline cannot be compared")]
@@ -210,7 +205,7 @@ def baseline_gate(gate: dict[str, Any], context: GateContext, *,
     if p_adjusted is not None:
         p_adjusted.update(adj)
     note = f"; {len(changed)} case(s) with different image/label hashes left out (e.g. {changed[0]})" if changed else ""
-    note += _setup_differences(Path(cfg["baseline"]), suite)
+    note += _setup_differences(base.summary, suite)
     results = []
     for key, values in diffs.items():
         gname = f"{name}[{key}]"
@@ -233,13 +228,9 @@ def baseline_gate(gate: dict[str, Any], context: GateContext, *,
     return results
 
 
-def _setup_differences(path: Path, suite: Any) -> str:
-    """What the baseline run did differently from this one (seed, suite), for the gate detail: the
-    comparison assumes the same suite, data and seed (docs/ci.md)."""
-    try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ""
+def _setup_differences(summary: dict[str, Any], suite: Any) -> str:
+    """What the baseline run (its ``summary``) did differently from this one (seed, suite), for the
+    gate detail: the comparison assumes the same suite, data and seed (docs/ci.md)."""
     differences = []
     # the run's own seed and suite (harness compare sets run_identity: its suite.seed resamples)
     seed, sha256 = getattr(suite, "run_identity", (getattr(suite, "seed", None), getattr(suite, "sha256", None)))
