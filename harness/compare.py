@@ -47,6 +47,7 @@ from harness.analysis.shift import (
 from harness.analysis.stats import Correction, adjust_pvalues
 from harness.errors import ConfigError
 from harness.gates import GateContext, GateResult, overall_outcome
+from harness.metrics import unit_label
 from harness.options import COMPARE_MODES, CORRECTIONS, must_be_one_of
 from harness.records import CLEAN
 
@@ -350,6 +351,7 @@ def write_outputs(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
     env.globals["fmt"] = lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else (
         f"{v:.4g}" if isinstance(v, float) else str(v))
     env.globals["margins"] = lambda d: ", ".join(f"{k} {v:g}" for k, v in d.items())
+    env.filters["unit"] = unit_label  # "hd95 [mm]"
     svg = Markup(_histogram_svg(safe["evidence"].get("histograms", [])))  # built from numbers only
     html = env.get_template("compare.html.j2").render(r=safe, histogram_svg=svg)
     html_path = out / "compare.html"

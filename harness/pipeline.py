@@ -505,6 +505,8 @@ def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, re
         "seconds": round(seconds, 3),
         "workers": workers,
         "command_line": options.command_line,
+        "limit": options.limit,  # --limit: only the first N cases of the data were evaluated (null: all)
+        "held_out": options.held_out,  # --held-out: cases the model trained or validated on were left out
         "strict": options.strict,  # WARN / INCONCLUSIVE also fail the run (exit 1)
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "platform": {**versions(), "machine": platform.machine(), "system": platform.platform()},

@@ -145,6 +145,13 @@ def available() -> dict[str, MetricInfo]:
     return {name: metric.info for name, metric in metrics().items()}
 
 
+def unit_label(metric: str) -> str:
+    """``metric`` with its unit, for tables and axes: "hd95 [mm]", "fp_lesions [count]"; the bare
+    name for fractions (Dice, IoU, ...) and for names the registry does not know."""
+    unit = getattr(available().get(metric), "unit", "")
+    return f"{metric} [{unit}]" if unit and unit != "fraction" else metric
+
+
 def resolve(names: Iterable[str]) -> list[tuple[str, Metric]]:
     """The metrics for ``names`` (registry names or ``"package.module:attr"``), in order and
     without duplicates. ConfigError listing the available names for an unknown one."""

@@ -52,6 +52,15 @@ def identity(run: RunDir) -> list[tuple[str, str]]:
     return [(k, v) for k, v in rows if v]
 
 
+def hashes(run: RunDir) -> list[tuple[str, str]]:
+    """The sha256 digests that identify what produced the numbers (model weights, card settings,
+    suite text, data manifest), for the report's run record; absent ones are left out."""
+    s = run.summary
+    rows = [("model sha256", s["model"].get("sha256", "")), ("model card sha256", s["model"].get("card_sha256", "")),
+            ("suite sha256", s["suite"].get("sha256", "")), ("data manifest sha256", s["data"].get("manifest_sha256", ""))]
+    return [(k, str(v)) for k, v in rows if v]
+
+
 def prediction_settings(run: RunDir) -> str:
     """The card's [input]/[output] settings that change predictions (what ``card_sha256`` covers
     besides the model's entry and options), e.g. ``normalize zscore · tta_flip_axes [0, 1] · ...``."""
@@ -161,7 +170,7 @@ def analysis_plan(run: RunDir) -> list[str]:
     plan = [
         ("Unit of analysis: the case. Rows of one case are averaged over repeats and foreground classes before any "
          "statistic; ERROR rows are excluded (never imputed) and any ERROR makes the run exit 2."),
-        (f"Confidence intervals: 95 %, bootstrap over cases, seeded by the suite seed ({s['seed']}). Group and site "
+        (f"Confidence intervals: 95 %, bootstrap over cases, seeded by the run's seed ({s['seed']}). Group and site "
          f"means and site drops: bootstrap-t (studentized, a drop with the Welch standard error; {s['n_bootstrap']} "
          "resamples), limited to the values the data allow; fairness gaps, ratios and effect sizes: percentile "
          f"bootstrap ({s['n_bootstrap']} resamples); robustness tables and baseline regressions: bootstrap-t "
@@ -232,8 +241,9 @@ def limitations(run: RunDir) -> list[str]:
 
 
 def suite_overrides(run: RunDir) -> list[str]:
-    """Where the run differed from the suite's text (``--seed``, ``--cohorts``): the text is shown
-    as given (its sha256 identifies it), so the dossier says what the command line changed."""
+    """Where the run differed from the suite's text or its data (``--seed``, ``--cohorts``,
+    ``--limit``, ``--held-out``): the text is shown as given (its sha256 identifies it), so the
+    dossier says what the command line changed."""
     import tomllib
 
     try:
@@ -250,6 +260,11 @@ def suite_overrides(run: RunDir) -> list[str]:
             written if isinstance(written, str) else list(written)):
         shown = ran if isinstance(ran, str) else ", ".join(map(str, ran)) or "none"
         out.append(f"Cohorts analysed: {shown} (harness run --cohorts), not those of the text below.")
+    if s.get("limit"):
+        out.append(f"Only the first {s['limit']} cases of the data were evaluated (harness run --limit); "
+                   f"{s.get('data', {}).get('n_cases', '')} cases in the end.")
+    if s.get("held_out"):
+        out.append("Cases the model trained or validated on were left out (harness run --held-out).")
     return out
 
 

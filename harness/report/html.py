@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from typing import Any, Literal
 import jinja2
 
 from harness import atomic
+from harness.metrics import unit_label
 from harness.report import dossier, sections
 from harness.report.rundir import RunDir, load_run
 
@@ -83,6 +85,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=False, keep_trailing_newline=True)
     env.globals.update(fmt=_fmt, pct=_pct, signed=_signed, pval=_pval, ci=_ci)
+    env.filters["unit"] = unit_label  # "hd95 [mm]"
     return env
 
 
@@ -108,7 +111,8 @@ def build_context(run: RunDir) -> dict[str, Any]:
         "shift": sections.shift_section(run), "fairness": sections.fairness_section(run),
         "baseline": sections.baseline_section(run), "worst": sections.worst_section(run),
         "gallery": sections.gallery_section(run), "errors": sections.errors_section(run),
-        "suite_text": run.suite_text, "run_record": dossier.run_record(run), "page_label": label[:90],
+        "suite_text": run.suite_text, "run_record": dossier.run_record(run), "hashes": dossier.hashes(run), "page_label": label[:90],
+        "for_print": False,  # True for the copy printed to PDF: every <details> open (print shows no closed ones)
     }
 
 
@@ -151,12 +155,14 @@ def render_report(run_dir: str | Path, fmt: Format = "html") -> str:
 
 def write_report(run_dir: str | Path, *, formats: Iterable[Format] = ("html", "dossier"),
                  pdf: bool = False) -> list[Path]:
-    """Write ``report.html`` / ``dossier.html`` (and their PDFs with ``pdf``); returns the paths.
+    """Write ``report.html`` / ``dossier.html`` (and their PDFs with ``pdf``: printed from a copy
+    with every collapsible section open, so the PDF holds all the HTML's tables); returns the paths.
 
     PDF problems raise :class:`harness.report.pdf.PdfError` after the HTML files are written.
     """
     run = load_run(run_dir)
     context = build_context(run)
+    formats = list(formats)
     written = []
     for fmt in formats:
         path = run.path / FILES[fmt]
@@ -165,5 +171,10 @@ def write_report(run_dir: str | Path, *, formats: Iterable[Format] = ("html", "d
     if pdf:
         from harness.report.pdf import html_to_pdf
 
-        written += [html_to_pdf(path, path.with_suffix(".pdf")) for path in list(written)]
+        printed = {**context, "for_print": True}  # a closed <details> prints as its summary line only
+        with tempfile.TemporaryDirectory(prefix="harness-print-") as tmp:
+            for fmt, path in zip(formats, list(written)):
+                copy = Path(tmp, path.name)
+                copy.write_text(render(run, fmt, context=printed), encoding="utf-8")
+                written.append(html_to_pdf(copy, path.with_suffix(".pdf")))
     return written

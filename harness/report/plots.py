@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harness.metrics import unit_label
 from harness.records import CLEAN
 
 RC: Any = {"svg.hashsalt": "harness-report", "svg.fonttype": "path", "font.family": "DejaVu Sans",
@@ -26,6 +27,13 @@ RC: Any = {"svg.hashsalt": "harness-report", "svg.fonttype": "path", "font.famil
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
 LABEL_COLOURS = ["#00c853", "#ffab00", "#2979ff", "#d500f9", "#00e5ff", "#ff1744", "#76ff03", "#f50057"]
+LABEL_COLOUR_NAMES = ["green", "amber", "blue", "purple", "cyan", "red", "lime", "pink"]
+
+
+def label_colour_key(labels: dict[int, str]) -> str:
+    """Which outline colour is which class, e.g. "organ green, lesion amber" (background left out)."""
+    return ", ".join(f"{name} {LABEL_COLOUR_NAMES[(k - 1) % len(LABEL_COLOUR_NAMES)]}"
+                     for k, name in sorted(labels.items()) if k > 0)
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -78,7 +86,7 @@ def severity_curves(table: pd.DataFrame, metric: str, *, better: str = "higher",
             for family, line in _family_lines(baseline[baseline["metric"] == metric], families):
                 ax.plot(line["severity"], line["mean"], ls="--", lw=1.0, color=colours[family], alpha=0.8)
         ax.set_xlabel("severity (0 = clean)")
-        ax.set_ylabel(f"mean {metric} ({better} is better)")
+        ax.set_ylabel(f"mean {unit_label(metric)} ({better} is better)")
         ax.set_xticks(range(6))
         ax.grid(alpha=0.3, lw=0.5)
         ax.legend(loc="best", ncol=2 if len(families) > 4 else 1, frameon=False)

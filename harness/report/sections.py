@@ -18,6 +18,7 @@ from harness.analysis.robustness import (
     higher_is_better,
     robustness_table,
 )
+from harness.metrics import unit_label
 from harness.records import CLEAN
 from harness.report import plots
 from harness.report.artifacts import primary_metric
@@ -55,10 +56,11 @@ def _attack_names(records: pd.DataFrame) -> set[str]:
 
 
 def _shade(rel: float) -> str:
-    """A red tint growing with relative degradation (presentation only; gates decide outcomes)."""
+    """A red tint growing with relative degradation up to 50 % (presentation only; gates decide
+    outcomes); at most half opaque, so the cell's ink-coloured text keeps a contrast above 7:1."""
     if not np.isfinite(rel) or rel <= 0:
         return "background:transparent"
-    return f"background:rgba(198,40,40,{min(rel, 0.5) * 1.4:.2f})"
+    return f"background:rgba(198,40,40,{min(rel, 0.5):.2f})"
 
 
 def robustness_section(run: RunDir) -> dict[str, Any] | None:
@@ -250,7 +252,7 @@ def fairness_section(run: RunDir) -> dict[str, Any] | None:
         for label, sub in rows.groupby("label", sort=False):
             title = f"{metric} by {attribute} (clean{'' if label == 'mean' else f', {label}'})"
             forests.append({"attribute": attribute, "metric": metric,
-                            "uri": plots.forest_plot(sub, title=title, xlabel=f"mean {metric}, 95% CI")})
+                            "uri": plots.forest_plot(sub, title=title, xlabel=f"mean {unit_label(metric)}, 95% CI")})
     gaps = result.gaps.sort_values(["p_adjusted", "attribute"], na_position="last", kind="mergesort")
     return {"error": "", "forests": forests, "gaps": gaps.to_dict("records"), "notes": list(result.notes),
             "alpha": result.alpha, "correction": result.correction, "test": result.test,
@@ -280,7 +282,14 @@ def worst_section(run: RunDir) -> dict[str, Any] | None:
         arrays = run.artifact_arrays(entry["file"])
         items.append({**entry, "uri": plots.case_panels(arrays, aspect=float(entry.get("aspect", 1.0))),
                       "has_saliency": "saliency" in arrays})
+    labels = {}
+    for key, name in run.summary.get("labels", {}).items():
+        try:
+            labels[int(key)] = str(name)
+        except ValueError:
+            continue
     return {"items": items, "metric": art.get("metric", ""), "k": art.get("k", 0),
+            "colour_key": plots.label_colour_key(labels),
             "uncertainty_method": art.get("uncertainty_method", ""), "saliency_method": art.get("saliency_method", ""),
             "notes": art.get("notes", []), "any_saliency": any(i["has_saliency"] for i in items),
             "saliency_notes": sorted({i["saliency_note"] for i in items if i.get("saliency_note")})}

@@ -98,3 +98,50 @@ def test_exit_codes_of_gate_outcomes_with_and_without_strict(outcomes: tuple[str
 
     gates = [GateResult(f"g{i}", o, None, None, "") for i, o in enumerate(outcomes)]
     assert exit_code_for(gates) == plain and exit_code_for(gates, strict=True) == strict
+
+
+def _two_classes(clean: dict[str, list[float]], blurred: dict[str, list[float]],
+                 empty: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """Records of two classes (1 organ, 2 lesion) for clean and blur@3: {name: [value per case]}."""
+    rows = []
+    for (perturbation, severity), values in ((("clean", 0), clean), (("blur", 3), blurred)):
+        for label, name in ((1, "organ"), (2, "lesion")):
+            for i, v in enumerate(values[name]):
+                kind = (empty or {}).get(name, ["none"] * len(values[name]))[i] if perturbation == "clean" else "none"
+                rows.append({"case_id": f"c{i}", "perturbation": perturbation, "severity": severity, "label": label,
+                             "label_name": name, "status": "OK", "error": "", "empty": kind, "dice": v})
+    return pd.DataFrame(rows)
+
+
+def test_a_degradation_gate_on_the_mean_names_each_class_drop_and_its_warn_threshold() -> None:
+    """A mean over classes hides one class's drop: the detail gives each class's own drop at the
+    worst severity, and the warn_drop that a WARN crossed."""
+    records = _two_classes({"organ": [0.99] * 4, "lesion": [0.90] * 4}, {"organ": [0.99] * 4, "lesion": [0.70] * 4})
+    gate = {"name": "d", "check": "degradation", "metric": "dice", "max_drop": 0.15, "warn_drop": 0.05}
+    [result] = degradation_gate(gate, _context(records))
+    assert result.outcome == "WARN" and math.isclose(result.value, 0.1)
+    assert "(allowed <= 0.15, warn above 0.05)" in result.detail
+    assert "mean over classes (organ 0, lesion 0.2)" in result.detail
+    [organ, lesion] = degradation_gate({**gate, "label": "each"}, _context(records))
+    assert "mean over classes" not in lesion.detail and math.isclose(lesion.value, 0.2) and lesion.outcome == "FAIL"
+
+
+def test_a_perturbation_that_changed_no_score_is_said_to_have_had_no_effect() -> None:
+    records = _records({("clean", 0): [0.9, 0.8, 0.7], ("brightness", 2): [0.9, 0.8, 0.7]})
+    gate = {"name": "d", "check": "degradation", "metric": "dice", "max_drop": 0.1}
+    [result] = degradation_gate(gate, _context(records))
+    assert result.outcome == "PASS" and "no case's dice changed under brightness" in result.detail
+    changed = _records({("clean", 0): [0.9, 0.8, 0.7], ("brightness", 2): [0.9, 0.8, 0.69]})
+    [result] = degradation_gate(gate, _context(changed))
+    assert "no case's" not in result.detail
+
+
+def test_a_clean_gate_counts_the_cases_without_the_class_and_names_a_mean_over_classes() -> None:
+    records = _two_classes({"organ": [0.99] * 4, "lesion": [1.0, 1.0, 0.9, 0.8]}, {"organ": [0.9] * 4, "lesion": [0.9] * 4},
+                           empty={"lesion": ["both", "both", "none", "none"]})
+    [organ, lesion] = clean_gate({"name": "c", "check": "clean", "metric": "dice", "min": 0.5}, _context(records))
+    assert "2 of them with the class absent from reference and prediction" in lesion.detail
+    assert "absent" not in organ.detail
+    [mean] = clean_gate({"name": "c", "check": "clean", "metric": "dice", "min": 0.5, "label": "mean"},
+                        _context(records))
+    assert mean.detail.startswith("clean dice (mean over classes per case) = ") and " of mean " not in mean.detail

@@ -13,7 +13,7 @@ from harness.cli import main
 from harness.report.pdf import PdfError, chromium_command, find_chromium, html_to_pdf
 
 needs_chromium = pytest.mark.skipif(find_chromium() is None, reason="headless Chromium is not installed")
-VERDICT_RGB = {"PASS": (0x1E, 0x7D, 0x32), "WARN": (0xC2, 0x5E, 0x00)}
+VERDICT_RGB = {"PASS": (0x1E, 0x7D, 0x32), "WARN": (0xA8, 0x50, 0x00)}
 
 
 @needs_chromium
@@ -49,6 +49,17 @@ def test_cli_report_pdf(smoke_run: Path, tmp_path: Path) -> None:
     shutil.copytree(smoke_run, copy, ignore=shutil.ignore_patterns("*.pdf"))
     assert main(["report", str(copy), "--pdf"]) == 0
     assert (copy / "report.pdf").read_bytes().startswith(b"%PDF")
+    assert '<details open>' not in (copy / "report.html").read_text()  # the screen copy stays collapsed
+    if shutil.which("pdftotext"):  # print shows no closed <details>: the PDFs are printed with them open
+        from harness.report.html import write_report
+
+        write_report(copy, formats=("dossier",), pdf=True)
+        dossier = subprocess.run(["pdftotext", str(copy / "dossier.pdf"), "-"], capture_output=True, text=True,
+                                 check=True).stdout
+        report = subprocess.run(["pdftotext", str(copy / "report.pdf"), "-"], capture_output=True, text=True,
+                                check=True).stdout
+        assert "Full table: every metric, family and severity" in dossier
+        assert "Suite text (sha256" in report and "[[perturbations]]" in report
 
 
 def test_missing_chromium_is_a_clear_configuration_error(smoke_run: Path, tmp_path: Path, monkeypatch,

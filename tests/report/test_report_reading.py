@@ -1,0 +1,71 @@
+"""What a QA reviewer reads: units, traceable hashes, colour keys, heading levels, contrast, and
+what the command line changed (--limit, --held-out)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from harness.report.dossier import suite_overrides
+from harness.report.rundir import load_run
+
+
+def test_the_report_gives_units_and_every_identifying_hash(smoke_run: Path) -> None:
+    html = (smoke_run / "report.html").read_text(encoding="utf-8")
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    assert "<td>hd95 [mm]</td>" in html and "<td>dice</td>" in html  # the clean table: mm, fractions bare
+    for digest in (summary["model"]["sha256"], summary["model"]["card_sha256"], summary["suite"]["sha256"],
+                   summary["data"]["manifest_sha256"]):
+        assert len(digest) == 64 and f'<td class="hash">{digest}</td>' in html  # full digests, not a prefix
+
+
+def test_worst_cases_say_which_outline_colour_is_which_class_and_describe_their_image(smoke_run: Path) -> None:
+    html = (smoke_run / "report.html").read_text(encoding="utf-8")
+    names = json.loads((smoke_run / "summary.json").read_text())["labels"]
+    assert "Outline colours: " + ", ".join(f"{names[k]} {c}" for k, c in (("1", "green"), ("2", "amber"))) in html
+    alts = re.findall(r'<img alt="(worst case [^"]*)"', html)
+    assert alts and all(re.match(r"worst case \d+: case \S+ under \S+.*dice \S+; panels: clean image", a) for a in alts)
+
+
+def test_dossier_result_subsections_sit_below_their_section_and_cohort_tables_have_headers(smoke_run: Path) -> None:
+    html = (smoke_run / "dossier.html").read_text(encoding="utf-8")
+    numbered = re.findall(r"<h(\d)>(\d+(?:\.\d+)?)[. ]", html)
+    assert numbered and all((level == "2") == ("." not in number) for level, number in numbered), numbered
+    assert any(number == "8.1" for _, number in numbered)
+    report = (smoke_run / "report.html").read_text(encoding="utf-8")
+    assert '<h2>Robustness</h2>' in report and '<h3>Relative dice degradation' in report
+
+
+def test_status_colours_meet_the_contrast_of_small_white_text(smoke_run: Path) -> None:
+    """WCAG AA: 4.5:1 for the badges' and verdict's white text on each outcome colour."""
+    html = (smoke_run / "report.html").read_text(encoding="utf-8")
+    colours = dict(re.findall(r"--(pass|warn|fail|error|inconclusive):#([0-9a-f]{6})", html))
+    assert len(colours) == 5
+
+    def luminance(hex_colour: str) -> float:
+        channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    for name, colour in colours.items():
+        assert 1.05 / (luminance(colour) + 0.05) >= 4.5, name
+    shades = [float(a) for a in re.findall(r"background:rgba\(198,40,40,([0-9.]+)\)", html)]
+    assert shades and max(shades) <= 0.5  # the ink text in a shaded cell keeps its contrast
+
+
+def test_limit_and_held_out_are_recorded_and_stated_in_the_dossier(smoke_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(smoke_run, copy)
+    summary = json.loads((copy / "summary.json").read_text())
+    assert summary["limit"] is None and summary["held_out"] is False  # the smoke run ran everything
+    assert not any("--limit" in o or "--held-out" in o for o in suite_overrides(load_run(copy)))
+    summary.update(limit=12, held_out=True)
+    (copy / "summary.json").write_text(json.dumps(summary))
+    said = " ".join(suite_overrides(load_run(copy)))
+    n = len(pd.read_csv(copy / "cases.csv"))
+    assert f"Only the first 12 cases of the data were evaluated (harness run --limit); {n} cases" in said
+    assert "(harness run --held-out)" in said
