@@ -38,3 +38,24 @@ class ModelError(HarnessError):
 # code (``asyncio.CancelledError`` from an inference client, ``GeneratorExit``). KeyboardInterrupt
 # is not among them: it stops the run.
 FOREIGN_FAILURES: tuple[type[BaseException], ...] = (Exception, SystemExit, GeneratorExit, CancelledError)
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """Collapse a message to one line (records hold one-line reasons), at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+
+
+def describe_failure(exc: BaseException) -> str:
+    """``Type: message`` on one line for what foreign code raised; ``SystemExit(code)`` for code
+    that called ``sys.exit``; a broken ``__str__`` does not hide the failure."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}) (it called sys.exit)"
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the failure
+        text = "(its message could not be read)"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and "TorchScript interpreter" in lines[0]:  # its last line is the error; the rest, a traceback
+        return one_line(lines[-1])
+    return f"{type(exc).__name__}: {one_line(text)}" if lines else type(exc).__name__

@@ -27,9 +27,9 @@ def metric_directions(metrics: Sequence[str], *, overrides: dict[str, bool] | No
     """``{metric: higher_is_better}`` from ``overrides``, ``harness.metrics.available()``, or the
     local table (``*_volume_error``: lower is better). Unknown metrics are a ConfigError."""
     try:
-        from harness.metrics import available
+        from harness.metrics import metric_info
 
-        registry = {k: bool(v.higher_is_better) for k, v in available().items()}
+        registry = {m: bool(info.higher_is_better) for m in metrics if (info := metric_info(m)) is not None}
     except (ImportError, AttributeError):  # metrics package not importable yet
         registry = {}
     out, unknown = {}, []

@@ -18,9 +18,9 @@ HIGHER_IS_BETTER_FALLBACK = {"dice", "iou", "nsd", "precision", "recall"}
 
 def higher_is_better(metric: str) -> bool:
     try:
-        from harness.metrics import available
+        from harness.metrics import metric_info
 
-        info = available().get(metric)
+        info = metric_info(metric)  # a registry name or a "package.module:attr" reference
         if info is not None:
             return bool(info.higher_is_better)
     except ImportError:  # pragma: no cover - metrics package always present when installed

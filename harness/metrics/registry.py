@@ -127,12 +127,28 @@ def metrics() -> dict[str, Metric]:
     return {**BUILTIN, **_REGISTERED, **_plugins()}
 
 
+def metric_info(metric: str) -> MetricInfo | None:
+    """What ``metric`` is: a registry name's :class:`MetricInfo`, or that of the object a
+    ``"package.module:attr"`` reference names (its direction and unit are the object's, as for a
+    registered metric); None for an unknown name or a reference that no longer imports."""
+    info = available().get(metric)
+    if info is None and isinstance(metric, str) and ":" in metric:
+        from harness.plugins import import_object
+
+        try:
+            obj = import_object(metric, what="metric")
+        except ConfigError:  # e.g. the plugin was uninstalled after the run: the caller's fallback
+            return None
+        info = obj.info if isinstance(obj, Metric) else None
+    return info
+
+
 def value_range(metric: str) -> tuple[float, float]:
     """The values ``metric`` can take: [0, 1] for higher-is-better fractions (Dice, IoU, NSD...);
     [0, inf) for the other built-in metrics (distances, volumes, counts, relative volume error) and
     lower-is-better plugin fractions; (-inf, inf) for other plugin metrics (the registry cannot know
     their range: a signed error, a correlation) and unknown names."""
-    info = available().get(metric)
+    info = metric_info(metric)
     if info is None:
         return float("-inf"), float("inf")
     if info.higher_is_better and info.unit == "fraction":
@@ -148,7 +164,7 @@ def available() -> dict[str, MetricInfo]:
 def unit_label(metric: str) -> str:
     """``metric`` with its unit, for tables and axes: "hd95 [mm]", "fp_lesions [count]"; the bare
     name for fractions (Dice, IoU, ...) and for names the registry does not know."""
-    unit = getattr(available().get(metric), "unit", "")
+    unit = getattr(metric_info(metric), "unit", "")
     return f"{metric} [{unit}]" if unit and unit != "fraction" else metric
 
 

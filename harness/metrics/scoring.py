@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
@@ -18,14 +19,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harness.errors import ConfigError
+from harness.errors import FOREIGN_FAILURES, ConfigError, describe_failure
 from harness.metrics import _geometry as geo
 from harness.metrics import lesions, surface, surfel, volume
 from harness.metrics._checks import (Empty, as_label_map, as_spacing, check_connectivity,
                                      check_pair, check_percentile, check_tolerance, diagonal,
                                      empty_case)
 from harness.metrics.overlap import Confusion
-from harness.metrics.registry import resolve
+from harness.metrics.registry import Metric, resolve
 
 
 @dataclass(frozen=True)
@@ -159,11 +160,32 @@ def evaluate(pred: object, ref: object, *, spacing: float | Sequence[float],
         ctx = MetricContext(p == label, r == label, spacing=sp, options=opts, raw_options=options)
         row: dict[str, Any] = {"label": int(label)}
         for name, metric in chosen:
-            value = float(metric.compute(ctx))
-            if math.isnan(value):
-                raise ValueError(f"metric {name!r} returned NaN for label {label} "
-                                 f"(empty case {ctx.empty!r}); metrics must never return NaN")
-            row[name] = value
+            row[name] = _value(name, metric, ctx, label)
         row["empty"] = ctx.empty
         rows.append(row)
     return rows
+
+
+def _value(name: str, metric: Metric, ctx: MetricContext, label: int) -> float:
+    """``metric`` on one label as a float; ValueError naming the metric when it raises (a plugin
+    may fail in any way) or returns NaN or something that is not a real number."""
+    try:
+        value = metric.compute(ctx)
+    except FOREIGN_FAILURES as exc:
+        raise ValueError(f"metric {name!r} raised {describe_failure(exc)} for label {label} (empty case "
+                         f"{ctx.empty!r}); fix the metric") from exc
+    number = isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.shape == ()
+                                                 and value.dtype.kind in "iuf")
+    if isinstance(value, (bool, np.bool_)) or not number:
+        raise ValueError(f"metric {name!r} returned {type(value).__name__} {_short(value)} for label {label}, "
+                         "not a number; a metric returns one float")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"metric {name!r} returned NaN for label {label} "
+                         f"(empty case {ctx.empty!r}); metrics must never return NaN")
+    return value
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from harness.errors import FOREIGN_FAILURES, ConfigError, ModelError
+from harness.errors import FOREIGN_FAILURES, ConfigError, ModelError, describe_failure, one_line
 from harness.hashing import files_sha256
 from harness.models import preprocessing as pp
 from harness.models.card import ModelCard, expected_classes, per_axis
@@ -43,26 +43,6 @@ class Prediction:
 
     labels: np.ndarray
     probabilities: np.ndarray | None = None
-
-
-def _one_line(text: str, limit: int = 500) -> str:
-    """Collapse a message to one line (records hold one-line reasons), at most ``limit`` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
-
-
-def _describe(exc: BaseException) -> str:
-    """``Type: message`` on one line; ``SystemExit(code)`` for a model that called ``sys.exit``."""
-    if isinstance(exc, SystemExit):
-        return f"SystemExit({exc.code!r}) (the model called sys.exit)"
-    try:
-        text = str(exc)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the model's failure
-        text = "(its message could not be read)"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if lines and "TorchScript interpreter" in lines[0]:  # its last line is the error; the rest, a traceback
-        return _one_line(lines[-1])
-    return f"{type(exc).__name__}: {_one_line(text)}"
 
 
 def missing_file(path: Path) -> str:
@@ -187,11 +167,11 @@ class Model(ABC):
         try:
             return self._predict_batch(images, spacings)
         except ModelError as exc:
-            raise ModelError(where + _one_line(str(exc))) from exc
+            raise ModelError(where + one_line(str(exc))) from exc
         except ConfigError:
             raise
         except FOREIGN_FAILURES as exc:  # any model failure (sys.exit too) is one ERROR record
-            raise ModelError(f"{where}model {self.name!r} raised {_describe(exc)}") from exc
+            raise ModelError(f"{where}model {self.name!r} raised {describe_failure(exc)}") from exc
 
     def _predict_batch(self, images: Sequence[np.ndarray], spacings: Sequence[Sequence[float]]) -> list[Prediction]:
         prepared = [self._prepare(np.asarray(im), tuple(float(s) for s in sp)) for im, sp in zip(images, spacings)]
@@ -359,7 +339,7 @@ class Model(ABC):
             raw = np.asarray(self._forward(np.zeros((1, channels, *shape), np.float32), (1.0,) * ndim))
         except FOREIGN_FAILURES as exc:
             raise ConfigError(f"{self.model_card.where}: could not run the model on a probe input "
-                              f"{(1, channels, *shape)} to find its classes ({_describe(exc)}); write a card "
+                              f"{(1, channels, *shape)} to find its classes ({describe_failure(exc)}); write a card "
                               'with [output] labels = {1 = "...", ...} and [input] channels (and [input] '
                               "patch_size if the model takes one input size only)") from exc
         if raw.ndim != len(shape) + 2:

@@ -128,15 +128,11 @@ def cohort_tables(cases: pd.DataFrame, columns: list[str]) -> list[dict[str, Any
 
 
 def metric_definitions(run: RunDir) -> list[dict[str, str]]:
-    try:
-        from harness.metrics import available
+    from harness.metrics import metric_info
 
-        info = available()
-    except ImportError:  # pragma: no cover
-        info = {}
     rows = []
     for m in run.metrics:
-        i = info.get(m)
+        i = metric_info(m)
         rows.append({"name": m, "description": getattr(i, "description", ""), "unit": getattr(i, "unit", ""),
                      "better": "higher" if getattr(i, "higher_is_better", True) else "lower"})
     return rows

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -195,3 +197,55 @@ def test_integer_and_float_binary_masks_are_accepted() -> None:
     a = SQUARE.astype(np.uint8)
     assert dice(a, a.astype(float)) == 1.0
     assert hausdorff(a, np.roll(a, 1, 0).astype(np.int64)) == 1.0
+
+
+def test_a_module_attr_metric_keeps_its_own_direction_and_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A higher-is-better fraction named as "module:attr" was taken for lower-is-better (the registry
+    did not know the name), so a degradation gate read a real drop as a gain and passed it."""
+    import pandas as pd
+
+    from harness.analysis.gate_checks import degradation_gate
+    from harness.analysis.robustness import higher_is_better
+    from harness.gates import GateContext
+    from harness.metrics import metric_info, unit_label, value_range
+
+    similarity = Metric(MetricInfo("similarity", True, "fraction", "a plugin overlap"), lambda ctx: 1.0)
+    module = types.ModuleType("fake_similarity_plugin")
+    module.SIMILARITY = similarity  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_similarity_plugin", module)
+    name = "fake_similarity_plugin:SIMILARITY"
+    assert metric_info(name) is similarity.info and higher_is_better(name)
+    assert value_range(name) == (0.0, 1.0) and unit_label(name) == name
+    assert metric_info("fake_similarity_plugin:MISSING") is None and metric_info("no_such_module_xyz:M") is None
+    rows = [{"case_id": f"c{i}", "perturbation": p, "severity": sev, "label": 1, "label_name": "organ",
+             "status": "OK", "error": "", name: v} for i in range(4) for p, sev, v in (("clean", 0, 0.99), ("blur", 3, 0.77))]
+    records = pd.DataFrame(rows)
+    context = GateContext(records=records, cases=pd.DataFrame({"case_id": [f"c{i}" for i in range(4)]}),
+                          suite=types.SimpleNamespace(gates=[]))
+    [result] = degradation_gate({"name": "d", "check": "degradation", "metric": name, "max_drop": 0.1}, context)
+    assert result.outcome == "FAIL" and math.isclose(result.value, 0.22)
+
+
+@pytest.mark.parametrize("compute, said", [
+    (lambda ctx: 1 / 0, r"metric 'flaky' raised ZeroDivisionError: division by zero for label 1"),
+    (lambda ctx: None, r"metric 'flaky' returned NoneType None for label 1, not a number"),
+    (lambda ctx: [0.5], r"metric 'flaky' returned list \[0.5\] for label 1, not a number"),
+    (lambda ctx: True, r"metric 'flaky' returned bool True"),
+    (lambda ctx: (_ for _ in ()).throw(SystemExit(3)), r"metric 'flaky' raised SystemExit\(3\)"),
+])
+def test_a_failing_plugin_metric_is_named(compute: Any, said: str) -> None:
+    """It once surfaced as "ZeroDivisionError: division by zero" beside the built-in metrics, with
+    no word of which metric failed."""
+    register(Metric(MetricInfo("flaky", True, "fraction", ""), compute))
+    try:
+        with pytest.raises(ValueError, match=said):
+            evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1], metrics=["dice", "flaky"])
+    finally:
+        unregister("flaky")
+    for fine in (np.float32(0.5), np.array(0.5), 1):
+        register(Metric(MetricInfo("flaky", True, "fraction", ""), lambda ctx, v=fine: v))
+        try:
+            (row,) = evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1], metrics=["flaky"])
+            assert isinstance(row["flaky"], float) and row["flaky"] == float(fine)
+        finally:
+            unregister("flaky")

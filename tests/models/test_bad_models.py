@@ -22,7 +22,7 @@ def _callable(tmp_path, entry: str) -> str:
 
 def test_a_model_calling_sys_exit_is_a_model_error(tmp_path, case2d):
     model = load_model(_callable(tmp_path, "tests.models.helpers:exits"))
-    with pytest.raises(ModelError, match=r"^case c1: model .* raised SystemExit\(2\) \(the model called sys\.exit\)"):
+    with pytest.raises(ModelError, match=r"^case c1: model .* raised SystemExit\(2\) \(it called sys\.exit\)"):
         model.predict(case2d.image, case2d.spacing, case_id="c1")
 
 
