@@ -25,10 +25,11 @@ import pandas as pd
 from harness.case import Case
 from harness.datasets.base import Dataset
 from harness.datasets.label_values import check_named_classes
-from harness.errors import FOREIGN_FAILURES, ConfigError, ModelError
+from harness.errors import FOREIGN_FAILURES, ConfigError, ModelError, describe_failure
 from harness.perturbations import Perturbation
 from harness.perturbations import build as build_perturbation
 from harness.perturbations import get as get_perturbation
+from harness.perturbations.base import plain_params
 from harness.records import CLEAN, Journal, WorkItem
 from harness.seeds import item_seed
 from harness.suite import Suite
@@ -163,8 +164,9 @@ class Evaluator:
         try:
             if item.perturbation != CLEAN:
                 case, params = self.families[item.perturbation](clean, item.severity, np.random.default_rng(item.seed))
+                params = plain_params(params, family=item.perturbation)  # as the record stores and replays them
         except FOREIGN_FAILURES as exc:  # a perturbation (or a model it attacks) must not end the run
-            return self._rows(item, status="ERROR", error=f"perturbation failed: {type(exc).__name__}: {exc}")
+            return self._rows(item, status="ERROR", error=f"perturbation failed: {describe_failure(exc)}")
         start = time.perf_counter()
         try:
             prediction = self.model.predict(case.image, case.spacing)

@@ -132,4 +132,50 @@ class Perturbation(ABC):
         if severity == 0:
             return case, {}
         params = self.draw(case, int(severity), as_rng(rng))
-        return self.apply(case, params), params
+        if not isinstance(params, dict):
+            raise PerturbationError(f"{self.name}: draw() returned {type(params).__name__}, not a dict of parameters")
+        out = self.apply(case, params)
+        self._check_output(case, out)
+        return out, params
+
+    def _check_output(self, case: Case, out: Any) -> None:
+        """What a plugin's ``apply`` could get wrong, named before the model is blamed for it: not a
+        Case, a non-finite image, or a label changed by a family that is not ``geometric``."""
+        if not isinstance(out, Case):
+            raise PerturbationError(f"{self.name}: apply() returned {type(out).__name__}, not a harness.Case "
+                                    "(return case.with_(image=...))")
+        image = out.image
+        if image.dtype.kind in "fc" and not np.isfinite(image).all():
+            raise PerturbationError(f"{self.name}: apply() made {int(np.size(image) - np.isfinite(image).sum())} "
+                                    "image values NaN or infinite")
+        if not self.geometric and out.label is not case.label and not np.array_equal(out.label, case.label):
+            raise PerturbationError(f"{self.name}: apply() changed the label map, but the family is not geometric; "
+                                    "set geometric = True if the reference must move with the image")
+
+
+class PerturbationError(ValueError):
+    """A perturbation returned something unusable (not a Case, non-finite values, a changed label)."""
+
+
+def plain_params(params: dict[str, Any], *, family: str = "") -> dict[str, Any]:
+    """``params`` as JSON values (numpy scalars and arrays to Python numbers and lists, tuples to
+    lists), as records store them so that :meth:`Perturbation.apply` can replay them; ValueError
+    naming the family and key for a value JSON cannot hold."""
+    def plain(value: Any, key: str) -> Any:
+        if isinstance(value, (np.bool_, bool)):
+            return bool(value)
+        if isinstance(value, np.integer):
+            return int(value)
+        if isinstance(value, np.floating):
+            return float(value)
+        if isinstance(value, np.ndarray):
+            return plain(value.tolist(), key)
+        if isinstance(value, (list, tuple)):
+            return [plain(v, key) for v in value]
+        if isinstance(value, dict):
+            return {str(k): plain(v, f"{key}.{k}") for k, v in value.items()}
+        if value is None or isinstance(value, (str, int, float)):
+            return value
+        raise PerturbationError(f"{family or 'perturbation'}: parameter {key!r} is a {type(value).__name__}, "
+                                "which a record cannot store; draw() must return numbers, strings, lists or dicts")
+    return {str(k): plain(v, str(k)) for k, v in params.items()}

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.robustness import higher_is_better
+from harness.perturbations.base import plain_params
 from harness.records import CLEAN
 from harness.report import interpret
 
@@ -95,6 +96,7 @@ def _worst_case(index: int, row: pd.Series, *, dataset: Any, model: Any, familie
     if row["perturbation"] != CLEAN:
         case, params = families[row["perturbation"]](clean, int(row["severity"]),
                                                      np.random.default_rng(int(row["seed"])))
+        params = plain_params(params, family=str(row["perturbation"]))
     prediction = model.predict(case.image, case.spacing)
     labels = np.asarray(prediction.labels)
     rows = records[(records["case_id"] == row["case_id"]) & (records["perturbation"] == row["perturbation"])
