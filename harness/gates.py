@@ -12,7 +12,7 @@ from typing import Any, Callable, Literal
 
 import pandas as pd
 
-from harness.errors import ConfigError
+from harness.errors import FOREIGN_FAILURES, ConfigError, describe_failure
 from harness.perturbations.base import MAX_SEVERITY, is_severity_list
 
 Outcome = Literal["PASS", "WARN", "FAIL", "ERROR", "INCONCLUSIVE"]
@@ -158,7 +158,14 @@ def evaluate_gates(context: GateContext) -> list[GateResult]:
             detail=(f"{n_items} work item(s) failed ({n_err} record(s)); first: case {first.case_id}, "
                     f"{first.perturbation}: {first.error}")))
     for gate in context.suite.gates:
-        found = _CHECKS[gate["check"]](gate, context)
+        try:
+            found = list(_CHECKS[gate["check"]](gate, context))
+            wrong = [type(r).__name__ for r in found if not isinstance(r, GateResult)]
+            if wrong:
+                raise TypeError(f"returned {', '.join(sorted(set(wrong)))} instead of GateResult")
+        except FOREIGN_FAILURES as exc:  # a gate_check plugin may fail in any way; the other gates stand
+            found = [GateResult(str(gate["name"]), "ERROR", None, None,
+                                f"{gate['check']} gate failed: {describe_failure(exc)}; fix the gate check")]
         if not found:  # a gate that gates nothing must not let the run pass unnoticed
             found = [GateResult(str(gate["name"]), "INCONCLUSIVE", None, None,
                                 f"{gate['check']} gate found nothing to gate in this run (no matching "

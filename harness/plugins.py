@@ -34,12 +34,35 @@ def import_object(reference: str, *, what: str = "object") -> Any:
 
 
 def entry_point_objects(group: str) -> dict[str, Any]:
-    """Load every entry point of ``group``; a broken plugin raises ConfigError naming it."""
-    found: dict[str, Any] = {}
-    for ep in entry_points(group=group):
-        try:
-            found[ep.name] = ep.load()
-        except Exception as exc:  # a third-party plugin can fail in any way
-            raise ConfigError(f"plugin {ep.name!r} in entry-point group {group!r} ({ep.value}) "
-                              f"failed to load: {type(exc).__name__}: {exc}") from exc
-    return found
+    """Load every entry point of ``group`` (for listings); a broken plugin raises ConfigError naming it."""
+    return {ep.name: _load(ep, group) for ep in entry_points(group=group)}
+
+
+def entry_point_names(group: str) -> dict[str, str]:
+    """The entry points of ``group`` as name -> ``"module:attr"``, none of them imported."""
+    return {ep.name: ep.value for ep in entry_points(group=group)}
+
+
+def entry_point_object(group: str, name: str) -> Any:
+    """The object of the one entry point ``name`` of ``group`` (None when there is none): a
+    broken plugin that is not asked for does not stop the others."""
+    for ep in entry_points(group=group, name=name):
+        return _load(ep, group)
+    return None
+
+
+def refuse_shadowing(group: str, name: str, what: str) -> None:
+    """ConfigError when a plugin of ``group`` takes ``name``, which a bundled ``what`` has: the
+    bundled one would be used and the plugin silently ignored."""
+    value = entry_point_names(group).get(name)
+    if value is not None:
+        raise ConfigError(f"plugin {name!r} in entry-point group {group!r} ({value}) takes the name of a bundled "
+                          f"{what}; rename the entry point (plugins may not shadow bundled names)")
+
+
+def _load(ep: Any, group: str) -> Any:
+    try:
+        return ep.load()
+    except FOREIGN_FAILURES as exc:  # a third-party plugin can fail in any way, sys.exit included
+        raise ConfigError(f"plugin {ep.name!r} in entry-point group {group!r} ({ep.value}) "
+                          f"failed to load: {type(exc).__name__}: {exc}") from exc

@@ -98,9 +98,20 @@ def resolve_suite_path(spec: str | Path) -> Path:
     path = Path(spec)
     if path.is_file():
         return path
-    suites = bundled_suites()
-    if path.suffix != ".toml" and str(spec) in suites:
-        return suites[str(spec)]
+    if path.suffix != ".toml" and (BUNDLED_DIR / f"{spec}.toml").is_file() and "/" not in str(spec):
+        return BUNDLED_DIR / f"{spec}.toml"  # bundled names win; no plugin is imported for them
+    if path.suffix != ".toml":
+        from harness.plugins import entry_point_object
+
+        plugin = entry_point_object("harness.suites", str(spec))  # only this plugin: a broken other one stops nothing
+        if plugin is not None:
+            if not Path(str(plugin)).is_file():
+                raise ConfigError(f"plugin suite {str(spec)!r} (entry-point group 'harness.suites') points at "
+                                  f"{plugin}, which is not a file; fix the plugin's SUITE path or reinstall it")
+            return Path(str(plugin))
+    from harness.plugins import entry_point_names
+
+    suites = [p.stem for p in sorted(BUNDLED_DIR.glob("*.toml"))] + sorted(entry_point_names("harness.suites"))
     if path.suffix == ".toml" or path.exists():
         what = "is a folder, not a suite file" if path.is_dir() else "does not exist"
         raise ConfigError(f"suite file {path} {what}; give a bundled suite name "

@@ -123,15 +123,58 @@ def _plugins() -> dict[str, Metric]:
 
 
 def metrics() -> dict[str, Metric]:
-    """Every metric by name: built-in, then registered, then entry-point plugins."""
+    """Every metric by name: built-in, then registered, then entry-point plugins (all imported)."""
     return {**BUILTIN, **_REGISTERED, **_plugins()}
+
+
+GROUP = "harness.metrics"
+
+
+@functools.cache
+def _not_shadowed(name: str) -> bool:
+    """ConfigError when a plugin takes the built-in ``name`` (checked once per name and process)."""
+    from harness import plugins
+
+    plugins.refuse_shadowing(GROUP, name, "metric")
+    return True
+
+
+@functools.cache
+def _plugin(name: str) -> Metric | None:
+    """The one entry-point metric ``name`` (others are not imported: a broken one stops no suite
+    that does not use it)."""
+    from harness import plugins
+
+    obj = plugins.entry_point_object(GROUP, name)
+    if obj is None:
+        return None
+    metric = _check_metric(obj, f"plugin metric {name!r}")
+    if metric.info.name != name:
+        raise ConfigError(f"plugin metric {name!r} calls itself {metric.info.name!r}; "
+                          "the entry-point name must equal MetricInfo.name")
+    return metric
+
+
+def _lookup(name: str) -> Metric | None:
+    """Metric ``name``: built-in, registered or an entry point of that name; None when unknown."""
+    if name in BUILTIN:
+        _not_shadowed(name)
+        return BUILTIN[name]
+    return _REGISTERED.get(name) or _plugin(name)
+
+
+def _known_names() -> list[str]:
+    from harness import plugins
+
+    return sorted({*BUILTIN, *_REGISTERED, *plugins.entry_point_names(GROUP)})
 
 
 def metric_info(metric: str) -> MetricInfo | None:
     """What ``metric`` is: a registry name's :class:`MetricInfo`, or that of the object a
     ``"package.module:attr"`` reference names (its direction and unit are the object's, as for a
     registered metric); None for an unknown name or a reference that no longer imports."""
-    info = available().get(metric)
+    found = _lookup(metric) if isinstance(metric, str) else None
+    info = found.info if found is not None else None
     if info is None and isinstance(metric, str) and ":" in metric:
         from harness.plugins import import_object
 
@@ -173,18 +216,18 @@ def resolve(names: Iterable[str]) -> list[tuple[str, Metric]]:
     without duplicates. ConfigError listing the available names for an unknown one."""
     if isinstance(names, str):
         names = [names]
-    known = metrics()
     out: list[tuple[str, Metric]] = []
     for name in dict.fromkeys(names):
         if not isinstance(name, str):
             raise ConfigError(f"metric names must be strings, got {name!r}")
-        if name in known:
-            out.append((name, known[name]))
+        found = _lookup(name)
+        if found is not None:
+            out.append((name, found))
         elif ":" in name:
             from harness.plugins import import_object
 
             obj = import_object(name, what="metric")
             out.append((name, _check_metric(obj, f"metric {name!r}")))
         else:
-            raise ConfigError(f"unknown metric {name!r}; available: {', '.join(sorted(known))}")
+            raise ConfigError(f"unknown metric {name!r}; available: {', '.join(_known_names())}")
     return out

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.errors import ConfigError
+from harness.errors import FOREIGN_FAILURES, ConfigError, ModelError, describe_failure
 from harness.models.base import Model, Prediction
 from harness.models.card import ModelCard, default_card, read_card
 
@@ -44,22 +44,33 @@ def available_formats() -> dict[str, str]:
 
 
 def _adapter(fmt: str, where: str) -> Callable[..., Any]:
-    from harness.plugins import entry_point_objects, import_object
+    """The bundled adapter class or the plugin of format ``fmt`` (only that plugin is imported)."""
+    from harness.plugins import entry_point_names, entry_point_object, import_object, refuse_shadowing
 
     if fmt in _BUILTIN:
+        refuse_shadowing("harness.models", fmt, "model format")
         return import_object(_BUILTIN[fmt], what="model adapter")
-    plugins = entry_point_objects("harness.models")
-    if fmt not in plugins:
-        known = ", ".join([*_BUILTIN, *sorted(plugins)])
+    plugin = entry_point_object("harness.models", fmt)
+    if plugin is None:
+        known = ", ".join([*_BUILTIN, *sorted(entry_point_names("harness.models"))])
         raise ConfigError(f"{where}: [model] format: unknown format {fmt!r}; use one of {known} "
                           "(or install the adapter plugin that provides it)")
-    return plugins[fmt]
+    return plugin
 
 
 def build_model(card: ModelCard, *, ndim_hint: int = 2) -> Model:
     """Instantiate the adapter for a parsed card (bundled adapters get ``ndim_hint`` for probing)."""
     factory = _adapter(card.model.format, card.where)
-    model = factory(card, ndim_hint=ndim_hint) if card.model.format in _BUILTIN else factory(card)
+    if card.model.format in _BUILTIN:
+        model = factory(card, ndim_hint=ndim_hint)
+    else:
+        try:
+            model = factory(card)
+        except (ConfigError, ModelError):
+            raise
+        except FOREIGN_FAILURES as exc:  # a plugin adapter may fail in any way: it is not the harness's error
+            raise ConfigError(f"{card.where}: adapter plugin {card.model.format!r} failed to build the model: "
+                              f"{describe_failure(exc)}; fix the card or the plugin") from exc
     if not callable(getattr(model, "predict", None)):
         raise ConfigError(f"{card.where}: adapter plugin {card.model.format!r} returned "
                           f"{type(model).__name__}, which has no predict(image, spacing) method")

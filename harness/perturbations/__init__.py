@@ -7,6 +7,7 @@ from harness.errors import ConfigError
 from harness.perturbations.base import MAX_SEVERITY, Perturbation
 
 _REGISTRY: dict[str, type[Perturbation]] = {}
+GROUP = "harness.perturbations"  # the entry-point group of plugin families
 
 
 def _is_bundled(obj: Any) -> bool:
@@ -35,14 +36,33 @@ def _load_bundled() -> None:
 def available() -> dict[str, type[Perturbation]]:
     """All families by name: bundled, then entry-point plugins."""
     _load_bundled()
-    from harness.plugins import entry_point_objects
+    from harness.plugins import entry_point_objects, refuse_shadowing
 
     found = dict(_REGISTRY)
-    for name, obj in entry_point_objects("harness.perturbations").items():
-        if not (isinstance(obj, type) and issubclass(obj, Perturbation)):
-            raise ConfigError(f"plugin perturbation {name!r} is not a harness Perturbation subclass")
-        found.setdefault(name, obj)
+    for name, obj in entry_point_objects(GROUP).items():
+        if name in found:
+            refuse_shadowing(GROUP, name, "perturbation family")
+        found[name] = _plugin_class(name, obj)
     return found
+
+
+def _plugin_class(name: str, obj: Any) -> type[Perturbation]:
+    if not (isinstance(obj, type) and issubclass(obj, Perturbation)):
+        raise ConfigError(f"plugin perturbation {name!r} is not a harness Perturbation subclass")
+    return obj
+
+
+def _family(name: str) -> type[Perturbation] | None:
+    """The class of family ``name``: bundled or registered, else the one entry point of that name
+    (other plugins are not imported, so a broken one does not stop a suite that does not use it)."""
+    _load_bundled()
+    from harness.plugins import entry_point_object, refuse_shadowing
+
+    if name in _REGISTRY:
+        refuse_shadowing(GROUP, name, "perturbation family")
+        return _REGISTRY[name]
+    obj = entry_point_object(GROUP, name)
+    return None if obj is None else _plugin_class(name, obj)
 
 
 def build(name: str, options: dict[str, Any], *, label: str | None = None) -> Perturbation | str:
@@ -67,14 +87,17 @@ def get(name: str, **options: Any) -> Perturbation:
         if not (isinstance(cls, type) and issubclass(cls, Perturbation)):
             raise ConfigError(f"perturbation {name!r} is not a harness Perturbation subclass")
         return cls(**options)
-    families = available()
-    if name not in families:
+    cls = _family(name)
+    if cls is None:
         import difflib
 
-        close = difflib.get_close_matches(name, list(families), n=1)
+        from harness.plugins import entry_point_names
+
+        names = sorted({*_REGISTRY, *entry_point_names(GROUP)})
+        close = difflib.get_close_matches(name, names, n=1)
         raise ConfigError(f"unknown perturbation {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-                          + f"; available: {', '.join(sorted(families))}")
-    return families[name](**options)
+                          + f"; available: {', '.join(names)}")
+    return cls(**options)
 
 
 __all__ = ["MAX_SEVERITY", "Perturbation", "available", "get", "register"]

@@ -145,3 +145,23 @@ def test_a_clean_gate_counts_the_cases_without_the_class_and_names_a_mean_over_c
     [mean] = clean_gate({"name": "c", "check": "clean", "metric": "dice", "min": 0.5, "label": "mean"},
                         _context(records))
     assert mean.detail.startswith("clean dice (mean over classes per case) = ") and " of mean " not in mean.detail
+
+
+@pytest.mark.parametrize("check, said", [
+    (lambda gate, context: 1 / 0, r"exploding gate failed: ZeroDivisionError: division by zero; fix the gate check"),
+    (lambda gate, context: ["PASS"], r"exploding gate failed: TypeError: returned str instead of GateResult"),
+])
+def test_a_gate_check_that_fails_is_an_error_gate_and_the_others_stand(monkeypatch: pytest.MonkeyPatch,
+                                                                       check: object, said: str) -> None:
+    """A raising gate_check plugin ended harness.run with a traceback before summary.json was written."""
+    import re
+
+    from harness import gates
+
+    monkeypatch.setitem(gates._CHECKS, "exploding", check)
+    records = _records({("clean", 0): [0.9, 0.8, 0.7]})
+    suite = [{"name": "boom", "check": "exploding"},
+             {"name": "c", "check": "clean", "metric": "dice", "min": 0.5, "label": "mean"}]
+    boom, clean = evaluate_gates(_context(records, suite))
+    assert boom.name == "boom" and boom.outcome == "ERROR" and re.search(said, boom.detail), boom.detail
+    assert clean.outcome == "PASS"

@@ -98,6 +98,10 @@ def not_a_model(card: Any) -> object:
     return object()
 
 
+def raising_adapter(card: Any) -> object:
+    raise FileNotFoundError("no weights here")
+
+
 # A command-line "model": thresholds every {input}/NAME_0000.(nii.gz|png) into {output}/NAME.*.
 # Flags: --sleep S, --fail, --nothing, --label K (foreground value), --crop (wrong shape).
 SCRIPT = r'''

@@ -44,18 +44,30 @@ def test_plugin_adapter_from_entry_point(install, tmp_path, case2d):
     np.testing.assert_array_equal(pred.labels, case2d.image[0] > 0.6)
 
 
-def test_broken_plugin_is_named(install, tmp_path):
-    install("harness_broken_plugin", "broken = tests.models.helpers:NoSuchThing")
+def test_broken_plugin_is_named_when_used_and_stops_nothing_else(install, tmp_path):
+    install("harness_broken_plugin", "broken = tests.models.helpers:NoSuchThing",
+            "threshold = tests.models.helpers:ThresholdAdapter")
     with pytest.raises(ConfigError, match=r"plugin 'broken' in entry-point group 'harness.models'"):
-        load_model(card(tmp_path, PLUGIN_CARD))
+        load_model(card(tmp_path, PLUGIN_CARD.replace('"threshold"', '"broken"'), "broken.toml"))
+    assert load_model(card(tmp_path, PLUGIN_CARD)).format == "threshold"  # a broken other plugin is not imported
 
 
-def test_plugin_adapter_runs_through_the_shared_pipeline(tmp_path, case2d, monkeypatch):
-    from harness import plugins
-    from tests.models import helpers
+def test_a_plugin_may_not_take_a_bundled_format_and_a_failing_one_is_named(install, tmp_path):
+    """A plugin named "torch" was silently ignored (the bundled adapter ran); an adapter plugin that
+    raised in __init__ was an "internal error" naming neither the card nor the format."""
+    install("harness_shadow_plugin", "torch = tests.models.helpers:ThresholdAdapter",
+            "raises = tests.models.helpers:raising_adapter")
+    with pytest.raises(ConfigError, match=r"plugin 'torch' in entry-point group 'harness.models' .* takes the name "
+                                          "of a bundled model format; rename the entry point"):
+        load_model(card(tmp_path, PLUGIN_CARD.replace('"threshold"', '"torch"'), "torch.toml"))
+    with pytest.raises(ConfigError, match=r"raises.toml: adapter plugin 'raises' failed to build the model: "
+                                          r"FileNotFoundError: no weights here; fix the card or the plugin"):
+        load_model(card(tmp_path, PLUGIN_CARD.replace('"threshold"', '"raises"'), "raises.toml"))
 
-    monkeypatch.setattr(plugins, "entry_point_objects",
-                        lambda group: {"threshold": helpers.ThresholdAdapter, "useless": helpers.not_a_model})
+
+def test_plugin_adapter_runs_through_the_shared_pipeline(install, tmp_path, case2d):
+    install("harness_pipeline_plugin", "threshold = tests.models.helpers:ThresholdAdapter",
+            "useless = tests.models.helpers:not_a_model")
     text = '''[model]
 format = "threshold"
 [model.options]

@@ -1,0 +1,107 @@
+"""Entry-point plugins: a broken one stops only what uses it, and none may take a bundled name (it
+was silently ignored for perturbations and model formats)."""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+
+
+@pytest.fixture
+def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fake installed distribution with the given entry-point lines per group."""
+    def _install(name: str, groups: dict[str, list[str]]) -> None:
+        dist = tmp_path / name / f"{name}-0.1.dist-info"
+        dist.mkdir(parents=True)
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(
+            "".join(f"[{group}]\n" + "\n".join(lines) + "\n" for group, lines in groups.items()))
+        monkeypatch.syspath_prepend(str(tmp_path / name))
+    return _install
+
+
+@pytest.fixture
+def fresh_caches():
+    from harness.metrics import registry
+
+    for cached in (registry._plugins, registry._plugin, registry._not_shadowed):
+        cached.cache_clear()
+    yield
+    for cached in (registry._plugins, registry._plugin, registry._not_shadowed):
+        cached.cache_clear()
+
+
+@pytest.fixture
+def plugin_module(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """An importable module with a perturbation family and a metric; a suite file beside it."""
+    from harness.metrics import Metric, MetricInfo
+    from harness.perturbations.base import Perturbation
+
+    module = types.ModuleType("isolation_plugin")
+
+    class Ghost(Perturbation):
+        name = "ghost"
+
+        def draw(self, case, severity, rng):
+            return {}
+
+        def apply(self, case, params):
+            return case
+
+    module.Ghost = Ghost  # type: ignore[attr-defined]
+    module.SIMILAR = Metric(MetricInfo("similar", True, "fraction", ""), lambda ctx: 1.0)  # type: ignore[attr-defined]
+    (tmp_path / "mine.toml").write_text('[suite]\nname = "mine"\n', encoding="utf-8")
+    module.SUITE = str(tmp_path / "mine.toml")  # type: ignore[attr-defined]
+    module.MISSING = str(tmp_path / "gone.toml")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "isolation_plugin", module)
+    return "isolation_plugin"
+
+
+def test_a_broken_plugin_stops_only_what_uses_it(install, plugin_module: str, fresh_caches: None) -> None:
+    from harness.metrics import evaluate
+    from harness.perturbations import get
+    from harness.suite import resolve_suite_path
+
+    install("broken_plugins", {
+        "harness.perturbations": ["broken = no_such_module_xyz:X", f"ghost = {plugin_module}:Ghost"],
+        "harness.metrics": ["broken = no_such_module_xyz:X", f"similar = {plugin_module}:SIMILAR"],
+        "harness.suites": ["broken = no_such_module_xyz:X", f"mine = {plugin_module}:SUITE",
+                           f"gone = {plugin_module}:MISSING"]})
+    import numpy as np
+
+    square = np.zeros((8, 8), dtype=np.uint8)
+    square[2:6, 2:6] = 1
+    assert get("blur").name == "blur" and get("ghost").name == "ghost"  # the broken family is not imported
+    (row,) = evaluate(square, square, spacing=1.0, labels=[1], metrics=["dice", "similar"])
+    assert row["similar"] == 1.0
+    assert resolve_suite_path("smoke").name == "smoke.toml" and resolve_suite_path("mine").name == "mine.toml"
+    for call in (lambda: get("broken"), lambda: evaluate(square, square, spacing=1.0, labels=[1], metrics=["broken"]),
+                 lambda: resolve_suite_path("broken")):
+        with pytest.raises(ConfigError, match=r"plugin 'broken' in entry-point group 'harness\.\w+' "
+                                              r"\(no_such_module_xyz:X\) failed to load"):
+            call()
+    with pytest.raises(ConfigError, match=r"plugin suite 'gone' .* points at .*gone.toml, which is not a file"):
+        resolve_suite_path("gone")
+    with pytest.raises(ConfigError, match=r"unknown perturbation 'ghosty' \(did you mean 'ghost'\?\); available: .*broken"):
+        get("ghosty")
+
+
+def test_a_plugin_may_not_take_a_bundled_name(install, plugin_module: str, fresh_caches: None) -> None:
+    from harness.metrics import evaluate
+    from harness.perturbations import available, get
+
+    install("shadowing_plugins", {"harness.perturbations": [f"blur = {plugin_module}:Ghost"],
+                                  "harness.metrics": [f"dice = {plugin_module}:SIMILAR"]})
+    for call in (lambda: get("blur"), available):
+        with pytest.raises(ConfigError, match=r"plugin 'blur' in entry-point group 'harness.perturbations' "
+                                              r"\(isolation_plugin:Ghost\) takes the name of a bundled perturbation family"):
+            call()
+    import numpy as np
+
+    with pytest.raises(ConfigError, match=r"plugin 'dice' .* takes the name of a bundled metric"):
+        evaluate(np.ones((4, 4), dtype=np.uint8), np.ones((4, 4), dtype=np.uint8), spacing=1.0, labels=[1],
+                 metrics=["dice"])
