@@ -121,12 +121,15 @@ def _absent_in_both(context: GateContext, label: int | str) -> str:
             "policy)") if n else ""
 
 
-def _severity_drops(rows: Any, clean: Any, *, better_high: bool, relative: bool,
-                    min_cases: int) -> tuple[dict[int, tuple[float, int]], list[str], bool]:
+def _severity_drops(rows: Any, clean: Any, *, better_high: bool, relative: bool, min_cases: int,
+                    planned: Any = ()) -> tuple[dict[int, tuple[float, int]], list[str], bool]:
     """Paired mean degradation per severity (finite pairs only) as severity -> (drop, n), why
-    other severities were not gated (too few pairs, or a relative drop from a clean mean of 0), and
-    whether any gated pair differed from clean at all."""
+    other severities were not gated (too few pairs, or a relative drop from a clean mean of 0, or
+    ``planned`` severities without a scored case: every item failed), and whether any gated pair
+    differed from clean at all."""
     drops, skipped, changed = {}, [], False
+    for sev in sorted(set(int(v) for v in planned) - set(int(v) for v in rows["severity"])):
+        skipped.append(f"severity {sev}: no scored case (every item failed)")
     for sev, group in rows.groupby("severity"):
         pert, base = group.set_index("case_id")["value"].align(clean, join="inner")
         finite = pert.notna() & base.notna()
@@ -158,18 +161,22 @@ def degradation_gate(gate: dict[str, Any], context: GateContext) -> list[GateRes
     min_cases = int(gate.get("min_cases", 3))
     unit = "relative " if relative else ""
     results = []
+    # every family and severity the run has records of, failed ones included (per_case keeps OK rows only)
+    planned = context.records[["perturbation", "severity"]].drop_duplicates()
     for name, label in _labels({"label": gate.get("label", "mean")}, context):
         values = per_case(context.records, metric, label=label)  # type: ignore[arg-type]
         clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
-        for family in sorted(set(values["perturbation"]) - {CLEAN}):
+        for family in sorted(set(planned["perturbation"]) - {CLEAN}):
             if wanted and family not in wanted:
                 continue
             rows = values[(values["perturbation"] == family)]
+            sevs = planned.loc[planned["perturbation"] == family, "severity"]
             if severities:
                 rows = rows[rows["severity"].isin(severities)]
+                sevs = sevs[sevs.isin(severities)]
             gname = f"{gate['name']}[{family}]" + ("" if label == "mean" else f"[{name}]")
             drops, skipped, changed = _severity_drops(rows, clean, better_high=better_high, relative=relative,
-                                                      min_cases=min_cases)
+                                                      min_cases=min_cases, planned=sevs)
             not_gated = f"; not gated: {'; '.join(skipped)}" if skipped else ""
             if not drops:
                 results.append(GateResult(gname, "INCONCLUSIVE", None, max_drop,

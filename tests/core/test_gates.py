@@ -165,3 +165,20 @@ def test_a_gate_check_that_fails_is_an_error_gate_and_the_others_stand(monkeypat
     boom, clean = evaluate_gates(_context(records, suite))
     assert boom.name == "boom" and boom.outcome == "ERROR" and re.search(said, boom.detail), boom.detail
     assert clean.outcome == "PASS"
+
+
+def test_severities_and_families_whose_items_all_failed_are_not_gated_silently() -> None:
+    """A family failing at severity 5 passed on severities 1-3 with no word of 5; one failing at every
+    severity had no gate row at all."""
+    records = _records({("clean", 0): [0.9] * 4, ("odd", 1): [0.89] * 4})
+    failed = [{"case_id": f"c{i}", "perturbation": p, "severity": sev, "label": 1, "label_name": "organ",
+               "status": "ERROR", "error": "perturbation failed", "dice": np.nan}
+              for i in range(4) for p, sev in (("odd", 5), ("broken", 1), ("broken", 3))]
+    records = pd.concat([records, pd.DataFrame(failed)], ignore_index=True)
+    gate = {"name": "d", "check": "degradation", "metric": "dice", "max_drop": 0.1}
+    broken, odd = degradation_gate(gate, _context(records))
+    assert odd.name == "d[odd]" and odd.outcome == "INCONCLUSIVE"
+    assert "not gated: severity 5: no scored case (every item failed)" in odd.detail
+    assert broken.name == "d[broken]" and broken.outcome == "INCONCLUSIVE" and "no severity could be gated" in broken.detail
+    [only_one] = degradation_gate({**gate, "severities": [1]}, _context(records))[1:]
+    assert only_one.outcome == "PASS"  # severity 5 was not asked for
