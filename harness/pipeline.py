@@ -148,7 +148,7 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
 
     planned = {label: get_family(family, **options) for label, (family, options) in families.items()}
     notes = held_note + notes + _fallback_note(planned, model) + _hounsfield_note(planned, first) \
-        + _class_names_note(dataset, model)
+        + _class_names_note(dataset, model) + _assumed_spacing_note(dataset)
     mask_classes, named_by = _named_classes(dataset, model)
     plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families,
                 mask_classes=mask_classes, mask_named_by=named_by)
@@ -164,6 +164,18 @@ def _class_names_note(dataset: Dataset, model: Any) -> list[str]:
         return []
     return [f"{'; '.join(conflicts)}: the data's classes are scored against the model's outputs of the same "
             "number, so check that this model segments what the data's masks hold ([output] labels)"]
+
+
+def _assumed_spacing_note(dataset: Dataset) -> list[str]:
+    """A run note when cases have no physical spacing (raster files without one in the card): 1 mm
+    per pixel is assumed, so every distance and volume the report calls mm is in pixels."""
+    assumed = dataset.assumed_spacing()
+    if not assumed:
+        return []
+    return [f"{len(assumed)} of {len(dataset.case_ids)} cases have no physical spacing (raster image files, and "
+            "the data card gives no [dataset] spacing): 1 pixel was taken as 1 mm, so their distances (hd, hd95, "
+            "assd, masd, the NSD tolerance) and volumes are in pixels where the report says mm; give the "
+            "spacing in the card"]
 
 
 def _hounsfield_note(planned: dict[str, Any], first: Any) -> list[str]:

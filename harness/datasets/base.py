@@ -44,6 +44,11 @@ class Dataset(ABC):
         cases when None). Problems, or []."""
         return [] if self.case_ids else [f"{self.name}: no cases found"]
 
+    def assumed_spacing(self, case_ids: Sequence[str] | None = None) -> list[str]:
+        """The cases among ``case_ids`` (all when None) whose spacing neither their files nor the
+        card give, so that 1 mm per pixel was assumed (their distances are in pixels)."""
+        return []
+
     def file_hashes(self, case_id: str) -> dict[str, str]:
         """sha256 of what identifies a case (its files, or its pixel data for generated cases)."""
         case = self.load(case_id)
@@ -104,6 +109,9 @@ class _Subset(Dataset):
 
     def validate(self, case_ids: Sequence[str] | None = None) -> list[str]:
         return self.parent.validate(self._ids if case_ids is None else case_ids)  # --limit N: only those N
+
+    def assumed_spacing(self, case_ids: Sequence[str] | None = None) -> list[str]:
+        return self.parent.assumed_spacing(self._ids if case_ids is None else case_ids)
 
     def file_hashes(self, case_id: str) -> dict[str, str]:
         if case_id in self._hashes:

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.datasets import open_dataset
@@ -68,7 +69,11 @@ def validate_data(data: str, *, limit: int | None = None, console: Console | Non
     table.add_row("dimensions", f"{len(shapes[0])}D, {', '.join(map(str, sorted(channels)))} channel(s)")
     table.add_row("classes", classes)
     table.add_row("shape (voxels)", _span(shapes, "d"))
-    table.add_row("spacing (mm)", _span(spacings, ".4g"))
+    assumed = dataset.assumed_spacing()
+    table.add_row("spacing (mm)", _span(spacings, ".4g") + (
+        "[yellow]" + escape(f" (assumed for {len(assumed)} of {len(dataset.case_ids)} cases: their raster files "
+                            "carry no spacing and the card gives none, so distances will be in pixels; set "
+                            "[dataset] spacing in the card)") + "[/yellow]" if assumed else ""))
     table.add_row("metadata", ", ".join(f"{c} ({metadata[c].nunique()} values)" for c in metadata.columns) or "none")
     table.add_row("result", "[green]OK[/green]")
     console.print(table)

@@ -76,6 +76,13 @@ class FileDataset(Dataset):
         return Case(image=image, label=label, spacing=tuple(spacing)[: label.ndim],
                     metadata=dict(files.metadata), case_id=case_id)
 
+    def assumed_spacing(self, case_ids: Sequence[str] | None = None) -> list[str]:
+        """Cases without a card spacing whose images are raster files (PNG, JPEG, TIFF, BMP carry
+        no physical spacing; NIfTI headers do)."""
+        ids = self._cases if case_ids is None else case_ids
+        return [cid for cid in ids if self._cases[cid].spacing is None
+                and not any(is_nifti(p) for p in self._cases[cid].images)]
+
     @property
     def ndim(self) -> int:
         first = next(iter(self._cases.values()))

@@ -30,3 +30,28 @@ def test_masks_holding_unnamed_values_are_listed_and_exit_3(tmp_path: Path, caps
     err = capsys.readouterr().err
     assert "3 of 3 case(s) cannot be used" in err and "label values [255] are not classes" in err
     assert main(["validate-data", str(tmp_path / "nowhere")]) == 3
+
+
+def test_raster_data_without_a_spacing_is_said_to_be_in_pixels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PNGs carry no spacing: 1 mm per pixel was assumed and every distance called mm, with no word."""
+    from harness.datasets import open_dataset
+    from harness.pipeline import _assumed_spacing_note
+
+    from rich.console import Console
+
+    from harness.datasets.command_line import validate_data
+
+    card = _png_card(tmp_path / "a", 'label_values = { "255" = 1 }\n')
+    console = Console(width=400, record=True)
+    validate_data(str(card), console=console)
+    out = console.export_text()
+    capsys.readouterr()
+    assert "assumed for 3 of 3 cases" in out and "distances will be in pixels" in out and "[dataset] spacing" in out
+    dataset = open_dataset(str(card))
+    assert dataset.assumed_spacing() == dataset.case_ids and dataset.subset(2).assumed_spacing() == dataset.case_ids[:2]
+    [note] = _assumed_spacing_note(dataset.subset(2))
+    assert note.startswith("2 of 2 cases have no physical spacing") and "in pixels where the report says mm" in note
+    given = _png_card(tmp_path / "b", 'label_values = { "255" = 1 }\nspacing = [0.1, 0.1]\n')
+    assert main(["validate-data", str(given)]) == 0 and "assumed" not in capsys.readouterr().out
+    assert open_dataset(str(given)).assumed_spacing() == [] and _assumed_spacing_note(open_dataset(str(given))) == []
+    assert open_dataset("phantom2d").assumed_spacing() == []
