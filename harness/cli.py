@@ -26,8 +26,8 @@ from harness.options import COMPARE_MODES, CORRECTIONS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Robustness and fairness evaluation of medical image segmentation models.")
-console = Console(stderr=True)
-out_console = Console()
+console = Console(stderr=True, emoji=False)  # ":ghost:" in a plugin reference is text, not an emoji
+out_console = Console(emoji=False)
 _DEBUG = {"on": False}
 
 OUTCOME_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "ERROR": "magenta", "INCONCLUSIVE": "white"}

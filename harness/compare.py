@@ -290,6 +290,8 @@ def compare_runs(run_a: Path, run_b: Path, options: CompareOptions = CompareOpti
         rows, gates = _unpaired(a, b, common, options)
         evidence = _evidence(a, b, common, options)
         _same_drop_ci(evidence, rows)
+    for role, run in (("A", a), ("B", b)):  # what each run said of itself (e.g. cases its model trained on)
+        notes.extend(f"run {role}: {note}" for note in run.summary.get("notes", []) if isinstance(note, str))
     for role, run in (("A", a), ("B", b)):
         n_err = int((run.records["status"] == "ERROR").sum())
         if n_err:
@@ -367,7 +369,7 @@ def compare_command(run_a: Path, run_b: Path, *, out: Path | None, options: Comp
     result = compare_runs(run_a, run_b, options)
     out = out or Path("reports") / f"compare-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     _, html = write_outputs(result, out)
-    console = Console()
+    console = Console(emoji=False)  # "mylab.pert:Ghost:" is a name, not an emoji code
     console.print(f"{result['mode']} comparison, A = {escape(str(run_a))}, B = {escape(str(run_b))}: "
                   f"[bold]{result['outcome']}[/]")
     for gate in result["gates"]:

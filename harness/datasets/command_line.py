@@ -34,7 +34,7 @@ def _span(values: list[tuple[float, ...]], fmt: str) -> str:
 def validate_data(data: str, *, limit: int | None = None, console: Console | None = None) -> Table:
     """Check ``data`` (a data spec as for ``harness run --data``); print and return a summary table.
     Raises ConfigError (exit 3) listing every problem found."""
-    console = console or Console()
+    console = console or Console(emoji=False)
     dataset = open_dataset(data).subset(limit)
     problems = dataset.validate()
     if problems:

@@ -68,7 +68,7 @@ def _dice(pred: np.ndarray, ref: np.ndarray, label: int) -> float:
 def validate_model(model: str, data: str | None = None, *, console: Console | None = None) -> Table:
     """Load ``model``, predict one case of ``data`` (default: a phantom of the model's
     dimensionality), print and return a table of what was found."""
-    console = console or Console()
+    console = console or Console(emoji=False)
     if data is None:  # a phantom of the model's dimensionality: the card's, else the model's own
         declared = load_card(model, ndim=2).ndim
         try:

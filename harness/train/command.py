@@ -136,7 +136,7 @@ def train_command(
     result = train(o["data"], out, cfg, command=command)
     from rich.console import Console
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, emoji=False)
     console.print(f"weights   {result.weights}\ncard      {result.card}\ncurves    {out / 'curves.png'}\n"
                   f"record    {out / 'training.json'}\n"
                   + (f"best validation Dice (mean) {result.best_val_dice:.4f}" if not math.isnan(result.best_val_dice)

@@ -105,3 +105,14 @@ def test_a_plugin_may_not_take_a_bundled_name(install, plugin_module: str, fresh
     with pytest.raises(ConfigError, match=r"plugin 'dice' .* takes the name of a bundled metric"):
         evaluate(np.ones((4, 4), dtype=np.uint8), np.ones((4, 4), dtype=np.uint8), spacing=1.0, labels=[1],
                  metrics=["dice"])
+
+
+def test_a_plugin_reference_is_printed_as_written_not_as_an_emoji(capsys: pytest.CaptureFixture[str]) -> None:
+    """"mylab.pert:Ghost:" was printed as "mylab.pert" and a ghost emoji by harness compare."""
+    from harness import cli
+
+    for console in (cli.out_console, cli.console):
+        console.print("family mylab.pert:ghost: and :thumbs_up:")
+    captured = capsys.readouterr()
+    assert captured.out.count("mylab.pert:ghost: and :thumbs_up:") == 1
+    assert captured.err.count("mylab.pert:ghost: and :thumbs_up:") == 1

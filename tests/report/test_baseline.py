@@ -240,3 +240,20 @@ def _drop_summary_key(run: Path, key: str) -> None:
     summary = json.loads((run / "summary.json").read_text())
     del summary[key]
     (run / "summary.json").write_text(json.dumps(summary))
+
+
+def test_what_the_baseline_and_compared_runs_noted_is_carried_over(base: Path, tmp_path: Path) -> None:
+    """A run scored on its model's training cases says so; a comparison or regression report against
+    it lost that word and passed an optimistic baseline as is."""
+    import json
+
+    from harness.compare import compare_runs
+
+    said = "10 of the 10 evaluated cases were seen by the model in training"
+    summary = json.loads((base / "summary.json").read_text())
+    (base / "summary.json").write_text(json.dumps({**summary, "notes": [said]}))
+    other = make_run(tmp_path / "other", case_ids=IDS, dice=_dice(base, -0.01))
+    assert f"run A: {said}" in compare_runs(base, other)["notes"]
+    assert not any(n.startswith("run B:") for n in compare_runs(base, other)["notes"])
+    copy_baseline(other, base)
+    assert f'<p class="note">Baseline run: {said}</p>' in render_report(other)
