@@ -116,7 +116,7 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     from harness.models import load_model
 
     model_spec = options.model or (None if suite.model == "reference" else suite.model)
-    dataset, model, held_note = open_dataset(options.data, default=suite.data), None, []
+    dataset, model, held_note = _open_data(options, suite), None, []
     if options.held_out:  # the model decides which cases are left, so it loads first
         from harness.training_overlap import held_out
 
@@ -164,6 +164,20 @@ def _class_names_note(dataset: Dataset, model: Any) -> list[str]:
         return []
     return [f"{'; '.join(conflicts)}: the data's classes are scored against the model's outputs of the same "
             "number, so check that this model segments what the data's masks hold ([output] labels)"]
+
+
+def _open_data(options: RunOptions, suite: Suite) -> Dataset:
+    """The run's dataset; an error names where its spec came from (--data, or the suite's ``data``
+    key, whose relative paths follow the current folder, not the suite file's)."""
+    if options.data is not None:
+        return open_dataset(options.data)
+    try:
+        return open_dataset(suite.data, where=f"suite {suite.path}: data")
+    except ConfigError as exc:
+        if Path(str(suite.data)).is_absolute() or str(suite.data).startswith("phantom"):
+            raise
+        raise ConfigError(f"{exc} (a suite's data path is relative to the current folder, {Path.cwd()}: run "
+                          "from the folder it expects, or give --data)") from exc
 
 
 def _assumed_spacing_note(dataset: Dataset) -> list[str]:

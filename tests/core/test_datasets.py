@@ -444,3 +444,19 @@ def test_label_values_above_float32_precision_stay_exact(tmp_path: Path) -> None
     nib.save(nib.Nifti1Image(raw, np.eye(4)), tmp_path / "big.nii.gz")
     label = read_label(tmp_path / "big.nii.gz", label_values={16_777_217: 1, 16_777_216: 2})
     assert label[1, 1, 1] == 1 and label[2, 2, 2] == 2
+
+
+def test_a_missing_suite_data_path_is_blamed_on_the_suite_not_on_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The error said "--data examples/busbra.toml: ..." to a user who gave no --data."""
+    from harness.cli import main
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nname = "s"\ndata = "cards/mine.toml"\nmetrics = ["dice"]\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "r")]) == 3
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"suite {suite}: data cards/mine.toml: dataset card not found" in err and "--data cards" not in err
+    assert f"relative to the current folder, {tmp_path}" in err
+    assert main(["run", "--suite", str(suite), "--data", "nope.toml", "--out", str(tmp_path / "r")]) == 3
+    assert "--data nope.toml: dataset card not found" in " ".join(capsys.readouterr().err.split())

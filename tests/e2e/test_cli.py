@@ -131,7 +131,7 @@ def test_model_calling_sys_exit_does_not_end_the_run(tmp_path: Path) -> None:
     records = pd.read_csv(tmp_path / "o" / "records.csv")
     errors = records[records["status"] == "ERROR"]
     assert (records["status"] == "OK").any() and len(errors)
-    assert errors["error"].str.contains(r"SystemExit\(0\) \(the model called sys\.exit\)").all()
+    assert errors["error"].str.contains(r"SystemExit\(0\) \(it called sys\.exit\)").all()
     assert (tmp_path / "o" / "report.html").is_file()
 
 
