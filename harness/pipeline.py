@@ -341,6 +341,8 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     finally:
         if progress is not None and hasattr(progress, "close"):
             progress.close()
+    if options.resume:
+        notes = notes + _left_out_note(journal, dataset.case_ids)
     # Written only now, so a refused --resume (another run's journal) leaves that folder untouched.
     (out / "cases.csv").write_text(Dataset.manifest_csv(cases), encoding="utf-8")
     (out / "suite.toml").write_text(suite.text, encoding="utf-8")
@@ -457,6 +459,18 @@ def _write_outputs(out: Path, summary: dict[str, Any], *, baseline: str | Path |
         write_report(out, pdf=pdf)  # report.html + dossier.html (+ PDFs)
     except PdfError as exc:
         print(f"warning: {exc}", file=sys.stderr)
+
+
+def _left_out_note(journal: Journal, case_ids: list[str]) -> list[str]:
+    """A run note when a resumed run selects fewer cases than its journal holds (a smaller --limit,
+    --held-out, other data): those results stay in journal.jsonl but are not in these outputs."""
+    selected = set(case_ids)
+    others = sorted({str(rows[0].get("case_id")) for rows in journal.read().values() if rows} - selected)
+    if not others:
+        return []
+    return [f"this resumed run evaluates {len(selected)} case(s); journal.jsonl also holds results of "
+            f"{len(others)} other case(s) of the earlier run (e.g. {others[0]}), left out of these outputs "
+            "(another --limit, --held-out or data selection)"]
 
 
 def _journaled_rows(journal: Journal, items: list[Any]) -> list[dict[str, Any]]:

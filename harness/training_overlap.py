@@ -71,6 +71,25 @@ def seen_cases(model: Any, manifest: pd.DataFrame) -> dict[str, list[str]]:
     return out
 
 
+def first_unseen(dataset: Any, model: Any) -> tuple[str, str]:
+    """The case ``validate-model`` should show: the first the model's training record does not name
+    (its first case when there is no record), and a line saying how that case was chosen ("" without
+    a record)."""
+    first = dataset.case_ids[0]
+    if _record(model)[0] is None:
+        return first, ""
+    seen = seen_cases(model, dataset.manifest())
+    known = set(seen["train"]) | set(seen["val"])
+    unseen = [cid for cid in dataset.case_ids if cid not in known]
+    if not known:
+        return first, "none of the data's cases is in the model's training record"
+    if not unseen:
+        return first, (f"all {len(dataset.case_ids)} cases were seen in training or validation: the Dice below "
+                       "overstates how the model does on new patients")
+    return unseen[0], (f"{len(known)} of {len(dataset.case_ids)} cases were seen in training or validation; "
+                       "this is the first one that was not")
+
+
 def held_out(dataset: Any, model: Any, *, limit: int | None = None) -> tuple[Any, list[str]]:
     """``harness run --held-out``: ``dataset`` without the cases the model's training record says it
     was trained or validated on (at most ``limit`` cases, scanned in order: only as many files are
@@ -132,4 +151,4 @@ def overlap_note(model: Any, manifest: pd.DataFrame) -> list[str]:
             "performs on new patients; evaluate on held-out cases (e.g. a card of the test split)"]
 
 
-__all__ = ["DIGITS", "held_out", "image_digests", "manifest_sha256", "overlap_note", "seen_cases"]
+__all__ = ["DIGITS", "first_unseen", "held_out", "image_digests", "manifest_sha256", "overlap_note", "seen_cases"]

@@ -84,7 +84,10 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
     else:
         dataset = _open_data(data, 2)
         loaded = load_model(model, ndim=dataset.ndim)
-    case = dataset.load(dataset.case_ids[0])
+    from harness.training_overlap import first_unseen
+
+    case_id, chosen = first_unseen(dataset, loaded)  # not a case the model trained on, where its record tells
+    case = dataset.load(case_id)
 
     table = Table(title=f"validate-model: {loaded.name}", show_header=True)
     table.add_column("check")
@@ -101,7 +104,7 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
     effective = {**card["input"], "patch_size": getattr(loaded, "patch_size", card["input"]["patch_size"])}
     table.add_row("preprocessing", ", ".join(f"{k}={effective[k]}" for k in
                                              ("normalize", "pad_multiple", "patch_size", "spacing")))
-    table.add_row("case", escape(f"{getattr(dataset, 'name', 'data')}/{case.case_id}"))
+    table.add_row("case", escape(f"{getattr(dataset, 'name', 'data')}/{case.case_id}" + (f" ({chosen})" if chosen else "")))
     table.add_row("input", f"{case.image.dtype} {case.image.shape}, spacing {case.spacing} mm")
     problems = loaded.check_input(channels=case.image.shape[0], ndim=case.ndim)
     try:

@@ -127,3 +127,22 @@ def test_held_out_with_a_limit_hashes_only_the_cases_it_needs(tmp_path: Path) ->
     assert kept.case_ids == ["phantom2d_001", "phantom2d_002"] and read == ["phantom2d_000", "phantom2d_001", "phantom2d_002"]
     kept.manifest()  # the run's cases.csv: from the hashes already taken
     assert read == ["phantom2d_000", "phantom2d_001", "phantom2d_002"]
+
+
+def test_validate_model_shows_a_case_the_model_did_not_train_on(tmp_path: Path) -> None:
+    """validate-model scored the data's first case, a training case, with no word."""
+    from harness.training_overlap import first_unseen
+
+    data = phantom_dataset(2, n=4, seed=0)
+    manifest = data.manifest()
+    model = _model(tmp_path, {"seen_images": {"train": image_digests(manifest, ["phantom2d_000", "phantom2d_001"]),
+                                              "val": []}})
+    assert first_unseen(data, model) == ("phantom2d_002", "2 of 4 cases were seen in training or validation; "
+                                                          "this is the first one that was not")
+    everything = _model(tmp_path / "all", None)
+    (tmp_path / "all").mkdir()
+    (tmp_path / "all" / "training.json").write_text(json.dumps(
+        {"seen_images": {"train": image_digests(manifest, list(manifest.index)), "val": []}}))
+    case_id, said = first_unseen(data, everything)
+    assert case_id == "phantom2d_000" and said.startswith("all 4 cases were seen in training or validation")
+    assert first_unseen(data, SimpleNamespace(model_card=None)) == ("phantom2d_000", "")

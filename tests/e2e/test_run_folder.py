@@ -296,3 +296,17 @@ def test_resume_refuses_the_same_weights_run_through_another_card(tmp_path: Path
     meta["meta"].pop("model_card")
     journal.write_text("\n".join([json.dumps(meta), *lines[1:]]) + "\n")
     assert _run(tmp_path, out, "--limit", "2", "--model", str(tmp_path / "a.toml"), "--resume") in (0, 1)
+
+
+def test_a_resumed_run_that_selects_fewer_cases_says_what_it_left_out(tmp_path: Path) -> None:
+    """--resume with a smaller --limit (or without --held-out) shrank the outputs to the new selection
+    with no word; the earlier results stay in journal.jsonl and the run notes them."""
+    out = tmp_path / "o"
+    assert _run(tmp_path, out, "--limit", "2") == 0
+    assert not any("journal.jsonl also holds" in n for n in json.loads((out / "summary.json").read_text())["notes"])
+    assert _run(tmp_path, out, "--limit", "1", "--resume") == 0
+    notes = json.loads((out / "summary.json").read_text())["notes"]
+    assert any(n.startswith("this resumed run evaluates 1 case(s); journal.jsonl also holds results of 1 other case(s)")
+               for n in notes), notes
+    assert _run(tmp_path, out, "--limit", "2", "--resume") == 0  # growing back: nothing left out
+    assert not any("journal.jsonl also holds" in n for n in json.loads((out / "summary.json").read_text())["notes"])
