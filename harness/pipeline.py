@@ -514,7 +514,7 @@ def _clean_means(records: pd.DataFrame, metrics: tuple[str, ...]) -> dict[str, d
 def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, records: pd.DataFrame,
              cases: pd.DataFrame, gates: list[GateResult], outcome: str, exit_code: int, *, seconds: float,
              notes: list[str], workers: int, n_items: int) -> dict[str, Any]:
-    from harness.provenance import code_revision, versions
+    from harness.provenance import code_revision, plugin_code, versions
 
     return {
         "outcome": outcome,
@@ -550,4 +550,5 @@ def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, re
         "strict": options.strict,  # WARN / INCONCLUSIVE also fail the run (exit 1)
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "platform": {**versions(), "machine": platform.machine(), "system": platform.platform()},
+        "plugins": plugin_code(suite, model),  # third-party code that ran: its distribution and version, or file hash
     }

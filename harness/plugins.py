@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from harness.errors import FOREIGN_FAILURES, ConfigError
@@ -66,3 +68,53 @@ def _load(ep: Any, group: str) -> Any:
     except FOREIGN_FAILURES as exc:  # a third-party plugin can fail in any way, sys.exit included
         raise ConfigError(f"plugin {ep.name!r} in entry-point group {group!r} ({ep.value}) "
                           f"failed to load: {type(exc).__name__}: {exc}") from exc
+
+
+def provenance(reference: str, group: str | None = None) -> str | None:
+    """Where plugin code comes from, for a run's record: the distribution and version that provide
+    entry point ``reference`` of ``group``, or the module of a ``"package.module:attr"`` reference
+    (its distribution and version, else its file and that file's sha256). None for bundled code and
+    for a name that is neither."""
+    if group is not None and ":" not in reference:
+        for ep in entry_points(group=group, name=reference):
+            dist = getattr(ep, "dist", None)
+            origin = f"{dist.name} {dist.version}" if dist is not None else "an unnamed distribution"
+            return f"{ep.value} ({origin})"
+        return None
+    module_name = reference.partition(":")[0]
+    if not module_name or module_name == "harness" or module_name.startswith("harness."):
+        return None
+    from importlib.metadata import packages_distributions, version
+
+    top = module_name.split(".")[0]
+    for dist in _distributions(packages_distributions).get(top, []):
+        try:
+            return f"{reference} ({dist} {version(dist)})"
+        except Exception:  # noqa: BLE001 - metadata of a broken install: try the file
+            break
+    module = sys.modules.get(module_name) or (importlib.import_module(module_name) if _importable(module_name) else None)
+    path = getattr(module, "__file__", None)
+    if path:
+        from harness.hashing import file_sha256
+
+        return f"{reference} ({path}, sha256 {file_sha256(Path(path))[:16]})"
+    return f"{reference} (origin unknown)"
+
+
+_DISTRIBUTIONS: dict[str, list[str]] | None = None
+
+
+def _distributions(lookup: Any) -> dict[str, list[str]]:
+    """``importlib.metadata.packages_distributions()``, read once (it scans every installed package)."""
+    global _DISTRIBUTIONS
+    if _DISTRIBUTIONS is None:
+        _DISTRIBUTIONS = dict(lookup())
+    return _DISTRIBUTIONS
+
+
+def _importable(module_name: str) -> bool:
+    try:
+        importlib.import_module(module_name)
+    except FOREIGN_FAILURES:
+        return False
+    return True

@@ -26,6 +26,29 @@ def versions() -> dict[str, str]:
     return out
 
 
+def plugin_code(suite: Any, model: Any) -> dict[str, str]:
+    """The plugin code a run used, as ``{"perturbation salt_pepper": "pkg.mod:Cls (mylab 0.1)", ...}``:
+    perturbation families, metrics and model formats from entry points or ``"module:attr"``
+    references, and a torch/callable card's ``entry`` (bundled code is left out)."""
+    from harness.plugins import provenance
+
+    wanted = [("perturbation", spec.family, "harness.perturbations") for spec in suite.perturbations]
+    wanted += [("metric", name, "harness.metrics") for name in suite.metrics]
+    card = getattr(model, "card", None) or {}
+    section = card.get("model") if isinstance(card, dict) else None
+    if isinstance(section, dict):
+        if isinstance(section.get("format"), str):
+            wanted.append(("model format", section["format"], "harness.models"))
+        if isinstance(section.get("entry"), str) and ":" in section["entry"]:
+            wanted.append(("model entry", section["entry"], None))
+    out: dict[str, str] = {}
+    for kind, name, group in wanted:
+        key = f"{kind} {name}"
+        if key not in out and (where := provenance(name, group)) is not None:
+            out[key] = where
+    return out
+
+
 def _git(args: list[str], where: Path) -> str | None:
     try:
         res = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=False)

@@ -271,6 +271,7 @@ def run_record(run: RunDir) -> list[tuple[str, str]]:
             ("seed", str(s.get("seed", ""))), ("harness version", s.get("harness_version", "")),
             ("harness revision", revision_text(s.get("harness_revision"))),
             ("software", " · ".join(f"{k} {v}" for k, v in platform.items() if k not in ("machine", "system"))),
+            ("plugins", "; ".join(f"{k}: {v}" for k, v in (s.get("plugins") or {}).items())),
             ("machine", f"{platform.get('system', '')} ({platform.get('machine', '')}), {s.get('workers', '')} worker(s)"),
             ("timings", f"{s.get('seconds', 0):.1f} s total; {s.get('n_items', 0)} work items, {s.get('n_records', 0)} "
                         f"records" + (f"; artifacts {run.artifacts['seconds']:.1f} s" if "seconds" in run.artifacts else "")),

@@ -116,3 +116,25 @@ def test_a_plugin_reference_is_printed_as_written_not_as_an_emoji(capsys: pytest
     captured = capsys.readouterr()
     assert captured.out.count("mylab.pert:ghost: and :thumbs_up:") == 1
     assert captured.err.count("mylab.pert:ghost: and :thumbs_up:") == 1
+
+
+def test_the_plugin_code_a_run_used_is_recorded(install, plugin_module: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """summary.json named no plugin: the code behind a plugin family, metric or model was untraceable."""
+    from harness.hashing import file_sha256
+    from harness.provenance import plugin_code
+
+    install("traced_plugins", {"harness.perturbations": [f"ghost = {plugin_module}:Ghost"]})
+    source = tmp_path / "lab" / "traced_metric.py"
+    source.parent.mkdir()
+    source.write_text("from harness.metrics import Metric, MetricInfo\n"
+                      "M = Metric(MetricInfo('m', True, 'fraction', ''), lambda ctx: 1.0)\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(source.parent))
+    suite = types.SimpleNamespace(perturbations=[types.SimpleNamespace(family="ghost"), types.SimpleNamespace(family="blur")],
+                                  metrics=["dice", "traced_metric:M"])
+    model = types.SimpleNamespace(card={"model": {"format": "callable", "entry": "traced_metric:M"}})
+    found = plugin_code(suite, model)
+    assert found["perturbation ghost"] == "isolation_plugin:Ghost (traced_plugins 0.1)"
+    assert found["metric traced_metric:M"] == f"traced_metric:M ({source}, sha256 {file_sha256(source)[:16]})"
+    assert "model entry traced_metric:M" in found
+    assert set(found) == {"perturbation ghost", "metric traced_metric:M", "model entry traced_metric:M"}  # bundled code left out
