@@ -75,7 +75,7 @@ def build(name: str, options: dict[str, Any], *, label: str | None = None) -> Pe
     except ConfigError as exc:
         return where + str(exc)
     except TypeError as exc:  # a plugin family whose __init__ does not take these options
-        return f"{where}bad options {options} ({exc})"
+        return f"{where or f'perturbation {name!r}: '}bad options {options} ({exc})"
 
 
 def get(name: str, **options: Any) -> Perturbation:

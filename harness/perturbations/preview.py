@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.case import Case
-from harness.errors import ConfigError
+from harness.errors import FOREIGN_FAILURES, ConfigError, describe_failure
 from harness.perturbations import available, get
 from harness.perturbations._util import slice_axis
 from harness.perturbations.base import MAX_SEVERITY
@@ -133,5 +133,15 @@ def preview(dataset: Any, out_dir: str | Path, *, families: Sequence[str] | None
         raise ConfigError(f"preview: case {case_id!r} is not in the dataset")
     case = dataset.load(case_id or ids[0])
     window = CT_WINDOW if modality == "ct" else None
-    return [render(case, name, seed=seed, out=out_dir / f"{name.replace(':', '_')}.png", window=window)
-            for name in names]
+    written, failed = [], []
+    for name in names:  # a family that fails (a plugin's bug) is named; the others are still drawn
+        try:
+            written.append(render(case, name, seed=seed, out=out_dir / f"{name.replace(':', '_')}.png", window=window))
+        except ConfigError:
+            raise
+        except FOREIGN_FAILURES as exc:
+            failed.append(f"{name}: {describe_failure(exc)}")
+    if failed:
+        raise ConfigError(f"preview: {len(failed)} of {len(names)} families failed on case {case.case_id} "
+                          f"({len(written)} written to {out_dir}):", problems=failed)
+    return written

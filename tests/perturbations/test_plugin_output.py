@@ -58,3 +58,30 @@ def test_parameters_are_stored_as_json_values_that_replay() -> None:
     assert isinstance(stored["k"], int) and (10, 20, 30)[stored["k"]] == 30
     with pytest.raises(PerturbationError, match=r"plugin: parameter 'nested.when' is a object"):
         plain_params({"nested": {"when": object()}}, family="plugin")
+
+
+def test_a_family_whose_constructor_refuses_the_options_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from harness.perturbations import build
+
+    class NeedsLevel(Perturbation):
+        name = "needs_level"
+
+        def __init__(self, level: float) -> None:
+            super().__init__(level=level)
+
+        def draw(self, case, severity, rng):
+            return {}
+
+        def apply(self, case, params):
+            return case
+
+    module = types.ModuleType("needs_level_plugin")
+    module.NeedsLevel = NeedsLevel  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "needs_level_plugin", module)
+    said = build("needs_level_plugin:NeedsLevel", {})
+    assert isinstance(said, str) and said.startswith("perturbation 'needs_level_plugin:NeedsLevel': bad options {}")
+    said = build("needs_level_plugin:NeedsLevel", {}, label="mine")
+    assert said.startswith("perturbation 'mine': bad options {}")

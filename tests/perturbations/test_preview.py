@@ -65,3 +65,29 @@ def test_cli_ignores_empty_family_entries(tmp_path: Path, capsys: pytest.Capture
     assert [p.name for p in tmp_path.iterdir()] == ["blur.png"]
     assert main(["perturbations", "preview", "--families", ",", "--out", str(tmp_path)]) == 3
     assert "no family named" in capsys.readouterr().err
+
+
+def test_a_failing_family_is_named_and_the_others_are_drawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin family that raised ended the preview with "internal error", naming no family and
+    drawing none of those after it."""
+    import sys
+    import types
+
+    from harness.errors import ConfigError
+    from harness.perturbations.base import Perturbation
+
+    class Boom(Perturbation):
+        name = "boom"
+
+        def draw(self, case, severity, rng):
+            return {}
+
+        def apply(self, case, params):
+            raise RuntimeError("boom in apply")
+
+    monkeypatch.setitem(sys.modules, "boom_plugin", types.ModuleType("boom_plugin"))
+    sys.modules["boom_plugin"].Boom = Boom  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"preview: 1 of 2 families failed on case .* \(1 written") as err:
+        gallery.preview(phantom_dataset(2, n=1), tmp_path, families=["boom_plugin:Boom", "blur"])
+    assert err.value.problems == ["boom_plugin:Boom: RuntimeError: boom in apply"]
+    assert (tmp_path / "blur.png").is_file()
