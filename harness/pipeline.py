@@ -357,6 +357,7 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
                             records=records)
         except KeyboardInterrupt:  # Ctrl-C while drawing: finish the small outputs, say so
             interrupted = True
+        notes = notes + _determinism_note(out)
     n_cases = float(len(set(r["case_id"] for r in rows)))
     if interrupted or stopped is not None:
         why = "interrupted" if stopped is None else f"the run stopped early ({stopped})"
@@ -459,6 +460,24 @@ def _write_outputs(out: Path, summary: dict[str, Any], *, baseline: str | Path |
         write_report(out, pdf=pdf)  # report.html + dossier.html (+ PDFs)
     except PdfError as exc:
         print(f"warning: {exc}", file=sys.stderr)
+
+
+def _determinism_note(out: Path) -> list[str]:
+    """A run note when re-running the worst cases for the report gave other scores than the run
+    recorded (artifacts/manifest.json): the model or a perturbation is not deterministic."""
+    from harness.json_files import read_json_object
+
+    try:
+        manifest = read_json_object(out / "artifacts" / "manifest.json", fix="")
+    except (ConfigError, OSError):
+        return []  # no artifacts (drawing failed or was skipped): nothing re-ran
+    differ = [e for e in manifest.get("worst_cases", []) if isinstance(e, dict) and e.get("note")]
+    if not differ:
+        return []
+    return [f"{len(differ)} of the {len(manifest['worst_cases'])} worst cases re-run for the report scored "
+            f"otherwise than the run recorded (e.g. case {differ[0].get('case_id')}, {differ[0].get('perturbation')}: "
+            f"{differ[0]['note']}); a rerun may not reproduce these results: seed every random choice from the "
+            "given rng / make the model deterministic"]
 
 
 def _left_out_note(journal: Journal, case_ids: list[str]) -> list[str]:

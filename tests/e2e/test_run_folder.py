@@ -310,3 +310,21 @@ def test_a_resumed_run_that_selects_fewer_cases_says_what_it_left_out(tmp_path: 
                for n in notes), notes
     assert _run(tmp_path, out, "--limit", "2", "--resume") == 0  # growing back: nothing left out
     assert not any("journal.jsonl also holds" in n for n in json.loads((out / "summary.json").read_text())["notes"])
+
+
+def test_worst_cases_that_rescore_otherwise_make_a_run_note(tmp_path: Path) -> None:
+    """The only word of a non-deterministic model or perturbation was a note under one report figure."""
+    from harness.pipeline import _determinism_note
+
+    assert _determinism_note(tmp_path) == []  # no artifacts: nothing re-ran
+    (tmp_path / "artifacts").mkdir()
+    manifest = {"worst_cases": [{"case_id": "c1", "perturbation": "blur"},
+                                {"case_id": "c2", "perturbation": "noise", "note": "re-running the model gave dice "
+                                 "0.41, the run recorded 0.43: the model or perturbation is not deterministic"}]}
+    (tmp_path / "artifacts" / "manifest.json").write_text(json.dumps(manifest))
+    [note] = _determinism_note(tmp_path)
+    assert note.startswith("1 of the 2 worst cases re-run for the report scored otherwise than the run recorded "
+                           "(e.g. case c2, noise: re-running the model gave dice 0.41")
+    manifest["worst_cases"].pop()
+    (tmp_path / "artifacts" / "manifest.json").write_text(json.dumps(manifest))
+    assert _determinism_note(tmp_path) == []
