@@ -11,8 +11,9 @@ is how much worse the current run is, in the metric's unit (labels averaged per 
 Gate ``check = "baseline"`` (added with the defaults below by ``--baseline`` when the suite has
 none): a one-sided paired test of H0 "mean regression ≤ margin" against H1 "> margin" — a
 sign-flip permutation test over all sign patterns (Monte Carlo with ``n_permutations`` draws above
-16 cases; exact for regressions symmetric about the margin, docs/ci.md) or
-``test = "wilcoxon"`` (signed-rank on regression − margin) — with the suite's correction (Holm/BH)
+16 cases; exact for regressions symmetric about the margin, docs/ci.md), ``test = "wilcoxon"``
+(signed-rank on regression − margin) or ``test = "bootstrap-t"`` (no symmetry assumed; nearer its
+nominal level when a few cases change a lot) — with the suite's correction (Holm/BH)
 across the comparisons of the gate. FAIL: significantly worse by more than ``margin``. WARN: the
 mean regression exceeds the margin without significance, or the regression is significant but
 within the margin. INCONCLUSIVE: fewer than ``min_cases`` paired cases, or no baseline given.
@@ -133,12 +134,18 @@ def regressions(records: pd.DataFrame, base: pd.DataFrame, metric: str, *, keep:
     return out
 
 
+TESTS = ("permutation", "wilcoxon", "bootstrap-t")
+
+
 def one_sided_p(x: np.ndarray, *, test: str = "permutation", n_perm: int = 2000, seed: int = 0) -> float:
-    """p-value of H1 "mean(x) > 0" (paired sign-flip permutation over all sign patterns up to 16
-    values, exact for x symmetric about 0; or Wilcoxon, a test of the pseudo-median)."""
+    """p-value of H1 "mean(x) > 0": a paired sign-flip permutation over all sign patterns up to 16
+    values (exact for x symmetric about 0); Wilcoxon, a test of the pseudo-median; or bootstrap-t
+    (``n_perm`` resamples), which does not assume symmetry (docs/ci.md "What the test assumes")."""
     x = np.asarray(x, dtype=float)
     if len(x) == 0:
         return float("nan")
+    if test == "bootstrap-t":
+        return _bootstrap_t_p(x, n_boot=n_perm, seed=seed)
     if test == "wilcoxon":
         from scipy.stats import wilcoxon
 
@@ -155,13 +162,28 @@ def one_sided_p(x: np.ndarray, *, test: str = "permutation", n_perm: int = 2000,
     return (hits + 1) / (n_perm + 1)
 
 
+def _bootstrap_t_p(x: np.ndarray, *, n_boot: int, seed: int) -> float:
+    """One-sided bootstrap-t p-value of H1 "mean(x) > 0": how often the studentized mean of a
+    resample, centred on the sample mean, reaches the observed t = mean / SE (Hall & Wilson 1991).
+    A resample without spread counts as reaching it when its mean lies above the sample mean."""
+    n, mean = len(x), float(x.mean())
+    se = float(x.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+    if se == 0:  # no spread: the sign of the mean decides
+        return 1.0 if mean <= 0 else 1.0 / (n_boot + 1)
+    draws = x[np.random.default_rng(seed).integers(0, n, size=(n_boot, n))]
+    means, ses = draws.mean(axis=1), draws.std(axis=1, ddof=1) / np.sqrt(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(ses > 0, (means - mean) / np.where(ses > 0, ses, 1.0), np.sign(means - mean) * np.inf)
+    return float((1 + np.sum(t >= mean / se)) / (n_boot + 1))
+
+
 def gate_problems(gate: dict[str, Any]) -> list[str]:
     """Problems with a ``check = "baseline"`` gate's keys (run at suite load; exit 3)."""
     problems = [] if _check_keys is None else _check_keys(
         gate, required=set(), optional={"metric", "margin", "alpha", "min_cases", "test", "families", "baseline"},
         numbers={"margin", "alpha"}, counts={"min_cases"})
-    if gate.get("test", "permutation") not in ("permutation", "wilcoxon"):
-        problems.append(f"gate {gate.get('name')!r}: test must be 'permutation' or 'wilcoxon'")
+    if gate.get("test", "permutation") not in TESTS:
+        problems.append(f"gate {gate.get('name')!r}: test must be one of {', '.join(map(repr, TESTS))}")
     alpha = gate.get("alpha", 0.05)
     if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and not 0 < alpha < 1:
         problems.append(f"gate {gate.get('name')!r}: alpha must be in (0, 1), got {alpha!r}")

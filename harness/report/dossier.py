@@ -210,7 +210,8 @@ def _baseline_tests(run: RunDir) -> str:
     tests = sorted({str(g.get("test", DEFAULTS["test"])) for g in gates} or {DEFAULTS["test"]})
     words = {"permutation": f"one-sided sign-flip permutation test (exact up to {EXACT_MAX_N} cases, else "
                             f"{run.settings['n_permutations']} random sign flips)",
-             "wilcoxon": "one-sided Wilcoxon signed-rank test"}
+             "wilcoxon": "one-sided Wilcoxon signed-rank test",
+             "bootstrap-t": f"one-sided bootstrap-t test ({run.settings['n_permutations']} resamples)"}
     return " / ".join(words.get(t, t) for t in tests)
 
 

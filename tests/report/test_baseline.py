@@ -257,3 +257,29 @@ def test_what_the_baseline_and_compared_runs_noted_is_carried_over(base: Path, t
     assert not any(n.startswith("run B:") for n in compare_runs(base, other)["notes"])
     copy_baseline(other, base)
     assert f'<p class="note">Baseline run: {said}</p>' in render_report(other)
+
+
+def test_the_bootstrap_t_test_needs_no_symmetry() -> None:
+    """With regressions at the margin but skewed (most cases a little worse, a few much better) the
+    sign-flip test FAILs far more often than α; bootstrap-t stays near it (docs/ci.md)."""
+    rng = np.random.default_rng(3)
+    samples = [0.03 * (1.0 - rng.exponential(1.0, 20)) for _ in range(300)]  # mean 0: at the null's boundary
+    perm = np.mean([one_sided_p(x, n_perm=999, seed=i) < 0.05 for i, x in enumerate(samples)])
+    boot = np.mean([one_sided_p(x, test="bootstrap-t", n_perm=999, seed=i) < 0.05 for i, x in enumerate(samples)])
+    assert perm > 0.08 and boot < 0.08 and boot < perm - 0.03, (perm, boot)
+    worse = rng.normal(0.03, 0.03, 12)  # a real regression is found by both
+    assert one_sided_p(worse, test="bootstrap-t", seed=0) < 0.01 and one_sided_p(worse, seed=0) < 0.01
+    assert one_sided_p(worse, test="bootstrap-t", seed=5) == one_sided_p(worse, test="bootstrap-t", seed=5)
+    assert one_sided_p(np.full(6, 0.01), test="bootstrap-t", n_perm=999) == 1 / 1000  # no spread, above 0
+    assert one_sided_p(np.zeros(6), test="bootstrap-t") == 1.0
+
+
+def test_a_baseline_gate_takes_the_bootstrap_t_test(base: Path, tmp_path: Path) -> None:
+    from harness.baseline import gate_problems
+
+    assert gate_problems({"name": "b", "check": "baseline", "test": "bootstrap-t"}) == []
+    assert "test must be one of 'permutation', 'wilcoxon', 'bootstrap-t'" in gate_problems(
+        {"name": "b", "check": "baseline", "test": "t"})[0]
+    worse = make_run(tmp_path / "worse", case_ids=IDS, dice=_dice(base, -0.1))
+    results = baseline_gate(_gate(base, test="bootstrap-t"), _context(worse))
+    assert _outcomes(results)["baseline[clean]"] == "FAIL"
