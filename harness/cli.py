@@ -159,8 +159,15 @@ def list_(what: str = typer.Argument(..., help="suites | perturbations | metrics
 
         suites = bundled_suites()
         table.add_column("suite", no_wrap=True), table.add_column("description", overflow="fold")
-        # on one line, never cut (users copy it): the description column gives way
-        table.add_column("path", no_wrap=True, min_width=max((len(str(p)) for p in suites.values()), default=4))
+        # never cut (users copy it): on one line where it leaves the description room, else folded
+        # onto more lines (an installed package's site-packages path in an 80-column CI log)
+        longest = max((len(str(p)) for p in suites.values()), default=4)
+        names = max((len(n) for n in suites), default=5)
+        if longest + names + 20 <= out_console.width:  # borders and a narrow description column
+            table.add_column("path", no_wrap=True, min_width=longest)
+        else:
+            table.add_column("path", overflow="fold", ratio=1)
+            table.columns[1].ratio = 1
         for name, path in suites.items():
             table.add_row(name, load_suite(path).description, str(path))
     elif what == "perturbations":

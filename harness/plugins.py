@@ -78,8 +78,9 @@ def provenance(reference: str, group: str | None = None) -> str | None:
     if group is not None and ":" not in reference:
         for ep in entry_points(group=group, name=reference):
             dist = getattr(ep, "dist", None)
-            origin = f"{dist.name} {dist.version}" if dist is not None else "an unnamed distribution"
-            return f"{ep.value} ({origin})"
+            if dist is not None and _editable(dist.name):
+                return provenance(ep.value)  # its code's file hash: an editable install keeps its version
+            return f"{ep.value} ({f'{dist.name} {dist.version}' if dist is not None else 'an unnamed distribution'})"
         return None
     module_name = reference.partition(":")[0]
     if not module_name or module_name == "harness" or module_name.startswith("harness."):
@@ -87,18 +88,36 @@ def provenance(reference: str, group: str | None = None) -> str | None:
     from importlib.metadata import packages_distributions, version
 
     top = module_name.split(".")[0]
+    release = ""
     for dist in _distributions(packages_distributions).get(top, []):
         try:
-            return f"{reference} ({dist} {version(dist)})"
+            release = f"{dist} {version(dist)}"
+            if not _editable(dist):
+                return f"{reference} ({release})"
         except Exception:  # noqa: BLE001 - metadata of a broken install: try the file
-            break
+            pass
+        break
+    # not from a release: an editable install's version does not change when its code is edited
     module = sys.modules.get(module_name) or (importlib.import_module(module_name) if _importable(module_name) else None)
     path = getattr(module, "__file__", None)
     if path:
         from harness.hashing import file_sha256
 
-        return f"{reference} ({path}, sha256 {file_sha256(Path(path))[:16]})"
-    return f"{reference} (origin unknown)"
+        where = f"{release}, editable: " if release else ""
+        return f"{reference} ({where}{path}, sha256 {file_sha256(Path(path))[:16]})"
+    return f"{reference} ({release or 'origin unknown'})"
+
+
+def _editable(dist: str) -> bool:
+    """Whether distribution ``dist`` is an editable install (``pip install -e``, PEP 660)."""
+    import json
+    from importlib.metadata import distribution
+
+    try:
+        text = distribution(dist).read_text("direct_url.json")
+        return bool(text and json.loads(text).get("dir_info", {}).get("editable"))
+    except Exception:  # noqa: BLE001 - unreadable metadata: treat as a release
+        return False
 
 
 _DISTRIBUTIONS: dict[str, list[str]] | None = None

@@ -6,20 +6,15 @@ A suite is given by bundled name (``robustness``), by an entry point of group ``
 from __future__ import annotations
 
 import difflib
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from harness.errors import ConfigError
 from harness.hashing import text_sha256
 from harness.options import SUITE_CHOICES, must_be_one_of
 from harness.perturbations.base import is_severity_list
+from harness.tomlread import tomllib
 
 BUNDLED_DIR = Path(__file__).parent / "suites"
 

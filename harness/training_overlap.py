@@ -74,20 +74,21 @@ def seen_cases(model: Any, manifest: pd.DataFrame) -> dict[str, list[str]]:
 def first_unseen(dataset: Any, model: Any) -> tuple[str, str]:
     """The case ``validate-model`` should show: the first the model's training record does not name
     (its first case when there is no record), and a line saying how that case was chosen ("" without
-    a record)."""
+    a record). Only the cases up to that one are hashed."""
+    from harness.errors import ConfigError
+
     first = dataset.case_ids[0]
     if _record(model)[0] is None:
         return first, ""
-    seen = seen_cases(model, dataset.manifest())
-    known = set(seen["train"]) | set(seen["val"])
-    unseen = [cid for cid in dataset.case_ids if cid not in known]
-    if not known:
-        return first, "none of the data's cases is in the model's training record"
-    if not unseen:
-        return first, (f"all {len(dataset.case_ids)} cases were seen in training or validation: the Dice below "
-                       "overstates how the model does on new patients")
-    return unseen[0], (f"{len(known)} of {len(dataset.case_ids)} cases were seen in training or validation; "
-                       "this is the first one that was not")
+    try:
+        chosen = held_out(dataset, model, limit=1)[0].case_ids[0]
+    except ConfigError as exc:  # every case seen, or a record that cannot tell them apart
+        return first, str(exc).removeprefix("--held-out: ")
+    skipped = dataset.case_ids.index(chosen)
+    if not skipped:
+        return chosen, "not in the model's training record"
+    return chosen, (f"the first {skipped} case(s) were seen in training or validation; this is the first one "
+                    "that was not")
 
 
 def held_out(dataset: Any, model: Any, *, limit: int | None = None) -> tuple[Any, list[str]]:

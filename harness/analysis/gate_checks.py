@@ -191,8 +191,9 @@ def degradation_gate(gate: dict[str, Any], context: GateContext) -> list[GateRes
             warn_text = "" if warn_drop is None else f", warn above {float(warn_drop):g}"
             classes = _class_drops(context, metric, family, worst_sev, better_high=better_high,
                                    relative=relative) if label == "mean" else ""
-            no_effect = (f"; no case's {metric} changed under {family} (its effect never reached the model's "
-                         "output, e.g. removed by the input normalisation)") if not changed else ""
+            no_effect = (f"; no case's {metric} changed under {family}, so this gate saw no effect to judge "
+                         "(check other metrics, or whether the model's input normalisation removes it)") \
+                if not changed else ""
             results.append(GateResult(gname, outcome, worst, max_drop,
                                       f"{family}: worst {unit}{metric} degradation {worst:.4g} at severity "
                                       f"{worst_sev} (allowed <= {max_drop:g}{warn_text}) over {n} cases"

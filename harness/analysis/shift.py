@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,11 +47,7 @@ from harness.errors import ConfigError
 from harness.gates import GateResult, gate_check, label_problem
 from harness.metrics import value_range
 from harness.options import must_be_one_of
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from harness.tomlread import tomllib
 
 ShiftTest = Literal["permutation", "mannwhitney"]
 TESTS = ("permutation", "mannwhitney")

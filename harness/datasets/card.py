@@ -13,19 +13,14 @@ from __future__ import annotations
 
 import difflib
 import re
-import sys
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from harness.datasets.folder import CaseFiles, FileDataset
 from harness.datasets.metadata import MetadataTable, MissingKeyColumn, coerce_cell, read_metadata_csv
 from harness.errors import ConfigError
 from harness.options import must_be_one_of
+from harness.tomlread import tomllib
 
 CARD_KEYS = {"name", "images", "labels", "key_regex", "metadata", "metadata_key", "label_values",
              "spacing", "modality", "channel", "label_names", "site", "scanner"}

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
@@ -174,12 +173,13 @@ def _value(name: str, metric: Metric, ctx: MetricContext, label: int) -> float:
     except FOREIGN_FAILURES as exc:
         raise ValueError(f"metric {name!r} raised {describe_failure(exc)} for label {label} (empty case "
                          f"{ctx.empty!r}); fix the metric") from exc
-    number = isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.shape == ()
-                                                 and value.dtype.kind in "iuf")
-    if isinstance(value, (bool, np.bool_)) or not number:
+    try:  # a float, a NumPy or torch scalar, a one-element array; not None, text, a bool or a list
+        if value is None or isinstance(value, (bool, np.bool_, str, bytes, list, tuple, dict)):
+            raise TypeError
+        value = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         raise ValueError(f"metric {name!r} returned {type(value).__name__} {_short(value)} for label {label}, "
-                         "not a number; a metric returns one float")
-    value = float(value)
+                         "not a number; a metric returns one float") from None
     if math.isnan(value):
         raise ValueError(f"metric {name!r} returned NaN for label {label} "
                          f"(empty case {ctx.empty!r}); metrics must never return NaN")

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import difflib
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, NoReturn
 
 from harness.errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+from harness.tomlread import tomllib
 
 BUILTIN_FORMATS = ("torch", "torchscript", "onnx", "callable", "command")
 NORMALIZE = ("none", "zscore", "zscore_nonzero", "minmax", "window")

@@ -241,7 +241,7 @@ def suite_overrides(run: RunDir) -> list[str]:
     """Where the run differed from the suite's text or its data (``--seed``, ``--cohorts``,
     ``--limit``, ``--held-out``): the text is shown as given (its sha256 identifies it), so the
     dossier says what the command line changed."""
-    import tomllib
+    from harness.tomlread import tomllib
 
     try:
         head = tomllib.loads(run.suite_text).get("suite", {}) if run.suite_text else {}

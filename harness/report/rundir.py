@@ -130,7 +130,7 @@ def _json_object(file: Path) -> dict[str, Any]:
 
 
 def _suite_settings(text: str, file: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    import tomllib
+    from harness.tomlread import tomllib
 
     try:
         doc = tomllib.loads(text) if text else {}

@@ -138,3 +138,31 @@ def test_the_plugin_code_a_run_used_is_recorded(install, plugin_module: str, tmp
     assert found["metric traced_metric:M"] == f"traced_metric:M ({source}, sha256 {file_sha256(source)[:16]})"
     assert "model entry traced_metric:M" in found
     assert set(found) == {"perturbation ghost", "metric traced_metric:M", "model entry traced_metric:M"}  # bundled code left out
+
+
+def test_an_editable_plugin_is_traced_by_its_code_not_its_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip install -e keeps the version while the code is edited: the file's sha256 tells them apart."""
+    import json
+
+    from harness import plugins
+    from harness.hashing import file_sha256
+
+    root = tmp_path / "site"
+    (root / "editlab").mkdir(parents=True)
+    (root / "editlab" / "__init__.py").write_text("")
+    code = root / "editlab" / "fam.py"
+    code.write_text("X = 1\n")
+    for name, editable in (("editlab", True),):
+        dist = root / f"{name}-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (dist / "top_level.txt").write_text("editlab\n")
+        (dist / "direct_url.json").write_text(json.dumps({"url": "file:///src", "dir_info": {"editable": editable}}))
+        (dist / "entry_points.txt").write_text("[harness.perturbations]\nedited = editlab.fam:X\n")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setattr(plugins, "_DISTRIBUTIONS", None)
+    before = plugins.provenance("editlab.fam:X")
+    assert before == f"editlab.fam:X (editlab 0.1, editable: {code}, sha256 {file_sha256(code)[:16]})"
+    assert plugins.provenance("edited", "harness.perturbations") == before
+    code.write_text("X = 2\n")
+    assert plugins.provenance("editlab.fam:X") != before  # the edit shows

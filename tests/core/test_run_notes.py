@@ -16,3 +16,76 @@ def test_ct_families_on_an_image_without_negative_values_get_a_note() -> None:
     assert note.startswith("CT families dose expect Hounsfield units, but case c0's intensities run")
     hu = SimpleNamespace(case_id="c0", image=np.linspace(-1000, 1500, 1000, dtype=np.float32)[None])
     assert _hounsfield_note(families, hu) == [] and _hounsfield_note({"noise": get("gaussian_noise")}, raw) == []
+
+
+LAB = '''
+import numpy as np
+from harness.metrics import Metric, MetricInfo
+from harness.perturbations.base import Perturbation
+
+NOISE = np.random.default_rng()  # unseeded on purpose: the model is not deterministic
+
+
+def flaky(image):
+    labels = (image[0] > np.median(image[0])).astype(np.uint8)
+    flips = NOISE.random(labels.shape) < 0.2
+    labels[flips] = 1 - labels[flips]
+    return labels
+
+
+class IntShift(Perturbation):
+    name = "int_shift"
+
+    def draw(self, case, severity, rng):
+        return {"k": np.int64(severity), "offsets": np.array([0.5, -0.5]), "flip": np.bool_(True)}
+
+    def apply(self, case, params):
+        return case.with_(image=case.image + np.float32((0.1, 0.2, 0.3)[params["k"]]))
+
+
+SIM = Metric(MetricInfo("sim", True, "fraction", "a plugin overlap"), lambda ctx: ctx.confusion.dice())
+'''
+
+
+def test_a_run_records_plugin_code_replayable_params_and_its_notes(tmp_path, monkeypatch) -> None:
+    """Run-level wiring of what the units check: params stored as JSON values (np.int64 was 2.0, so
+    (0.1, 0.2, 0.3)[k] failed on replay), the plugin code in summary.json, the note on raster data
+    without a spacing, and the note on worst cases that re-score otherwise (a non-deterministic model)."""
+    import json
+
+    from harness.perturbations.base import Perturbation
+    from harness.pipeline import RunOptions, run
+    from harness.records import read_records
+    from tests.png_cards import png_card
+
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "wiring_lab.py").write_text(LAB, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path / "lab"))
+    data = png_card(tmp_path / "data", 'label_values = { "255" = 1 }\nlabel_names = { 1 = "lesion" }\n')
+    model = tmp_path / "model.toml"
+    model.write_text('[model]\nformat = "callable"\nentry = "wiring_lab:flaky"\n[output]\nkind = "labels"\n'
+                     'labels = { 1 = "lesion" }\n', encoding="utf-8")
+    suite = tmp_path / "suite.toml"
+    suite.write_text('[suite]\nname = "wiring"\nmetrics = ["dice", "wiring_lab:SIM"]\nworst_cases = 2\n'
+                     '[[perturbations]]\nfamily = "wiring_lab:IntShift"\nseverities = [1, 2]\n', encoding="utf-8")
+    result = run(RunOptions(suite=str(suite), data=str(data), model=str(model), out=tmp_path / "run", workers=1))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    records = read_records(tmp_path / "run" / "records.csv")
+    shifted = records[records["perturbation"] == "wiring_lab:IntShift"]
+    stored = json.loads(shifted["params"].iloc[0])
+    assert stored == {"k": 1, "offsets": [0.5, -0.5], "flip": True} and isinstance(stored["k"], int)
+    from harness.datasets import open_dataset
+    from harness.plugins import import_object
+
+    family = import_object("wiring_lab:IntShift")()
+    assert isinstance(family, Perturbation)
+    clean = open_dataset(str(data)).load(shifted["case_id"].iloc[0])
+    replayed = family.apply(clean, stored)  # indexing with the stored k: a float 1.0 raised TypeError
+    assert np.allclose(replayed.image, clean.image + np.float32(0.2))
+    assert set(summary["plugins"]) == {"perturbation wiring_lab:IntShift", "metric wiring_lab:SIM",
+                                       "model entry wiring_lab:flaky"}
+    assert all(str(tmp_path / "lab" / "wiring_lab.py") in v for v in summary["plugins"].values())
+    notes = " ".join(summary["notes"])
+    assert "3 of 3 cases have no physical spacing" in notes
+    assert "worst cases re-run for the report scored otherwise than the run recorded" in notes
+    assert result.exit_code in (0, 1)

@@ -137,12 +137,18 @@ def test_validate_model_shows_a_case_the_model_did_not_train_on(tmp_path: Path) 
     manifest = data.manifest()
     model = _model(tmp_path, {"seen_images": {"train": image_digests(manifest, ["phantom2d_000", "phantom2d_001"]),
                                               "val": []}})
-    assert first_unseen(data, model) == ("phantom2d_002", "2 of 4 cases were seen in training or validation; "
-                                                          "this is the first one that was not")
+    assert first_unseen(data, model) == ("phantom2d_002", "the first 2 case(s) were seen in training or "
+                                                          "validation; this is the first one that was not")
+    hashed: list[str] = []
+    counting = data.file_hashes
+    data.file_hashes = lambda cid: hashed.append(cid) or counting(cid)  # type: ignore[method-assign]
+    first_unseen(data, model)
+    assert hashed == ["phantom2d_000", "phantom2d_001", "phantom2d_002"]  # not every case of the data
+    del data.file_hashes
     everything = _model(tmp_path / "all", None)
     (tmp_path / "all").mkdir()
     (tmp_path / "all" / "training.json").write_text(json.dumps(
         {"seen_images": {"train": image_digests(manifest, list(manifest.index)), "val": []}}))
     case_id, said = first_unseen(data, everything)
-    assert case_id == "phantom2d_000" and said.startswith("all 4 cases were seen in training or validation")
+    assert case_id == "phantom2d_000" and said.startswith("all 4 cases of the data were seen by the model in training")
     assert first_unseen(data, SimpleNamespace(model_card=None)) == ("phantom2d_000", "")

@@ -279,3 +279,24 @@ def test_list_suites_prints_whole_paths_in_a_narrow_terminal(capsys: pytest.Capt
     assert run_cli("list", "suites") == 0
     out = capsys.readouterr().out
     assert all(str(path) in out for path in bundled_suites().values())
+
+
+def test_list_suites_keeps_names_and_paths_whole_on_a_narrow_terminal(monkeypatch, tmp_path, capsys) -> None:
+    """From an installed wheel the site-packages path filled an 80-column terminal: suite names and
+    descriptions were squeezed to nothing and the path itself was cut."""
+    import re
+
+    import harness.suite
+
+    deep = tmp_path / ("venv/lib/python3.11/site-packages/" * 2) / "harness/suites"
+    deep.mkdir(parents=True)
+    for name in ("adversarial", "robustness"):
+        (deep / f"{name}.toml").write_text(f'[suite]\nname = "{name}"\ndescription = "about {name}"\n')
+    monkeypatch.setattr(harness.suite, "bundled_suites", lambda: {p.stem: p for p in sorted(deep.glob("*.toml"))})
+    monkeypatch.setenv("COLUMNS", "80")
+    main(["list", "suites"])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "adversarial" in out and "robustness" in out and "about robustness" in out
+    path_cells = "".join(re.findall(r"│ ([^│]*?) *│\s*$", out, flags=re.MULTILINE))
+    assert str(deep / "robustness.toml") in path_cells  # folded onto lines, never cut

@@ -217,6 +217,9 @@ def test_a_module_attr_metric_keeps_its_own_direction_and_range(monkeypatch: pyt
     assert metric_info(name) is similarity.info and higher_is_better(name)
     assert value_range(name) == (0.0, 1.0) and unit_label(name) == name
     assert metric_info("fake_similarity_plugin:MISSING") is None and metric_info("no_such_module_xyz:M") is None
+    from harness.analysis.case_values import metric_directions
+
+    assert metric_directions([name, "hd95"]) == {name: True, "hd95": False}  # fairness and site shift too
     rows = [{"case_id": f"c{i}", "perturbation": p, "severity": sev, "label": 1, "label_name": "organ",
              "status": "OK", "error": "", name: v} for i in range(4) for p, sev, v in (("clean", 0, 0.99), ("blur", 3, 0.77))]
     records = pd.DataFrame(rows)
@@ -230,6 +233,7 @@ def test_a_module_attr_metric_keeps_its_own_direction_and_range(monkeypatch: pyt
     (lambda ctx: 1 / 0, r"metric 'flaky' raised ZeroDivisionError: division by zero for label 1"),
     (lambda ctx: None, r"metric 'flaky' returned NoneType None for label 1, not a number"),
     (lambda ctx: [0.5], r"metric 'flaky' returned list \[0.5\] for label 1, not a number"),
+    (lambda ctx: np.array([0.5, 0.5]), r"metric 'flaky' returned ndarray array\(\[0.5, 0.5\]\) for label 1, not a number"),
     (lambda ctx: True, r"metric 'flaky' returned bool True"),
     (lambda ctx: (_ for _ in ()).throw(SystemExit(3)), r"metric 'flaky' raised SystemExit\(3\)"),
 ])
@@ -242,10 +246,13 @@ def test_a_failing_plugin_metric_is_named(compute: Any, said: str) -> None:
             evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1], metrics=["dice", "flaky"])
     finally:
         unregister("flaky")
-    for fine in (np.float32(0.5), np.array(0.5), 1):
+    import torch
+
+    for fine, expected in ((np.float32(0.5), 0.5), (np.array(0.5), 0.5), (1, 1.0), (torch.tensor(0.5), 0.5),
+                           (torch.tensor([0.25]), 0.25)):  # a torch metric's .mean() without .item()
         register(Metric(MetricInfo("flaky", True, "fraction", ""), lambda ctx, v=fine: v))
         try:
             (row,) = evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1], metrics=["flaky"])
-            assert isinstance(row["flaky"], float) and row["flaky"] == float(fine)
+            assert isinstance(row["flaky"], float) and row["flaky"] == expected
         finally:
             unregister("flaky")

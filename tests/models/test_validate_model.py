@@ -122,3 +122,24 @@ def test_without_data_a_bare_2d_file_that_fails_both_probes_reports_the_2d_error
         torch.jit.trace(torch.nn.Conv2d(3, 2, 3, padding=1), torch.zeros(1, 3, 8, 8)).save(str(path))
     with pytest.raises(ConfigError, match=r"probe input \(1, 1, 32, 32\)"):
         validate_model(str(path), console=Console(file=io.StringIO()))
+
+
+def test_validate_model_skips_the_cases_its_training_record_names(tmp_path):
+    """It showed (and scored) the data's first case although the model had trained on it."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import harness
+    from harness.datasets.phantom import phantom_dataset
+    from harness.training_overlap import image_digests
+
+    resources = Path(harness.__file__).parent / "resources"
+    for name in ("reference2d.toml", "reference2d.pt"):
+        shutil.copy(resources / name, tmp_path / name)
+    manifest = phantom_dataset(2, n=3, seed=0).manifest()
+    (tmp_path / "reference2d.training.json").write_text(json.dumps(
+        {"seen_images": {"train": image_digests(manifest, ["phantom2d_000"]), "val": image_digests(manifest, ["phantom2d_001"])}}))
+    table = validate_model(str(tmp_path / "reference2d.toml"), "phantom2d:n=3", console=Console(file=io.StringIO()))
+    text = _render(table)
+    assert "phantom2d/phantom2d_002 (the first 2 case(s) were seen in training or validation" in text

@@ -259,6 +259,19 @@ def test_what_the_baseline_and_compared_runs_noted_is_carried_over(base: Path, t
     assert f'<p class="note">Baseline run: {said}</p>' in render_report(other)
 
 
+def test_harness_compare_prints_a_plugin_reference_as_written(base: Path, tmp_path: Path, capsys) -> None:
+    """compare's own console turned "mylab.pert:ghost:" into a ghost emoji."""
+    import json
+
+    from harness.cli import main
+
+    summary = json.loads((base / "summary.json").read_text())
+    (base / "summary.json").write_text(json.dumps({**summary, "notes": ["family mylab.pert:ghost: was used"]}))
+    other = make_run(tmp_path / "other", case_ids=IDS, dice=_dice(base, 0.0))
+    main(["compare", str(base), str(other), "--out", str(tmp_path / "cmp")])
+    assert "mylab.pert:ghost: was used" in " ".join(capsys.readouterr().out.split())
+
+
 def test_the_bootstrap_t_test_needs_no_symmetry() -> None:
     """With regressions at the margin but skewed (most cases a little worse, a few much better) the
     sign-flip test FAILs far more often than α; bootstrap-t stays near it (docs/ci.md)."""
