@@ -33,6 +33,7 @@ import pandas as pd
 from harness.analysis.robustness import bootstrap_mean_ci, higher_is_better, per_case
 from harness.errors import ConfigError
 from harness.gates import GateContext, GateResult, gate_check
+from harness.options import must_be_one_of
 
 try:  # key validation at suite load (newer harness.gates)
     from harness.gates import check_keys as _check_keys
@@ -183,7 +184,7 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
         gate, required=set(), optional={"metric", "margin", "alpha", "min_cases", "test", "families", "baseline"},
         numbers={"margin", "alpha"}, counts={"min_cases"})
     if gate.get("test", "permutation") not in TESTS:
-        problems.append(f"gate {gate.get('name')!r}: test must be one of {', '.join(map(repr, TESTS))}")
+        problems.append(f"gate {gate.get('name')!r}: test {must_be_one_of(TESTS, gate.get('test'))}")
     alpha = gate.get("alpha", 0.05)
     if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and not 0 < alpha < 1:
         problems.append(f"gate {gate.get('name')!r}: alpha must be in (0, 1), got {alpha!r}")

@@ -291,7 +291,7 @@ def test_a_baseline_gate_takes_the_bootstrap_t_test(base: Path, tmp_path: Path) 
     from harness.baseline import gate_problems
 
     assert gate_problems({"name": "b", "check": "baseline", "test": "bootstrap-t"}) == []
-    assert "test must be one of 'permutation', 'wilcoxon', 'bootstrap-t'" in gate_problems(
+    assert "test must be one of permutation, wilcoxon, bootstrap-t, got 't'" in gate_problems(
         {"name": "b", "check": "baseline", "test": "t"})[0]
     worse = make_run(tmp_path / "worse", case_ids=IDS, dice=_dice(base, -0.1))
     results = baseline_gate(_gate(base, test="bootstrap-t"), _context(worse))
