@@ -534,6 +534,7 @@ def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, re
              cases: pd.DataFrame, gates: list[GateResult], outcome: str, exit_code: int, *, seconds: float,
              notes: list[str], workers: int, n_items: int) -> dict[str, Any]:
     from harness.provenance import code_revision, plugin_code, versions
+    from harness.training_overlap import independence
 
     return {
         "outcome": outcome,
@@ -570,4 +571,6 @@ def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, re
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "platform": {**versions(), "machine": platform.machine(), "system": platform.platform()},
         "plugins": plugin_code(suite, model),  # third-party code that ran: its distribution and version, or file hash
+        "training_data": independence(model, cases),  # how many evaluated images the model trained/validated on
+        "spacing_assumed": len(dataset.assumed_spacing()),  # cases scored in pixels (raster files without a spacing)
     }

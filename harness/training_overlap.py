@@ -138,6 +138,27 @@ def held_out(dataset: Any, model: Any, *, limit: int | None = None) -> tuple[Any
         f"data's {len(dataset.case_ids)} cases evaluated"]
 
 
+def independence(model: Any, manifest: pd.DataFrame) -> dict[str, Any]:
+    """What a run can say of its cases' independence from the model's training, for summary.json:
+    ``{"record": file name or None, "training_images": n, "validation_images": n, "seen_train": n,
+    "seen_val": n}`` (counts None where the record does not give them; only ``record: None`` without
+    a record)."""
+    record, path = _record(model)
+    if record is None:
+        return {"record": path.name if path is not None else None, "readable": path is None}
+    seen = record.get("seen_images") if isinstance(record.get("seen_images"), dict) else {}
+    split = record.get("split") if isinstance(record.get("split"), dict) else {}
+
+    def size(role: str) -> int | None:
+        values = seen.get(role) if isinstance(seen.get(role), list) else split.get(role)
+        return len(values) if isinstance(values, list) else None
+
+    found = seen_cases(model, manifest)
+    return {"record": path.name if path is not None else None, "readable": True,
+            "training_images": size("train"), "validation_images": size("val"),
+            "seen_train": len(found["train"]), "seen_val": len(found["val"])}
+
+
 def overlap_note(model: Any, manifest: pd.DataFrame) -> list[str]:
     """A run note when the run scores cases the model was trained or validated on ([] otherwise)."""
     seen = seen_cases(model, manifest)
@@ -152,4 +173,4 @@ def overlap_note(model: Any, manifest: pd.DataFrame) -> list[str]:
             "performs on new patients; evaluate on held-out cases (e.g. a card of the test split)"]
 
 
-__all__ = ["DIGITS", "first_unseen", "held_out", "image_digests", "manifest_sha256", "overlap_note", "seen_cases"]
+__all__ = ["DIGITS", "first_unseen", "held_out", "independence", "image_digests", "manifest_sha256", "overlap_note", "seen_cases"]

@@ -46,10 +46,45 @@ def identity(run: RunDir) -> list[tuple[str, str]]:
     if s["model"].get("card_sha256"):
         rows += [("model card sha256", s["model"]["card_sha256"]), ("prediction settings", prediction_settings(run))]
     labels = run.summary.get("labels", {})
-    rows += [("classes scored", ", ".join(f"{k} = {v}" for k, v in labels.items())),
+    scored = ", ".join(f"{k} = {v}" for k, v in labels.items())
+    output = (run.model_card.get("output") or {}) if isinstance(run.model_card, dict) else {}
+    model_labels = output.get("labels") if isinstance(output.get("labels"), dict) else {}
+    try:
+        from harness.datasets.label_values import class_name_conflicts
+
+        conflicts = class_name_conflicts({int(k): str(v) for k, v in labels.items()},
+                                         {int(k): str(v) for k, v in model_labels.items()})
+    except (TypeError, ValueError):  # labels that are not class numbers: nothing to compare
+        conflicts = []
+    if conflicts:
+        scored += f" — MISMATCH: {'; '.join(conflicts)} (the data's class k is scored against the model's output k)"
+    rows += [("classes scored", scored),
              ("harness version", s.get("harness_version", "")), ("suite sha256", s["suite"].get("sha256", "")),
              ("data manifest sha256", s["data"].get("manifest_sha256", ""))]
     return [(k, v) for k, v in rows if v]
+
+
+def independence(run: RunDir) -> tuple[str, bool] | None:
+    """Whether the evaluated images are independent of the model's training, in words, and whether
+    that is a problem (images seen in training or validation); None for runs that did not record it."""
+    td = run.summary.get("training_data")
+    if not isinstance(td, dict):
+        return None
+    n = run.summary.get("data", {}).get("n_cases", "")
+    record = td.get("record")
+    if not record:
+        return "not checkable: the model card names no training record (training.json)", False
+    if not td.get("readable", True) or "seen_train" not in td:
+        return f"not checkable: the training record {record} is missing or unreadable", False
+    seen = int(td.get("seen_train") or 0) + int(td.get("seen_val") or 0)
+    if seen:
+        return (f"NOT independent: {seen} of the {n} evaluated images were seen by the model ({td.get('seen_train')} "
+                f"in training, {td.get('seen_val')} in validation, per {record}); these results overstate how it "
+                "performs on new patients"), True
+    sizes = [f"{td[k]} {w}" for k, w in (("training_images", "training"), ("validation_images", "validation"))
+             if isinstance(td.get(k), int)]
+    among = f"the {' / '.join(sizes)} images" if sizes else "the images"
+    return f"independent: none of the {n} evaluated images is among {among} of its training record {record}", False
 
 
 def hashes(run: RunDir) -> list[tuple[str, str]]:
@@ -105,35 +140,48 @@ def manifest(run: RunDir) -> dict[str, Any]:
     cases = run.cases
     meta = [c for c in cases.columns if c not in _META_SKIP]
     hashes = [c for c in ("image_sha256", "label_sha256") if c in cases.columns]
+    cohorts = run.summary.get("cohorts")
+    analysed = [str(c) for c in cohorts] if isinstance(cohorts, list) else []
+    # identifiers (a value per case: image ids, boxes) are in the case table, not counted as cohorts
+    identifiers = [c for c in meta if c not in analysed and len(cases) > 1 and cases[c].nunique() == len(cases)
+                   and not pd.api.types.is_numeric_dtype(cases[c])]
+    ordered = [c for c in analysed if c in meta] + [c for c in meta if c not in analysed and c not in identifiers]
     return {"columns": ["case_id", *hashes, *meta], "rows": cases[["case_id", *hashes, *meta]].astype(str).values.tolist(),
-            "n": len(cases), "cohorts": cohort_tables(cases, meta)}
+            "n": len(cases), "cohorts": cohort_tables(cases, ordered, analysed=analysed), "identifiers": identifiers}
 
 
-def cohort_tables(cases: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
-    """Per metadata column: level counts (text) or n / min / quartiles / max (numbers)."""
+def cohort_tables(cases: pd.DataFrame, columns: list[str], *, analysed: list[str] = ()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+    """Per metadata column: level counts (text; empty cells counted as "missing") or n / min /
+    quartiles / max (numbers); ``analysed`` columns (the run's cohorts) are marked."""
     out = []
     for col in columns:
         values = cases[col]
+        mark = {"analysed": col in analysed}
         if pd.api.types.is_numeric_dtype(values) and values.nunique() > 6:
             q = values.quantile([0, 0.25, 0.5, 0.75, 1.0]).tolist()
-            out.append({"attribute": col, "kind": "numeric", "more": 0,
+            out.append({"attribute": col, "kind": "numeric", "more": 0, **mark,
                         "rows": [("n", str(int(values.notna().sum()))), ("min", f"{q[0]:g}"), ("Q1", f"{q[1]:g}"),
                                  ("median", f"{q[2]:g}"), ("Q3", f"{q[3]:g}"), ("max", f"{q[4]:g}")]})
         else:
-            counts = values.astype(str).value_counts().sort_index()
+            text = values.astype(str).where(values.notna() & (values.astype(str).str.strip() != ""), "missing")
+            counts = text.value_counts().sort_index()
             rows = [(str(k), f"{int(v)} ({100 * v / max(len(values), 1):.0f} %)") for k, v in counts.items()]
-            out.append({"attribute": col, "kind": "levels", "rows": rows[:40],
+            out.append({"attribute": col, "kind": "levels", "rows": rows[:40], **mark,
                         "more": max(0, len(rows) - 40)})
     return out
 
 
 def metric_definitions(run: RunDir) -> list[dict[str, str]]:
-    from harness.metrics import metric_info
+    from harness.metrics import metric_info, unit_label
+    from harness.report.units import run_unit_label
 
     rows = []
     for m in run.metrics:
         i = metric_info(m)
-        rows.append({"name": m, "description": getattr(i, "description", ""), "unit": getattr(i, "unit", ""),
+        unit = getattr(i, "unit", "")
+        if unit and run_unit_label(run.summary, m) != unit_label(m):  # lengths of cases without a spacing: pixels
+            unit = run_unit_label(run.summary, m).removeprefix(f"{m} [").removesuffix("]")
+        rows.append({"name": m, "description": getattr(i, "description", ""), "unit": unit,
                      "better": "higher" if getattr(i, "higher_is_better", True) else "lower"})
     return rows
 
@@ -174,8 +222,10 @@ def analysis_plan(run: RunDir) -> list[str]:
         ("Robustness: degradation is paired (each case's clean value minus its perturbed value, positive = worse); "
          "relative degradation divides by the clean mean. Corruption error (CE) per family = mean over severities "
          "of 1 − metric; relative CE subtracts the clean error (ImageNet-C style, unnormalised)."),
-        (f"Gates are pre-specified in the suite (sha256 {run.summary['suite'].get('sha256', '')[:16]}…); a gate with "
-         "fewer cases than its min_cases is INCONCLUSIVE, never PASS."),
+        (f"Gates are declared in the suite (sha256 {run.summary['suite'].get('sha256', '')[:16]}…) and decided on point "
+         "estimates (e.g. the mean over cases), not on a confidence bound; that the suite was fixed before testing is "
+         "shown by its version-control record, not by this document. A gate with fewer cases than its min_cases is "
+         "INCONCLUSIVE, never PASS."),
     ]
     if s["cohorts"]:
         small = ("reported but left out of the gaps and tests" if s["small_groups"] == "exclude"
@@ -229,12 +279,29 @@ def limitations(run: RunDir) -> list[str]:
         out.append(f"{len(inconclusive)} gate(s) could not be decided (INCONCLUSIVE): {', '.join(inconclusive[:8])}.")
     if s.get("n_errors"):
         out.append(f"{s['n_errors']} record(s) are ERRORs: the evaluation is incomplete.")
-    out.append("Perturbations are simulated; they bound, but do not replace, evaluation on real acquisitions from "
-               "new sites and devices.")
-    out.append("Cases of one patient are treated as independent; clustered data make the statistics optimistic.")
+    out.append("Perturbations are simulated: they probe the model's sensitivity to modelled image degradations; they "
+               "neither bound nor predict its performance on real acquisitions from new sites and devices.")
+    out.append(_patients(run))
     for note in run.artifacts.get("notes", []):
         out.append(f"Artifacts: {note}")
     return out
+
+
+def _patients(run: RunDir) -> str:
+    """How many patients the cases come from (when the metadata has a patient column), and what that
+    means for statistics that treat cases as independent."""
+    from harness.datasets.columns import PATIENT_COLUMNS, column
+
+    cases = run.cases
+    col = column(cases, PATIENT_COLUMNS) if len(cases) else None
+    if col is None:
+        return ("The data name no patient column: cases are treated as independent; if a patient contributes "
+                "several cases, confidence intervals and tests are optimistic.")
+    n, k = len(cases), int(cases[col].nunique(dropna=True))
+    if k >= n:
+        return f"Each of the {n} cases comes from a different patient (column {col}): cases are independent."
+    return (f"The {n} cases come from {k} patients (column {col}); confidence intervals and tests treat cases as "
+            "independent, so with several cases per patient they are optimistic.")
 
 
 def suite_overrides(run: RunDir) -> list[str]:

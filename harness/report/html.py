@@ -21,9 +21,9 @@ from typing import Any, Literal
 import jinja2
 
 from harness import atomic
-from harness.metrics import unit_label
 from harness.report import dossier, sections
 from harness.report.rundir import RunDir, load_run
+from harness.report.units import run_unit_label
 
 TEMPLATES = Path(__file__).parent / "templates"
 Format = Literal["html", "dossier"]
@@ -81,11 +81,13 @@ def _pval(value: Any, alpha: float | None = None) -> str:
     return repr(p)  # exact: no shorter text stays on its side of alpha
 
 
-def environment() -> jinja2.Environment:
+def environment(summary: dict[str, Any] | None = None) -> jinja2.Environment:
+    """The templates' environment; metric units follow ``summary`` (a run's: pixels where its cases
+    had no physical spacing)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=False, keep_trailing_newline=True)
     env.globals.update(fmt=_fmt, pct=_pct, signed=_signed, pval=_pval, ci=_ci)
-    env.filters["unit"] = unit_label  # "hd95 [mm]"
+    env.filters["unit"] = lambda metric: run_unit_label(summary or {}, metric)  # "hd95 [mm]"
     return env
 
 
@@ -127,12 +129,17 @@ def _dossier_context(run: RunDir, ctx: dict[str, Any]) -> dict[str, Any]:
              ("data", (f"{s['data'].get('name', '')}, {s['data'].get('n_cases', '')} cases — manifest sha256 "
                        f"{s['data'].get('manifest_sha256', '')}")),
              ("evaluated", f"{s.get('created', '')} with harness {s.get('harness_version', '')}, seed {s.get('seed', '')}")]
+    independent = dossier.independence(run)
+    if independent is not None:
+        cover.append(("test data vs training", independent[0]))
     return {**ctx, "toc": [(a, t) for a, t in DOSSIER_TOC], "num": numbers.__getitem__, "cover": cover,
             "sub": subs.__getitem__, "identity": dossier.identity(run), "manifest": dossier.manifest(run),
             "metric_defs": dossier.metric_definitions(run), "metric_options": dossier.metric_options(run),
             "empty_policy": dossier.EMPTY_POLICY, "criteria": dossier.acceptance_criteria(run),
             "plan": dossier.analysis_plan(run), "limitations": dossier.limitations(run),
-            "suite_overrides": dossier.suite_overrides(run)}
+            "suite_overrides": dossier.suite_overrides(run),
+            "not_independent": independent[0] if independent is not None and independent[1] else "",
+            "independence": independent[0] if independent is not None else ""}
 
 
 # C0 control characters (but tab, newline, carriage return) are not allowed in HTML; a model's
@@ -142,7 +149,7 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 def render(run: RunDir, fmt: Format = "html", *, context: dict[str, Any] | None = None) -> str:
     ctx = context if context is not None else build_context(run)
-    env = environment()
+    env = environment(run.summary)
     if fmt == "dossier":
         return _CONTROL.sub("?", env.get_template("dossier.html.j2").render(**_dossier_context(run, ctx)))
     return _CONTROL.sub("?", env.get_template("report.html.j2").render(**ctx))

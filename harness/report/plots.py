@@ -66,7 +66,7 @@ def _colours(names: Sequence[str]) -> dict[str, str]:
 
 
 def severity_curves(table: pd.DataFrame, metric: str, *, better: str = "higher",
-                    baseline: pd.DataFrame | None = None) -> str | None:
+                    baseline: pd.DataFrame | None = None, label: str | None = None) -> str | None:
     """Mean ``metric`` (95% bootstrap CI band) against severity, one line per family, clean at 0.
 
     ``baseline`` (same columns, from the baseline run) is drawn dashed for comparison.
@@ -86,7 +86,7 @@ def severity_curves(table: pd.DataFrame, metric: str, *, better: str = "higher",
             for family, line in _family_lines(baseline[baseline["metric"] == metric], families):
                 ax.plot(line["severity"], line["mean"], ls="--", lw=1.0, color=colours[family], alpha=0.8)
         ax.set_xlabel("severity (0 = clean)")
-        ax.set_ylabel(f"mean {unit_label(metric)} ({better} is better)")
+        ax.set_ylabel(f"mean {label or unit_label(metric)} ({better} is better)")
         ax.set_xticks(range(6))
         ax.grid(alpha=0.3, lw=0.5)
         ax.legend(loc="best", ncol=2 if len(families) > 4 else 1, frameon=False)

@@ -18,11 +18,11 @@ from harness.analysis.robustness import (
     higher_is_better,
     robustness_table,
 )
-from harness.metrics import unit_label
 from harness.records import CLEAN
 from harness.report import plots
 from harness.report.artifacts import primary_metric
 from harness.report.rundir import RunDir
+from harness.report.units import run_unit_label
 
 _ORDER = {"ERROR": 0, "FAIL": 1, "INCONCLUSIVE": 2, "WARN": 3, "PASS": 4}
 BOUNDED = {"dice", "iou", "nsd", "precision", "recall"}
@@ -44,7 +44,25 @@ def summary_section(run: RunDir) -> dict[str, Any]:
     clean = run.summary.get("clean", {})
     columns = sorted({k for v in clean.values() for k in v}, key=lambda k: (k == "mean", k))
     return {"outcome": outcome, "headline": headline, "counts": counts, "problems": problems, "n_gates": len(gates),
-            "clean": clean, "clean_columns": columns, "directions": {m: _direction(m) for m in clean}}
+            "clean": clean, "clean_columns": columns, "directions": {m: _direction(m) for m in clean},
+            "clean_ci": _clean_ci(run, list(clean))}
+
+
+def _clean_ci(run: RunDir, metrics: list[str]) -> dict[str, dict[str, Any]]:
+    """Per metric: n clean cases and the 95 % bootstrap-t CI of the mean over cases (classes averaged
+    per case), as the robustness tables compute it; metrics the records lack are left out."""
+    from harness.analysis.robustness import bootstrap_mean_ci, per_case
+
+    out: dict[str, dict[str, Any]] = {}
+    records = run.records
+    for metric in metrics:
+        if metric not in records.columns:
+            continue
+        values = per_case(records, metric)
+        values = values.loc[values["perturbation"] == CLEAN, "value"].dropna().to_numpy(dtype=float)
+        low, high = bootstrap_mean_ci(values, seed=int(run.settings.get("seed", 0)))
+        out[metric] = {"n": len(values), "low": low, "high": high}
+    return out
 
 
 def _attack_names(records: pd.DataFrame) -> set[str]:
@@ -76,7 +94,8 @@ def robustness_section(run: RunDir) -> dict[str, Any] | None:
     if run.baseline is not None:
         base_records = run.baseline.records[~run.baseline.records["perturbation"].isin(attacks)]
         base = robustness_table(base_records, [m for m in metrics if m in base_records.columns], seed=seed)
-    curves = [{"metric": m, "uri": plots.severity_curves(table, m, better=_direction(m), baseline=base)}
+    curves = [{"metric": m, "uri": plots.severity_curves(table, m, better=_direction(m), baseline=base,
+                                                         label=run_unit_label(run.summary, m))}
               for m in metrics]
     primary = primary_metric(metrics)
     rows = table[(table["metric"] == primary) & (table["perturbation"] != CLEAN)]
@@ -252,9 +271,10 @@ def fairness_section(run: RunDir) -> dict[str, Any] | None:
         for label, sub in rows.groupby("label", sort=False):
             title = f"{metric} by {attribute} (clean{'' if label == 'mean' else f', {label}'})"
             forests.append({"attribute": attribute, "metric": metric,
-                            "uri": plots.forest_plot(sub, title=title, xlabel=f"mean {unit_label(metric)}, 95% CI")})
+                            "uri": plots.forest_plot(sub, title=title, xlabel=f"mean {run_unit_label(run.summary, metric)}, 95% CI")})
     gaps = result.gaps.sort_values(["p_adjusted", "attribute"], na_position="last", kind="mergesort")
     return {"error": "", "forests": forests, "gaps": gaps.to_dict("records"), "notes": list(result.notes),
+            "groups": groups.to_dict("records"),  # the forest plots' numbers, as a table
             "alpha": result.alpha, "correction": result.correction, "test": result.test,
             "min_group_size": result.min_group_size, "small_groups": result.small_groups}
 

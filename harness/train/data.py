@@ -23,10 +23,11 @@ import pandas as pd
 
 from harness.case import Case
 from harness.datasets.base import Dataset
+from harness.datasets.columns import PATIENT_COLUMNS, column
 from harness.errors import ConfigError
 
 # patient and fold columns, matched ignoring case, spaces, "_" and "-" ("Patient ID" is patient_id)
-GROUP_COLUMNS = ("Case", "patient", "patient_id", "subject", "subject_id", "participant", "participant_id")
+GROUP_COLUMNS = PATIENT_COLUMNS
 FOLD_COLUMNS = ("kFold", "fold")
 Normalize = Literal["zscore", "window"]
 
@@ -65,20 +66,6 @@ def foreground_window(dataset: Dataset, ids: Sequence[str], *, max_cases: int = 
         raise ConfigError("CT data without foreground: give --window LO,HI (HU)")
     lo, hi = np.percentile(np.concatenate(values), [0.5, 99.5])
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
-
-
-def _plain(name: object) -> str:
-    return re.sub(r"[\s_-]", "", str(name)).lower()
-
-
-def column(metadata: pd.DataFrame, candidates: Sequence[str]) -> str | None:
-    """The column of ``metadata`` that is the first of ``candidates``, compared ignoring case, spaces,
-    ``_`` and ``-`` (``Patient``, ``PatientID`` and ``patient_id`` all match ``patient_id``/``patient``);
-    None when none is."""
-    by_name: dict[str, str] = {}
-    for name in metadata.columns:
-        by_name.setdefault(_plain(name), str(name))
-    return next((by_name[_plain(c)] for c in candidates if _plain(c) in by_name), None)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -69,3 +70,77 @@ def test_limit_and_held_out_are_recorded_and_stated_in_the_dossier(smoke_run: Pa
     n = len(pd.read_csv(copy / "cases.csv"))
     assert f"Only the first 12 cases of the data were evaluated (harness run --limit); {n} cases" in said
     assert "(harness run --held-out)" in said
+
+
+def _patched(run: Path, **summary_changes) -> None:
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update(summary_changes)
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+def test_the_dossier_says_whether_the_test_data_are_independent_of_training(smoke_run: Path, tmp_path: Path) -> None:
+    """A run on the model's own training images said so only in one Limitations bullet; a clean
+    check was not stated at all, so it could not be cited."""
+    import shutil
+
+    from harness.report.html import render_report
+
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    td = summary["training_data"]
+    assert td["record"] == "reference2d.training.json" and td["seen_train"] == td["seen_val"] == 0
+    html = (smoke_run / "dossier.html").read_text(encoding="utf-8")
+    said = (f"independent: none of the 12 evaluated images is among the {td['training_images']} training / "
+            f"{td['validation_images']} validation images of its training record reference2d.training.json")
+    assert f"<th>test data vs training</th><td>{said}</td>" in html and f"Independence from the model's training data: {said}." in html
+    copy = tmp_path / "run"
+    shutil.copytree(smoke_run, copy)
+    _patched(copy, training_data={**td, "seen_train": 7, "seen_val": 1})
+    html = render_report(copy, "dossier")
+    assert ('<p class="note"><b>Test data:</b> NOT independent: 8 of the 12 evaluated images were seen by the model '
+            "(7 in training, 1 in validation, per reference2d.training.json)") in html
+    _patched(copy, training_data={"record": None, "readable": True})
+    assert "not checkable: the model card names no training record" in render_report(copy, "dossier")
+
+
+def test_the_clean_table_gives_n_and_the_ci_of_the_mean(smoke_run: Path) -> None:
+    import re
+
+    html = (smoke_run / "report.html").read_text(encoding="utf-8")
+    row = re.search(r"<tr><td>dice</td><td>higher</td>(.*?)</tr>", html).group(1)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', row)
+    assert cells[-2] == "12" and re.fullmatch(r"0\.9\d* – [01](\.\d+)?", cells[-1]), cells
+
+
+def test_lengths_of_cases_without_a_spacing_are_labelled_pixels(smoke_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from harness.report.html import render_report
+
+    copy = tmp_path / "run"
+    shutil.copytree(smoke_run, copy)
+    _patched(copy, spacing_assumed=12)
+    report, dossier = render_report(copy), render_report(copy, "dossier")
+    assert "<td>hd95 [px]</td>" in report and "hd95 [mm]" not in report and "<td>dice</td>" in report
+    assert re.search(r"<td>hd95</td><td>[^<]*</td><td>px</td>", dossier)
+    _patched(copy, spacing_assumed=3)
+    assert "<td>hd95 [mm; px for 3 cases]</td>" in render_report(copy)
+
+
+def test_the_dossier_flags_class_names_that_differ_counts_patients_and_orders_cohorts(tmp_path: Path) -> None:
+    from harness.report.html import render_report
+    from tests.report.conftest import make_run
+
+    ids = [f"c{i:02d}" for i in range(6)]
+    run = make_run(tmp_path / "r", case_ids=ids, metadata={"Case": ["p1", "p1", "p2", "p3", "p3", "p4"],
+                                                           "Device": ["A", "B", "A", "B", "A", ""],
+                                                           "ID": [f"img{i}" for i in range(6)]})
+    _patched(run, cohorts=["Device"])
+    (run / "artifacts").mkdir()
+    (run / "artifacts" / "model_card.json").write_text(json.dumps({"output": {"labels": {"1": "liver", "2": "lesion"}}}))
+    html = render_report(run, "dossier")
+    assert "1 = organ, 2 = lesion — MISMATCH: class 1 is &#39;liver&#39; in the model card but &#39;organ&#39; in the data" in html
+    assert "The 6 cases come from 4 patients (column Case); confidence intervals and tests treat cases as independent" in html
+    assert html.index("<th>Device <small>(analysed)</small></th>") < html.index("<th>Case</th>")
+    assert "<td>missing</td>" in html and "Identifiers, one value per case (in the case table below, not counted): ID." in html
+    assert "<th>ID</th><th class=\"num\">cases</th>" not in html
+    assert "no rationale given" in html  # the synthetic suite's gate has no description
