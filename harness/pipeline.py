@@ -533,7 +533,7 @@ def _clean_means(records: pd.DataFrame, metrics: tuple[str, ...]) -> dict[str, d
 def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, records: pd.DataFrame,
              cases: pd.DataFrame, gates: list[GateResult], outcome: str, exit_code: int, *, seconds: float,
              notes: list[str], workers: int, n_items: int) -> dict[str, Any]:
-    from harness.provenance import code_revision, plugin_code, versions
+    from harness.provenance import code_revision, file_revision, plugin_code, versions
     from harness.training_overlap import independence
 
     return {
@@ -545,7 +545,8 @@ def _summary(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, re
         "cohorts": suite.cohorts if isinstance(suite.cohorts, str) else list(suite.cohorts),  # --cohorts included
         "harness_version": __version__,
         "harness_revision": code_revision(),  # {"commit", "dirty"} in a git checkout, else null
-        "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.sha256},
+        "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.sha256,
+                  "revision": file_revision(suite.path)},  # its last commit: criteria fixed before the run
         "model": {"name": getattr(model, "name", "model"), "sha256": getattr(model, "sha256", ""),
                   # how the card makes the network predict (normalisation, spacing, TTA, postprocess...):
                   # one weights file run two ways has one sha256 but two card_sha256

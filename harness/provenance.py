@@ -76,3 +76,18 @@ def code_revision(path: Path | None = None) -> dict[str, Any] | None:
         return None
     status = _git(["status", "--porcelain", "--untracked-files=no", "--", "."], where)
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def file_revision(path: str | Path) -> dict[str, Any] | None:
+    """The last commit of a git-tracked file — ``{"commit": sha, "date": ISO time, "modified": bool}``
+    (``modified``: the file differs from that commit) — so a reader can see that a suite's acceptance
+    criteria were fixed before a run; None for a file git does not track (or without git)."""
+    file = Path(path).resolve()
+    if not file.is_file() or _git(["ls-files", "--error-unmatch", "--", file.name], file.parent) is None:
+        return None
+    last = _git(["log", "-1", "--format=%H %cI", "--", file.name], file.parent)
+    if not last:
+        return None  # tracked (staged) but never committed
+    commit, _, date = last.partition(" ")
+    status = _git(["status", "--porcelain", "--", file.name], file.parent)
+    return {"commit": commit, "date": date, "modified": bool(status) if status is not None else None}

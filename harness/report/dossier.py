@@ -304,6 +304,20 @@ def _patients(run: RunDir) -> str:
             "independent, so with several cases per patient they are optimistic.")
 
 
+def suite_history(run: RunDir) -> str:
+    """When the suite's text was committed (its version control shows that the criteria predate the
+    run), or that nothing shows it."""
+    suite = run.summary.get("suite", {})
+    if "revision" not in suite:
+        return ""  # a run from before this was recorded
+    rev = suite.get("revision")
+    if not isinstance(rev, dict) or not rev.get("commit"):
+        return ("The suite file is not under version control: nothing here shows that its criteria were fixed before "
+                "the run.")
+    changed = " The file differed from that commit when the run read it." if rev.get("modified") else ""
+    return f"The suite file was last committed in {str(rev['commit'])[:12]} on {rev.get('date', '')}.{changed}"
+
+
 def suite_overrides(run: RunDir) -> list[str]:
     """Where the run differed from the suite's text or its data (``--seed``, ``--cohorts``,
     ``--limit``, ``--held-out``): the text is shown as given (its sha256 identifies it), so the

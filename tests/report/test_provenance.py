@@ -76,3 +76,36 @@ def test_the_dossier_says_what_the_command_line_changed_in_the_suite(tmp_path: P
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, "seed": 0, "cohorts": [], **changes}))
     assert suite_overrides(load_run(run)) == expected
+
+
+def test_the_dossier_says_when_the_suite_was_committed(tmp_path: Path) -> None:
+    """"Pre-specified" criteria were asserted, not shown: the suite file's last commit shows they
+    predate the run (or the dossier says nothing shows it)."""
+    import json
+
+    from harness.provenance import file_revision
+    from harness.report.dossier import suite_history
+    from harness.report.rundir import load_run
+    from tests.report.conftest import make_run
+
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    repo = tmp_path / "repo"
+    subprocess.run(git + ["init", "-q", str(repo)], check=True)
+    suite = repo / "release.toml"
+    suite.write_text('[suite]\nname = "release"\n')
+    assert file_revision(suite) is None  # not tracked yet
+    subprocess.run(git + ["-C", str(repo), "add", "release.toml"], check=True)
+    subprocess.run(git + ["-C", str(repo), "commit", "-qm", "criteria"], check=True)
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    rev = file_revision(suite)
+    assert rev is not None and rev["commit"] == commit and rev["modified"] is False and rev["date"].startswith("20")
+    suite.write_text('[suite]\nname = "release"\nseed = 1\n')
+    assert file_revision(suite)["modified"] is True
+    run = make_run(tmp_path / "run", case_ids=["a", "b", "c"])
+    summary = json.loads((run / "summary.json").read_text())
+    for revision, said in ((rev, f"last committed in {commit[:12]} on {rev['date']}."),
+                           ({**rev, "modified": True}, "differed from that commit when the run read it"),
+                           (None, "not under version control: nothing here shows that its criteria were fixed")):
+        summary["suite"]["revision"] = revision
+        (run / "summary.json").write_text(json.dumps(summary))
+        assert said in suite_history(load_run(run))
