@@ -81,13 +81,19 @@ def code_revision(path: Path | None = None) -> dict[str, Any] | None:
 def file_revision(path: str | Path) -> dict[str, Any] | None:
     """The last commit of a git-tracked file — ``{"commit": sha, "date": ISO time, "modified": bool}``
     (``modified``: the file differs from that commit) — so a reader can see that a suite's acceptance
-    criteria were fixed before a run; None for a file git does not track (or without git)."""
+    criteria were fixed before a run; None for a file git does not track; ``{"unavailable": True}``
+    when git cannot run."""
     file = Path(path).resolve()
-    if not file.is_file() or _git(["ls-files", "--error-unmatch", "--", file.name], file.parent) is None:
+    if not file.is_file():
         return None
-    last = _git(["log", "-1", "--format=%H %cI", "--", file.name], file.parent)
+    if _git(["--version"], file.parent) is None:
+        return {"unavailable": True}  # git missing or failing: nothing can be said either way
+    # literal pathspecs: "release[1].toml" is that file, not a pattern matching release1.toml
+    if _git(["--literal-pathspecs", "ls-files", "--error-unmatch", "--", file.name], file.parent) is None:
+        return None
+    last = _git(["--literal-pathspecs", "log", "-1", "--format=%H %cI", "--", file.name], file.parent)
     if not last:
         return None  # tracked (staged) but never committed
     commit, _, date = last.partition(" ")
-    status = _git(["status", "--porcelain", "--", file.name], file.parent)
+    status = _git(["--literal-pathspecs", "status", "--porcelain", "--", file.name], file.parent)
     return {"commit": commit, "date": date, "modified": bool(status) if status is not None else None}

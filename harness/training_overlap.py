@@ -141,8 +141,8 @@ def held_out(dataset: Any, model: Any, *, limit: int | None = None) -> tuple[Any
 def independence(model: Any, manifest: pd.DataFrame) -> dict[str, Any]:
     """What a run can say of its cases' independence from the model's training, for summary.json:
     ``{"record": file name or None, "training_images": n, "validation_images": n, "seen_train": n,
-    "seen_val": n}`` (counts None where the record does not give them; only ``record: None`` without
-    a record)."""
+    "seen_val": n}`` (sizes None where the record does not give them); ``"unchecked": why`` instead of
+    the counts when the record cannot tell the cases apart; only ``record: None`` without a record."""
     record, path = _record(model)
     if record is None:
         return {"record": path.name if path is not None else None, "readable": path is None}
@@ -153,9 +153,15 @@ def independence(model: Any, manifest: pd.DataFrame) -> dict[str, Any]:
         values = seen.get(role) if isinstance(seen.get(role), list) else split.get(role)
         return len(values) if isinstance(values, list) else None
 
+    name = path.name if path is not None else None
+    if "image_sha256" not in manifest.columns:
+        return {"record": name, "readable": True, "unchecked": "the evaluated cases have no image hashes"}
+    if not seen and not (split and record.get("manifest_sha256") == manifest_sha256(manifest)):
+        return {"record": name, "readable": True,
+                "unchecked": ("the record names no image hashes (seen_images), and its case ids belong to other data"
+                              if split else "the record names neither image hashes nor a split")}
     found = seen_cases(model, manifest)
-    return {"record": path.name if path is not None else None, "readable": True,
-            "training_images": size("train"), "validation_images": size("val"),
+    return {"record": name, "readable": True, "training_images": size("train"), "validation_images": size("val"),
             "seen_train": len(found["train"]), "seen_val": len(found["val"])}
 
 

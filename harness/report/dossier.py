@@ -74,6 +74,8 @@ def independence(run: RunDir) -> tuple[str, bool] | None:
     record = td.get("record")
     if not record:
         return "not checkable: the model card names no training record (training.json)", False
+    if td.get("unchecked"):
+        return f"not checkable: {td['unchecked']} ({record})", False
     if not td.get("readable", True) or "seen_train" not in td:
         return f"not checkable: the training record {record} is missing or unreadable", False
     seen = int(td.get("seen_train") or 0) + int(td.get("seen_val") or 0)
@@ -141,9 +143,10 @@ def manifest(run: RunDir) -> dict[str, Any]:
     meta = [c for c in cases.columns if c not in _META_SKIP]
     hashes = [c for c in ("image_sha256", "label_sha256") if c in cases.columns]
     cohorts = run.summary.get("cohorts")
-    analysed = [str(c) for c in cohorts] if isinstance(cohorts, list) else []
+    # the run's cohorts ("site×sex" analyses site and sex; "auto" names none here)
+    analysed = list(dict.fromkeys(part for c in cohorts for part in str(c).split("×"))) if isinstance(cohorts, list) else []
     # identifiers (a value per case: image ids, boxes) are in the case table, not counted as cohorts
-    identifiers = [c for c in meta if c not in analysed and len(cases) > 1 and cases[c].nunique() == len(cases)
+    identifiers = [c for c in meta if c not in analysed and len(cases) >= 10 and cases[c].nunique() == len(cases)
                    and not pd.api.types.is_numeric_dtype(cases[c])]
     ordered = [c for c in analysed if c in meta] + [c for c in meta if c not in analysed and c not in identifiers]
     return {"columns": ["case_id", *hashes, *meta], "rows": cases[["case_id", *hashes, *meta]].astype(str).values.tolist(),
@@ -222,9 +225,10 @@ def analysis_plan(run: RunDir) -> list[str]:
         ("Robustness: degradation is paired (each case's clean value minus its perturbed value, positive = worse); "
          "relative degradation divides by the clean mean. Corruption error (CE) per family = mean over severities "
          "of 1 − metric; relative CE subtracts the clean error (ImageNet-C style, unnormalised)."),
-        (f"Gates are declared in the suite (sha256 {run.summary['suite'].get('sha256', '')[:16]}…) and decided on point "
-         "estimates (e.g. the mean over cases), not on a confidence bound; that the suite was fixed before testing is "
-         "shown by its version-control record, not by this document. A gate with fewer cases than its min_cases is "
+        (f"Gates are declared in the suite (sha256 {run.summary['suite'].get('sha256', '')[:16]}…; its last commit, "
+         "when under version control, is in section 4). Threshold gates (clean, degradation, robust cases) compare "
+         "point estimates (e.g. the mean over cases) with their thresholds, not a confidence bound; fairness, site "
+         "and baseline gates also require a significant test. A gate with fewer cases than its min_cases is "
          "INCONCLUSIVE, never PASS."),
     ]
     if s["cohorts"]:
@@ -297,11 +301,15 @@ def _patients(run: RunDir) -> str:
     if col is None:
         return ("The data name no patient column: cases are treated as independent; if a patient contributes "
                 "several cases, confidence intervals and tests are optimistic.")
-    n, k = len(cases), int(cases[col].nunique(dropna=True))
-    if k >= n:
-        return f"Each of the {n} cases comes from a different patient (column {col}): cases are independent."
-    return (f"The {n} cases come from {k} patients (column {col}); confidence intervals and tests treat cases as "
-            "independent, so with several cases per patient they are optimistic.")
+    ids = cases[col].astype(str).str.strip().where(cases[col].notna(), "")
+    known = ids[ids != ""]
+    n, k = len(cases), int(known.nunique())
+    unknown = f"; {n - len(known)} case(s) name no patient" if len(known) < n else ""
+    if k >= len(known):
+        return (f"Each of the {len(known)} cases with a patient id comes from a different patient (column "
+                f"{col}{unknown}).")
+    return (f"The {len(known)} cases with a patient id come from {k} patients (column {col}{unknown}); confidence "
+            "intervals and tests treat cases as independent, so with several cases per patient they are optimistic.")
 
 
 def suite_history(run: RunDir) -> str:
@@ -311,6 +319,8 @@ def suite_history(run: RunDir) -> str:
     if "revision" not in suite:
         return ""  # a run from before this was recorded
     rev = suite.get("revision")
+    if isinstance(rev, dict) and rev.get("unavailable"):
+        return "Whether the suite file is under version control could not be checked (git did not run)."
     if not isinstance(rev, dict) or not rev.get("commit"):
         return ("The suite file is not under version control: nothing here shows that its criteria were fixed before "
                 "the run.")

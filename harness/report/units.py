@@ -13,8 +13,9 @@ def run_unit_label(summary: dict[str, Any], metric: str) -> str:
     label = unit_label(metric)
     pixels = int(summary.get("spacing_assumed") or 0)
     n_cases = int((summary.get("data") or {}).get("n_cases") or 0)
-    if not pixels or "mm" not in label:
+    name, bracket, unit = label.partition(" [")  # the unit only: a metric's name may hold "mm" (commission_error)
+    if not pixels or not bracket or "mm" not in unit:
         return label
     if pixels >= n_cases:
-        return label.replace("mm", "px")
-    return label.replace("]", f"; px for {pixels} cases]", 1)
+        return f"{name} [{unit.replace('mm', 'px')}"
+    return f"{name} [{unit[:-1]}; px for {pixels} cases]"

@@ -86,6 +86,8 @@ def test_a_run_records_plugin_code_replayable_params_and_its_notes(tmp_path, mon
                                        "model entry wiring_lab:flaky"}
     assert all(str(tmp_path / "lab" / "wiring_lab.py") in v for v in summary["plugins"].values())
     notes = " ".join(summary["notes"])
-    assert "3 of 3 cases have no physical spacing" in notes
+    assert "3 of 3 cases have no physical spacing" in notes and summary["spacing_assumed"] == 3
+    assert summary["suite"]["revision"] is None  # a suite file outside version control
+    assert summary["training_data"] == {"record": None, "readable": True}  # the card names no training record
     assert "worst cases re-run for the report scored otherwise than the run recorded" in notes
     assert result.exit_code in (0, 1)

@@ -152,3 +152,25 @@ def test_validate_model_shows_a_case_the_model_did_not_train_on(tmp_path: Path) 
     case_id, said = first_unseen(data, everything)
     assert case_id == "phantom2d_000" and said.startswith("all 4 cases of the data were seen by the model in training")
     assert first_unseen(data, SimpleNamespace(model_card=None)) == ("phantom2d_000", "")
+
+
+def test_independence_is_not_claimed_when_the_record_cannot_tell(tmp_path: Path) -> None:
+    """An old record of case ids made on other data, or an empty record, was read as "independent"."""
+    from harness.training_overlap import independence
+
+    manifest = phantom_dataset(2, n=3, seed=0).manifest()
+    old = _model(tmp_path, {"split": {"train": ["phantom2d_000"], "val": []}, "manifest_sha256": "0" * 64})
+    assert independence(old, manifest)["unchecked"].startswith("the record names no image hashes (seen_images)")
+    (tmp_path / "e").mkdir()
+    empty = _model(tmp_path / "e", {})
+    assert independence(empty, manifest)["unchecked"] == "the record names neither image hashes nor a split"
+    (tmp_path / "s").mkdir()
+    same = _model(tmp_path / "s", {"split": {"train": ["phantom2d_000"], "val": []},
+                                   "manifest_sha256": manifest_sha256(manifest)})
+    found = independence(same, manifest)
+    assert found["seen_train"] == 1 and "unchecked" not in found
+    (tmp_path / "h").mkdir()
+    hashed = _model(tmp_path / "h", {"seen_images": {"train": image_digests(manifest, ["phantom2d_001"]), "val": []}})
+    assert independence(hashed, manifest.drop(columns=["image_sha256"]))["unchecked"] == \
+        "the evaluated cases have no image hashes"
+    assert independence(hashed, manifest)["seen_train"] == 1

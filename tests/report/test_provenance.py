@@ -109,3 +109,19 @@ def test_the_dossier_says_when_the_suite_was_committed(tmp_path: Path) -> None:
         summary["suite"]["revision"] = revision
         (run / "summary.json").write_text(json.dumps(summary))
         assert said in suite_history(load_run(run))
+
+
+def test_a_suite_name_is_a_path_not_a_pattern_and_a_missing_git_is_said(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.provenance import file_revision
+
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "release1.toml").write_text("[suite]\n")
+    subprocess.run(git + ["-C", str(tmp_path), "add", "release1.toml"], check=True)
+    subprocess.run(git + ["-C", str(tmp_path), "commit", "-qm", "c"], check=True)
+    (tmp_path / "release[1].toml").write_text("[suite]\n")  # never committed: "[1]" is no glob here
+    assert file_revision(tmp_path / "release[1].toml") is None
+    assert file_revision(tmp_path / "release1.toml")["commit"]
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
+    assert file_revision(tmp_path / "release1.toml") == {"unavailable": True}

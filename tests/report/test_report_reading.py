@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -130,17 +129,48 @@ def test_the_dossier_flags_class_names_that_differ_counts_patients_and_orders_co
     from harness.report.html import render_report
     from tests.report.conftest import make_run
 
-    ids = [f"c{i:02d}" for i in range(6)]
-    run = make_run(tmp_path / "r", case_ids=ids, metadata={"Case": ["p1", "p1", "p2", "p3", "p3", "p4"],
-                                                           "Device": ["A", "B", "A", "B", "A", ""],
-                                                           "ID": [f"img{i}" for i in range(6)]})
+    ids = [f"c{i:02d}" for i in range(12)]
+    run = make_run(tmp_path / "r", case_ids=ids, metadata={"Case": ["p1", "p1", "p2", "p3", "p3", "p4"] * 2,
+                                                           "Device": ["A", "B", "A", "B", "A", ""] * 2,
+                                                           "ID": [f"img{i}" for i in range(12)]})
     _patched(run, cohorts=["Device"])
     (run / "artifacts").mkdir()
     (run / "artifacts" / "model_card.json").write_text(json.dumps({"output": {"labels": {"1": "liver", "2": "lesion"}}}))
     html = render_report(run, "dossier")
     assert "1 = organ, 2 = lesion — MISMATCH: class 1 is &#39;liver&#39; in the model card but &#39;organ&#39; in the data" in html
-    assert "The 6 cases come from 4 patients (column Case); confidence intervals and tests treat cases as independent" in html
+    assert "The 12 cases with a patient id come from 4 patients (column Case); confidence intervals and tests treat" in html
     assert html.index("<th>Device <small>(analysed)</small></th>") < html.index("<th>Case</th>")
     assert "<td>missing</td>" in html and "Identifiers, one value per case (in the case table below, not counted): ID." in html
     assert "<th>ID</th><th class=\"num\">cases</th>" not in html
     assert "no rationale given" in html  # the synthetic suite's gate has no description
+
+
+def test_metric_names_holding_mm_keep_their_name_when_lengths_are_pixels() -> None:
+    from harness.metrics import Metric, MetricInfo, register, unregister
+    from harness.report.units import run_unit_label
+
+    register(Metric(MetricInfo("commission_error", False, "mm", "a plugin length"), lambda ctx: 0.0))
+    try:
+        every = {"spacing_assumed": 3, "data": {"n_cases": 3}}
+        assert run_unit_label(every, "commission_error") == "commission_error [px]"
+        assert run_unit_label(every, "abs_volume_error") == "abs_volume_error [px^3 (px^2 in 2D)]"
+        assert run_unit_label({"spacing_assumed": 1, "data": {"n_cases": 3}}, "hd95") == "hd95 [mm; px for 1 cases]"
+        assert run_unit_label(every, "dice") == "dice" and run_unit_label({}, "hd95") == "hd95 [mm]"
+    finally:
+        unregister("commission_error")
+
+
+def test_patients_without_an_id_and_intersections_of_cohorts(tmp_path: Path) -> None:
+    from harness.report.dossier import _patients, manifest
+    from tests.report.conftest import make_run
+
+    ids = [f"c{i:02d}" for i in range(12)]
+    run = make_run(tmp_path / "r", case_ids=ids, metadata={"Case": [f"p{i}" for i in range(10)] + ["", ""],
+                                                           "site": ["A", "B"] * 6, "sex": ["F", "M", "M"] * 4})
+    _patched(run, cohorts=["site×sex"])
+    said = _patients(load_run(run))
+    assert said == "Each of the 10 cases with a patient id comes from a different patient (column Case; 2 case(s) name no patient)."
+    found = manifest(load_run(run))
+    assert [(c["attribute"], c["analysed"]) for c in found["cohorts"]][:2] == [("site", True), ("sex", True)]
+    small = make_run(tmp_path / "s", case_ids=["a", "b"], metadata={"sex": ["F", "M"]})
+    assert manifest(load_run(small))["identifiers"] == []  # two cases: an attribute, not an identifier
