@@ -113,7 +113,8 @@ def build_context(run: RunDir) -> dict[str, Any]:
         "shift": sections.shift_section(run), "fairness": sections.fairness_section(run),
         "baseline": sections.baseline_section(run), "worst": sections.worst_section(run),
         "gallery": sections.gallery_section(run), "errors": sections.errors_section(run),
-        "suite_text": run.suite_text, "run_record": dossier.run_record(run), "hashes": dossier.hashes(run), "page_label": label[:90],
+        "suite_text": run.suite_text, "run_record": dossier.run_record(run), "hashes": dossier.hashes(run),
+        "page_label": label[:90],
         "for_print": False,  # True for the copy printed to PDF: every <details> open (print shows no closed ones)
     }
 
