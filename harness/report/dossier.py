@@ -138,13 +138,16 @@ def metric_options(run: RunDir) -> dict[str, Any]:
     return out
 
 
-def manifest(run: RunDir) -> dict[str, Any]:
+def manifest(run: RunDir, *, fairness_attributes: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    """The data manifest section; ``fairness_attributes``: what the fairness analysis grouped by (the
+    analysed cohorts when the suite says ``cohorts = "auto"``)."""
     cases = run.cases
     meta = [c for c in cases.columns if c not in _META_SKIP]
     hashes = [c for c in ("image_sha256", "label_sha256") if c in cases.columns]
     cohorts = run.summary.get("cohorts")
-    # the run's cohorts ("site×sex" analyses site and sex; "auto" names none here)
-    analysed = list(dict.fromkeys(part for c in cohorts for part in str(c).split("×"))) if isinstance(cohorts, list) else []
+    named = cohorts if isinstance(cohorts, list) else list(fairness_attributes)
+    # the run's cohorts ("site×sex" analyses site and sex)
+    analysed = list(dict.fromkeys(part for c in named for part in str(c).split("×")))
     # identifiers (a value per case: image ids, boxes) are in the case table, not counted as cohorts
     identifiers = [c for c in meta if c not in analysed and len(cases) >= 10 and cases[c].nunique() == len(cases)
                    and not pd.api.types.is_numeric_dtype(cases[c])]

@@ -134,7 +134,9 @@ def _dossier_context(run: RunDir, ctx: dict[str, Any]) -> dict[str, Any]:
     if independent is not None:
         cover.append(("test data vs training", independent[0]))
     return {**ctx, "toc": [(a, t) for a, t in DOSSIER_TOC], "num": numbers.__getitem__, "cover": cover,
-            "sub": subs.__getitem__, "identity": dossier.identity(run), "manifest": dossier.manifest(run),
+            "sub": subs.__getitem__, "identity": dossier.identity(run),
+            "manifest": dossier.manifest(run, fairness_attributes=[str(g.get("attribute")) for g in
+                                                                   (ctx["fairness"] or {}).get("groups", [])]),
             "metric_defs": dossier.metric_definitions(run), "metric_options": dossier.metric_options(run),
             "empty_policy": dossier.EMPTY_POLICY, "criteria": dossier.acceptance_criteria(run),
             "plan": dossier.analysis_plan(run), "limitations": dossier.limitations(run),

@@ -174,3 +174,16 @@ def test_patients_without_an_id_and_intersections_of_cohorts(tmp_path: Path) -> 
     assert [(c["attribute"], c["analysed"]) for c in found["cohorts"]][:2] == [("site", True), ("sex", True)]
     small = make_run(tmp_path / "s", case_ids=["a", "b"], metadata={"sex": ["F", "M"]})
     assert manifest(load_run(small))["identifiers"] == []  # two cases: an attribute, not an identifier
+
+
+def test_cohorts_found_automatically_are_marked_as_analysed(tmp_path: Path) -> None:
+    """With cohorts = "auto" the summary names no attribute: the fairness analysis's groups do."""
+    from harness.report.dossier import manifest
+    from tests.report.conftest import make_run
+
+    run = make_run(tmp_path / "r", case_ids=["a", "b", "c", "d"], metadata={"Device": ["X", "Y", "X", "Y"],
+                                                                           "sex": ["F", "M", "F", "M"]})
+    _patched(run, cohorts="auto")
+    assert not any(c["analysed"] for c in manifest(load_run(run))["cohorts"])
+    marked = manifest(load_run(run), fairness_attributes=["sex", "sex"])["cohorts"]
+    assert [(c["attribute"], c["analysed"]) for c in marked] == [("sex", True), ("Device", False)]
