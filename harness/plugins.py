@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -98,7 +97,10 @@ def provenance(reference: str, group: str | None = None) -> str | None:
             pass
         break
     # not from a release: an editable install's version does not change when its code is edited
-    module = sys.modules.get(module_name) or (importlib.import_module(module_name) if _importable(module_name) else None)
+    try:
+        module: Any = importlib.import_module(module_name)  # already imported by the run: a lookup
+    except FOREIGN_FAILURES:
+        module = None
     path = getattr(module, "__file__", None)
     if path:
         from harness.hashing import file_sha256
@@ -129,11 +131,3 @@ def _distributions(lookup: Any) -> dict[str, list[str]]:
     if _DISTRIBUTIONS is None:
         _DISTRIBUTIONS = dict(lookup())
     return _DISTRIBUTIONS
-
-
-def _importable(module_name: str) -> bool:
-    try:
-        importlib.import_module(module_name)
-    except FOREIGN_FAILURES:
-        return False
-    return True

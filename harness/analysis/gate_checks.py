@@ -163,6 +163,7 @@ def degradation_gate(gate: dict[str, Any], context: GateContext) -> list[GateRes
     results = []
     # every family and severity the run has records of, failed ones included (per_case keeps OK rows only)
     planned = context.records[["perturbation", "severity"]].drop_duplicates()
+    by_class = _per_class(context, metric) if gate.get("label", "mean") == "mean" else {}  # once, for every family
     for name, label in _labels({"label": gate.get("label", "mean")}, context):
         values = per_case(context.records, metric, label=label)  # type: ignore[arg-type]
         clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
@@ -189,8 +190,7 @@ def degradation_gate(gate: dict[str, Any], context: GateContext) -> list[GateRes
             if skipped and outcome != "FAIL":
                 outcome = "INCONCLUSIVE"  # an ungated severity could hide a failure
             warn_text = "" if warn_drop is None else f", warn above {float(warn_drop):g}"
-            classes = _class_drops(context, metric, family, worst_sev, better_high=better_high,
-                                   relative=relative) if label == "mean" else ""
+            classes = _class_drops(by_class, family, worst_sev, better_high=better_high, relative=relative)
             no_effect = (f"; no case's {metric} changed under {family}, so this gate saw no effect to judge "
                          "(check other metrics, or whether the model's input normalisation removes it)") \
                 if not changed else ""
@@ -201,17 +201,27 @@ def degradation_gate(gate: dict[str, Any], context: GateContext) -> list[GateRes
     return results
 
 
-def _class_drops(context: GateContext, metric: str, family: str, severity: int, *, better_high: bool,
-                 relative: bool) -> str:
-    """For a gate on the mean over classes: each class's own drop at ``severity`` (a drop the mean
-    hides), as "; mean over classes (organ 0.009, lesion 0.11)"; "" with one class."""
+def _per_class(context: GateContext, metric: str) -> dict[str, tuple[Any, Any]]:
+    """Class name -> (its per-case values, its clean values by case) when there are several classes;
+    {} with one (a mean over one class hides nothing)."""
     labels = _labels({"label": "each"}, context)
     if len(labels) < 2:
-        return ""
-    parts = []
+        return {}
+    out = {}
     for name, label in labels:
         values = per_case(context.records, metric, label=label)
-        clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
+        out[name] = (values, values[values["perturbation"] == CLEAN].set_index("case_id")["value"])
+    return out
+
+
+def _class_drops(by_class: dict[str, tuple[Any, Any]], family: str, severity: int, *, better_high: bool,
+                 relative: bool) -> str:
+    """For a gate on the mean over classes: each class's own drop at ``severity`` (a drop the mean
+    hides), as "; mean over classes (organ 0.009, lesion 0.11)"; "" without several classes."""
+    if not by_class:
+        return ""
+    parts = []
+    for name, (values, clean) in by_class.items():
         rows = values[(values["perturbation"] == family) & (values["severity"] == severity)]
         drops, _, _ = _severity_drops(rows, clean, better_high=better_high, relative=relative, min_cases=1)
         parts.append(f"{name} {drops[severity][0]:.4g}" if severity in drops else f"{name} –")

@@ -112,14 +112,20 @@ def _plugins() -> dict[str, Metric]:
 
     found: dict[str, Metric] = {}
     for name, obj in plugins.entry_point_objects("harness.metrics").items():
-        metric = _check_metric(obj, f"plugin metric {name!r}")
-        if metric.info.name != name:
-            raise ConfigError(f"plugin metric {name!r} calls itself {metric.info.name!r}; "
-                              "the entry-point name must equal MetricInfo.name")
+        metric = _plugin_metric(name, obj)
         if name in BUILTIN:
             raise ConfigError(f"plugin metric {name!r} clashes with a built-in metric")
         found[name] = metric
     return found
+
+
+def _plugin_metric(name: str, obj: object) -> Metric:
+    """Entry point ``name``'s object as a Metric whose name is the entry point's (ConfigError else)."""
+    metric = _check_metric(obj, f"plugin metric {name!r}")
+    if metric.info.name != name:
+        raise ConfigError(f"plugin metric {name!r} calls itself {metric.info.name!r}; "
+                          "the entry-point name must equal MetricInfo.name")
+    return metric
 
 
 def metrics() -> dict[str, Metric]:
@@ -146,13 +152,7 @@ def _plugin(name: str) -> Metric | None:
     from harness import plugins
 
     obj = plugins.entry_point_object(GROUP, name)
-    if obj is None:
-        return None
-    metric = _check_metric(obj, f"plugin metric {name!r}")
-    if metric.info.name != name:
-        raise ConfigError(f"plugin metric {name!r} calls itself {metric.info.name!r}; "
-                          "the entry-point name must equal MetricInfo.name")
-    return metric
+    return None if obj is None else _plugin_metric(name, obj)
 
 
 def _lookup(name: str) -> Metric | None:
@@ -173,17 +173,15 @@ def metric_info(metric: str) -> MetricInfo | None:
     """What ``metric`` is: a registry name's :class:`MetricInfo`, or that of the object a
     ``"package.module:attr"`` reference names (its direction and unit are the object's, as for a
     registered metric); None for an unknown name or a reference that no longer imports."""
-    found = _lookup(metric) if isinstance(metric, str) else None
-    info = found.info if found is not None else None
-    if info is None and isinstance(metric, str) and ":" in metric:
-        from harness.plugins import import_object
-
+    if not isinstance(metric, str):
+        return None
+    found = _lookup(metric)
+    if found is None and ":" in metric:
         try:
-            obj = import_object(metric, what="metric")
+            found = resolve([metric])[0][1]  # imports the reference and checks it is a Metric
         except ConfigError:  # e.g. the plugin was uninstalled after the run: the caller's fallback
             return None
-        info = obj.info if isinstance(obj, Metric) else None
-    return info
+    return found.info if found is not None else None
 
 
 def value_range(metric: str) -> tuple[float, float]:

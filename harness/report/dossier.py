@@ -178,15 +178,13 @@ def cohort_tables(cases: pd.DataFrame, columns: list[str], *, analysed: list[str
 
 
 def metric_definitions(run: RunDir) -> list[dict[str, str]]:
-    from harness.metrics import metric_info, unit_label
-    from harness.report.units import run_unit_label
+    from harness.metrics import metric_info
+    from harness.report.units import run_unit
 
     rows = []
     for m in run.metrics:
         i = metric_info(m)
-        unit = getattr(i, "unit", "")
-        if unit and run_unit_label(run.summary, m) != unit_label(m):  # lengths of cases without a spacing: pixels
-            unit = run_unit_label(run.summary, m).removeprefix(f"{m} [").removesuffix("]")
+        unit = run_unit(run.summary, getattr(i, "unit", ""))  # lengths of cases without a spacing: pixels
         rows.append({"name": m, "description": getattr(i, "description", ""), "unit": unit,
                      "better": "higher" if getattr(i, "higher_is_better", True) else "lower"})
     return rows

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.metrics import unit_label
+from harness.metrics import metric_info
+
+
+def run_unit(summary: dict[str, Any], unit: str) -> str:
+    """A metric's registry ``unit`` as this run's numbers are in it: "mm", "px" when no case had a
+    spacing, "mm; px for 3 cases" when some had none (units without mm stay as they are)."""
+    pixels = int(summary.get("spacing_assumed") or 0)
+    n_cases = int((summary.get("data") or {}).get("n_cases") or 0)
+    if not pixels or "mm" not in unit:
+        return unit
+    return unit.replace("mm", "px") if pixels >= n_cases else f"{unit}; px for {pixels} cases"
 
 
 def run_unit_label(summary: dict[str, Any], metric: str) -> str:
-    """``metric`` with its unit for this run: "hd95 [mm]", "hd95 [px]" when no case had a spacing,
-    "hd95 [mm; px for 3 cases]" when some had none."""
-    label = unit_label(metric)
-    pixels = int(summary.get("spacing_assumed") or 0)
-    n_cases = int((summary.get("data") or {}).get("n_cases") or 0)
-    name, bracket, unit = label.partition(" [")  # the unit only: a metric's name may hold "mm" (commission_error)
-    if not pixels or not bracket or "mm" not in unit:
-        return label
-    if pixels >= n_cases:
-        return f"{name} [{unit.replace('mm', 'px')}"
-    return f"{name} [{unit[:-1]}; px for {pixels} cases]"
+    """``metric`` with its unit for this run: "hd95 [mm]", "hd95 [px]", "hd95 [mm; px for 3 cases]";
+    the bare name for fractions and unknown metrics (as :func:`harness.metrics.unit_label`)."""
+    unit = getattr(metric_info(metric), "unit", "")
+    return f"{metric} [{run_unit(summary, unit)}]" if unit and unit != "fraction" else metric
