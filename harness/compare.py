@@ -47,7 +47,7 @@ from harness.analysis.shift import (
 from harness.analysis.stats import Correction, adjust_pvalues
 from harness.errors import ConfigError
 from harness.gates import GateContext, GateResult, overall_outcome
-from harness.metrics import unit_label
+from harness.metrics import metric_info
 from harness.options import COMPARE_MODES, CORRECTIONS, must_be_one_of
 from harness.records import CLEAN
 
@@ -302,9 +302,23 @@ def compare_runs(run_a: Path, run_b: Path, options: CompareOptions = CompareOpti
             "cases": {"common": len(keep), "hash_mismatch": len(changed)},
             "rows": [{k: row.get(k) for k in ROW_COLUMNS} for row in rows], "gates": [g.to_dict() for g in gates],
             "outcome": overall_outcome(gates), "exit_code": exit_code_for(gates, strict=options.strict),
-            "evidence": evidence, "notes": notes,
+            "evidence": evidence, "notes": notes, "units": _units(a, b, common),
             "options": {"alpha": options.alpha, "correction": options.correction, "min_cases": options.min_cases,
                         "max_drop": options.max_drop, "rank_test": options.rank_test, "seed": options.seed}}
+
+
+def _units(a: Any, b: Any, metrics: list[str]) -> dict[str, str]:
+    """Each compared metric's unit as the two runs' numbers are in it ("mm"; "px" where no case had a
+    spacing; "A mm, B px" when the runs differ); fractions and unitless metrics are left out."""
+    from harness.report.units import run_unit
+
+    out = {}
+    for metric in metrics:
+        unit = getattr(metric_info(metric), "unit", "")
+        if unit and unit != "fraction":
+            ua, ub = run_unit(a.summary, unit), run_unit(b.summary, unit)
+            out[metric] = ua if ua == ub else f"A {ua}, B {ub}"
+    return out
 
 
 def _json_safe(value: Any) -> Any:
@@ -353,7 +367,8 @@ def write_outputs(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
     env.globals["fmt"] = lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else (
         f"{v:.4g}" if isinstance(v, float) else str(v))
     env.globals["margins"] = lambda d: ", ".join(f"{k} {v:g}" for k, v in d.items())
-    env.filters["unit"] = unit_label  # "hd95 [mm]"
+    units = safe.get("units", {})
+    env.filters["unit"] = lambda metric: f"{metric} [{units[metric]}]" if metric in units else metric  # "hd95 [px]"
     svg = Markup(_histogram_svg(safe["evidence"].get("histograms", [])))  # built from numbers only
     html = env.get_template("compare.html.j2").render(r=safe, histogram_svg=svg)
     html_path = out / "compare.html"

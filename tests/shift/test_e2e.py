@@ -160,6 +160,13 @@ def test_compare_unpaired_site_shift(site_run: tuple[int, Path], tmp_path: Path)
     html = (tmp_path / "cmp" / "compare.html").read_text()
     assert "<svg" in html and "Which synthetic perturbation predicts the real drop" in html
     assert ev["matches"][0]["drop_significant"] and "<th>drop CI</th>" in html and "may match by chance" not in html
+    assert result["units"] == {"hd95": "mm"} and "hd95 [mm]" in html
+    # B's cases without a spacing (raster files): its lengths are pixels, and the table says so
+    summary = json.loads((site_c / "summary.json").read_text())
+    (site_c / "summary.json").write_text(json.dumps({**summary, "spacing_assumed": 10,
+                                                     "data": {**summary["data"], "n_cases": 10}}))
+    main(["compare", str(site_a), str(site_c), "--out", str(tmp_path / "px"), "--max-drop", "dice=0.05"])
+    assert "hd95 [A mm, B px]" in (tmp_path / "px" / "compare.html").read_text()
     # mean A / B are the metric's values (perturbed ones for a family), as in paired mode; the test
     # and the gate compare the degradations
     records = {k: pd.read_csv(p / "records.csv") for k, p in (("a", site_a), ("b", site_c))}
