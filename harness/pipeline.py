@@ -131,6 +131,7 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     # Families skipped as inapplicable to this modality are not planned at all.
     suite = dataclasses.replace(suite, perturbations=tuple(p for p in suite.perturbations if p.label in families))
     _check_cohorts(suite, dataset)
+    _check_cluster(suite, dataset)
     from harness.analysis.shift import check_config as check_shift_config
 
     check_shift_config(suite, dataset.metadata)  # site_drop gates / reference_site vs the metadata (exit 3)
@@ -239,6 +240,18 @@ def _check_cohorts(suite: Suite, dataset: Dataset) -> None:
         if missing:
             raise ConfigError(f"suite {suite.path}: fairness gate {gate['name']!r}: attribute(s) {missing} are not "
                               f"among the cohorts analysed ({', '.join(groups) or 'none'}); fix attributes or cohorts")
+
+
+def _check_cluster(suite: Suite, dataset: Dataset) -> None:
+    """Before any model call: ``[suite].cluster`` names a metadata column of the data."""
+    if not suite.cluster:
+        return
+    from harness.analysis.clusters import cluster_ids
+
+    try:
+        cluster_ids(dataset.metadata.reset_index(), suite.cluster)
+    except ConfigError as exc:
+        raise ConfigError(f"suite {suite.path}: {exc}; fix [suite].cluster or the data's metadata") from None
 
 
 def _check_gate_labels(suite: Suite, labels: dict[int, str]) -> None:

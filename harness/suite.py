@@ -23,7 +23,7 @@ SUITE_KEYS: dict[str, Any] = {
     "labels": (str, list), "repeats": int, "on_inapplicable": str, "cohorts": (str, list),
     "bins": dict, "min_group_size": int, "alpha": float, "correction": str, "n_bootstrap": int,
     "n_permutations": int, "metric_options": dict, "reference_site": str, "site_attribute": str,
-    "worst_cases": int, "fairness_test": str, "small_groups": str,
+    "worst_cases": int, "fairness_test": str, "small_groups": str, "cluster": str,
 }
 PERTURBATION_KEYS: dict[str, Any] = {"family": str, "severities": list, "options": dict, "name": str}
 GATE_COMMON_KEYS = {"name": str, "check": str, "metric": str, "description": str}
@@ -71,6 +71,7 @@ class Suite:
     gates: tuple[dict[str, Any], ...]
     path: Path
     text: str
+    cluster: str = ""  # metadata column of non-independent cases (a patient id): the unit of group comparisons
 
     @property
     def sha256(self) -> str:
@@ -242,6 +243,7 @@ def parse_suite(text: str, *, path: Path, build_families: bool = False) -> Suite
         worst_cases=head.get("worst_cases", 6), fairness_test=head.get("fairness_test", "permutation"),
         small_groups=head.get("small_groups", "inconclusive"),
         perturbations=tuple(perturbations), gates=tuple(gates), path=path, text=text,
+        cluster=head.get("cluster", "").strip(),
     )
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame
 
 from harness.analysis.case_values import case_values, cells, metric_directions
+from harness.analysis.clusters import by_cluster, cluster_ids, clustering_note, unclustered_note
 from harness.analysis.cohorts import BinSpec, resolve_cohorts
 from harness.analysis.fairness_cell import GAP_STATS, CellOptions, Test, compare_groups
 from harness.analysis.fairness_gates import fairness_gates
@@ -60,6 +61,7 @@ class FairnessResult:
     ``levels``: the groups of each attribute in display order. ``notes``: exclusions and caveats.
     ``small_groups``: ``"inconclusive"`` (groups below ``min_group_size`` are compared, and their
     attribute's gates are INCONCLUSIVE) or ``"exclude"`` (they are left out of the comparison).
+    ``cluster``: the metadata column whose values were the unit of analysis ("" = the case).
     """
 
     groups: pd.DataFrame
@@ -76,6 +78,7 @@ class FairnessResult:
     notes: tuple[str, ...] = ()
     small_groups: str = "inconclusive"
     level: float = 0.95  # of every confidence interval in the tables
+    cluster: str = ""
 
 
 def _check_options(*, alpha: float, correction: str, test: str, min_group_size: int, n_boot: int,
@@ -146,7 +149,8 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
                     alpha: float = 0.05, correction: Correction = "holm", test: Test = "permutation",
                     n_boot: int = 1000, n_perm: int = 2000, seed: int = 0, by_perturbation: bool = True,
                     label: int | str = "mean", directions: dict[str, bool] | None = None,
-                    level: float = 0.95, small_groups: str = "inconclusive") -> FairnessResult:
+                    level: float = 0.95, small_groups: str = "inconclusive",
+                    cluster: str | None = None) -> FairnessResult:
     """Group tables, gaps and tests for every cohort attribute (see module docstring).
 
     ``label``: ``"mean"`` (mean over foreground labels per case), ``"each"`` (labels separately, all
@@ -154,7 +158,9 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
     ``n_boot=0`` skips CIs (NaN). The correction family is every test in the result.
     ``small_groups="exclude"`` leaves groups below ``min_group_size`` out of each gap, test and effect
     size (their own means and CIs are still reported; ``excluded_groups`` lists them), so an
-    attribute can be decided on its adequately sized groups.
+    attribute can be decided on its adequately sized groups. ``cluster`` (a metadata column such as
+    a patient id): the unit of analysis is the cluster, not the case (``harness.analysis.clusters``):
+    n, means, CIs and tests count patients, each the mean of its cases in the group and cell.
     """
     _check_options(alpha=alpha, correction=correction, test=test, min_group_size=min_group_size,
                    n_boot=n_boot, n_perm=n_perm, small_groups=small_groups, level=level)
@@ -172,6 +178,9 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
                      f"(e.g. {unknown[0]})")
 
     notes += _aliases(groups_by_attr)
+    clusters = cluster_ids(cases, cluster) if cluster else None
+    if clusters is None and (loose := unclustered_note(values, cases)):
+        notes.append(loose)
     plan = []  # (attribute, frame with codes)
     for attribute, labels in groups_by_attr.items():
         frame = values.join(labels.rename(attribute), on="case_id")
@@ -180,6 +189,10 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
         if n_missing:
             notes.append(f"{attribute}: {n_missing} case(s) without a value are left out of this attribute")
         frame = frame[frame[attribute].notna()].reset_index(drop=True)
+        if clusters is not None:
+            if note := clustering_note(frame, clusters, cluster=str(cluster), group=attribute):
+                notes.append(note)
+            frame = by_cluster(frame, clusters, groups=[attribute], metrics=metrics)
         plan.append((attribute, list(labels.cat.categories), frame))
     n_tests = sum(len(metrics) * int((f.groupby(CONTROL, observed=True)[a].nunique() >= 2).sum())
                   for a, _, f in plan if not f.empty)
@@ -217,7 +230,7 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
                           correction=correction, test=test, min_group_size=min_group_size, n_boot=n_boot,
                           n_perm=n_perm, seed=seed, label=str(label),
                           levels={a: lv for a, lv, _ in plan}, notes=tuple(notes), small_groups=small_groups,
-                          level=level)
+                          level=level, cluster=cluster or "")
 
 
 def _aliases(groups_by_attr: dict[str, pd.Series]) -> list[str]:

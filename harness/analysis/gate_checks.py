@@ -244,7 +244,7 @@ def fairness_result(context: GateContext, *, label: int | str = "mean") -> Any:
             metrics=metrics, bins=suite.bins or None, min_group_size=suite.min_group_size, alpha=suite.alpha,
             correction=suite.correction, test=suite.fairness_test, n_boot=suite.n_bootstrap,
             n_perm=suite.n_permutations, seed=suite.seed, by_perturbation=by_perturbation, label=label,
-            small_groups=suite.small_groups)
+            small_groups=suite.small_groups, cluster=getattr(suite, "cluster", ""))  # none on older suite-likes
     return context.cache[key]
 
 

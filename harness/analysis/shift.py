@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from harness.analysis.case_values import CLEAN, case_values, metric_directions
+from harness.analysis.case_values import CLEAN, KEYS, case_values, metric_directions
+from harness.analysis.clusters import by_cluster, cluster_ids
 from harness.analysis.stats import (
     Correction,
     adjust_pvalues,
@@ -180,11 +181,16 @@ def unpaired_difference(a: np.ndarray, b: np.ndarray, *, higher_is_better: np.nd
 
 
 def _cell_values(records: pd.DataFrame, groups: pd.Series, metrics: list[str], label: int | str,
-                 perturbation: str, severity: int) -> pd.DataFrame:
+                 perturbation: str, severity: int, clusters: pd.Series | None = None) -> pd.DataFrame:
+    """Per case (per cluster with ``clusters``: the mean of its complete cases at each site) of one
+    cell, indexed by case (cluster) id: the metrics and ``_site``."""
     values = case_values(records, metrics=metrics, label=label, by_perturbation=perturbation != CLEAN)
     cell = values[(values["perturbation"] == perturbation) & (values["severity"] == severity)]
-    frame = cell.set_index("case_id")[metrics].join(groups.rename("_site"), how="inner")
-    return frame.dropna()
+    frame = cell.set_index("case_id")[metrics].join(groups.rename("_site"), how="inner").dropna()
+    if clusters is None or frame.empty:
+        return frame
+    rows = cell.set_index("case_id").loc[frame.index, KEYS[1:]].join(frame).reset_index()
+    return by_cluster(rows, clusters, groups=["_site"], metrics=metrics).set_index("case_id")[[*metrics, "_site"]]
 
 
 def _medians(x: np.ndarray, idx: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -196,18 +202,21 @@ def site_table(records: pd.DataFrame, cases: pd.DataFrame, *, attribute: str, me
                reference_site: str | None = None, label: int | str = "mean", perturbation: str = CLEAN,
                severity: int = 0, test: ShiftTest = "permutation", correction: Correction = "holm",
                alpha: float = 0.05, min_cases: int = 2, n_boot: int = 1000, n_perm: int = 2000,
-               level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+               level: float = 0.95, seed: int = 0, cluster: str | None = None) -> pd.DataFrame:
     """One row per (metric, site), the reference site first (columns: ``TABLE_COLUMNS``).
 
     See the module docstring for the definitions. The correction family of a metric is its tested
-    non-reference sites. Empty when no case has both a metric value and a site.
+    non-reference sites. Empty when no case has both a metric value and a site. ``cluster`` (a
+    metadata column such as a patient id): sites are compared by cluster (``n`` counts clusters,
+    each the mean of its cases at the site; ``harness.analysis.clusters``).
     """
     if test not in TESTS:
         raise ConfigError(f"site test {must_be_one_of(TESTS, test)}")
     metrics = list(metrics)
     direction = metric_directions(metrics)
     higher = np.array([direction[m] for m in metrics])
-    frame = _cell_values(records, site_labels(cases, attribute), metrics, label, perturbation, severity)
+    frame = _cell_values(records, site_labels(cases, attribute), metrics, label, perturbation, severity,
+                         clusters=cluster_ids(cases, cluster) if cluster else None)
     if frame.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     sizes = frame.groupby("_site").size()
@@ -353,18 +362,22 @@ def shift_evidence(records: pd.DataFrame, cases: pd.DataFrame, quality: pd.DataF
                    attribute: str, metrics: Sequence[str], reference_site: str | None = None,
                    label: int | str = "mean", test: ShiftTest = "permutation",
                    correction: Correction = "holm", alpha: float = 0.05, min_cases: int = 2,
-                   n_boot: int = 1000, n_perm: int = 2000, seed: int = 0) -> ShiftEvidence:
-    """Site table, synthetic-family matches and image-statistics evidence for ``attribute``."""
+                   n_boot: int = 1000, n_perm: int = 2000, seed: int = 0,
+                   cluster: str | None = None) -> ShiftEvidence:
+    """Site table, synthetic-family matches and image-statistics evidence for ``attribute``
+    (``cluster``: sites compared by that column's values, see :func:`site_table`)."""
     from harness.analysis import quality as q
 
     table = site_table(records, cases, attribute=attribute, metrics=metrics, reference_site=reference_site,
                        label=label, test=test, correction=correction, alpha=alpha, min_cases=min_cases,
-                       n_boot=n_boot, n_perm=n_perm, seed=seed)
+                       n_boot=n_boot, n_perm=n_perm, seed=seed, cluster=cluster)
     groups = site_labels(cases, attribute)
     notes: list[str] = []
     reference = str(table["reference"].iloc[0]) if len(table) else (reference_site or "")
     ladder = degradation_ladder(records, groups.index[groups == reference], metrics=metrics, label=label)
     matches, equivalents = family_matches(table, ladder) if len(table) else (pd.DataFrame(), pd.DataFrame())
+    if cluster:
+        notes.append(f"sites compared by {cluster}: n counts {cluster} values, each the mean of its cases at the site")
     if ladder.empty:
         notes.append("no synthetic perturbations on the reference site's cases: no family matching")
     small = sorted(set(table.loc[table["p_value"].isna() & ~table["is_reference"], "site"])) if len(table) else []
@@ -423,7 +436,8 @@ def run_shift_evidence(run_dir: Path) -> list[ShiftEvidence]:
                                   alpha=float(head.get("alpha", 0.05)),
                                   min_cases=int(head.get("min_group_size", 10)),
                                   n_boot=int(head.get("n_bootstrap", 1000)),
-                                  n_perm=int(head.get("n_permutations", 2000)), seed=int(summary.get("seed", 0))))
+                                  n_perm=int(head.get("n_permutations", 2000)), seed=int(summary.get("seed", 0)),
+                                  cluster=str(head.get("cluster", "")).strip() or None))
     return out
 
 
@@ -573,11 +587,13 @@ def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
                                                              suite.reference_site))
     relative = gate.get("mode", "absolute") == "relative"
     test = gate.get("test", "permutation")
+    cluster = getattr(suite, "cluster", "")  # a suite-like object from before the key existed has none
     try:
         table = site_table(context.records, context.cases, attribute=attribute, metrics=[metric],
                            reference_site=reference or None, label=gate.get("label", "mean"), test=test,
                            correction=suite.correction, alpha=alpha, min_cases=min_cases,
-                           n_boot=suite.n_bootstrap, n_perm=suite.n_permutations, seed=suite.seed)
+                           n_boot=suite.n_bootstrap, n_perm=suite.n_permutations, seed=suite.seed,
+                           cluster=cluster or None)
     except ConfigError as exc:
         return [GateResult(name, "INCONCLUSIVE", None, max_drop, str(exc))]
     if table.empty:
@@ -591,9 +607,10 @@ def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
     scale = (abs(float(ref["mean"])) if ref["mean"] else float("nan")) if relative else 1.0
     without = _cases_without(context.cases, attribute)
     unit = "relative " if relative else ""
+    per = f" {cluster} values" if cluster else ""
     for row in others.itertuples(index=False):
         value = float(row.relative_drop if relative else row.drop)
-        detail = (f"{attribute} {row.site}: n={row.n}, mean {metric} {_fmt(row.mean)} (95% CI {_fmt(row.ci_low)}–"
+        detail = (f"{attribute} {row.site}: n={row.n}{per}, mean {metric} {_fmt(row.mean)} (95% CI {_fmt(row.ci_low)}–"
                   f"{_fmt(row.ci_high)}) vs reference {ref['site']} (n={ref['n']}, mean {_fmt(ref['mean'])}); "
                   f"{unit}drop {_fmt(value)} (CI {_fmt(row.drop_ci_low / scale)}–{_fmt(row.drop_ci_high / scale)}; "
                   f"max {max_drop:g}, warn {warn_drop:g}); p_adj {_fmt(row.p_adjusted)} "
@@ -601,7 +618,7 @@ def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
                   + (f"; {without} case(s) without a {attribute} value left out" if without else ""))
         if row.n < min_cases or ref["n"] < min_cases:
             results.append(GateResult(f"{name}[{row.site}]", "INCONCLUSIVE", value, max_drop,
-                                      f"{detail}; fewer than min_cases={min_cases} cases, not gated"))
+                                      f"{detail}; fewer than min_cases={min_cases}{per or ' cases'}, not gated"))
             continue
         outcome, why = _site_outcome(value, float(row.p_adjusted), max_drop=max_drop, warn_drop=warn_drop,
                                      alpha=alpha)
@@ -613,8 +630,9 @@ def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
 
 def shift_table(records: pd.DataFrame, cases: pd.DataFrame, *, metrics: Sequence[str], site_attribute: str = "site",
                 reference_site: str | None = None, alpha: float = 0.05, correction: Correction = "holm",
-                n_boot: int = 1000, n_perm: int = 2000, seed: int = 0, min_group_size: int = 10) -> pd.DataFrame:
+                n_boot: int = 1000, n_perm: int = 2000, seed: int = 0, min_group_size: int = 10,
+                cluster: str | None = None) -> pd.DataFrame:
     """:func:`site_table` for a run's suite settings (``min_group_size`` = the test's min n)."""
     return site_table(records, cases, attribute=site_attribute, metrics=metrics, reference_site=reference_site,
                       alpha=alpha, correction=correction, min_cases=min_group_size, n_boot=n_boot, n_perm=n_perm,
-                      seed=seed)
+                      seed=seed, cluster=cluster)

@@ -217,7 +217,10 @@ def analysis_plan(run: RunDir) -> list[str]:
     s = run.settings
     plan = [
         ("Unit of analysis: the case. Rows of one case are averaged over repeats and foreground classes before any "
-         "statistic; ERROR rows are excluded (never imputed) and any ERROR makes the run exit 2."),
+         "statistic; ERROR rows are excluded (never imputed) and any ERROR makes the run exit 2."
+         + (f" Subgroup (fairness) and site comparisons take the {s['cluster']} value as their unit ([suite].cluster): "
+            "each one's cases are averaged within a group and cell, so their n, CIs and tests count "
+            f"{s['cluster']} values, not cases." if s["cluster"] else "")),
         (f"Confidence intervals: 95 %, bootstrap over cases, seeded by the run's seed ({s['seed']}). Group and site "
          f"means and site drops: bootstrap-t (studentized, a drop with the Welch standard error; {s['n_bootstrap']} "
          "resamples), limited to the values the data allow; fairness gaps, ratios and effect sizes: percentile "
@@ -235,7 +238,8 @@ def analysis_plan(run: RunDir) -> list[str]:
     if s["cohorts"]:
         small = ("reported but left out of the gaps and tests" if s["small_groups"] == "exclude"
                  else "reported, and an attribute with such a group is not gated (INCONCLUSIVE)")
-        plan.append(f"Fairness: cohorts {s['cohorts']!s}; groups below {s['min_group_size']} cases are {small}. "
+        plan.append(f"Fairness: cohorts {s['cohorts']!s}; groups below {s['min_group_size']} "
+                    f"{s['cluster'] + ' values' if s['cluster'] else 'cases'} are {small}. "
                     f"Gap = best − worst group mean; {_fairness_test(s)}, {s['correction']} correction across all "
                     f"tests, α = {s['alpha']}. A gate FAILs only "
                     "when the gap is both significant and above its margin (a bootstrap CI of a max–min gap is "
@@ -309,8 +313,14 @@ def _patients(run: RunDir) -> str:
     if k >= len(known):
         return (f"Each of the {len(known)} cases with a patient id comes from a different patient (column "
                 f"{col}{unknown}).")
-    return (f"The {len(known)} cases with a patient id come from {k} patients (column {col}{unknown}); confidence "
-            "intervals and tests treat cases as independent, so with several cases per patient they are optimistic.")
+    head = f"The {len(known)} cases with a patient id come from {k} patients (column {col}{unknown}); "
+    cluster = run.settings.get("cluster", "")
+    if cluster:
+        return (head + f"subgroup and site comparisons are made by {cluster} value ([suite].cluster), the other "
+                "confidence intervals and tests (clean performance, robustness, baseline) treat cases as "
+                "independent, so they are optimistic.")
+    return (head + "confidence intervals and tests treat cases as independent, so with several cases per patient "
+            f"they are optimistic (set [suite].cluster = \"{col}\" to compare subgroups and sites by patient).")
 
 
 def suite_history(run: RunDir) -> str:

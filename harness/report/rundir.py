@@ -20,7 +20,7 @@ from harness.records import read_records
 SETTINGS = {"seed": 0, "cohorts": (), "bins": {}, "min_group_size": 10, "alpha": 0.05, "correction": "holm",
             "n_bootstrap": 1000, "n_permutations": 2000, "worst_cases": 6, "site_attribute": "site",
             "reference_site": "", "metric_options": {}, "description": "", "repeats": 1, "labels": "all",
-            "small_groups": "inconclusive", "fairness_test": "permutation"}
+            "small_groups": "inconclusive", "fairness_test": "permutation", "cluster": ""}
 
 
 @dataclass

@@ -218,7 +218,7 @@ def _fairness_result(run: RunDir) -> Any:
                            metrics=metrics, bins=s["bins"] or None, min_group_size=s["min_group_size"],
                            alpha=s["alpha"], correction=s["correction"], n_boot=s["n_bootstrap"],
                            n_perm=s["n_permutations"], seed=s["seed"], label=label, test=s["fairness_test"],
-                           small_groups=s["small_groups"])
+                           small_groups=s["small_groups"], cluster=s["cluster"])
 
 
 FAIRNESS_TEXT_COLUMNS = {"attribute", "group", "label", "perturbation", "metric", "small_groups", "excluded_groups",

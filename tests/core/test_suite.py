@@ -39,6 +39,8 @@ def test_parse_good_suite(tmp_path: Path) -> None:
     assert suite.small_groups == "inconclusive"
     assert parse_suite(GOOD.replace('name = "t"', 'name = "t"\nsmall_groups = "exclude"'),
                        path=tmp_path / "t.toml").small_groups == "exclude"
+    assert suite.cluster == ""
+    assert parse_suite(GOOD.replace('name = "t"', 'name = "t"\ncluster = " Case "'), path=tmp_path / "t.toml").cluster == "Case"
 
 
 def test_bin_edges_may_be_numbers_written_as_text() -> None:
@@ -59,6 +61,7 @@ def test_bin_edges_may_be_numbers_written_as_text() -> None:
     (GOOD.replace("seed", "x").replace('name = "t"', 'name = "t"\nseed = "zero"'), "expected int"),
     (GOOD.replace("min = 0.5", "minn = 0.5"), "unknown key(s) minn"),
     (GOOD.replace('check = "clean"', 'check = "fairness"'), "missing 'max_gap'"),
+    (GOOD.replace('name = "t"', 'name = "t"\ncluster = 5'), "[suite].cluster: expected str, got int"),
     (GOOD.replace('name = "t"', 'name = "t"\nsmall_groups = "drop"'),
      "[suite].small_groups: must be one of inconclusive, exclude"),
     (GOOD.replace('check = "clean"', 'check = "degradation"').replace("min = 0.5", "max_drop = 'x'"),
