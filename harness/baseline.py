@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.analysis.clusters import cluster_ids, cluster_means
 from harness.analysis.robustness import bootstrap_mean_ci, higher_is_better, per_case
 from harness.errors import ConfigError
 from harness.gates import GateContext, GateResult, gate_check
@@ -218,6 +219,12 @@ def baseline_gate(gate: dict[str, Any], context: GateContext, *,
     keep, changed = paired_cases(context.cases, base_cases)
     diffs = regressions(context.records, base_records, metric, keep=keep, families=cfg.get("families"))
     suite = context.suite
+    cluster = getattr(suite, "cluster", "")  # a suite-like object from before the key existed has none
+    n_cases = {k: len(v) for k, v in diffs.items()}
+    if cluster:  # one regression per patient: its paired cases' mean
+        ids = cluster_ids(context.cases, cluster)
+        diffs = {k: cluster_means(v, ids) for k, v in diffs.items()}
+    unit = f" {cluster} values" if cluster else " paired case(s)"
     n_perm, seed = int(getattr(suite, "n_permutations", 2000)), int(getattr(suite, "seed", 0))
     tested = {k: v for k, v in diffs.items() if len(v) >= int(cfg["min_cases"])}
     raw = {k: one_sided_p(v.to_numpy() - margin, test=cfg["test"], n_perm=n_perm, seed=seed) for k, v in tested.items()}
@@ -235,10 +242,11 @@ def baseline_gate(gate: dict[str, Any], context: GateContext, *,
         what = f"clean {metric}" if key == CLEAN else f"{metric} degradation under {key}"
         if key not in tested:
             results.append(GateResult(gname, "INCONCLUSIVE", None, margin,
-                                      f"{what}: {len(values)} paired case(s), need {cfg['min_cases']}{note}"))
+                                      f"{what}: {len(values)}{unit}, need {cfg['min_cases']}{note}"))
             continue
         mean = float(values.mean())
         lo, hi = bootstrap_mean_ci(values.to_numpy(), seed=seed)
+        per = f" ({len(values)}{unit}, the unit of the test)" if cluster else ""
         significant, large = adj[key] < alpha, mean > margin
         outcome = "FAIL" if significant else "WARN" if large or adj0[key] < alpha else "PASS"
         why = {"FAIL": " → significantly worse than the baseline by more than the margin",
@@ -246,7 +254,7 @@ def baseline_gate(gate: dict[str, Any], context: GateContext, *,
                         else " → significantly worse, within the margin"), "PASS": ""}[outcome]
         results.append(GateResult(gname, outcome, mean, margin, (
             f"{what}: regression vs baseline {mean:+.4g} (95% CI {lo:+.4g} – {hi:+.4g}; positive = worse) "
-            f"over {len(values)} paired cases; H1 regression > margin {margin:g}: p_adj {adj[key]:.3g} "
+            f"over {n_cases[key]} paired cases{per}; H1 regression > margin {margin:g}: p_adj {adj[key]:.3g} "
             f"({method}, {cfg['test']}; α {alpha:g}){why}{note}")))
     return results
 
@@ -266,10 +274,13 @@ def _setup_differences(summary: dict[str, Any], suite: Any) -> str:
 
 
 def comparison_table(records: pd.DataFrame, cases: pd.DataFrame, base_records: pd.DataFrame,
-                     base_cases: pd.DataFrame, metrics: list[str], *, seed: int = 0) -> pd.DataFrame:
+                     base_cases: pd.DataFrame, metrics: list[str], *, seed: int = 0,
+                     cluster: str = "") -> pd.DataFrame:
     """Deltas for the report: per metric × (clean, family): current and baseline means over paired
-    cases, the mean regression (positive = worse) with a bootstrap CI, and n."""
+    cases, the mean regression (positive = worse) with a bootstrap CI, and n (paired cases). With
+    ``cluster``, means and CI are over that column's values (each its cases' mean), as the gate's."""
     keep, _ = paired_cases(cases, base_cases)
+    ids = cluster_ids(cases, cluster) if cluster else None
     rows = []
     for metric in metrics:
         if metric not in base_records.columns or metric not in records.columns:
@@ -281,13 +292,16 @@ def comparison_table(records: pd.DataFrame, cases: pd.DataFrame, base_records: p
             common = set(cur.loc[cur["perturbation"] == key, "severity"]) & set(old.loc[old["perturbation"] == key,
                                                                                        "severity"])
 
-            def pick(v: pd.DataFrame, key: str = key, ids: Any = diff.index, sev: Any = frozenset(common)) -> float:
-                return float(v[(v["perturbation"] == key) & v["case_id"].isin(ids) & v["severity"].isin(sev)]
-                             ["value"].mean())
+            def pick(v: pd.DataFrame, key: str = key, keep: Any = diff.index, sev: Any = frozenset(common)) -> float:
+                rows = v[(v["perturbation"] == key) & v["case_id"].isin(keep) & v["severity"].isin(sev)]
+                if ids is None:
+                    return float(rows["value"].mean())
+                return float(cluster_means(rows.groupby("case_id")["value"].mean(), ids).mean())
 
-            lo, hi = bootstrap_mean_ci(diff.to_numpy(), seed=seed)
+            units = cluster_means(diff, ids) if ids is not None else diff
+            lo, hi = bootstrap_mean_ci(units.to_numpy(), seed=seed)
             rows.append({"metric": metric, "comparison": key, "n": len(diff), "current": float(pick(cur)),
-                         "baseline": float(pick(old)), "regression": float(diff.mean()) if len(diff) else np.nan,
+                         "baseline": float(pick(old)), "regression": float(units.mean()) if len(units) else np.nan,
                          "ci_low": lo, "ci_high": hi, "direction": "higher" if sign > 0 else "lower"})
     return pd.DataFrame(rows)
 

@@ -1,7 +1,7 @@
 """Clusters of cases that are not independent (one patient's several images): the unit of analysis.
 
-With a suite's ``cluster = "Case"``, group comparisons (fairness, site drop) are made between
-*patients*, not images: each patient's per-case values are averaged within a group and analysis
+With a suite's ``cluster = "Case"``, group comparisons (fairness, site drop) and the paired
+baseline regression test are made between *patients*, not images: each patient's per-case values are averaged within a group and analysis
 cell first, so every bootstrap resample and permutation moves a patient with all its images, and
 ``n`` counts patients. A case without a cluster value is its own cluster. Without ``cluster``,
 a patient column with repeated values (:data:`harness.datasets.columns.PATIENT_COLUMNS`) earns a
@@ -61,6 +61,12 @@ def by_cluster(values: pd.DataFrame, clusters: pd.Series, *, groups: Sequence[st
     frame = values.assign(_cluster=ids)
     out = frame.groupby(keys, sort=True, observed=True, dropna=False)[list(metrics)].mean().reset_index()
     return out.rename(columns={"_cluster": "case_id"})[[*KEYS, *groups, *metrics]]
+
+
+def cluster_means(values: pd.Series, clusters: pd.Series) -> pd.Series:
+    """Per-case values (indexed by case id) averaged per cluster: indexed by cluster id, sorted."""
+    ids = _ids(values.index.to_series(), clusters)
+    return values.groupby(ids.to_numpy(), sort=True).mean()
 
 
 def clustering_note(values: pd.DataFrame, clusters: pd.Series, *, cluster: str, group: str) -> str:

@@ -218,7 +218,8 @@ def analysis_plan(run: RunDir) -> list[str]:
     plan = [
         ("Unit of analysis: the case. Rows of one case are averaged over repeats and foreground classes before any "
          "statistic; ERROR rows are excluded (never imputed) and any ERROR makes the run exit 2."
-         + (f" Subgroup (fairness) and site comparisons take the {s['cluster']} value as their unit ([suite].cluster): "
+         + (f" Subgroup (fairness), site and baseline comparisons take the {s['cluster']} value as their unit "
+            "([suite].cluster): "
             "each one's cases are averaged within a group and cell, so their n, CIs and tests count "
             f"{s['cluster']} values, not cases." if s["cluster"] else "")),
         (f"Confidence intervals: 95 %, bootstrap over cases, seeded by the run's seed ({s['seed']}). Group and site "
@@ -316,11 +317,11 @@ def _patients(run: RunDir) -> str:
     head = f"The {len(known)} cases with a patient id come from {k} patients (column {col}{unknown}); "
     cluster = run.settings.get("cluster", "")
     if cluster:
-        return (head + f"subgroup and site comparisons are made by {cluster} value ([suite].cluster), the other "
-                "confidence intervals and tests (clean performance, robustness, baseline) treat cases as "
-                "independent, so they are optimistic.")
+        return (head + f"subgroup, site and baseline comparisons are made by {cluster} value ([suite].cluster); the "
+                "clean-performance and robustness confidence intervals treat cases as independent, so they are "
+                "optimistic.")
     return (head + "confidence intervals and tests treat cases as independent, so with several cases per patient "
-            f"they are optimistic (set [suite].cluster = \"{col}\" to compare subgroups and sites by patient).")
+            f"they are optimistic (set [suite].cluster = \"{col}\" to compare subgroups, sites and baselines by patient).")
 
 
 def suite_history(run: RunDir) -> str:

@@ -285,7 +285,8 @@ def baseline_section(run: RunDir) -> dict[str, Any] | None:
     from harness.baseline import comparison_table
 
     b = run.baseline
-    table = comparison_table(run.records, run.cases, b.records, b.cases, run.metrics, seed=run.settings["seed"])
+    table = comparison_table(run.records, run.cases, b.records, b.cases, run.metrics, seed=run.settings["seed"],
+                             cluster=run.settings["cluster"])
     names = {str(g.get("name", "baseline")) for g in run.suite_gates if g.get("check") == "baseline"} | {"baseline"}
     gates = [g for g in run.summary.get("gates", []) if g["name"].split("[", 1)[0] in names]
     return {"table": table.to_dict("records"), "gates": gates, "summary": b.summary}

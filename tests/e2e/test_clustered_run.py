@@ -69,13 +69,13 @@ def test_patients_are_the_unit_of_group_comparisons(tmp_path: Path, cluster: str
         assert "sex: analysed by Case (12 cases of 6 Case values" in notes
         assert "sex: analysed by Case" in html.unescape((out / "report.html").read_text())
         assert "comparisons take the Case value as their unit" in dossier and "groups below 2 Case values" in dossier
-        assert "subgroup and site comparisons are made by Case value" in dossier
+        assert "subgroup, site and baseline comparisons are made by Case value" in dossier
     else:
         assert details["sites[B]"].startswith("site B: n=4,")
         assert sorted(groups["n"]) == [6, 6]
         assert '12 of 12 cases share a Case value with another case (6 Case values)' in notes
         assert "as their unit" not in dossier and "groups below 2 cases" in dossier
-        assert 'set [suite].cluster = "Case" to compare subgroups and sites by patient' in dossier
+        assert 'set [suite].cluster = "Case" to compare subgroups, sites and baselines by patient' in dossier
 
 
 def test_unknown_cluster_column_exits_3_before_the_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

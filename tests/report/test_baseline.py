@@ -13,6 +13,7 @@ from harness.baseline import (
     DEFAULTS,
     apply_baseline,
     baseline_gate,
+    comparison_table,
     copy_baseline,
     one_sided_p,
     regressions,
@@ -296,3 +297,31 @@ def test_a_baseline_gate_takes_the_bootstrap_t_test(base: Path, tmp_path: Path) 
     worse = make_run(tmp_path / "worse", case_ids=IDS, dice=_dice(base, -0.1))
     results = baseline_gate(_gate(base, test="bootstrap-t"), _context(worse))
     assert _outcomes(results)["baseline[clean]"] == "FAIL"
+
+
+def test_clustered_cases_are_tested_by_patient(base: Path, tmp_path: Path) -> None:
+    """With [suite].cluster, each patient's paired regressions are averaged and the test runs on the
+    patients: the gate equals the per-case gate on the patient means (oracle: one_sided_p)."""
+    shifts = {cid: -0.08 + 0.04 * (i % 3) for i, cid in enumerate(IDS)}
+    worse = make_run(tmp_path / "worse", case_ids=IDS, dice={c: v + shifts[c] for c, v in _dice(base, 0.0).items()},
+                     drop=0.05)
+    context = _context(worse)
+    patients = dict(zip(IDS, ["p0"] * 4 + ["p1"] * 2 + ["p2"] * 2 + ["p3"] * 2 + ["p4", "p5"]))  # uneven
+    context = dataclasses.replace(context, cases=context.cases.assign(Case=context.cases["case_id"].map(patients)),
+                                  suite=dataclasses.replace(context.suite, cluster="Case"))
+    gate = _gate(base, families=["none"])
+    [clean] = baseline_gate(gate, context)
+    per_case = regressions(context.records, read_records(base / "records.csv"), "dice")["clean"]
+    by_patient = per_case.groupby(per_case.index.map(patients)).mean()
+    assert clean.value == pytest.approx(by_patient.mean()) and clean.value != pytest.approx(per_case.mean())
+    expected = one_sided_p(by_patient.to_numpy() - DEFAULTS["margin"], n_perm=2000, seed=0)
+    assert f"p_adj {expected:.3g}" in clean.detail
+    assert "over 12 paired cases (6 Case values, the unit of the test)" in clean.detail
+    [loose] = baseline_gate(gate, _context(worse))
+    assert "over 12 paired cases;" in loose.detail and "Case values" not in loose.detail
+    base_records = read_records(base / "records.csv")
+    base_cases = pd.read_csv(base / "cases.csv", dtype={"case_id": str})
+    table = comparison_table(context.records, context.cases, base_records, base_cases, ["dice"], cluster="Case")
+    row = table[table["comparison"] == "clean"].iloc[0]  # the report's table says what the gate tested
+    assert row["n"] == 12 and row["regression"] == pytest.approx(clean.value)
+    assert row["baseline"] - row["current"] == pytest.approx(row["regression"])
