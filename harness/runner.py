@@ -222,14 +222,19 @@ def card_sha256(model: Any) -> str | None:
 
 def run_fingerprint(plan: Plan, model: Any | None = None) -> dict[str, Any]:
     """What a journal must agree on to be resumed: suite, seed, data, model (weights and card),
-    labels, families."""
+    labels, families, and the plugin code they use (distribution version or file sha256)."""
+    from harness.provenance import plugin_code
+
     suite = plan.suite
     return {"suite_sha256": suite.sha256, "seed": suite.seed, "data": plan.dataset.name,
             "model": getattr(model, "sha256", None) or plan.model_spec or "reference",
             "model_card": card_sha256(model),
             "labels": {str(k): v for k, v in sorted(plan.labels.items())},
             "families": {k: [f, o] for k, (f, o) in sorted(plan.families.items())},
-            "metrics": list(suite.metrics), "repeats": suite.repeats}
+            "metrics": list(suite.metrics), "repeats": suite.repeats, "plugins": plugin_code(suite, model)}
+
+
+LATER_KEYS = ("model_card", "plugins")  # journals written before these were recorded lack them: not compared
 
 
 def _resume_state(plan: Plan, items: list[WorkItem], journal: Journal, model: Any | None,
@@ -255,7 +260,7 @@ def _resume_state(plan: Plan, items: list[WorkItem], journal: Journal, model: An
         journal.write_meta({**fingerprint, "case_sha256": dict(case_hashes or {})})
     elif meta is not None:
         differ = sorted(k for k in fingerprint if meta.get(k) != fingerprint[k]
-                        and not (k == "model_card" and k not in meta))  # journals from before it was recorded
+                        and not (k in LATER_KEYS and k not in meta))
         if differ:
             raise ConfigError(f"{journal.path.parent} holds a run whose {', '.join(differ)} differ(s) from this "
                               "one; --resume only finishes the same run: choose another --out")

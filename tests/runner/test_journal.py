@@ -110,3 +110,41 @@ def test_resume_refuses_a_journal_whose_header_is_unreadable(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="header naming the run it belongs to .* is unreadable"):
         execute(plan, items, journal)
     assert journal.path.read_text() == before  # left as it was, not rewritten without a header
+
+
+LAB = '''import numpy as np
+from harness.perturbations.base import Perturbation
+
+
+class Shift(Perturbation):
+    name = "lab_shift"
+
+    def draw(self, case, severity, rng):
+        return {"d": 0.01 * severity}
+
+    def apply(self, case, params):
+        return case.with_(image=case.image + np.float32(params["d"]))  # {version}
+'''
+
+
+def test_resume_refuses_a_journal_made_with_other_plugin_code(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin perturbation edited between the cut run and --resume would mix two versions of the
+    family in one run: the journal records the plugin code (file sha256 here) and refuses."""
+    import sys
+
+    (tmp_path / "lab").mkdir()
+    module = tmp_path / "lab" / "resume_lab.py"
+    module.write_text(LAB.replace("{version}", "v1"))
+    monkeypatch.syspath_prepend(str(tmp_path / "lab"))
+    plan, items = make_plan(tmp_path, dataset=SizesDataset([40, 44]), severities="[1]",
+                            families=("resume_lab:Shift",))
+    journal = Journal(tmp_path / "journal.jsonl")
+    execute(plan, items[:1], journal)
+    meta = json.loads(journal.path.read_text().splitlines()[0])["meta"]
+    assert str(module) in meta["plugins"]["perturbation resume_lab:Shift"]
+    execute(plan, items, journal)  # the same code: resumes
+    module.write_text(LAB.replace("{version}", "v2"))
+    sys.modules.pop("resume_lab", None)
+    with pytest.raises(ConfigError, match="plugins differ"):
+        execute(plan, items, journal)
