@@ -16,6 +16,7 @@ to 0–255).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,15 @@ _STDERR_TAIL = 300
 program_listener: Callable[[str, int, str], None] | None = None
 
 
+def _findable(program: str, cwd: Path) -> bool:
+    """Whether ``program`` can be started as the command's first argument: a path (relative to the
+    card's folder, the program's working directory) to an executable file, else a name on PATH."""
+    if os.sep in program or (os.altsep and os.altsep in program):
+        path = Path(program) if Path(program).is_absolute() else cwd / program
+        return path.is_file() and os.access(path, os.X_OK)
+    return shutil.which(program) is not None
+
+
 class CommandModel(Model):
     """``format = "command"``; ``[model] path`` (optional) names the model's files for the hash."""
 
@@ -57,6 +67,11 @@ class CommandModel(Model):
                               "path (relative to the card) or remove the key")
         if self.timeout_s is None:
             self.timeout_s = DEFAULT_TIMEOUT_S
+        program = self.argv(Path("input"), Path("output"))[0]
+        if not _findable(program, self.model_card.base_dir):
+            raise ConfigError(f"{card.where}: [model] command: program {program!r} is not "
+                              + ("an executable file" if os.sep in program else "on PATH")
+                              + "; install it, activate its environment, or give its full path")
 
     def argv(self, input_dir: Path, output_dir: Path) -> list[str]:
         """The command with its placeholders filled in."""

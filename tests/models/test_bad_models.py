@@ -120,7 +120,7 @@ def test_tta_axes_the_data_lacks_are_reported_before_the_run(tmp_path):
 
 
 def test_a_model_folder_hashes_the_same_wherever_it_lies(tmp_path):
-    text = '[model]\nformat = "command"\npath = "results"\ncommand = ["x", "{input}", "{output}"]\n' + LABELS
+    text = '[model]\nformat = "command"\npath = "results"\ncommand = ["{python}", "{input}", "{output}"]\n' + LABELS
     cards = []
     for name in ("a", "b"):
         (tmp_path / name / "results" / "fold_0").mkdir(parents=True)
@@ -145,7 +145,7 @@ def test_png_files_refuse_values_a_png_cannot_hold(tmp_path):
 
 
 def test_png_with_zscored_input_is_refused_in_the_card(tmp_path):
-    text = '[model]\nformat = "command"\ncommand = ["x", "{input}", "{output}"]\nfile_format = "png"\n' \
+    text = '[model]\nformat = "command"\ncommand = ["{python}", "{input}", "{output}"]\nfile_format = "png"\n' \
            '[input]\nnormalize = "zscore"\n' + LABELS
     with pytest.raises(ConfigError, match=r"\[model\] file_format: PNG holds integers"):
         load_model(card(tmp_path, text))

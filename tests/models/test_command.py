@@ -80,10 +80,23 @@ def test_command_failures(tmp_path, script, case2d, flags, pattern):
 
 
 def test_command_missing_program(tmp_path, case2d):
+    """Refused when the card is loaded (before any case), naming the card and the program; a program
+    that goes missing later fails its items with a ModelError."""
     text = '[model]\nformat = "command"\ncommand = ["no-such-program-xyz", "{input}", "{output}"]\n' \
            '[output]\nlabels = {1 = "x"}\n'
-    with pytest.raises(ModelError, match=r"cannot start 'no-such-program-xyz'"):
-        load_model(card(tmp_path, text)).predict(case2d.image, case2d.spacing)
+    with pytest.raises(ConfigError, match=r"card\.toml: \[model\] command: program 'no-such-program-xyz' is not on PATH"):
+        load_model(card(tmp_path, text))
+    (tmp_path / "tools").mkdir()
+    tool = tmp_path / "tools" / "predict.sh"
+    tool.write_text("#!/bin/sh\nexit 0\n")
+    local = text.replace("no-such-program-xyz", "tools/predict.sh")
+    with pytest.raises(ConfigError, match=r"program 'tools/predict.sh' is not an executable file"):
+        load_model(card(tmp_path, local))  # there, but not executable
+    tool.chmod(0o755)
+    model = load_model(card(tmp_path, local))  # relative to the card's folder, the program's working directory
+    tool.unlink()
+    with pytest.raises(ModelError, match=r"cannot start 'tools/predict.sh'"):
+        model.predict(case2d.image, case2d.spacing)
 
 
 def test_no_shell_is_involved(tmp_path, case2d):
@@ -110,7 +123,7 @@ def test_command_config_errors(tmp_path):
 def test_command_sha256_covers_the_model_folder(tmp_path):
     (tmp_path / "results" / "fold_0").mkdir(parents=True)
     (tmp_path / "results" / "fold_0" / "checkpoint_final.pth").write_bytes(b"a")
-    text = '[model]\nformat = "command"\npath = "results"\ncommand = ["x", "{input}", "{output}"]\n' \
+    text = '[model]\nformat = "command"\npath = "results"\ncommand = ["{python}", "{input}", "{output}"]\n' \
            '[output]\nlabels = {1 = "x"}\n'
     first = load_model(card(tmp_path, text)).sha256
     (tmp_path / "results" / "fold_0" / "checkpoint_final.pth").write_bytes(b"b")
