@@ -99,5 +99,6 @@ def unclustered_note(values: pd.DataFrame, cases: pd.DataFrame) -> str:
     if repeated.empty:
         return ""
     return (f"{int(repeated.sum())} of {len(analysed)} cases share a {patients} value with another case "
-            f"({len(repeated)} {patients} values) and were treated as independent (CIs too narrow, p-values "
-            f"too small); set [suite].cluster = \"{patients}\" to analyse by {patients}")
+            f"({len(repeated)} {patients} values) and were treated as independent (if their results correlate, "
+            f"the CIs are too narrow and the p-values too small); set [suite].cluster = \"{patients}\" to "
+            f"analyse by {patients}")

@@ -43,12 +43,12 @@ def _rows_for(gaps: pd.DataFrame, perturbation: str) -> pd.DataFrame:
 
 
 def _outcome(row: pd.Series, *, max_gap: float, alpha: float, min_group_size: int,
-             level: float = 0.95) -> tuple[str, str]:
-    where = row["attribute"]
+             level: float = 0.95, cluster: str = "") -> tuple[str, str]:
+    where = f"{row['attribute']} (by {cluster}: n counts {cluster} values)" if cluster else row["attribute"]
     excluded = row["excluded_groups"]
     left_out = f"; left out (below min_group_size {min_group_size}): {excluded}" if excluded else ""
     if row["n_groups"] < 2 or not np.isfinite(row["p_value"]):
-        enough = f" of at least {min_group_size} cases" if excluded else ""
+        enough = f" of at least {min_group_size} {f'{cluster} values' if cluster else 'cases'}" if excluded else ""
         return "INCONCLUSIVE", (f"{where}: fewer than two groups{enough} with data "
                                 f"({row['best_group'] or 'none'}){left_out}")
     worst = (f"worst group {row['worst_group']}: {row['metric']} {_fmt(row['worst_value'])} "
@@ -140,7 +140,7 @@ def fairness_gates(result: FairnessResult, *, gate: Mapping[str, Any]) -> list[G
             if many_labels:
                 gname += f"[{row['label']}]"
             outcome, detail = _outcome(row, max_gap=max_gap, alpha=alpha, min_group_size=result.min_group_size,
-                                       level=result.level)
+                                       level=result.level, cluster=result.cluster)
             value = float(row["difference"]) if np.isfinite(row["difference"]) else None
             out.append(GateResult(gname, outcome, value, max_gap, detail))
     return out

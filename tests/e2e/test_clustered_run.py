@@ -66,13 +66,14 @@ def test_patients_are_the_unit_of_group_comparisons(tmp_path: Path, cluster: str
     if cluster:
         assert details["sites[B]"].startswith("site B: n=2 Case values,") and "(n=4, mean" in details["sites[B]"]
         assert sorted(groups["n"]) == [3, 3]  # 6 patients, 3 per sex
+        assert details["fair[sex]"].startswith("sex (by Case: n counts Case values): worst group")
         assert "sex: analysed by Case (12 cases of 6 Case values" in notes
         assert "sex: analysed by Case" in html.unescape((out / "report.html").read_text())
         assert "comparisons take the Case value as their unit" in dossier and "groups below 2 Case values" in dossier
         assert "subgroup, site and baseline comparisons are made by Case value" in dossier
     else:
         assert details["sites[B]"].startswith("site B: n=4,")
-        assert sorted(groups["n"]) == [6, 6]
+        assert sorted(groups["n"]) == [6, 6] and details["fair[sex]"].startswith("sex: worst group")
         assert '12 of 12 cases share a Case value with another case (6 Case values)' in notes
         assert "as their unit" not in dossier and "groups below 2 cases" in dossier
         assert 'set [suite].cluster = "Case" to compare subgroups, sites and baselines by patient' in dossier
