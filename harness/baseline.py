@@ -278,7 +278,8 @@ def comparison_table(records: pd.DataFrame, cases: pd.DataFrame, base_records: p
                      cluster: str = "") -> pd.DataFrame:
     """Deltas for the report: per metric × (clean, family): current and baseline means over paired
     cases, the mean regression (positive = worse) with a bootstrap CI, and n (paired cases). With
-    ``cluster``, means and CI are over that column's values (each its cases' mean), as the gate's."""
+    ``cluster``, means and CI are over that column's values (each its cases' mean), as the gate's,
+    and ``n_clusters`` counts them (None without)."""
     keep, _ = paired_cases(cases, base_cases)
     ids = cluster_ids(cases, cluster) if cluster else None
     rows = []
@@ -300,7 +301,8 @@ def comparison_table(records: pd.DataFrame, cases: pd.DataFrame, base_records: p
 
             units = cluster_means(diff, ids) if ids is not None else diff
             lo, hi = bootstrap_mean_ci(units.to_numpy(), seed=seed)
-            rows.append({"metric": metric, "comparison": key, "n": len(diff), "current": float(pick(cur)),
+            rows.append({"metric": metric, "comparison": key, "n": len(diff),
+                         "n_clusters": len(units) if ids is not None else None, "current": float(pick(cur)),
                          "baseline": float(pick(old)), "regression": float(units.mean()) if len(units) else np.nan,
                          "ci_low": lo, "ci_high": hi, "direction": "higher" if sign > 0 else "lower"})
     return pd.DataFrame(rows)

@@ -190,9 +190,10 @@ def _paired(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> tuple[l
     from harness.baseline import baseline_gate, comparison_table
 
     identity = (b.summary.get("seed"), (b.summary.get("suite") or {}).get("sha256"))  # B is "this run"
+    cluster = b.settings["cluster"]  # B's suite's unit of analysis, as its own --baseline gate used
     context = GateContext(records=b.records, cases=b.cases,
                           suite=SimpleNamespace(n_permutations=opts.n_perm, seed=opts.seed, correction=opts.correction,
-                                                run_identity=identity))
+                                                run_identity=identity, cluster=cluster))
     gates: list[GateResult] = []
     p_adjusted: dict[str, dict[str, float]] = {}
     for metric in metrics:
@@ -201,7 +202,7 @@ def _paired(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> tuple[l
                                 "alpha": opts.alpha, "min_cases": opts.min_cases, "baseline": str(a.path),
                                 "test": "wilcoxon" if opts.rank_test else "permutation"}, context,
                                p_adjusted=p_adjusted.setdefault(metric, {}))
-    table = comparison_table(b.records, b.cases, a.records, a.cases, metrics, seed=opts.seed)
+    table = comparison_table(b.records, b.cases, a.records, a.cases, metrics, seed=opts.seed, cluster=cluster)
     rows = [{"metric": r["metric"], "comparison": r["comparison"], "n_a": int(r["n"]), "n_b": int(r["n"]),
              "mean_a": r["baseline"], "mean_b": r["current"], "regression": r["regression"],
              "ci_low": r["ci_low"], "ci_high": r["ci_high"],

@@ -35,11 +35,14 @@ def cluster_ids(cases: pd.DataFrame, cluster: str) -> pd.Series:
     if cluster not in frame.columns:
         patients = column(frame, PATIENT_COLUMNS)
         hint = f" (a patient column here: {patients!r})" if patients else ""
-        raise ConfigError(f"[suite].cluster {cluster!r} is not a metadata column{hint}; columns: "
-                          + ", ".join(map(str, frame.columns)))
+        listed = f"columns: {', '.join(map(str, frame.columns))}" if len(frame.columns) else "the data has none"
+        raise ConfigError(f"[suite].cluster {cluster!r} is not a metadata column{hint}; {listed}")
     raw = frame[cluster]
     text = raw.astype(str).str.strip()
     missing = raw.isna() | text.eq("")
+    if len(frame) and missing.all():
+        raise ConfigError(f"[suite].cluster {cluster!r}: no case has a value in that column; fill it in the "
+                          "metadata or remove the key")
     ids = f"{cluster}=" + text  # never an OWN id: case_id is the index, so no column is named so
     ids[missing] = OWN + frame.index[missing].astype(str)
     return ids.rename("_cluster")

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from harness.analysis.case_values import CLEAN, KEYS, case_values, metric_directions
+from harness.analysis.case_values import CLEAN, case_values, metric_directions
 from harness.analysis.clusters import by_cluster, cluster_ids
 from harness.analysis.stats import (
     Correction,
@@ -186,11 +186,10 @@ def _cell_values(records: pd.DataFrame, groups: pd.Series, metrics: list[str], l
     cell, indexed by case (cluster) id: the metrics and ``_site``."""
     values = case_values(records, metrics=metrics, label=label, by_perturbation=perturbation != CLEAN)
     cell = values[(values["perturbation"] == perturbation) & (values["severity"] == severity)]
-    frame = cell.set_index("case_id")[metrics].join(groups.rename("_site"), how="inner").dropna()
-    if clusters is None or frame.empty:
-        return frame
-    rows = cell.set_index("case_id").loc[frame.index, KEYS[1:]].join(frame).reset_index()
-    return by_cluster(rows, clusters, groups=["_site"], metrics=metrics).set_index("case_id")[[*metrics, "_site"]]
+    rows = cell.join(groups.rename("_site"), on="case_id", how="inner").dropna(subset=[*metrics, "_site"])
+    if clusters is not None and not rows.empty:  # per cluster, site and label (label="each" keeps labels apart)
+        rows = by_cluster(rows, clusters, groups=["_site"], metrics=metrics)
+    return rows.set_index("case_id")[[*metrics, "_site"]]
 
 
 def _medians(x: np.ndarray, idx: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:

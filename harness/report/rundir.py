@@ -141,6 +141,7 @@ def _suite_settings(text: str, file: Path) -> tuple[dict[str, Any], list[dict[st
     settings = {k: head.get(k, v) for k, v in SETTINGS.items()}
     if isinstance(settings["cohorts"], list):
         settings["cohorts"] = tuple(settings["cohorts"])
+    settings["cluster"] = str(settings["cluster"]).strip()  # as harness.suite reads it
     gates = [g for g in doc.get("gates", []) if isinstance(g, dict)]
     perturbations = [p for p in doc.get("perturbations", []) if isinstance(p, dict)]
     return settings, gates, perturbations

@@ -289,7 +289,8 @@ def baseline_section(run: RunDir) -> dict[str, Any] | None:
                              cluster=run.settings["cluster"])
     names = {str(g.get("name", "baseline")) for g in run.suite_gates if g.get("check") == "baseline"} | {"baseline"}
     gates = [g for g in run.summary.get("gates", []) if g["name"].split("[", 1)[0] in names]
-    return {"table": table.to_dict("records"), "gates": gates, "summary": b.summary}
+    return {"table": table.to_dict("records"), "gates": gates, "summary": b.summary,
+            "cluster": run.settings["cluster"]}
 
 
 def worst_section(run: RunDir) -> dict[str, Any] | None:

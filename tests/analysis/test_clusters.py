@@ -118,15 +118,23 @@ def test_unknown_cluster_column_names_the_key_and_the_patient_column() -> None:
                         cluster="patient", **FAST)
     with pytest.raises(ConfigError, match="a patient column here: 'Case'"):
         cluster_ids(cases.assign(Case=1), "patient")
+    with pytest.raises(ConfigError, match=r"'Case' is not a metadata column; the data has none"):
+        cluster_ids(cases[["case_id"]], "Case")
+    with pytest.raises(ConfigError, match=r"\[suite\]\.cluster 'Case': no case has a value in that column"):
+        cluster_ids(cases.assign(Case=[None, " "] * 20), "Case")
 
 
-def test_site_table_by_patient_equals_the_patient_table() -> None:
+@pytest.mark.parametrize("label", ["mean", "each"])
+def test_site_table_by_patient_equals_the_patient_table(label: str) -> None:
     records, cases = _patients()
-    oracle = site_table(records, cases, attribute="site", metrics=["dice", "hd95"], reference_site="A", **FAST)
-    images, meta = _images(records, cases, per_patient=3, spread=0.01)
-    clustered = site_table(images, meta, attribute="site", metrics=["dice", "hd95"], reference_site="A",
-                           cluster="Case", **FAST)
-    loose = site_table(images, meta, attribute="site", metrics=["dice", "hd95"], reference_site="A", **FAST)
+    records = pd.concat([records, records.assign(label=2, label_name="rim", dice=records["dice"] ** 3)])
+    kwargs = {"attribute": "site", "metrics": ["dice", "hd95"], "reference_site": "A", "label": label, **FAST}
+    oracle = site_table(records, cases, **kwargs)
+    images, meta = _images(records[records["label"] == 1], cases, per_patient=3, spread=0.01)
+    rims, _ = _images(records[records["label"] == 2], cases, per_patient=3, spread=0.01)
+    images = pd.concat([images, rims])
+    clustered = site_table(images, meta, cluster="Case", **kwargs)
+    loose = site_table(images, meta, **kwargs)
     numeric = oracle.select_dtypes("number").columns
     np.testing.assert_allclose(clustered[numeric].to_numpy(float), oracle[numeric].to_numpy(float), atol=1e-12)
     assert (clustered["n"] == oracle["n"]).all() and (loose["n"] == 3 * oracle["n"]).all()

@@ -51,7 +51,7 @@ def _files(tmp: Path, extra: str) -> tuple[Path, Path, Path]:
     return card, tmp / "model.toml", tmp / "suite.toml"
 
 
-@pytest.mark.parametrize("cluster", ["Case", ""])
+@pytest.mark.parametrize("cluster", [" Case ", ""])  # spaces around the name are no part of it
 def test_patients_are_the_unit_of_group_comparisons(tmp_path: Path, cluster: str) -> None:
     card, model, suite = _files(tmp_path, f'cluster = "{cluster}"' if cluster else "")
     out = tmp_path / "run"
@@ -68,9 +68,11 @@ def test_patients_are_the_unit_of_group_comparisons(tmp_path: Path, cluster: str
         assert sorted(groups["n"]) == [3, 3]  # 6 patients, 3 per sex
         assert details["fair[sex]"].startswith("sex (by Case: n counts Case values): worst group")
         assert "sex: analysed by Case (12 cases of 6 Case values" in notes
-        assert "sex: analysed by Case" in html.unescape((out / "report.html").read_text())
+        report = html.unescape((out / "report.html").read_text())
+        assert "sex: analysed by Case" in report and "sites compared by Case" in report
         assert "comparisons take the Case value as their unit" in dossier and "groups below 2 Case values" in dossier
         assert "subgroup, site and baseline comparisons are made by Case value" in dossier
+        assert main(["report", str(out)]) == 0  # re-rendered from the run folder's suite.toml
     else:
         assert details["sites[B]"].startswith("site B: n=4,")
         assert sorted(groups["n"]) == [6, 6] and details["fair[sex]"].startswith("sex: worst group")

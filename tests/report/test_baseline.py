@@ -29,7 +29,7 @@ IDS = [f"c{i:02d}" for i in range(12)]
 
 
 def _context(run: Path) -> GateContext:
-    cases = pd.read_csv(run / "cases.csv", dtype={"case_id": str})
+    cases = pd.read_csv(run / "cases.csv", dtype=str)  # as runs read it: hashes of digits only stay text
     return GateContext(records=read_records(run / "records.csv"), cases=cases, suite=load_suite("smoke"))
 
 
@@ -323,5 +323,39 @@ def test_clustered_cases_are_tested_by_patient(base: Path, tmp_path: Path) -> No
     base_cases = pd.read_csv(base / "cases.csv", dtype={"case_id": str})
     table = comparison_table(context.records, context.cases, base_records, base_cases, ["dice"], cluster="Case")
     row = table[table["comparison"] == "clean"].iloc[0]  # the report's table says what the gate tested
-    assert row["n"] == 12 and row["regression"] == pytest.approx(clean.value)
+    assert row["n"] == 12 and row["n_clusters"] == 6 and row["regression"] == pytest.approx(clean.value)
     assert row["baseline"] - row["current"] == pytest.approx(row["regression"])
+
+
+def test_min_cases_counts_patients_when_clustered(base: Path, tmp_path: Path) -> None:
+    """Six images of three patients are three units: below min_cases 5, INCONCLUSIVE, as per case
+    they would be tested."""
+    few = make_run(tmp_path / "few", case_ids=IDS[:6], dice={c: v - 0.1 for c, v in _dice(base, 0.0).items()
+                                                              if c in IDS[:6]}, drop=0.05)
+    context = _context(few)
+    patients = {cid: f"p{i // 2}" for i, cid in enumerate(IDS)}
+    clustered = dataclasses.replace(context, cases=context.cases.assign(Case=context.cases["case_id"].map(patients)),
+                                    suite=dataclasses.replace(context.suite, cluster="Case"))
+    [by_patient] = baseline_gate(_gate(base, families=["none"]), clustered)
+    assert by_patient.outcome == "INCONCLUSIVE" and "3 Case values, need 5" in by_patient.detail
+    [per_case] = baseline_gate(_gate(base, families=["none"]), context)
+    assert per_case.outcome == "FAIL"
+
+
+def test_compare_follows_run_b_cluster(base: Path, tmp_path: Path) -> None:
+    """harness compare in paired mode tests by patient when run B's suite sets cluster, as B's own
+    --baseline gate does."""
+    import json
+
+    from harness.cli import main
+
+    worse = make_run(tmp_path / "worse", case_ids=IDS, dice=_dice(base, -0.03), drop=0.05)
+    patients = {cid: f"p{i // 2}" for i, cid in enumerate(IDS)}
+    cases = pd.read_csv(worse / "cases.csv", dtype={"case_id": str})
+    cases.assign(Case=cases["case_id"].map(patients)).to_csv(worse / "cases.csv", index=False)
+    suite = (worse / "suite.toml").read_text()
+    (worse / "suite.toml").write_text(suite.replace("[suite]\n", '[suite]\ncluster = "Case"\n', 1))
+    main(["compare", str(base), str(worse), "--out", str(tmp_path / "cmp"), "--max-drop", "dice=0.02"])
+    result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    clean = next(g for g in result["gates"] if g["name"] == "regression-dice[clean]")
+    assert "(6 Case values, the unit of the test)" in clean["detail"]
