@@ -8,8 +8,9 @@ Simulation: two groups of patients with equal means (the null), each patient wit
 images (BUS-BRA's mix: 77 % of its test patients have two), the two images of a patient sharing a
 patient effect (intra-class correlation ``--icc``). The same fairness analysis (``fairness_tables``,
 studentized permutation test, bootstrap-t CIs) is run per image and with ``cluster``; printed: the
-false-positive rate at α = 0.05 (should be 5 %) and the coverage of the 95 % group-mean CI, each
-with its Monte-Carlo standard error, and the ratio per image / by patient.
+false-positive rate at α = 0.05 (should be 5 %), the coverage of the 95 % group-mean CI, and that of
+the 95 % CI of the mean over all images (``bootstrap_mean_ci``, the report's clean-performance CI:
+cases resampled, or whole patients with ``clusters``), each with its Monte-Carlo standard error.
 
 ``--run``: the run's clean fairness analysis (its suite's cohorts and metrics) per image and by
 ``--cluster``: n, CI width and p-value of each group and attribute, and their ratios.
@@ -27,6 +28,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.analysis.fairness import fairness_tables  # noqa: E402
+from harness.analysis.robustness import bootstrap_mean_ci  # noqa: E402
 
 MEAN, SD = 0.80, 0.10  # per-image Dice around the patient's value, before clipping to [0, 1]
 
@@ -56,7 +58,8 @@ def _rate(hits: list[bool]) -> str:
 def run_simulation(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     truth = np.clip(MEAN + rng.normal(0, SD, 2_000_000), 0, 1).mean()  # the clipped mean, by Monte Carlo
-    results: dict[str, dict[str, list[bool]]] = {k: {"fp": [], "cover": []} for k in ("per image", "by patient")}
+    results: dict[str, dict[str, list[bool]]] = {k: {"fp": [], "cover": [], "mean": []}
+                                                 for k in ("per image", "by patient")}
     start = time.perf_counter()
     for i in range(args.sims):
         records, cases = simulate(rng, patients=args.patients, icc=args.icc, two=args.two)
@@ -66,11 +69,15 @@ def run_simulation(args: argparse.Namespace) -> None:
             results[key]["fp"].append(bool(result.gaps["p_value"].iloc[0] < 0.05))
             g = result.groups
             results[key]["cover"] += [bool(lo <= truth <= hi) for lo, hi in zip(g["ci_low"], g["ci_high"])]
+            lo, hi = bootstrap_mean_ci(records["dice"].to_numpy(), n_boot=args.n_boot, seed=i,
+                                       clusters=cases["Case"].to_numpy() if cluster else None)
+            results[key]["mean"].append(bool(lo <= truth <= hi))
     print(f"{args.sims} null data sets: {args.patients} patients per group, {100 * args.two:.0f} % with two images, "
           f"ICC {args.icc}; {time.perf_counter() - start:.0f} s")
-    print(f"{'analysis':<12} {'false positives (α 5 %)':>24} {'95 % CI coverage':>20}")
+    print(f"{'analysis':<12} {'false positives (α 5 %)':>24} {'group-mean CI coverage':>24} "
+          f"{'overall-mean CI coverage':>26}")
     for key, r in results.items():
-        print(f"{key:<12} {_rate(r['fp']):>24} {_rate(r['cover']):>20}")
+        print(f"{key:<12} {_rate(r['fp']):>24} {_rate(r['cover']):>24} {_rate(r['mean']):>26}")
     fp = [np.mean(r["fp"]) for r in results.values()]
     print("ratio per image / by patient, false positives: " + (f"{fp[0] / fp[1]:.2f}" if fp[1] else "n/a (none by patient)"))
 

@@ -48,7 +48,7 @@ def cluster_ids(cases: pd.DataFrame, cluster: str) -> pd.Series:
     return ids.rename("_cluster")
 
 
-def _ids(case_ids: pd.Series, clusters: pd.Series) -> pd.Series:
+def cluster_of(case_ids: pd.Series, clusters: pd.Series) -> pd.Series:
     """The cluster of each case id; a case absent from ``clusters`` is its own."""
     ids = case_ids.astype(str).map(clusters)
     return ids.where(ids.notna(), OWN + case_ids.astype(str))
@@ -59,7 +59,7 @@ def by_cluster(values: pd.DataFrame, clusters: pd.Series, *, groups: Sequence[st
     """``values`` (one row per case × cell, with the ``groups`` columns) averaged per cluster, group
     and cell; ``case_id`` becomes the cluster id. Cases absent from ``clusters`` are their own
     cluster. A metric missing for every case of a cluster stays missing (NaN), never imputed."""
-    ids = _ids(values["case_id"], clusters)
+    ids = cluster_of(values["case_id"], clusters)
     keys = ["_cluster", *KEYS[1:], *groups]
     frame = values.assign(_cluster=ids)
     out = frame.groupby(keys, sort=True, observed=True, dropna=False)[list(metrics)].mean().reset_index()
@@ -68,14 +68,14 @@ def by_cluster(values: pd.DataFrame, clusters: pd.Series, *, groups: Sequence[st
 
 def cluster_means(values: pd.Series, clusters: pd.Series) -> pd.Series:
     """Per-case values (indexed by case id) averaged per cluster: indexed by cluster id, sorted."""
-    ids = _ids(values.index.to_series(), clusters)
+    ids = cluster_of(values.index.to_series(), clusters)
     return values.groupby(ids.to_numpy(), sort=True).mean()
 
 
 def clustering_note(values: pd.DataFrame, clusters: pd.Series, *, cluster: str, group: str) -> str:
     """What clustering did to the analysis of ``group``: "" when no cluster holds two cases."""
     first = values.drop_duplicates("case_id")
-    clustered = pd.DataFrame({"cluster": _ids(first["case_id"], clusters).to_numpy(),
+    clustered = pd.DataFrame({"cluster": cluster_of(first["case_id"], clusters).to_numpy(),
                               "group": first[group].to_numpy()})
     n_cases, n_clusters = len(clustered), clustered["cluster"].nunique()
     if n_clusters == n_cases:

@@ -10,7 +10,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from harness.analysis.stats import group_bootstrap, studentized_ci
+from harness.analysis.clusters import cluster_of
+from harness.analysis.stats import bootstrap_t_interval, cluster_bootstrap_mean, group_bootstrap, studentized_ci
 from harness.records import CLEAN
 
 HIGHER_IS_BETTER_FALLBACK = {"dice", "iou", "nsd", "precision", "recall"}
@@ -38,16 +39,26 @@ def per_case(records: pd.DataFrame, metric: str, *, label: int | Literal["mean"]
 
 
 def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int = 1000, level: float = 0.95,
-                      seed: int = 0) -> tuple[float, float]:
+                      seed: int = 0, clusters: np.ndarray | None = None) -> tuple[float, float]:
     """Bootstrap-t CI of the mean, limited to the values' range ((nan, nan) for fewer than 2 values).
 
     The studentised interval (:func:`harness.analysis.stats.studentized_ci`) rather than the
     percentile one, which under-covers small skewed samples (a mean regression over 5 normal
-    differences: 82 % instead of 95 %; docs/statistics.md §3).
+    differences: 82 % instead of 95 %; docs/statistics.md §3). ``clusters`` (one id per value, e.g.
+    the patient): the mean stays the mean over values, but whole clusters are resampled and the
+    standard error is cluster-robust (:func:`harness.analysis.stats.cluster_bootstrap_mean`), so
+    two images of one patient do not count as two independent draws; with no cluster holding two
+    values the interval is the one without clusters.
     """
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return (float("nan"), float("nan"))
+    if clusters is not None and len(np.unique(clusters)) < len(values):
+        estimate, se, boot, boot_ses = cluster_bootstrap_mean(values, np.asarray(clusters), n_boot=n_boot,
+                                                              rng=np.random.default_rng(seed))
+        lo, hi = bootstrap_t_interval(np.array([estimate]), np.array([se]), boot[:, None], boot_ses[:, None],
+                                      limits=(values.min(keepdims=True), values.max(keepdims=True)), level=level)
+        return float(lo[0]), float(hi[0])
     x = values[:, None]
     means, ses, _ = group_bootstrap([x], n_boot=n_boot, rng=np.random.default_rng(seed))
     lo, hi = studentized_ci(x, means[:, 0], ses[:, 0], level=level)
@@ -55,13 +66,18 @@ def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int = 1000, level: float = 
 
 
 def robustness_table(records: pd.DataFrame, metrics: list[str], *, label: int | Literal["mean"] = "mean",
-                     n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+                     n_boot: int = 1000, seed: int = 0, clusters: pd.Series | None = None) -> pd.DataFrame:
     """One row per (perturbation, severity, metric), clean first.
 
     Columns: n, mean, ci_low, ci_high, degradation (paired mean of how much worse than clean, in the
     metric's unit, positive = worse), degradation_ci_low/high, relative_degradation (degradation /
-    clean mean; 0 when both are 0, NaN (undefined) when only the clean mean is 0).
+    clean mean; 0 when both are 0, NaN (undefined) when only the clean mean is 0). ``clusters``
+    (``case_id -> cluster id``, e.g. from :func:`harness.analysis.clusters.cluster_ids`): the CIs
+    resample whole clusters (:func:`bootstrap_mean_ci`); means stay over cases.
     """
+    def ids(case_ids: pd.Index) -> np.ndarray | None:
+        return None if clusters is None else cluster_of(case_ids.to_series(), clusters).to_numpy()
+
     out = []
     for metric in metrics:
         better_high = higher_is_better(metric)
@@ -70,10 +86,10 @@ def robustness_table(records: pd.DataFrame, metrics: list[str], *, label: int | 
         clean_mean = float(clean.mean()) if len(clean) else float("nan")
         for (pert, sev), group in values.groupby(["perturbation", "severity"], sort=False):
             v = group["value"].to_numpy()
-            lo, hi = bootstrap_mean_ci(v, n_boot=n_boot, seed=seed)
+            lo, hi = bootstrap_mean_ci(v, n_boot=n_boot, seed=seed, clusters=ids(pd.Index(group["case_id"])))
             paired = group.set_index("case_id")["value"].align(clean, join="inner")
             diff = (paired[1] - paired[0]) if better_high else (paired[0] - paired[1])
-            d_lo, d_hi = bootstrap_mean_ci(diff.to_numpy(), n_boot=n_boot, seed=seed)
+            d_lo, d_hi = bootstrap_mean_ci(diff.to_numpy(), n_boot=n_boot, seed=seed, clusters=ids(diff.index))
             degradation = float(diff.mean()) if len(diff) else float("nan")
             out.append({"perturbation": pert, "severity": int(sev), "metric": metric, "n": len(v),
                         "mean": float(v.mean()), "ci_low": lo, "ci_high": hi,

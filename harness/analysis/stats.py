@@ -86,6 +86,40 @@ def group_bootstrap(groups: list[np.ndarray], *, n_boot: int, rng: np.random.Gen
     return means, ses, indices
 
 
+def cluster_bootstrap_mean(values: np.ndarray, clusters: np.ndarray, *, n_boot: int, rng: np.random.Generator
+                           ) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """The mean over cases of ``values`` ``(n,)`` whose cases form ``clusters`` ``(n,)`` (e.g. patient
+    ids), its cluster-robust standard error, and ``n_boot`` replicates of both from resampling whole
+    clusters with replacement (the cases of a drawn cluster come together).
+
+    Mean ``r = ΣS_c / Σm_c`` (cluster sums and sizes: every case weighs the same, as without
+    clusters); standard error of that ratio, linearised: ``sqrt(C/(C−1) Σ(S_c − r m_c)²) / Σm_c`` over
+    the ``C`` clusters, which is the usual ``s/√n`` when every cluster holds one case. Feed the
+    result to :func:`bootstrap_t_interval`. Fewer than 2 clusters: standard errors are 0.
+    """
+    _, codes = np.unique(clusters, return_inverse=True)
+    sums = np.bincount(codes, weights=values)
+    sizes = np.bincount(codes).astype(float)
+    n_clusters = len(sums)
+    factor = n_clusters / (n_clusters - 1) if n_clusters > 1 else 0.0
+
+    def mean_and_se(s: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        total = m.sum(axis=-1)
+        r = s.sum(axis=-1) / total
+        resid = s - r[..., None] * m
+        return r, np.sqrt(factor * (resid ** 2).sum(axis=-1)) / total
+
+    estimate, se = mean_and_se(sums, sizes)
+    boot_means = np.empty(n_boot)
+    boot_ses = np.empty(n_boot)
+    idx = rng.integers(0, n_clusters, size=(n_boot, n_clusters), dtype=np.int32)  # as group_bootstrap draws
+    step = _batch(n_clusters, 1)
+    for start in range(0, n_boot, step):
+        part = idx[start:start + step]
+        boot_means[start:start + len(part)], boot_ses[start:start + len(part)] = mean_and_se(sums[part], sizes[part])
+    return float(estimate), float(se), boot_means, boot_ses
+
+
 def percentile_ci(boot: np.ndarray, *, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Percentile CI along axis 0 (NaN replicates → NaN bound: the statistic is n/a)."""
     tail = (1.0 - level) / 2.0

@@ -221,7 +221,8 @@ def analysis_plan(run: RunDir) -> list[str]:
          + (f" Subgroup (fairness), site and baseline comparisons take the {s['cluster']} value as their unit "
             "([suite].cluster): "
             "each one's cases are averaged within a group and cell, so their n, CIs and tests count "
-            f"{s['cluster']} values, not cases." if s["cluster"] else "")),
+            f"{s['cluster']} values, not cases; the other CIs keep the mean over cases and resample whole "
+            f"{s['cluster']} values." if s["cluster"] else "")),
         (f"Confidence intervals: 95 %, bootstrap over cases, seeded by the run's seed ({s['seed']}). Group and site "
          f"means and site drops: bootstrap-t (studentized, a drop with the Welch standard error; {s['n_bootstrap']} "
          "resamples), limited to the values the data allow; fairness gaps, ratios and effect sizes: percentile "
@@ -317,9 +318,8 @@ def _patients(run: RunDir) -> str:
     head = f"The {len(known)} cases with a patient id come from {k} patients (column {col}{unknown}); "
     cluster = run.settings.get("cluster", "")
     if cluster:
-        return (head + f"subgroup, site and baseline comparisons are made by {cluster} value ([suite].cluster); the "
-                "clean-performance and robustness confidence intervals treat cases as independent, so they are "
-                "optimistic.")
+        return (head + f"subgroup, site and baseline comparisons are made by {cluster} value ([suite].cluster), and "
+                f"the confidence intervals of means over cases resample whole {cluster} values.")
     return (head + "confidence intervals and tests treat cases as independent, so with several cases per patient "
             f"they are optimistic (set [suite].cluster = \"{col}\" to compare subgroups, sites and baselines by patient).")
 

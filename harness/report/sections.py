@@ -50,19 +50,31 @@ def summary_section(run: RunDir) -> dict[str, Any]:
 
 def _clean_ci(run: RunDir, metrics: list[str]) -> dict[str, dict[str, Any]]:
     """Per metric: n clean cases and the 95 % bootstrap-t CI of the mean over cases (classes averaged
-    per case), as the robustness tables compute it; metrics the records lack are left out."""
+    per case; with [suite].cluster, resampling clusters), as the robustness tables compute it; metrics
+    the records lack are left out."""
+    from harness.analysis.clusters import cluster_of
     from harness.analysis.robustness import bootstrap_mean_ci, per_case
 
+    clusters = _clusters(run)
     out: dict[str, dict[str, Any]] = {}
     records = run.records
     for metric in metrics:
         if metric not in records.columns:
             continue
         values = per_case(records, metric)
-        values = values.loc[values["perturbation"] == CLEAN, "value"].dropna().to_numpy(dtype=float)
-        low, high = bootstrap_mean_ci(values, seed=int(run.settings.get("seed", 0)))
+        values = values[values["perturbation"] == CLEAN].dropna(subset=["value"])
+        ids = None if clusters is None else cluster_of(values["case_id"], clusters).to_numpy()
+        low, high = bootstrap_mean_ci(values["value"].to_numpy(dtype=float), seed=int(run.settings.get("seed", 0)),
+                                      clusters=ids)
         out[metric] = {"n": len(values), "low": low, "high": high}
     return out
+
+
+def _clusters(run: RunDir) -> pd.Series | None:
+    """``case_id -> cluster id`` for the run's ``[suite].cluster`` (None without one)."""
+    from harness.analysis.clusters import cluster_ids
+
+    return cluster_ids(run.cases, run.settings["cluster"]) if run.settings["cluster"] else None
 
 
 def _attack_names(records: pd.DataFrame) -> set[str]:
@@ -87,13 +99,14 @@ def robustness_section(run: RunDir) -> dict[str, Any] | None:
     if records.empty or (records["perturbation"] != CLEAN).sum() == 0:
         return None
     metrics, seed = run.metrics, run.settings["seed"]
-    table = robustness_table(records, metrics, seed=seed)
+    table = robustness_table(records, metrics, seed=seed, clusters=_clusters(run))
     if table.empty:  # no item was scored (every one an ERROR): nothing to plot or tabulate
         return None
     base = None
     if run.baseline is not None:
         base_records = run.baseline.records[~run.baseline.records["perturbation"].isin(attacks)]
-        base = robustness_table(base_records, [m for m in metrics if m in base_records.columns], seed=seed)
+        base = robustness_table(base_records, [m for m in metrics if m in base_records.columns], seed=seed,
+                                clusters=_clusters(run.baseline))
     curves = [{"metric": m, "uri": plots.severity_curves(table, m, better=_direction(m), baseline=base,
                                                          label=run_unit_label(run.summary, m))}
               for m in metrics]

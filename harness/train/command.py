@@ -145,7 +145,9 @@ def train_command(
                           "weights were kept"))
     if result.test_dice:
         lo, hi = result.record["test_dice_ci95"]["mean"]  # both None with a single test case
-        ci = f"  (mean: 95 % CI {lo:.4f}-{hi:.4f} over the test cases)" if lo is not None else ""
+        patients = result.record.get("test_patients")
+        over = f"{patients} test patients" if patients is not None else "the test cases"
+        ci = f"  (mean: 95 % CI {lo:.4f}-{hi:.4f} over {over})" if lo is not None else ""
         from harness.models.card import read_card
 
         names = {str(k): v for k, v in (read_card(result.card).output.labels or {}).items()}

@@ -28,6 +28,7 @@ from harness.train.losses import DiceCELoss
 from harness import training_overlap as overlap
 from harness.train.record import write_curves
 from harness.train.sampling import sample_batch
+from harness.analysis.clusters import cluster_of
 from harness.train.trainer import (
     BEST,
     LAST,
@@ -42,6 +43,7 @@ from harness.train.trainer import (
     check_axes,
     deterministic,
     forward_train,
+    patients_of,
     prepare_net,
     resolve_spacing,
     summarise_test,
@@ -205,7 +207,10 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
             raise ConfigError(f"test set: {exc} (the weights, card, curves and training.json are written in "
                               f"{out}; the test Dice was not measured)") from exc
         table.to_csv(out / TEST_DICE_CSV, index=False)
-        test_scores, record["test_dice_ci95"] = summarise_test(table, labels, seed=cfg.seed)
+        patients = patients_of(dataset, split.group_column)
+        test_scores, record["test_dice_ci95"] = summarise_test(table, labels, seed=cfg.seed, patients=patients)
+        record["test_patients"] = (int(cluster_of(table["case_id"], patients).nunique()) if patients is not None
+                                   else None)
         record["test_dice"] = test_scores
         _write_record(record, out)
     return TrainResult(out=out, weights=weights, card=out / "model.toml", record=record,

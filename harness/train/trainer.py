@@ -134,16 +134,34 @@ def _test_table(card: Path, dataset: Dataset, ids: Sequence[str], labels: Sequen
     return pd.DataFrame(rows, columns=["case_id", *(f"dice_{k}" for k in labels), "dice_mean"])
 
 
-def summarise_test(table: pd.DataFrame, labels: Sequence[int], *,
-                   seed: int) -> tuple[dict[str, float], dict[str, list[float | None]]]:
+def patients_of(dataset: Dataset, group_col: str | None) -> pd.Series | None:
+    """``case_id -> patient`` from the split's patient column (a case without an id is its own
+    patient); None without such a column or without any id in it (the test CI then resamples cases)."""
+    from harness.analysis.clusters import cluster_ids
+
+    if not group_col:
+        return None
+    try:
+        return cluster_ids(dataset.metadata.reset_index(), group_col)
+    except ConfigError:  # no case has an id: every case is its own patient
+        return None
+
+
+def summarise_test(table: pd.DataFrame, labels: Sequence[int], *, seed: int,
+                   patients: pd.Series | None = None) -> tuple[dict[str, float], dict[str, list[float | None]]]:
     """The record's ``test_dice`` (mean Dice per class over the cases, and ``mean``: the mean of the
     class means, which equals the mean of the cases' ``dice_mean``) and ``test_dice_ci95`` (95 %
-    bootstrap-t CIs of those means, resampling cases, seeded; ``[null, null]`` for fewer
-    than two cases): how much the test Dice would move on another draw of test patients."""
+    bootstrap-t CIs of those means, seeded; ``[null, null]`` for fewer than two cases): how much the
+    test Dice would move on another draw of test patients. ``patients`` (``case_id -> patient``):
+    whole patients are resampled, so a patient's two images are not two independent draws;
+    without it, cases."""
+    from harness.analysis.clusters import cluster_of
     from harness.analysis.robustness import bootstrap_mean_ci
 
+    ids = None if patients is None else cluster_of(table["case_id"], patients).to_numpy()
+
     def ci(column: str) -> list[float | None]:
-        bounds = bootstrap_mean_ci(table[column].to_numpy(), n_boot=TEST_CI_BOOT, seed=seed)
+        bounds = bootstrap_mean_ci(table[column].to_numpy(), n_boot=TEST_CI_BOOT, seed=seed, clusters=ids)
         return [None if np.isnan(b) else b for b in bounds]
 
     scores = {str(k): float(np.mean(table[f"dice_{k}"].to_numpy())) for k in labels}

@@ -164,3 +164,19 @@ def test_studentized_ci_stays_within_the_observed_values():
     t = (means[:, 0, 0] - x.mean()) / ses[:, 0, 0]
     raw_hi = x.mean() - np.quantile(t, 0.025) * x.std(ddof=1) / np.sqrt(len(x))
     assert raw_hi > 0.3 and hi[0] == x.max()
+
+
+def test_cluster_bootstrap_keeps_the_mean_over_cases_and_resamples_clusters():
+    """Oracle: values each present twice in a cluster of two give the interval of the values once;
+    clusters of one give the plain bootstrap-t interval; unequal clusters weigh every case alike."""
+    from harness.analysis.robustness import bootstrap_mean_ci
+    from harness.analysis.stats import cluster_bootstrap_mean
+
+    x = np.random.default_rng(3).uniform(0, 1, 25)
+    once = bootstrap_mean_ci(x, seed=1)
+    assert bootstrap_mean_ci(np.repeat(x, 2), seed=1, clusters=np.repeat(np.arange(25), 2)) == pytest.approx(once)
+    assert bootstrap_mean_ci(x, seed=1, clusters=np.arange(25)) == once
+    values, clusters = np.array([0.0, 1.0, 1.0, 1.0]), np.array(["p", "q", "q", "q"])
+    mean, se, boot, boot_se = cluster_bootstrap_mean(values, clusters, n_boot=200, rng=np.random.default_rng(0))
+    assert mean == 0.75 and se > 0 and boot.shape == boot_se.shape == (200,)
+    assert set(np.round(boot, 6)) <= {0.0, 0.75, 1.0}  # p alone, p and q, q alone

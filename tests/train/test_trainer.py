@@ -440,3 +440,22 @@ def test_curve_legends_name_the_classes(tmp_path: Path, monkeypatch: pytest.Monk
                for e in (1, 2)]
     write_curves(history, tmp_path, class_names={1: "organ"})
     assert legends == [["train loss", "learning rate"], ["organ (1)", "mean"]]
+
+
+def test_test_ci_resamples_patients() -> None:
+    """A patient's two test images are one draw: the CI over 24 images of 12 patients, each imaged
+    twice alike, is the CI over the 12 patients' own values (the mean is unchanged)."""
+    from harness.train.trainer import summarise_test
+
+    rng = np.random.default_rng(0)
+    one = pd.DataFrame({"case_id": [f"c{i}" for i in range(12)], "dice_1": rng.uniform(0.6, 1, 12),
+                        "dice_2": rng.uniform(0.4, 0.9, 12)})
+    one["dice_mean"] = (one["dice_1"] + one["dice_2"]) / 2
+    twice = pd.concat([one, one.assign(case_id=one["case_id"] + "b")], ignore_index=True)
+    patients = pd.Series([f"p{i:02d}" for i in range(12)] * 2, index=twice["case_id"])  # sorted as the rows
+    scores, by_patient = summarise_test(twice, [1, 2], seed=0, patients=patients)
+    assert scores == pytest.approx(summarise_test(one, [1, 2], seed=0)[0])
+    for key, bounds in summarise_test(one, [1, 2], seed=0)[1].items():
+        assert by_patient[key] == pytest.approx(bounds)
+    per_image = summarise_test(twice, [1, 2], seed=0)[1]
+    assert per_image["mean"][1] - per_image["mean"][0] < 0.8 * (by_patient["mean"][1] - by_patient["mean"][0])
