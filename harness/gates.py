@@ -167,8 +167,10 @@ def evaluate_gates(context: GateContext) -> list[GateResult]:
             found = [GateResult(str(gate["name"]), "ERROR", None, None,
                                 f"{gate['check']} gate failed: {describe_failure(exc)}; fix the gate check")]
         if not found:  # a gate that gates nothing must not let the run pass unnoticed
+            why = ("every work item failed (see model-errors): no scored record to gate" if n_err and not
+                   (records["status"] == "OK").any() else
+                   "no matching perturbation, label or cohort; check its keys against the suite")
             found = [GateResult(str(gate["name"]), "INCONCLUSIVE", None, None,
-                                f"{gate['check']} gate found nothing to gate in this run (no matching "
-                                "perturbation, label or cohort); check its keys against the suite")]
+                                f"{gate['check']} gate found nothing to gate in this run: {why}")]
         results.extend(found)
     return results

@@ -536,9 +536,9 @@ def _clean_means(records: pd.DataFrame, metrics: tuple[str, ...]) -> dict[str, d
     ok = records[(records["status"] == "OK") & (records["perturbation"] == "clean")]
     out: dict[str, dict[str, float]] = {}
     for metric in metrics:
-        per_label = ok.groupby("label_name")[metric].mean()
+        per_label = ok.groupby(["label", "label_name"])[metric].mean()  # in class-number order
         per_case = ok.groupby("case_id")[metric].mean()
-        out[metric] = {**{str(k): float(v) for k, v in per_label.items()},
+        out[metric] = {**{str(name): float(v) for (_, name), v in per_label.items()},
                        "mean": float(per_case.mean()) if len(per_case) else float("nan")}
     return out
 

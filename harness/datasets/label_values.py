@@ -30,10 +30,18 @@ def class_name_conflicts(data_names: Mapping[int, str], model_names: Mapping[int
     """``class 1 is 'organ' in the model card but 'lesion' in the data``, per class number both name
     differently (case, spaces, ``_`` and ``-`` ignored: "Left atrium" = "left_atrium"; placeholders such
     as ``class1`` never conflict). The run
-    scores the data's class k against the model's output k, so such a model segments something else."""
+    scores the data's class k against the model's output k, so such a model segments something else.
+    Also one name under two numbers (``'kidney' is class 3 in the data but class 4 in the model card``):
+    the data's class 3 is then scored against whatever the model outputs as 3."""
     out = []
     for k in sorted(set(map(int, data_names)) & set(map(int, model_names)) - {0}):
         d, m = str(data_names[k]).strip(), str(model_names[k]).strip()
         if _plain(d) != _plain(m) and not _PLACEHOLDER.fullmatch(d) and not _PLACEHOLDER.fullmatch(m):
             out.append(f"class {k} is {m!r} in the model card but {d!r} in the data")
+    model_number = {_plain(str(n)): int(k) for k, n in model_names.items()
+                    if int(k) != 0 and not _PLACEHOLDER.fullmatch(str(n).strip())}
+    for k, name in sorted((int(k), str(n).strip()) for k, n in data_names.items()):
+        other = model_number.get(_plain(name))
+        if k != 0 and other is not None and other != k:
+            out.append(f"{name!r} is class {k} in the data but class {other} in the model card")
     return out

@@ -80,6 +80,8 @@ class Model(ABC):
     format: ClassVar[str] = "?"
     differentiable: ClassVar[bool] = False
     batching: bool = True  # whether _forward accepts N > 1
+    # what to do about a label map with fractional values, for this format
+    non_integer_labels_hint: ClassVar[str] = 'use kind = "logits" or "probabilities" for scores'
 
     def __init__(self, card: ModelCard, *, ndim_hint: int = 2) -> None:
         self.model_card = card
@@ -272,8 +274,7 @@ class Model(ABC):
                 raise ModelError(f"output shape {out.shape} does not match the expected label map "
                                  f"(N, *spatial) = {(n, *spatial)}")
             if np.issubdtype(out.dtype, np.floating) and not np.array_equal(out, np.round(out)):
-                raise ModelError("label map output holds non-integer values (use kind = \"logits\" "
-                                 "or \"probabilities\" for scores)")
+                raise ModelError(f"label map output holds non-integer values ({self.non_integer_labels_hint})")
             if out.dtype.kind == "u" and out.size and int(out.max()) > np.iinfo(np.int64).max:
                 raise ModelError(f"label map output holds {int(out.max())}, not a declared class")  # wraps in int64
             labels = out.astype(np.int64)

@@ -52,6 +52,8 @@ class CommandModel(Model):
     """``format = "command"``; ``[model] path`` (optional) names the model's files for the hash."""
 
     format = "command"
+    non_integer_labels_hint = ("the program must write whole-number class labels: this format reads label "
+                               "files only, so kind = \"labels\"")
 
     def __init__(self, card: ModelCard, *, ndim_hint: int = 2) -> None:
         super().__init__(card, ndim_hint=ndim_hint)
@@ -199,6 +201,24 @@ def write_png(channel: np.ndarray, path: Path, normalize: str) -> None:
         Image.fromarray(np.clip(np.round(data), 0, 65535).astype(np.uint16)).save(path)
 
 
+def _as_written(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Labels in the voxel order the harness wrote (a diagonal, positive affine: RAS axis codes): a
+    program that saved them reoriented (axes flipped or permuted, its affine saying so) is turned
+    back by its header; an affine without an orientation (all zeros) is taken as written."""
+    import nibabel.orientations as nio
+
+    if data.ndim != 3:
+        return data
+    with np.errstate(invalid="ignore", divide="ignore"):
+        try:
+            found = nio.io_orientation(affine)
+        except ValueError:
+            return data
+    if np.isnan(found).any() or (found == nio.axcodes2ornt(("R", "A", "S"))).all():
+        return data
+    return np.ascontiguousarray(nio.apply_orientation(data, nio.ornt_transform(found, nio.axcodes2ornt(("R", "A", "S")))))
+
+
 def read_labels(folder: Path, name: str, spatial: tuple[int, ...]) -> np.ndarray:
     """Read the program's label file for ``name`` (``.nii.gz``, ``.nii`` or ``.png``)."""
     for suffix in (".nii.gz", ".nii", ".png"):
@@ -223,7 +243,7 @@ def read_labels(folder: Path, name: str, spatial: tuple[int, ...]) -> np.ndarray
             img = nib.load(str(path))
             if (problem := nifti_size_problem(path, img)) is not None:
                 raise ValueError(problem)
-            data = np.asarray(img.dataobj)
+            data = _as_written(np.asarray(img.dataobj), img.affine)
     except Exception as exc:  # any unreadable file is a model failure for this case
         raise ModelError(f"cannot read the command's output {path.name}: {exc}") from exc
     if len(spatial) == 2 and data.ndim == 3 and data.shape[2] == 1:

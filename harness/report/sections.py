@@ -42,7 +42,10 @@ def summary_section(run: RunDir) -> dict[str, Any]:
                 "FAIL": "Failed: the model does not meet the acceptance criteria",
                 "ERROR": "Error: the evaluation is incomplete; its gates cannot be trusted"}[outcome]
     clean = run.summary.get("clean", {})
-    columns = sorted({k for v in clean.values() for k in v}, key=lambda k: (k == "mean", k))
+    labels = run.summary.get("labels") or {}
+    by_number = [name for _, name in sorted((int(k), str(v)) for k, v in labels.items() if str(k).isdigit())]
+    columns = sorted({k for v in clean.values() for k in v},  # classes in class-number order, then the mean
+                     key=lambda k: (k == "mean", by_number.index(k) if k in by_number else len(by_number), k))
     return {"outcome": outcome, "headline": headline, "counts": counts, "problems": problems, "n_gates": len(gates),
             "clean": clean, "clean_columns": columns, "directions": {m: _direction(m) for m in clean},
             "clean_ci": _clean_ci(run, list(clean))}

@@ -78,6 +78,16 @@ def test_a_gate_that_finds_nothing_to_gate_is_inconclusive() -> None:
     gate = {"name": "d", "check": "degradation", "metric": "dice", "max_drop": 0.1, "families": ["gaussian_noise"]}
     [result] = evaluate_gates(_context(records, [gate]))
     assert result.name == "d" and result.outcome == "INCONCLUSIVE" and "found nothing to gate" in result.detail
+    assert "check its keys against the suite" in result.detail
+
+
+def test_a_gate_with_nothing_to_gate_because_every_item_failed_blames_the_failures() -> None:
+    """When no item was scored, the suite's keys are not the cause: the detail says so."""
+    records = _records({("clean", 0): [math.nan] * 3}).assign(status="ERROR", error="ModelError: boom")
+    gate = {"name": "c", "check": "clean", "metric": "dice", "min": 0.5}
+    errors, result = evaluate_gates(_context(records, [gate]))
+    assert errors.name == "model-errors" and result.outcome == "INCONCLUSIVE"
+    assert "every work item failed (see model-errors)" in result.detail and "against the suite" not in result.detail
 
 
 def test_site_and_compare_outcomes_never_pass_an_undefined_drop() -> None:

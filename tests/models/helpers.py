@@ -139,6 +139,13 @@ for path in sorted(src.iterdir()):
         out = ((data > 0.5) * value).astype(np.uint8)
         if "--crop" in flags:
             out = out[:-1]
+        if "--fractional" in flags:  # scores where labels belong
+            out = out.astype(np.float32) * 0.5
+        if "--reorient" in flags:  # saved as a tool that reorients does: to LPS, the header saying so
+            reoriented = nib.as_closest_canonical(nib.Nifti1Image(out, img.affine)).as_reoriented(
+                nib.orientations.axcodes2ornt(("L", "P", "S")))
+            nib.save(reoriented, str(dst / f"{name}.nii.gz"))
+            continue
         nib.save(nib.Nifti1Image(out, img.affine), str(dst / f"{name}.nii.gz"))
 '''
 

@@ -45,6 +45,13 @@ def test_command_thresholds_nifti_2d_and_3d(tmp_path, script, case2d, case3d):
         assert pred.probabilities is None
 
 
+def test_command_output_saved_in_another_orientation_is_read_back_by_its_header(tmp_path, script, case3d):
+    """A program that reorients (here to LPS: two axes stored reversed, its affine saying so) is
+    turned back to the voxel order the harness wrote; read as stored, the labels were mirrored."""
+    pred = _model(tmp_path, "--reorient").predict(case3d.image, case3d.spacing)
+    np.testing.assert_array_equal(pred.labels, case3d.image[0] > 0.5)
+
+
 def test_command_batches_several_cases_in_one_call(tmp_path, script, case2d):
     model = _model(tmp_path)
     preds = model.predict_batch([case2d.image, case2d.image * 0.6], [case2d.spacing] * 2)
@@ -73,6 +80,8 @@ def test_command_timeout(tmp_path, script, case2d):
     (("--nothing",), r"case c1: the command wrote no output for case_0000"),
     (("--label", "5"), r"case c1: predicted label\(s\) \[5\] are not among the declared classes"),
     (("--crop",), r"case c1: output shape .* does not match"),
+    (("--fractional",), r"case c1: label map output holds non-integer values \(the program must write whole-number "
+                        r"class labels: this format reads label files only"),
 ])
 def test_command_failures(tmp_path, script, case2d, flags, pattern):
     with pytest.raises(ModelError, match=pattern):

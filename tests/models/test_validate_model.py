@@ -100,6 +100,10 @@ def test_class_name_conflicts_ignore_case_and_placeholders():
     assert class_name_conflicts({1: "class1", 2: "tumour"}, {1: "organ", 2: "tumour"}) == []
     assert class_name_conflicts({1: "liver", 2: "tumour"}, {1: "organ", 2: "foreground"}) == [
         "class 1 is 'organ' in the model card but 'liver' in the data"]
+    # one organ under two numbers: data 3 = kidney is scored against the model's 3, which it never outputs
+    assert class_name_conflicts({1: "liver", 2: "spleen", 3: "kidney"}, {1: "liver", 2: "spleen", 4: "Kidney"}) == [
+        "'kidney' is class 3 in the data but class 4 in the model card"]
+    assert class_name_conflicts({1: "class1"}, {2: "class1"}) == []  # placeholders name nothing
 
 
 def test_without_data_a_bare_3d_model_file_gets_a_3d_phantom(unet3d):
