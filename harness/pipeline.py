@@ -330,11 +330,18 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
     from harness.training_overlap import overlap_note
 
     notes = notes + overlap_note(model, cases)  # scoring the model on its own training cases
-    from harness.analysis.shift import write_quality
-
-    write_quality(out, dataset, suite)  # quality.csv: per-case image statistics when the data has sites
     items = plan_items(suite, dataset.case_ids)
     journal = Journal(out / "journal.jsonl")  # a cut tail is repaired under the journal's lock (execute)
+    with journal.lock():  # one run writes this folder at a time, from the evaluation to the last report
+        return _evaluate_and_write(options, suite, dataset, model, plan, notes, out, cases, items, journal,
+                                   started=started, progress_factory=progress_factory)
+
+
+def _evaluate_and_write(options: RunOptions, suite: Suite, dataset: Dataset, model: Any, plan: Plan,
+                        notes: list[str], out: Path, cases: pd.DataFrame, items: list[Any], journal: Journal, *,
+                        started: float, progress_factory: Callable[[int], Any] | None) -> RunResult:
+    """The body of :func:`run` under the journal's lock: evaluate (or finish) the items, then write
+    records, tables, figures and reports."""
     workers = options.workers or default_workers()
     interrupted = False
     stopped: str | None = None  # why the evaluation ended early (an executor failure), else None
@@ -356,11 +363,9 @@ def run(options: RunOptions, *, progress_factory: Callable[[int], Any] | None = 
             progress.close()
     if options.resume:
         notes = notes + _left_out_note(journal, dataset.case_ids)
-    # Written only now, so a refused --resume (another run's journal) leaves that folder untouched.
-    (out / "cases.csv").write_text(Dataset.manifest_csv(cases), encoding="utf-8")
-    (out / "suite.toml").write_text(suite.text, encoding="utf-8")
     records = records_frame(rows, suite.metrics)
-    records.to_csv(out / "records.csv", index=False)
+    # Written only now, so a refused --resume (another run's journal) leaves that folder untouched.
+    _write_run_files(out, dataset, suite, cases, records)
     context = GateContext(records=records, cases=cases.reset_index(), suite=suite)
     gates = evaluate_gates(context)
     _write_analysis_tables(out, context)
@@ -491,6 +496,24 @@ def _determinism_note(out: Path) -> list[str]:
             f"otherwise than the run recorded (e.g. case {differ[0].get('case_id')}, {differ[0].get('perturbation')}: "
             f"{differ[0]['note']}); a rerun may not reproduce these results: seed every random choice from the "
             "given rng / make the model deterministic"]
+
+
+def _write_run_files(out: Path, dataset: Dataset, suite: Suite, cases: pd.DataFrame, records: pd.DataFrame) -> None:
+    """quality.csv, cases.csv, suite.toml and records.csv, each whole or not at all (a full disk
+    leaves the previous file, never a cut one); a failure is one error naming the file, and the
+    journal still holds every finished item for --resume."""
+    from harness.analysis.shift import write_quality
+
+    path = out
+    try:
+        write_quality(out, dataset, suite)  # per-case image statistics when the data has sites
+        for name, text in (("cases.csv", Dataset.manifest_csv(cases)), ("suite.toml", suite.text),
+                           ("records.csv", records.to_csv(index=False))):
+            path = out / name
+            atomic.write_text(path, text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path} ({exc.strerror or exc}); the journal holds every finished item: "
+                          f"free space or make the folder writable, then rerun with --resume --out {out}") from exc
 
 
 def _left_out_note(journal: Journal, case_ids: list[str]) -> list[str]:

@@ -126,6 +126,7 @@ class Journal:
         self.path = Path(path)
         self.dropped: list[int] = []  # line numbers that truncate_corrupt_tail removed
         self._writer: _Writer | None = None  # set inside group_commit()
+        self._locks = 0  # how deep this object holds lock() (the run holds it around the evaluation's own)
 
     def scan(self) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
         """(finished items by key, numbers of corrupt lines), without warning."""
@@ -249,14 +250,29 @@ class Journal:
         except ImportError:  # pragma: no cover - not on POSIX: no locking
             yield
             return
-        handle = self.path.with_name(self.path.name + ".lock").open("a")
+        if self._locks:  # held already by this run (the evaluation inside the run's writing): nested
+            self._locks += 1
+            try:
+                yield
+            finally:
+                self._locks -= 1
+            return
+        try:
+            handle = self.path.with_name(self.path.name + ".lock").open("a")
+        except OSError as exc:
+            raise ConfigError(f"{self.path.parent}: cannot write the run's lock file ({exc.strerror or exc}); "
+                              "choose a writable --out") from exc
         try:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 raise ConfigError(f"{self.path.parent}: another harness run is writing to this folder "
                                   "(its journal is locked); wait for it or choose another --out") from None
-            yield
+            self._locks = 1
+            try:
+                yield
+            finally:
+                self._locks = 0
         finally:
             handle.close()
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -379,4 +380,10 @@ def ensure_out_dir(out: Path, *, resume: bool) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a parent that is a file, no permission, ...
         raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from exc
+    try:  # an existing folder on a read-only disk, or without write permission
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write in the folder ({exc.strerror or exc}); choose a "
+                          "writable --out") from exc
     return out
