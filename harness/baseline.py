@@ -294,10 +294,10 @@ def comparison_table(records: pd.DataFrame, cases: pd.DataFrame, base_records: p
                                                                                        "severity"])
 
             def pick(v: pd.DataFrame, key: str = key, keep: Any = diff.index, sev: Any = frozenset(common)) -> float:
-                rows = v[(v["perturbation"] == key) & v["case_id"].isin(keep) & v["severity"].isin(sev)]
+                picked = v[(v["perturbation"] == key) & v["case_id"].isin(keep) & v["severity"].isin(sev)]
                 if ids is None:
-                    return float(rows["value"].mean())
-                return float(cluster_means(rows.groupby("case_id")["value"].mean(), ids).mean())
+                    return float(picked["value"].mean())
+                return float(cluster_means(picked.groupby("case_id")["value"].mean(), ids).mean())
 
             units = cluster_means(diff, ids) if ids is not None else diff
             lo, hi = bootstrap_mean_ci(units.to_numpy(), seed=seed)

@@ -1,11 +1,13 @@
 """Clusters of cases that are not independent (one patient's several images): the unit of analysis.
 
 With a suite's ``cluster = "Case"``, group comparisons (fairness, site drop) and the paired
-baseline regression test are made between *patients*, not images: each patient's per-case values are averaged within a group and analysis
-cell first, so every bootstrap resample and permutation moves a patient with all its images, and
-``n`` counts patients. A case without a cluster value is its own cluster. Without ``cluster``,
-a patient column with repeated values (:data:`harness.datasets.columns.PATIENT_COLUMNS`) earns a
-note that the analysis treated the images as independent (its CIs are then too narrow).
+baseline regression test are made between *patients*, not images: each patient's per-case values
+are averaged within a group and analysis cell first, so every bootstrap resample and permutation
+moves a patient with all its images, and ``n`` counts patients. (Descriptive CIs of a mean over
+cases keep that mean and resample whole patients instead: ``robustness.bootstrap_mean_ci``.) A
+case without a cluster value is its own cluster. Without ``cluster``, a patient column with
+repeated values (:data:`harness.datasets.columns.PATIENT_COLUMNS`) earns a note that the analysis
+treated the images as independent.
 
 >>> import pandas as pd
 >>> values = pd.DataFrame({"case_id": ["a", "b", "c"], "label": "mean", "perturbation": "clean",
@@ -30,7 +32,8 @@ OWN = "case_id="  # prefix of the cluster id of a case without a cluster value (
 
 def cluster_ids(cases: pd.DataFrame, cluster: str) -> pd.Series:
     """``case_id -> cluster id`` (str) from the metadata column ``cluster``; a case whose value is
-    missing is its own cluster. ConfigError (naming the suite key) when the column is absent."""
+    missing is its own cluster. ConfigError (naming the suite key) when the column is absent or
+    holds no value at all."""
     frame = case_index(cases)
     if cluster not in frame.columns:
         patients = column(frame, PATIENT_COLUMNS)

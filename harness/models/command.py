@@ -214,9 +214,10 @@ def _as_written(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
             found = nio.io_orientation(affine)
         except ValueError:
             return data
-    if np.isnan(found).any() or (found == nio.axcodes2ornt(("R", "A", "S"))).all():
+    written = nio.axcodes2ornt(("R", "A", "S"))
+    if np.isnan(found).any() or (found == written).all():
         return data
-    return np.ascontiguousarray(nio.apply_orientation(data, nio.ornt_transform(found, nio.axcodes2ornt(("R", "A", "S")))))
+    return np.ascontiguousarray(nio.apply_orientation(data, nio.ornt_transform(found, written)))
 
 
 def read_labels(folder: Path, name: str, spatial: tuple[int, ...]) -> np.ndarray:
