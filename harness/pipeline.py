@@ -504,7 +504,7 @@ def _write_run_files(out: Path, dataset: Dataset, suite: Suite, cases: pd.DataFr
     journal still holds every finished item for --resume."""
     from harness.analysis.shift import write_quality
 
-    path = out
+    path = out / "quality.csv"
     try:
         write_quality(out, dataset, suite)  # per-case image statistics when the data has sites
         for name, text in (("cases.csv", Dataset.manifest_csv(cases)), ("suite.toml", suite.text),
@@ -559,9 +559,10 @@ def _clean_means(records: pd.DataFrame, metrics: tuple[str, ...]) -> dict[str, d
     ok = records[(records["status"] == "OK") & (records["perturbation"] == "clean")]
     out: dict[str, dict[str, float]] = {}
     for metric in metrics:
-        per_label = ok.groupby(["label", "label_name"])[metric].mean()  # in class-number order
+        per_label = ok.groupby("label_name")[metric].mean()  # classes sharing a name: averaged
+        order = ok.groupby("label_name")["label"].min().sort_values(kind="stable").index  # class-number order
         per_case = ok.groupby("case_id")[metric].mean()
-        out[metric] = {**{str(name): float(v) for (_, name), v in per_label.items()},
+        out[metric] = {**{str(name): float(per_label[name]) for name in order},
                        "mean": float(per_case.mean()) if len(per_case) else float("nan")}
     return out
 

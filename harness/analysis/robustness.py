@@ -48,12 +48,14 @@ def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int = 1000, level: float = 
     the patient): the mean stays the mean over values, but whole clusters are resampled and the
     standard error is cluster-robust (:func:`harness.analysis.stats.cluster_bootstrap_mean`), so
     two images of one patient do not count as two independent draws; with no cluster holding two
-    values the interval is the one without clusters.
+    values the interval is the one without clusters, with a single cluster (nan, nan).
     """
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return (float("nan"), float("nan"))
     if clusters is not None and len(np.unique(clusters)) < len(values):
+        if len(np.unique(clusters)) < 2:  # one patient: nothing says how another would score
+            return (float("nan"), float("nan"))
         estimate, se, boot, boot_ses = cluster_bootstrap_mean(values, np.asarray(clusters), n_boot=n_boot,
                                                               rng=np.random.default_rng(seed))
         lo, hi = bootstrap_t_interval(np.array([estimate]), np.array([se]), boot[:, None], boot_ses[:, None],

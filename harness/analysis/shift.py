@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from harness import atomic
 from harness.analysis.case_values import CLEAN, case_values, metric_directions
 from harness.analysis.clusters import by_cluster, cluster_ids
 from harness.analysis.stats import (
@@ -543,7 +544,7 @@ def write_quality(out: Path, dataset: Any, suite: Any) -> Path | None:
             rows.append(image_statistics(dataset.load(case_id)))
         except (ConfigError, OSError, ValueError) as exc:  # the run itself reports unreadable cases
             rows.append({"case_id": case_id, "error": f"{type(exc).__name__}: {exc}"})
-    pd.DataFrame(rows).to_csv(path, index=False)
+    atomic.write_text(path, pd.DataFrame(rows).to_csv(index=False))  # whole or not at all
     return path
 
 

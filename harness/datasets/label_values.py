@@ -38,10 +38,13 @@ def class_name_conflicts(data_names: Mapping[int, str], model_names: Mapping[int
         d, m = str(data_names[k]).strip(), str(model_names[k]).strip()
         if _plain(d) != _plain(m) and not _PLACEHOLDER.fullmatch(d) and not _PLACEHOLDER.fullmatch(m):
             out.append(f"class {k} is {m!r} in the model card but {d!r} in the data")
-    model_number = {_plain(str(n)): int(k) for k, n in model_names.items()
-                    if int(k) != 0 and not _PLACEHOLDER.fullmatch(str(n).strip())}
+    model_numbers: dict[str, set[int]] = {}
+    for k, n in model_names.items():
+        if int(k) != 0 and not _PLACEHOLDER.fullmatch(str(n).strip()):
+            model_numbers.setdefault(_plain(str(n)), set()).add(int(k))
     for k, name in sorted((int(k), str(n).strip()) for k, n in data_names.items()):
-        other = model_number.get(_plain(name))
-        if k != 0 and other is not None and other != k:
-            out.append(f"{name!r} is class {k} in the data but class {other} in the model card")
+        others = model_numbers.get(_plain(name), set())
+        if k != 0 and others and k not in others:
+            numbers = " or ".join(map(str, sorted(others)))
+            out.append(f"{name!r} is class {k} in the data but class {numbers} in the model card")
     return out

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,7 @@ class CommandModel(Model):
                     else:
                         write_nifti(channel, spacing, target.with_name(target.name + ".nii.gz"))
             self._run(self.argv(in_dir, out_dir), tmp)
-            return np.stack([read_labels(out_dir, name, batch.shape[2:]) for name in names])
+            return np.stack([read_labels(out_dir, name, batch.shape[2:], spacing) for name in names])
 
     def _run(self, argv: list[str], folder: str) -> None:
         # stderr goes to a file, not a pipe: a child the program leaves running would hold a pipe open
@@ -173,8 +173,7 @@ def write_nifti(channel: np.ndarray, spacing: tuple[float, ...], path: Path) -> 
     import nibabel as nib
 
     data = channel[..., None] if channel.ndim == 2 else channel
-    zooms = [*spacing, 1.0][:3]
-    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), np.diag([*zooms, 1.0])), str(path))
+    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), _written_affine(spacing)), str(path))
 
 
 def write_png(channel: np.ndarray, path: Path, normalize: str) -> None:
@@ -201,27 +200,43 @@ def write_png(channel: np.ndarray, path: Path, normalize: str) -> None:
         Image.fromarray(np.clip(np.round(data), 0, 65535).astype(np.uint16)).save(path)
 
 
-def _as_written(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """Labels in the voxel order the harness wrote (a diagonal, positive affine: RAS axis codes): a
-    program that saved them reoriented (axes flipped or permuted, its affine saying so) is turned
-    back by its header; an affine without an orientation (all zeros) is taken as written."""
+def _written_affine(spacing: Sequence[float]) -> np.ndarray:
+    """The affine :func:`write_nifti` gives a file: its diagonal is the spacing (1 for a 2D file's slice)."""
+    return np.diag([*[*spacing, 1.0][:3], 1.0])
+
+
+def _as_written(data: np.ndarray, affine: np.ndarray, written: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Labels in the voxel order the harness wrote (``written`` affine, array ``shape``): a program that
+    saved them reoriented (axes flipped or permuted, its affine mapping the same voxels to the same
+    places) is turned back by its header. A header that does not describe the written volume (lost:
+    no orientation, unit spacing at the origin, as a tool that drops it writes) is ignored: the
+    labels are taken as stored."""
     import nibabel.orientations as nio
 
-    if data.ndim != 3:
+    if data.ndim != 3 or len(shape) != 3:
         return data
     with np.errstate(invalid="ignore", divide="ignore"):
         try:
-            found = nio.io_orientation(affine)
+            found, expected = nio.io_orientation(affine), nio.io_orientation(written)
         except ValueError:
             return data
-    written = nio.axcodes2ornt(("R", "A", "S"))
-    if np.isnan(found).any() or (found == written).all():
+    if np.isnan(found).any() or (found == expected).all():
         return data
-    return np.ascontiguousarray(nio.apply_orientation(data, nio.ornt_transform(found, written)))
+    corners = np.array(np.meshgrid(*[[0, n - 1] for n in shape], indexing="ij")).reshape(3, -1)
+    out_corners = np.array(np.meshgrid(*[[0, n - 1] for n in data.shape], indexing="ij")).reshape(3, -1)
+    world = written[:3, :3] @ corners + written[:3, 3:]
+    out_world = affine[:3, :3] @ out_corners + affine[:3, 3:]
+    tolerance = 1e-3 * float(np.abs(np.diag(written)[:3]).max())
+    same_box = np.allclose(np.sort(world, axis=1), np.sort(out_world, axis=1), atol=tolerance)
+    if not same_box:
+        return data
+    return np.ascontiguousarray(nio.apply_orientation(data, nio.ornt_transform(found, expected)))
 
 
-def read_labels(folder: Path, name: str, spatial: tuple[int, ...]) -> np.ndarray:
-    """Read the program's label file for ``name`` (``.nii.gz``, ``.nii`` or ``.png``)."""
+def read_labels(folder: Path, name: str, spatial: tuple[int, ...],
+                spacing: Sequence[float] | None = None) -> np.ndarray:
+    """Read the program's label file for ``name`` (``.nii.gz``, ``.nii`` or ``.png``); with the
+    ``spacing`` the input was written with, a NIfTI saved reoriented is turned back (:func:`_as_written`)."""
     for suffix in (".nii.gz", ".nii", ".png"):
         path = folder / f"{name}{suffix}"
         if path.is_file():
@@ -244,7 +259,9 @@ def read_labels(folder: Path, name: str, spatial: tuple[int, ...]) -> np.ndarray
             img = nib.load(str(path))
             if (problem := nifti_size_problem(path, img)) is not None:
                 raise ValueError(problem)
-            data = _as_written(np.asarray(img.dataobj), img.affine)
+            data = np.asarray(img.dataobj)
+            if spacing is not None:
+                data = _as_written(data, img.affine, _written_affine(spacing), (*spatial, 1)[:3])
     except Exception as exc:  # any unreadable file is a model failure for this case
         raise ModelError(f"cannot read the command's output {path.name}: {exc}") from exc
     if len(spatial) == 2 and data.ndim == 3 and data.shape[2] == 1:

@@ -180,3 +180,5 @@ def test_cluster_bootstrap_keeps_the_mean_over_cases_and_resamples_clusters():
     mean, se, boot, boot_se = cluster_bootstrap_mean(values, clusters, n_boot=200, rng=np.random.default_rng(0))
     assert mean == 0.75 and se > 0 and boot.shape == boot_se.shape == (200,)
     assert set(np.round(boot, 6)) <= {0.0, 0.75, 1.0}  # p alone, p and q, q alone
+    lo, hi = bootstrap_mean_ci(x[:6], clusters=["p"] * 6)  # one patient: no interval, never a zero-width one
+    assert np.isnan(lo) and np.isnan(hi)

@@ -52,6 +52,29 @@ def test_command_output_saved_in_another_orientation_is_read_back_by_its_header(
     np.testing.assert_array_equal(pred.labels, case3d.image[0] > 0.5)
 
 
+@pytest.mark.parametrize("how", ["permuted", "lost header", "sitk default"])
+def test_command_output_orientation_cases(tmp_path, how):
+    """Axes permuted (A, S, R) on a non-cubic volume are put back; a header that does not describe
+    the written volume (none at all, or a tool's unit-spacing default) is ignored: labels as stored."""
+    import nibabel as nib
+    import nibabel.orientations as nio
+
+    from harness.models.command import read_labels, write_nifti
+
+    labels = (np.random.default_rng(0).random((5, 6, 7)) > 0.5).astype(np.uint8)
+    spacing = (3.0, 0.8, 0.7)
+    write_nifti(labels.astype(np.float32), spacing, tmp_path / "input.nii.gz")
+    written = nib.load(tmp_path / "input.nii.gz").affine
+    if how == "permuted":
+        image = nib.Nifti1Image(labels, written).as_reoriented(
+            nio.ornt_transform(nio.io_orientation(written), nio.axcodes2ornt(("A", "S", "R"))))
+        assert image.shape == (6, 7, 5)
+    else:
+        image = nib.Nifti1Image(labels, None if how == "lost header" else np.diag([-1.0, -1.0, 1.0, 1.0]))
+    nib.save(image, tmp_path / "case_0000.nii.gz")
+    np.testing.assert_array_equal(read_labels(tmp_path, "case_0000", labels.shape, spacing), labels)
+
+
 def test_command_batches_several_cases_in_one_call(tmp_path, script, case2d):
     model = _model(tmp_path)
     preds = model.predict_batch([case2d.image, case2d.image * 0.6], [case2d.spacing] * 2)

@@ -104,6 +104,8 @@ def test_class_name_conflicts_ignore_case_and_placeholders():
     assert class_name_conflicts({1: "liver", 2: "spleen", 3: "kidney"}, {1: "liver", 2: "spleen", 4: "Kidney"}) == [
         "'kidney' is class 3 in the data but class 4 in the model card"]
     assert class_name_conflicts({1: "class1"}, {2: "class1"}) == []  # placeholders name nothing
+    both = {1: "lesion", 2: "lesion", 3: "organ"}  # one name for two classes, the same in both
+    assert class_name_conflicts(both, both) == []
 
 
 def test_without_data_a_bare_3d_model_file_gets_a_3d_phantom(unet3d):

@@ -51,7 +51,11 @@ def test_the_lock_is_held_once_per_journal_object(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.jsonl")
     with journal.lock():
         with journal.lock():  # the evaluation's own lock inside the run's
-            pass
+            with journal.lock():
+                pass
+            with pytest.raises(ConfigError, match="another harness run"):  # still held after the inner exit
+                with Journal(tmp_path / "journal.jsonl").lock():
+                    pass
         with pytest.raises(ConfigError, match="another harness run"):
             with Journal(tmp_path / "journal.jsonl").lock():
                 pass
