@@ -156,6 +156,9 @@ def test_metric_names_holding_mm_keep_their_name_when_lengths_are_pixels() -> No
         assert run_unit_label(every, "abs_volume_error") == "abs_volume_error [px^3 (px^2 in 2D)]"
         assert run_unit_label({"spacing_assumed": 1, "data": {"n_cases": 3}}, "hd95") == "hd95 [mm; px for 1 cases]"
         assert run_unit_label(every, "dice") == "dice" and run_unit_label({}, "hd95") == "hd95 [mm]"
+        # a unit given for 3D and 2D: the one the run's data has (summary.json data.ndim)
+        assert run_unit_label({"data": {"n_cases": 3, "ndim": 3}}, "abs_volume_error") == "abs_volume_error [mm^3]"
+        assert run_unit_label({**every, "data": {"n_cases": 3, "ndim": 2}}, "abs_volume_error") == "abs_volume_error [px^2]"
     finally:
         unregister("commission_error")
 
