@@ -105,7 +105,8 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
     table.add_row("preprocessing", ", ".join(f"{k}={effective[k]}" for k in
                                              ("normalize", "pad_multiple", "patch_size", "spacing")))
     table.add_row("case", escape(f"{getattr(dataset, 'name', 'data')}/{case.case_id}" + (f" ({chosen})" if chosen else "")))
-    table.add_row("input", f"{case.image.dtype} {case.image.shape}, spacing {case.spacing} mm")
+    spacing = " × ".join(f"{float(s):.6g}" for s in case.spacing)  # float32 headers: 0.8, not 0.800000011920929
+    table.add_row("input", f"{case.image.dtype} {case.image.shape}, spacing {spacing} mm")
     problems = loaded.check_input(channels=case.image.shape[0], ndim=case.ndim)
     try:
         if problems:

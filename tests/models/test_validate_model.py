@@ -112,6 +112,7 @@ def test_without_data_a_bare_3d_model_file_gets_a_3d_phantom(unet3d):
     """The ONNX graph knows the model is 3D; a 2D phantom made it an ERROR."""
     text = _render(validate_model(str(unet3d.onnx), console=Console(file=io.StringIO())))
     assert "OK" in text and "phantom3d" in text
+    assert "spacing 2 × 1 × 1 mm" in text  # the phantom's spacing, written as numbers are
 
 
 def test_without_data_a_bare_2d_file_that_fails_both_probes_reports_the_2d_error(tmp_path):
