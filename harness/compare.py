@@ -132,21 +132,42 @@ def _case_samples(values: pd.DataFrame, sign: float) -> dict[str, Any]:
     return out
 
 
+def _run_clusters(run: Any, cluster: str) -> pd.Series | None:
+    """``case_id -> cluster id`` of ``run`` for run B's ``[suite].cluster`` (None without one)."""
+    from harness.analysis.clusters import cluster_ids
+
+    if not cluster:
+        return None
+    if cluster not in run.cases.columns:
+        raise ConfigError(f"run B's suite compares by {cluster!r} ([suite].cluster), but run {run.path}'s cases.csv "
+                          "has no such column; compare runs over data with that column")
+    return cluster_ids(run.cases, cluster)
+
+
+def _units_of(values: pd.Series, clusters: pd.Series | None) -> np.ndarray:
+    """Per-case values (indexed by case id) as the units the test compares: cases, or each cluster's mean."""
+    from harness.analysis.clusters import cluster_means
+
+    return (cluster_means(values, clusters) if clusters is not None else values).to_numpy(float)
+
+
 def _unpaired(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> tuple[list[dict], list[GateResult]]:
     rows: list[dict] = []
     gates: list[GateResult] = []
     test: ShiftTest = "mannwhitney" if opts.rank_test else "permutation"
+    cluster = b.settings["cluster"]  # B's suite's unit of analysis: patients are compared, not their images
+    ca, cb = _run_clusters(a, cluster), _run_clusters(b, cluster)
     for metric in metrics:
         higher = higher_is_better(metric)
         sa = _case_samples(per_case(a.records, metric), 1.0 if higher else -1.0)
         sb = _case_samples(per_case(b.records, metric), 1.0 if higher else -1.0)
         samples: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {
-            CLEAN: (sa[CLEAN].to_numpy(float), sb[CLEAN].to_numpy(float), higher)}
+            CLEAN: (_units_of(sa[CLEAN], ca), _units_of(sb[CLEAN], cb), higher)}
         shown = {CLEAN: (sa[CLEAN].mean(), sb[CLEAN].mean())}  # mean A / B: the metric's values, as paired mode
         for family in sorted((set(sa) & set(sb)) - {CLEAN}):
             common = set(sa[family]["s"]) & set(sb[family]["s"])
             by_case = [s[family][s[family]["s"].isin(common)].groupby("case_id")[["v", "d"]].mean() for s in (sa, sb)]
-            samples[family] = (by_case[0]["d"].to_numpy(float), by_case[1]["d"].to_numpy(float), False)  # a degradation
+            samples[family] = (_units_of(by_case[0]["d"], ca), _units_of(by_case[1]["d"], cb), False)  # a degradation
             shown[family] = (by_case[0]["v"].mean(), by_case[1]["v"].mean())
         tested = [k for k, (xa, xb, _) in samples.items() if min(len(xa), len(xb)) >= opts.min_cases]
         max_perm = max_permutations(opts.n_perm, len(tested), opts.alpha)
@@ -173,13 +194,15 @@ def _unpaired(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> tuple
             what = f"clean {metric}" if key == CLEAN else f"{metric} degradation under {key}"
             compared = [float(x.mean()) if len(x) else float("nan") for x in (xa, xb)]  # what the test compares
             name = f"regression-{metric}[{key}]"
+            unit = f"{cluster} value(s)" if cluster else "case(s)"
             if key not in tested:
                 gates.append(GateResult(name, "INCONCLUSIVE", None if res is None else value, margin,
-                                        f"{what}: {len(xa)} case(s) in A, {len(xb)} in B; need {opts.min_cases} each"))
+                                        f"{what}: {len(xa)} {unit} in A, {len(xb)} in B; need {opts.min_cases} each"))
                 continue
             outcome, why = _site_outcome(value, float(adjusted[key]), max_drop=margin, warn_drop=0.0, alpha=opts.alpha)
             gates.append(GateResult(name, outcome, value, margin, (
-                f"{what}: A {compared[0]:.4g} (n={len(xa)}) vs B {compared[1]:.4g} (n={len(xb)}); regression "
+                f"{what}: A {compared[0]:.4g} (n={len(xa)}) vs B {compared[1]:.4g} (n={len(xb)}"
+                + (f" {cluster} values" if cluster else "") + "); regression "
                 f"{value:+.4g} (95% CI {row['ci_low']:+.4g} – {row['ci_high']:+.4g}; positive = B worse; margin "
                 f"{margin:g}); p_adj {row['p_adjusted']:.3g} ({opts.correction}, {test}, unpaired; α {opts.alpha:g})"
                 + (f" → {why}" if why else ""))))

@@ -359,3 +359,24 @@ def test_compare_follows_run_b_cluster(base: Path, tmp_path: Path) -> None:
     result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     clean = next(g for g in result["gates"] if g["name"] == "regression-dice[clean]")
     assert "(6 Case values, the unit of the test)" in clean["detail"]
+
+
+def test_unpaired_compare_follows_run_b_cluster(tmp_path: Path) -> None:
+    """Two runs on different patients (unpaired): with run B's cluster the test compares patients,
+    each the mean of its images; run A without the column is refused with a clear message."""
+    import json
+
+    from harness.cli import main
+
+    ids_a, ids_b = [f"a{i:02d}" for i in range(12)], [f"b{i:02d}" for i in range(12)]
+    meta = {"Case": [f"p{i // 2}" for i in range(12)]}
+    run_a = make_run(tmp_path / "a", case_ids=ids_a, metadata=meta, hashes={c: f"{c:>064}" for c in ids_a})
+    run_b = make_run(tmp_path / "b", case_ids=ids_b, metadata={"Case": [f"q{i // 3}" for i in range(12)]},
+                     suite_extra='cluster = "Case"', hashes={c: f"{c:>064}" for c in ids_b})
+    assert main(["compare", str(run_a), str(run_b), "--out", str(tmp_path / "cmp"), "--min-cases", "3"]) in (0, 1)
+    result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert result["mode"] == "unpaired"
+    clean = next(g for g in result["gates"] if g["name"] == "regression-dice[clean]")
+    assert "(n=6) vs B" in clean["detail"] and "(n=4 Case values)" in clean["detail"]
+    bare = make_run(tmp_path / "bare", case_ids=ids_a, hashes={c: f"{c:>064}" for c in ids_a})
+    assert main(["compare", str(bare), str(run_b), "--out", str(tmp_path / "cmp2")]) == 3
