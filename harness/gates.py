@@ -90,6 +90,19 @@ def gate_check(kind: str, *, validate: GateValidator | None = None) -> Callable[
     return wrap
 
 
+def _nothing_to_gate(gate: dict[str, Any], records: pd.DataFrame, n_err: int) -> str:
+    """Why a gate found nothing to gate: its items all failed, or its keys match nothing."""
+    if n_err and not (records["status"] == "OK").any():
+        return "every work item failed (see model-errors): no scored record to gate"
+    named = gate.get("families") or ([gate["perturbation"]] if isinstance(gate.get("perturbation"), str) else [])
+    named = [str(f) for f in named if f not in ("all",)]
+    if n_err and named:
+        mine = records[records["perturbation"].astype(str).isin(named)]
+        if len(mine) and not (mine["status"] == "OK").any():
+            return f"every work item of {', '.join(named)} failed (see model-errors): no scored record to gate"
+    return "no matching perturbation, label or cohort; check its keys against the suite"
+
+
 def gate_problems(gate: dict[str, Any]) -> list[str]:
     """Problems with a gate's keys (empty when its kind has no validator)."""
     _load_checks()
@@ -167,9 +180,7 @@ def evaluate_gates(context: GateContext) -> list[GateResult]:
             found = [GateResult(str(gate["name"]), "ERROR", None, None,
                                 f"{gate['check']} gate failed: {describe_failure(exc)}; fix the gate check")]
         if not found:  # a gate that gates nothing must not let the run pass unnoticed
-            why = ("every work item failed (see model-errors): no scored record to gate" if n_err and not
-                   (records["status"] == "OK").any() else
-                   "no matching perturbation, label or cohort; check its keys against the suite")
+            why = _nothing_to_gate(gate, records, n_err)
             found = [GateResult(str(gate["name"]), "INCONCLUSIVE", None, None,
                                 f"{gate['check']} gate found nothing to gate in this run: {why}")]
         results.extend(found)

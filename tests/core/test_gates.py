@@ -81,6 +81,21 @@ def test_a_gate_that_finds_nothing_to_gate_is_inconclusive() -> None:
     assert "check its keys against the suite" in result.detail
 
 
+def test_a_gate_whose_families_all_failed_says_so(monkeypatch) -> None:
+    """A gate (here a plugin kind that returns nothing without scored rows) over a family whose every
+    item failed is told apart from a gate whose keys match nothing."""
+    from harness import gates
+
+    monkeypatch.setitem(gates._CHECKS, "only_ok", lambda gate, context: [])
+    ok = _records({("clean", 0): [0.9] * 3})
+    failed = _records({("blur", 2): [math.nan] * 3}).assign(status="ERROR", error="ModelError: boom")
+    records = pd.concat([ok, failed], ignore_index=True)
+    [_, result] = evaluate_gates(_context(records, [{"name": "g", "check": "only_ok", "families": ["blur"]}]))
+    assert "every work item of blur failed (see model-errors)" in result.detail
+    [_, other] = evaluate_gates(_context(records, [{"name": "g", "check": "only_ok", "families": ["gamma"]}]))
+    assert "check its keys against the suite" in other.detail
+
+
 def test_a_gate_with_nothing_to_gate_because_every_item_failed_blames_the_failures() -> None:
     """When no item was scored, the suite's keys are not the cause: the detail says so."""
     records = _records({("clean", 0): [math.nan] * 3}).assign(status="ERROR", error="ModelError: boom")
