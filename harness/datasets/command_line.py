@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import numpy as np
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -29,6 +30,24 @@ def _span(values: list[tuple[float, ...]], fmt: str) -> str:
     lo, hi = np.min(values, axis=0), np.max(values, axis=0)
     text = "x".join(format(v, fmt) for v in lo)
     return text if np.array_equal(lo, hi) else f"{text} .. {'x'.join(format(v, fmt) for v in hi)}"
+
+
+def _patients_row(metadata: pd.DataFrame) -> str | None:
+    """How the cases group by patient (a patient column of the metadata), with the suite key that
+    makes patients the unit of the statistics when some have several cases; None without a column."""
+    from harness.datasets.columns import PATIENT_COLUMNS, column
+
+    col = column(metadata, PATIENT_COLUMNS)
+    if col is None:
+        return None
+    ids = metadata[col].dropna().astype(str).str.strip()
+    ids = ids[ids != ""]
+    counts = ids.value_counts()
+    text = f"{len(ids)} cases of {len(counts)} patients (column {col})"
+    if (counts > 1).any():
+        text += escape(f"; {int((counts > 1).sum())} with several cases: set [suite].cluster = \"{col}\" so that "
+                       "CIs and tests count patients")
+    return text
 
 
 def validate_data(data: str, *, limit: int | None = None, console: Console | None = None) -> Table:
@@ -75,6 +94,8 @@ def validate_data(data: str, *, limit: int | None = None, console: Console | Non
                             "carry no spacing and the card gives none, so distances will be in pixels; set "
                             "[dataset] spacing in the card)") + "[/yellow]" if assumed else ""))
     table.add_row("metadata", ", ".join(f"{c} ({metadata[c].nunique()} values)" for c in metadata.columns) or "none")
+    if (patients := _patients_row(metadata)) is not None:
+        table.add_row("patients", patients)
     table.add_row("result", "[green]OK[/green]")
     console.print(table)
     return table

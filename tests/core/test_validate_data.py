@@ -55,3 +55,17 @@ def test_raster_data_without_a_spacing_is_said_to_be_in_pixels(tmp_path: Path, c
     assert main(["validate-data", str(given)]) == 0 and "assumed" not in capsys.readouterr().out
     assert open_dataset(str(given)).assumed_spacing() == [] and _assumed_spacing_note(open_dataset(str(given))) == []
     assert open_dataset("phantom2d").assumed_spacing() == []
+
+
+def test_patients_with_several_cases_point_at_the_cluster_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # one table row on one line
+    (tmp_path / "meta.csv").write_text("ID,Case,site\nc0,p1,A\nc1,p1,A\nc2,p2,B\n")
+    card = _png_card(tmp_path / "d", 'label_values = { "255" = 1 }\nmetadata = "../meta.csv"\n')
+    assert main(["validate-data", str(card)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "3 cases of 2 patients (column Case)" in out
+    assert '1 with several cases: set [suite].cluster = "Case"' in out
+    phantom = _png_card(tmp_path / "p", 'label_values = { "255" = 1 }\n')
+    assert main(["validate-data", str(phantom)]) == 0
+    assert "patients" not in capsys.readouterr().out  # no patient column: no row
