@@ -24,7 +24,7 @@ import pandas as pd
 
 from harness.analysis.case_values import KEYS
 from harness.analysis.cohorts import case_index
-from harness.datasets.columns import PATIENT_COLUMNS, column
+from harness.datasets.columns import PATIENT_COLUMNS, column, ids_of
 from harness.errors import ConfigError
 
 OWN = "case_id="  # prefix of the cluster id of a case without a cluster value ("Case=12" otherwise)
@@ -40,9 +40,8 @@ def cluster_ids(cases: pd.DataFrame, cluster: str) -> pd.Series:
         hint = f" (a patient column here: {patients!r})" if patients else ""
         listed = f"columns: {', '.join(map(str, frame.columns))}" if len(frame.columns) else "the data has none"
         raise ConfigError(f"[suite].cluster {cluster!r} is not a metadata column{hint}; {listed}")
-    raw = frame[cluster]
-    text = raw.astype(str).str.strip()
-    missing = raw.isna() | text.eq("")
+    text = ids_of(frame[cluster])
+    missing = text.isna()
     if len(frame) and missing.all():
         raise ConfigError(f"[suite].cluster {cluster!r}: no case has a value in that column; fill it in the "
                           "metadata or remove the key")
@@ -99,8 +98,8 @@ def unclustered_note(values: pd.DataFrame, cases: pd.DataFrame) -> str:
     patients = column(frame, PATIENT_COLUMNS)
     if patients is None:
         return ""
-    analysed = frame.loc[frame.index.intersection(pd.Index(values["case_id"].unique())), patients].dropna()
-    counts = analysed.astype(str).value_counts()
+    analysed = ids_of(frame[patients]).loc[frame.index.intersection(pd.Index(values["case_id"].unique()))].dropna()
+    counts = analysed.value_counts()
     repeated = counts[counts > 1]
     if repeated.empty:
         return ""

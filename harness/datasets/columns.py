@@ -14,6 +14,13 @@ def _plain(name: object) -> str:
     return re.sub(r"[\s_-]", "", str(name)).lower()
 
 
+def ids_of(values: pd.Series) -> pd.Series:
+    """Identifier values (a patient column's) as text, stripped; missing and blank ones as NA: a case
+    without an id."""
+    text = values.astype(str).str.strip()
+    return text.where(values.notna() & text.ne(""))
+
+
 def column(metadata: pd.DataFrame, candidates: Sequence[str]) -> str | None:
     """The column of ``metadata`` that is the first of ``candidates``, compared ignoring case, spaces,
     ``_`` and ``-`` (``Patient``, ``PatientID`` and ``patient_id`` all match ``patient_id``/``patient``);

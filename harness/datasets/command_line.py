@@ -35,13 +35,12 @@ def _span(values: list[tuple[float, ...]], fmt: str) -> str:
 def _patients_row(metadata: pd.DataFrame) -> str | None:
     """How the cases group by patient (a patient column of the metadata), with the suite key that
     makes patients the unit of the statistics when some have several cases; None without a column."""
-    from harness.datasets.columns import PATIENT_COLUMNS, column
+    from harness.datasets.columns import PATIENT_COLUMNS, column, ids_of
 
     col = column(metadata, PATIENT_COLUMNS)
     if col is None:
         return None
-    ids = metadata[col].dropna().astype(str).str.strip()
-    ids = ids[ids != ""]
+    ids = ids_of(metadata[col]).dropna()
     counts = ids.value_counts()
     text = f"{len(ids)} cases of {len(counts)} patients (column {col})"
     if (counts > 1).any():

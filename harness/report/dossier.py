@@ -301,15 +301,14 @@ def limitations(run: RunDir) -> list[str]:
 def _patients(run: RunDir) -> str:
     """How many patients the cases come from (when the metadata has a patient column), and what that
     means for statistics that treat cases as independent."""
-    from harness.datasets.columns import PATIENT_COLUMNS, column
+    from harness.datasets.columns import PATIENT_COLUMNS, column, ids_of
 
     cases = run.cases
     col = column(cases, PATIENT_COLUMNS) if len(cases) else None
     if col is None:
         return ("The data name no patient column: cases are treated as independent; if a patient contributes "
                 "several cases, confidence intervals and tests are optimistic.")
-    ids = cases[col].astype(str).str.strip().where(cases[col].notna(), "")
-    known = ids[ids != ""]
+    known = ids_of(cases[col]).dropna()
     n, k = len(cases), int(known.nunique())
     unknown = f"; {n - len(known)} case(s) name no patient" if len(known) < n else ""
     if k >= len(known):

@@ -138,3 +138,11 @@ def test_site_table_by_patient_equals_the_patient_table(label: str) -> None:
     numeric = oracle.select_dtypes("number").columns
     np.testing.assert_allclose(clustered[numeric].to_numpy(float), oracle[numeric].to_numpy(float), atol=1e-12)
     assert (clustered["n"] == oracle["n"]).all() and (loose["n"] == 3 * oracle["n"]).all()
+
+
+def test_the_note_reads_patient_ids_as_cluster_does() -> None:
+    """The note counts the patients that cluster = "Case" would group: ids stripped, blanks none."""
+    records, cases = _patients(n=4)
+    result = fairness_tables(records, cases.assign(Case=["p1", " p1 ", "", ""]), cohorts=["site"],
+                             metrics=["dice"], **FAST)
+    assert any(n.startswith("2 of 2 cases share a Case value with another case (1 Case values)") for n in result.notes)
