@@ -47,6 +47,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "available_metrics": ("harness.metrics", "available"),
     "GateResult": ("harness.gates", "GateResult"),
     "gate_check": ("harness.gates", "gate_check"),
+    "with_defaults": ("harness.gates", "with_defaults"),
+    "SuiteSetting": ("harness.gates", "SuiteSetting"),
     "item_seed": ("harness.seeds", "item_seed"),
     "CompareOptions": ("harness.compare", "CompareOptions"),
     "compare_runs": ("harness.compare", "compare_runs"),

@@ -33,17 +33,15 @@ import pandas as pd
 from harness.analysis.clusters import cluster_ids, cluster_means
 from harness.analysis.robustness import bootstrap_mean_ci, higher_is_better, per_case
 from harness.errors import ConfigError
-from harness.gates import GateContext, GateResult, gate_check
+from harness.gates import GateContext, GateResult, SuiteSetting, check_keys, gate_check, with_defaults
 from harness.options import must_be_one_of
-
-try:  # key validation at suite load (newer harness.gates)
-    from harness.gates import check_keys as _check_keys
-except ImportError:  # pragma: no cover
-    _check_keys = None  # type: ignore[assignment]
 from harness.records import CLEAN
 
-DEFAULTS: dict[str, Any] = {"name": "baseline", "metric": "dice", "margin": 0.02, "alpha": 0.05,
-                            "min_cases": 5, "test": "permutation", "families": None}
+# The gate's keys and what an absent one means (families None: every family); ``--baseline`` adds
+# a gate named "baseline" with all of them. alpha: the suite's (0.05 where there is none).
+GATE_DEFAULTS: dict[str, Any] = {"metric": "dice", "margin": 0.02, "alpha": SuiteSetting("alpha", 0.05),
+                                 "min_cases": 5, "test": "permutation", "families": None}
+DEFAULTS: dict[str, Any] = {"name": "baseline", **GATE_DEFAULTS, "alpha": 0.05}
 FILES = ("summary.json", "records.csv", "cases.csv", "suite.toml")
 EXACT_MAX_N = 16
 
@@ -181,9 +179,8 @@ def _bootstrap_t_p(x: np.ndarray, *, n_boot: int, seed: int) -> float:
 
 def gate_problems(gate: dict[str, Any]) -> list[str]:
     """Problems with a ``check = "baseline"`` gate's keys (run at suite load; exit 3)."""
-    problems = [] if _check_keys is None else _check_keys(
-        gate, required=set(), optional={"metric", "margin", "alpha", "min_cases", "test", "families", "baseline"},
-        numbers={"margin", "alpha"}, counts={"min_cases"})
+    problems = check_keys(gate, required=set(), optional={*GATE_DEFAULTS, "baseline"},
+                          numbers={"margin", "alpha"}, counts={"min_cases"})
     if gate.get("test", "permutation") not in TESTS:
         problems.append(f"gate {gate.get('name')!r}: test {must_be_one_of(TESTS, gate.get('test'))}")
     alpha = gate.get("alpha", 0.05)
@@ -192,21 +189,15 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _register(fn: Any) -> Any:
-    try:
-        return gate_check("baseline", validate=gate_problems)(fn)
-    except TypeError:  # older harness.gates without validators
-        return gate_check("baseline")(fn)
-
-
-@_register
+@gate_check("baseline", validate=gate_problems, defaults=GATE_DEFAULTS,
+            meaning="paired regression vs a previous run: FAIL when significantly worse by more than the margin")
 def baseline_gate(gate: dict[str, Any], context: GateContext, *,
                   p_adjusted: dict[str, float] | None = None) -> list[GateResult]:
     """The gate (see the module docstring); ``p_adjusted``, when given, receives each tested
     comparison's adjusted p-value (``harness compare`` tables them)."""
     from harness.analysis.stats import adjust_pvalues
 
-    cfg = {**DEFAULTS, "alpha": getattr(context.suite, "alpha", DEFAULTS["alpha"]), **gate}  # gate α, else the suite's
+    cfg = with_defaults({"name": DEFAULTS["name"], "check": "baseline", **gate}, context.suite)  # gate α, else the suite's
     name, metric, margin, alpha = str(cfg["name"]), str(cfg["metric"]), float(cfg["margin"]), float(cfg["alpha"])
     if not cfg.get("baseline"):
         return [GateResult(f"{name}[{CLEAN}]", "INCONCLUSIVE", None, margin,

@@ -7,6 +7,7 @@ A gate evaluated per family/attribute yields one :class:`GateResult` per family/
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
 
@@ -61,6 +62,22 @@ GateCheck = Callable[[dict[str, Any], "GateContext"], list[GateResult]]
 GateValidator = Callable[[dict[str, Any]], list[str]]
 _CHECKS: dict[str, GateCheck] = {}
 _VALIDATORS: dict[str, GateValidator] = {}
+_DEFAULTS: dict[str, dict[str, Any]] = {}
+_MEANINGS: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class SuiteSetting:
+    """A gate key whose default is a ``[suite]`` setting (``alpha``: the suite's ``alpha``);
+    ``fallback`` for a suite-like object without it."""
+
+    key: str
+    fallback: Any = None
+
+
+# What a default of None means, in the dossier's words (an absent list key takes everything).
+_NONE_WORDS = {"families": "all", "severities": "all", "attributes": "all analysed",
+               "reference": "the suite's reference site (its value of the attribute), else the largest site"}
 
 
 @dataclass(frozen=True)
@@ -73,9 +90,13 @@ class GateContext:
     cache: dict[str, Any] = field(default_factory=dict, compare=False)  # analyses shared by gates/report
 
 
-def gate_check(kind: str, *, validate: GateValidator | None = None) -> Callable[[GateCheck], GateCheck]:
-    """Register a gate kind (the suite's ``check = "..."``) and optionally a key validator that
-    returns problems found without data (run at suite load, so bad gates exit 3 up front)."""
+def gate_check(kind: str, *, validate: GateValidator | None = None, defaults: Mapping[str, Any] | None = None,
+               meaning: str = "") -> Callable[[GateCheck], GateCheck]:
+    """Register a gate kind (the suite's ``check = "..."``), optionally with a key validator that
+    returns problems found without data (run at suite load, so bad gates exit 3 up front), the
+    ``defaults`` of its optional keys (a value, None for "all"/"none", or a :class:`SuiteSetting`),
+    which the check reads through :func:`with_defaults` and the dossier lists, and a one-line
+    ``meaning`` for the dossier's acceptance criteria."""
     def wrap(fn: GateCheck) -> GateCheck:
         if not str(getattr(fn, "__module__", "")).startswith("harness."):  # a plugin may not replace a bundled kind
             _load_checks()
@@ -85,9 +106,58 @@ def gate_check(kind: str, *, validate: GateValidator | None = None) -> Callable[
         _CHECKS[kind] = fn
         if validate is not None:
             _VALIDATORS[kind] = validate
+        _DEFAULTS[kind] = dict(defaults or {})
+        _MEANINGS[kind] = meaning
         return fn
 
     return wrap
+
+
+def gate_defaults(kind: str) -> dict[str, Any]:
+    """The registered defaults of a gate kind's optional keys ({} for an unknown kind)."""
+    _load_checks()
+    return dict(_DEFAULTS.get(kind, {}))
+
+
+def gate_meaning(kind: str) -> str:
+    """A gate kind's one-line meaning ("" when it registered none)."""
+    _load_checks()
+    return _MEANINGS.get(kind, "")
+
+
+def _setting(value: Any, settings: Any) -> Any:
+    if not isinstance(value, SuiteSetting):
+        return value
+    if isinstance(settings, Mapping):
+        return settings.get(value.key, value.fallback)
+    return getattr(settings, value.key, value.fallback)
+
+
+def with_defaults(gate: Mapping[str, Any], settings: Any) -> dict[str, Any]:
+    """``gate`` with its kind's defaults for the keys it leaves out: what the gate is evaluated
+    with. ``settings``: the suite (its attributes) or a run's settings mapping, for
+    :class:`SuiteSetting` defaults."""
+    out = dict(gate)
+    for key, value in gate_defaults(str(gate.get("check", ""))).items():
+        if key not in out:
+            out[key] = _setting(value, settings)
+    return out
+
+
+def defaults_used(gate: Mapping[str, Any], settings: Any) -> list[str]:
+    """The gate's defaulted keys in words, as "min_cases = 3", "alpha = 0.05 ([suite].alpha)" or
+    "families = all"; [] when it sets every optional key (or its kind registered no defaults)."""
+    out = []
+    for key, value in gate_defaults(str(gate.get("check", ""))).items():
+        if key in gate:
+            continue
+        shown = _setting(value, settings)
+        if shown is None or shown == "":
+            text = _NONE_WORDS.get(key, "none" if value is None else "auto")
+        else:
+            text = f"{shown:g}" if isinstance(shown, float) else str(shown)
+        out.append(f"{key} = {text}" + (f" ([suite].{value.key})" if isinstance(value, SuiteSetting) else ""))
+    return out
 
 
 def _nothing_to_gate(gate: dict[str, Any], records: pd.DataFrame, n_err: int) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.robustness import higher_is_better, per_case
-from harness.gates import GateContext, GateResult, check_keys, compare, gate_check, label_problem
+from harness.gates import GateContext, GateResult, check_keys, compare, gate_check, label_problem, with_defaults
 from harness.records import CLEAN
 
 PARAM_COLUMNS = ("attack", "threat", "targeted", "norm", "eps_unit", "eps_fraction", "achieved_linf_fraction",
@@ -161,30 +161,35 @@ def _label_id(label: Any, records: pd.DataFrame) -> int | Literal["mean"]:
     return int(label) if str(label).isdigit() else -1
 
 
+# The optional keys of a ``robust_cases`` gate and what an absent one means (None: all / none).
+GATE_DEFAULTS: dict[str, Any] = {"metric": "dice", "ratio": 0.5, "label": "mean", "min_cases": 3, "on_masking": "warn",
+                                 "warn_fraction": None, "families": None, "severities": None}
+
+
 def _validate(gate: dict[str, Any]) -> list[str]:
     """Key problems of a ``robust_cases`` gate, found at suite load (exit 3)."""
     name = gate.get("name", "<unnamed>")
-    problems = check_keys(gate, required={"min_fraction"},
-                          optional={"metric", "warn_fraction", "ratio", "severities", "families", "label",
-                                    "min_cases", "on_masking"},
+    full = {**GATE_DEFAULTS, **gate}
+    problems = check_keys(gate, required={"min_fraction"}, optional=set(GATE_DEFAULTS),
                           numbers={"min_fraction", "warn_fraction", "ratio"}, counts={"min_cases"})
     problems += [p for p in (label_problem(gate),) if p]
     for key in ("min_fraction", "warn_fraction"):
         value = gate.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
             problems.append(f"gate {name!r}: {key} is a fraction of cases, in [0, 1]; got {value}")
-    ratio = gate.get("ratio", 0.5)
+    ratio = full["ratio"]
     if isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and ratio <= 0:
         problems.append(f"gate {name!r}: ratio must be > 0 (ROG uses 0.5), got {ratio}")
-    if gate.get("on_masking", "warn") not in ("warn", "fail", "ignore"):
+    if full["on_masking"] not in ("warn", "fail", "ignore"):
         problems.append(f"gate {name!r}: on_masking must be warn, fail or ignore, got {gate['on_masking']!r}")
-    metric = gate.get("metric", "dice")
+    metric = full["metric"]
     if not isinstance(metric, str) or not higher_is_better(metric):
         problems.append(f"gate {name!r}: robust_cases needs a higher-is-better metric such as dice, got {metric!r}")
     return problems
 
 
-@gate_check("robust_cases", validate=_validate)
+@gate_check("robust_cases", validate=_validate, defaults=GATE_DEFAULTS,
+            meaning="fraction of cases keeping Dice above a share of the clean mean under attack (ROG rule)")
 def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
     """Per attack family: the fraction of ROG-robust cases at each severity in ``severities``
     (default all) against ``min_fraction`` (optional ``warn_fraction``); the worst severity decides.
@@ -194,20 +199,21 @@ def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateRe
     on_masking ("warn" | "fail" | "ignore": what a PASS becomes when a case of the family was flagged
     ``gradient_masking_suspected`` or a black-box family beat it at the same ε).
     """
-    metric = gate.get("metric", "dice")
+    gate = with_defaults(gate, context.suite)
+    metric = gate["metric"]
     min_fraction = float(gate["min_fraction"])
-    warn = gate.get("warn_fraction")
+    warn = gate["warn_fraction"]
     if not higher_is_better(metric):
         return [GateResult(gate["name"], "ERROR", None, min_fraction,
                            f"robust_cases needs a higher-is-better metric such as dice; got {metric!r}")]
-    label = _label_id(gate.get("label", "mean"), context.records)
-    key = f"adversarial_table/{metric}/{label}/{gate.get('ratio', 0.5)}"
+    label = _label_id(gate["label"], context.records)
+    key = f"adversarial_table/{metric}/{label}/{gate['ratio']}"
     if key not in context.cache:
         context.cache[key] = adversarial_table(context.records, metric=metric, label=label,
-                                               ratio=float(gate.get("ratio", 0.5)))
+                                               ratio=float(gate["ratio"]))
     table = context.cache[key]
-    wanted, severities = gate.get("families"), gate.get("severities")
-    on_masking = gate.get("on_masking", "warn")
+    wanted, severities = gate["families"], gate["severities"]
+    on_masking = gate["on_masking"]
     results = []
     for pert, rows in table.groupby("perturbation", sort=True):
         if wanted and pert not in wanted:
@@ -220,17 +226,17 @@ def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateRe
                                       f"{pert}: no attacked cases at severities {severities}"))
             continue
         n = int(rows["n"].min())
-        if n < int(gate.get("min_cases", 3)):
+        if n < int(gate["min_cases"]):
             results.append(GateResult(gname, "INCONCLUSIVE", None, min_fraction,
                                       f"{pert}: only {n} attacked case(s) with a clean result; need "
-                                      f"{gate.get('min_cases', 3)}"))
+                                      f"{gate['min_cases']}"))
             continue
         worst = rows.sort_values(["robust_fraction", "severity"], ascending=[True, False]).iloc[0]
         value = float(worst["robust_fraction"])
         outcome = compare(value, higher_is_better=True, fail=min_fraction, warn=None if warn is None else float(warn))
         detail = (f"{pert}: worst robust-case fraction {value:.3g} at severity {int(worst['severity'])} "
                   f"(eps = {worst['eps_fraction']:g} x {worst['eps_unit']}; attacked {metric} > "
-                  f"{gate.get('ratio', 0.5):g} x clean mean {worst['clean_mean']:.3g}) over {int(worst['n'])} cases; "
+                  f"{gate['ratio']:g} x clean mean {worst['clean_mean']:.3g}) over {int(worst['n'])} cases; "
                   f"required >= {min_fraction:g}")
         suspect = int(rows["masking_suspected"].sum()) + int(rows["blackbox_stronger"].sum())
         no_gradient = int(rows["no_gradient"].sum())

@@ -24,12 +24,16 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import ConfigError
+from harness.gates import SuiteSetting
 
 if TYPE_CHECKING:
     from harness.analysis.fairness import FairnessResult
     from harness.gates import GateResult
 
-GATE_KEYS = {"name", "check", "metric", "max_gap", "alpha", "perturbation", "attributes", "label", "description"}
+# The optional keys and what an absent one means (None: every analysed attribute).
+GATE_DEFAULTS: dict[str, Any] = {"alpha": SuiteSetting("alpha", 0.05), "perturbation": "clean", "attributes": None,
+                                 "label": "mean"}
+GATE_KEYS = {"name", "check", "metric", "max_gap", "description", *GATE_DEFAULTS}
 
 
 def _fmt(x: float) -> str:

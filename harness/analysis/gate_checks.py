@@ -14,13 +14,20 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.robustness import higher_is_better, per_case
-from harness.gates import GateContext, GateResult, check_keys, compare, gate_check
+from harness.analysis.fairness_gates import GATE_DEFAULTS as FAIRNESS_DEFAULTS
+from harness.gates import GateContext, GateResult, check_keys, compare, gate_check, with_defaults
 from harness.metrics import value_range
 from harness.records import CLEAN
 
 
+# The optional keys of each bundled kind and what an absent one means (None: all / none).
+CLEAN_DEFAULTS: dict[str, Any] = {"label": "each", "min_cases": 3, "warn": None}
+DEGRADATION_DEFAULTS: dict[str, Any] = {"label": "mean", "mode": "absolute", "min_cases": 3, "warn_drop": None,
+                                        "families": None, "severities": None}
+
+
 def _labels(gate: dict[str, Any], context: GateContext) -> list[tuple[str, int | str]]:
-    choice = gate.get("label", "each")
+    choice = gate["label"]
     ok = context.records[context.records["status"] == "OK"]
     names = dict(zip(ok["label"], ok["label_name"])) if len(ok) else {}
     if choice == "mean":
@@ -35,7 +42,7 @@ def _labels(gate: dict[str, Any], context: GateContext) -> list[tuple[str, int |
 
 def _validate_clean(gate: dict[str, Any]) -> list[str]:
     name = gate.get("name")
-    problems = check_keys(gate, required={"metric"}, optional={"min", "max", "warn", "label", "min_cases"},
+    problems = check_keys(gate, required={"metric"}, optional={"min", "max", *CLEAN_DEFAULTS},
                           numbers={"min", "max", "warn"}, counts={"min_cases"})
     if not isinstance(gate.get("metric"), str):
         return problems
@@ -60,10 +67,9 @@ def _validate_clean(gate: dict[str, Any]) -> list[str]:
 
 def _validate_degradation(gate: dict[str, Any]) -> list[str]:
     name = gate.get("name")
-    problems = check_keys(gate, required={"metric", "max_drop"},
-                          optional={"warn_drop", "severities", "mode", "label", "families", "min_cases"},
+    problems = check_keys(gate, required={"metric", "max_drop"}, optional=set(DEGRADATION_DEFAULTS),
                           numbers={"max_drop", "warn_drop"}, counts={"min_cases"})
-    if gate.get("mode", "absolute") not in ("absolute", "relative"):
+    if {**DEGRADATION_DEFAULTS, **gate}["mode"] not in ("absolute", "relative"):
         problems.append(f"gate {name!r}: mode must be 'absolute' or 'relative'")
     if _finite(gate.get("max_drop")) and gate["max_drop"] < 0:
         problems.append(f"gate {name!r}: max_drop must be >= 0 (how much worse than clean is allowed), "
@@ -77,13 +83,15 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
-@gate_check("clean", validate=_validate_clean)
+@gate_check("clean", validate=_validate_clean, defaults=CLEAN_DEFAULTS,
+            meaning="mean metric over clean cases against a minimum (maximum for distances)")
 def clean_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
+    gate = with_defaults(gate, context.suite)
     metric = gate["metric"]
     better_high = higher_is_better(metric)
     threshold = float(gate["min" if better_high else "max"])
-    warn = gate.get("warn")
-    min_cases = int(gate.get("min_cases", 3))
+    warn = gate["warn"]
+    min_cases = int(gate["min_cases"])
     results = []
     for name, label in _labels(gate, context):
         values = per_case(context.records, metric, label=label)  # type: ignore[arg-type]
@@ -148,23 +156,25 @@ def _severity_drops(rows: Any, clean: Any, *, better_high: bool, relative: bool,
     return drops, skipped, changed
 
 
-@gate_check("degradation", validate=_validate_degradation)
+@gate_check("degradation", validate=_validate_degradation, defaults=DEGRADATION_DEFAULTS,
+            meaning="per family, the worst paired mean degradation vs clean over the listed severities")
 def degradation_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
     """Per family: FAIL/WARN on the worst severity with at least ``min_cases`` finite pairs;
     INCONCLUSIVE when no severity fails and some could not be gated (too few pairs)."""
+    gate = with_defaults(gate, context.suite)
     metric = gate["metric"]
     better_high = higher_is_better(metric)
-    max_drop, warn_drop = float(gate["max_drop"]), gate.get("warn_drop")
-    relative = gate.get("mode", "absolute") == "relative"
-    wanted = gate.get("families")
-    severities = gate.get("severities")
-    min_cases = int(gate.get("min_cases", 3))
+    max_drop, warn_drop = float(gate["max_drop"]), gate["warn_drop"]
+    relative = gate["mode"] == "relative"
+    wanted = gate["families"]
+    severities = gate["severities"]
+    min_cases = int(gate["min_cases"])
     unit = "relative " if relative else ""
     results = []
     # every family and severity the run has records of, failed ones included (per_case keeps OK rows only)
     planned = context.records[["perturbation", "severity"]].drop_duplicates()
-    by_class = _per_class(context, metric) if gate.get("label", "mean") == "mean" else {}  # once, for every family
-    for name, label in _labels({"label": gate.get("label", "mean")}, context):
+    by_class = _per_class(context, metric) if gate["label"] == "mean" else {}  # once, for every family
+    for name, label in _labels(gate, context):
         values = per_case(context.records, metric, label=label)  # type: ignore[arg-type]
         clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
         for family in sorted(set(planned["perturbation"]) - {CLEAN}):
@@ -254,11 +264,13 @@ def _validate_fairness(gate: dict[str, Any]) -> list[str]:
     return gate_problems(gate)
 
 
-@gate_check("fairness", validate=_validate_fairness)
+@gate_check("fairness", validate=_validate_fairness, defaults=FAIRNESS_DEFAULTS,
+            meaning="per attribute, the max–min group gap: FAIL when significant after correction and above the margin")
 def fairness_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
     from harness.analysis.fairness import fairness_gates
 
-    return fairness_gates(fairness_result(context, label=gate.get("label", "mean")), gate=gate)
+    gate = with_defaults(gate, context.suite)
+    return fairness_gates(fairness_result(context, label=gate["label"]), gate=gate)
 
 
 # Gate kinds that live beside their analysis; importing registers them.

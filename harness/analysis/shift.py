@@ -46,7 +46,7 @@ from harness.analysis.stats import (
     studentized_ci,
 )
 from harness.errors import ConfigError
-from harness.gates import GateResult, gate_check, label_problem
+from harness.gates import GateResult, SuiteSetting, gate_check, label_problem, with_defaults
 from harness.metrics import value_range
 from harness.options import must_be_one_of
 from harness.tomlread import tomllib
@@ -456,8 +456,13 @@ def _derived_reference(cases: pd.DataFrame, site_attribute: str, attribute: str,
 
 # --- gate and run hooks --------------------------------------------------------------------------
 
-GATE_KEYS = {"name", "check", "metric", "max_drop", "warn_drop", "alpha", "min_cases", "attribute", "reference",
-             "label", "test", "mode", "description"}
+# The optional keys and what an absent one means (reference None: the suite's reference site where the
+# attribute is the suite's site attribute, else that site's value of the attribute, else the largest site).
+GATE_DEFAULTS: dict[str, Any] = {"warn_drop": 0.0, "alpha": SuiteSetting("alpha", 0.05),
+                                 "min_cases": SuiteSetting("min_group_size", 10),
+                                 "attribute": SuiteSetting("site_attribute", "site"), "reference": None,
+                                 "label": "mean", "test": "permutation", "mode": "absolute"}
+GATE_KEYS = {"name", "check", "metric", "max_drop", "description", *GATE_DEFAULTS}
 
 
 def gate_problems(gate: dict[str, Any]) -> list[str]:
@@ -566,7 +571,9 @@ def _site_outcome(value: float, p_adj: float, *, max_drop: float, warn_drop: flo
     return "PASS", ""
 
 
-@gate_check("site_drop", validate=gate_problems)
+@gate_check("site_drop", validate=gate_problems, defaults=GATE_DEFAULTS,
+            meaning="per site, the drop of the mean vs the reference site: FAIL when significant after correction "
+                    "and above max_drop")
 def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
     """``check = "site_drop"``: one result per non-reference site, named ``"<name>[<site>]"``.
 
@@ -577,20 +584,21 @@ def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
     suite's ``min_group_size``); PASS otherwise. ``value`` is the drop, ``threshold`` ``max_drop``.
     """
     suite = context.suite
+    gate = with_defaults(gate, suite)
     name, metric, max_drop = gate["name"], gate["metric"], float(gate["max_drop"])
-    warn_drop, alpha = float(gate.get("warn_drop", 0.0)), float(gate.get("alpha", suite.alpha))
-    min_cases = int(gate.get("min_cases", suite.min_group_size))
-    attribute = gate.get("attribute", suite.site_attribute)
+    warn_drop, alpha = float(gate["warn_drop"]), float(gate["alpha"])
+    min_cases = int(gate["min_cases"])
+    attribute = gate["attribute"]
     # on another attribute (a scanner): the reference site's own value, as the report does
-    reference = gate.get("reference") or (suite.reference_site if attribute == suite.site_attribute else
+    reference = gate["reference"] or (suite.reference_site if attribute == suite.site_attribute else
                                           _derived_reference(context.cases, suite.site_attribute, attribute,
                                                              suite.reference_site))
-    relative = gate.get("mode", "absolute") == "relative"
-    test = gate.get("test", "permutation")
+    relative = gate["mode"] == "relative"
+    test = gate["test"]
     cluster = getattr(suite, "cluster", "")  # a suite-like object from before the key existed has none
     try:
         table = site_table(context.records, context.cases, attribute=attribute, metrics=[metric],
-                           reference_site=reference or None, label=gate.get("label", "mean"), test=test,
+                           reference_site=reference or None, label=gate["label"], test=test,
                            correction=suite.correction, alpha=alpha, min_cases=min_cases,
                            n_boot=suite.n_bootstrap, n_perm=suite.n_permutations, seed=suite.seed,
                            cluster=cluster or None)

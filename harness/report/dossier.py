@@ -25,13 +25,6 @@ EMPTY_POLICY = [
     ("Background (label 0) is not scored. Per-class values are averaged per case (label \"mean\") before any "
      "statistic unless a gate selects a class."),
 ]
-GATE_KINDS = {
-    "clean": "mean metric over clean cases against a minimum (maximum for distances)",
-    "degradation": "per family, the worst paired mean degradation vs clean over the listed severities",
-    "fairness": "per attribute, the max–min group gap: FAIL when significant after correction and above the margin",
-    "baseline": "paired regression vs a previous run: FAIL when significantly worse by more than the margin",
-    "robust_cases": "fraction of cases keeping Dice above a share of the clean mean under attack (ROG rule)",
-}
 _META_SKIP = {"case_id", "image_sha256", "label_sha256"}
 
 
@@ -191,26 +184,28 @@ def metric_definitions(run: RunDir) -> list[dict[str, str]]:
 
 
 def acceptance_criteria(run: RunDir) -> list[dict[str, Any]]:
-    rows = []
-    for gate in run.suite_gates:
-        extra = {k: v for k, v in gate.items() if k not in ("name", "check", "metric", "description")}
-        rows.append({"name": gate.get("name", ""), "check": gate.get("check", ""), "metric": gate.get("metric", ""),
-                     "criteria": ", ".join(f"{k} = {v}" for k, v in extra.items()),
-                     "meaning": GATE_KINDS.get(str(gate.get("check")), ""), "description": gate.get("description", ""),
-                     "source": "suite"})
+    """One row per declared gate (and per gate the command line added): the metric it gates, its
+    keys as set in the suite (``criteria``), the keys it left at their defaults with the values the
+    gate used (``defaults``, e.g. "min_cases = 3", "alpha = 0.05 ([suite].alpha)") and its kind's
+    meaning."""
     declared = {str(g.get("name")) for g in run.suite_gates}
     added = sorted({g["name"].split("[", 1)[0] for g in run.summary.get("gates", [])} - declared - {"model-errors", "run-complete"})
-    for name in added:
-        criteria, metric = "defaults (see docs/report.md)", ""
-        if name == "baseline":  # the gate --baseline adds: its defaults, with the suite's alpha
-            from harness.baseline import DEFAULTS
+    # the gate --baseline adds has every key at its default (alpha: the suite's)
+    gates = [(g, "suite") for g in run.suite_gates] + [({"name": n, "check": n}, "command line (--baseline)")
+                                                        for n in added]
+    return [_criteria_row(gate, source, run.settings) for gate, source in gates]
 
-            values = {**DEFAULTS, "alpha": run.settings.get("alpha", DEFAULTS["alpha"])}
-            metric = str(values["metric"])
-            criteria = ", ".join(f"{k} = {values[k]}" for k in ("margin", "alpha", "min_cases", "test"))
-        rows.append({"name": name, "check": name, "metric": metric, "criteria": criteria,
-                     "meaning": GATE_KINDS.get(name, ""), "description": "", "source": "command line (--baseline)"})
-    return rows
+
+def _criteria_row(gate: dict[str, Any], source: str, settings: dict[str, Any]) -> dict[str, Any]:
+    from harness.gates import defaults_used, gate_meaning, with_defaults
+
+    extra = {k: v for k, v in gate.items() if k not in ("name", "check", "metric", "description")}
+    defaults = [d for d in defaults_used(gate, settings) if not d.startswith("metric = ")]  # in its own column
+    return {"name": gate.get("name", ""), "check": gate.get("check", ""),
+            "metric": with_defaults(gate, settings).get("metric", ""),
+            "criteria": ", ".join(f"{k} = {v}" for k, v in extra.items()), "defaults": ", ".join(defaults),
+            "meaning": gate_meaning(str(gate.get("check"))), "description": gate.get("description", ""),
+            "source": source}
 
 
 def analysis_plan(run: RunDir) -> list[str]:
@@ -268,7 +263,7 @@ def _baseline_tests(run: RunDir) -> str:
     from harness.baseline import DEFAULTS, EXACT_MAX_N
 
     gates = [g for g in run.suite_gates if g.get("check") == "baseline"]
-    tests = sorted({str(g.get("test", DEFAULTS["test"])) for g in gates} or {DEFAULTS["test"]})
+    tests = sorted({str(g.get("test", DEFAULTS["test"])) for g in gates} or {str(DEFAULTS["test"])})
     words = {"permutation": f"one-sided sign-flip permutation test (exact up to {EXACT_MAX_N} cases, else "
                             f"{run.settings['n_permutations']} random sign flips)",
              "wilcoxon": "one-sided Wilcoxon signed-rank test",

@@ -178,7 +178,8 @@ def test_dossier_states_the_added_baseline_gate_and_strict(tmp_path: Path) -> No
     gates = [{"name": "baseline[clean]", "outcome": "WARN", "value": 0.01, "threshold": 0.02, "detail": "d"}]
     run = make_run(tmp_path / "run", case_ids=IDS, gates=gates)
     html = render(load_run(run), "dossier")
-    assert "margin = 0.02, alpha = 0.05, min_cases = 5, test = permutation" in html and "--strict" not in html
+    assert ("margin = 0.02, alpha = 0.05 ([suite].alpha), min_cases = 5, test = permutation, families = all" in html
+            and "--strict" not in html)
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, "strict": True}))
     assert "this run used\n<code>--strict</code> — a gate is WARN or INCONCLUSIVE (1)" in render(load_run(run), "dossier")
