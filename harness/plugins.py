@@ -102,11 +102,16 @@ def provenance(reference: str, group: str | None = None) -> str | None:
     except FOREIGN_FAILURES:
         module = None
     path = getattr(module, "__file__", None)
-    if path:
+    if path:  # not a readable file for code typed at a prompt or piped in (<stdin>), or a zip import
         from harness.hashing import file_sha256
 
-        where = f"{release}, editable: " if release else ""
-        return f"{reference} ({where}{path}, sha256 {file_sha256(Path(path))[:16]})"
+        try:
+            digest = file_sha256(Path(path))[:16]
+        except OSError:
+            digest = None
+        if digest is not None:
+            where = f"{release}, editable: " if release else ""
+            return f"{reference} ({where}{path}, sha256 {digest})"
     return f"{reference} ({release or 'origin unknown'})"
 
 

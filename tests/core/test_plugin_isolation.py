@@ -166,3 +166,14 @@ def test_an_editable_plugin_is_traced_by_its_code_not_its_version(tmp_path: Path
     assert plugins.provenance("edited", "harness.perturbations") == before
     code.write_text("X = 2\n")
     assert plugins.provenance("editlab.fam:X") != before  # the edit shows
+
+
+def test_code_without_a_readable_file_is_of_unknown_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model function typed at a prompt or piped in (module file "<stdin>") must not stop the run
+    after its evaluation: its provenance is unknown, not an error."""
+    from harness import plugins
+
+    module = types.ModuleType("piped_in_model")
+    module.__file__ = "<stdin>"
+    monkeypatch.setitem(sys.modules, "piped_in_model", module)
+    assert plugins.provenance("piped_in_model:predict") == "piped_in_model:predict (origin unknown)"
