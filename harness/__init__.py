@@ -21,6 +21,7 @@ Names are imported lazily, so ``import harness`` stays light (no torch until a m
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -60,10 +61,13 @@ __all__ = ["Case", "ConfigError", "HarnessError", "ModelError", "__version__", *
 
 
 def __getattr__(name: str) -> Any:
-    try:
-        module, attribute = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'harness' has no attribute {name!r}") from None
+    """A public name, imported on first use; or a subpackage (``harness.perturbations.get``, as
+    ``import harness.perturbations`` would give)."""
+    if name not in _LAZY:
+        if not name.startswith("_") and importlib.util.find_spec(f"harness.{name}") is not None:
+            return importlib.import_module(f"harness.{name}")  # the import binds it on this module
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
     value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value  # cache: the next lookup is a plain attribute
     return value

@@ -21,6 +21,17 @@ def test_unknown_name_is_an_attribute_error():
         harness.nope  # noqa: B018
 
 
+def test_subpackages_are_reached_from_the_package_as_the_docs_write_them():
+    """``import harness`` then ``harness.perturbations.get(...)`` (docs/perturbations.md), in a fresh
+    interpreter where nothing has imported the subpackage yet."""
+    code = ("import harness; f = harness.perturbations.get('gaussian_noise'); "
+            "print(type(f).__name__, 'dice' in harness.metrics.available())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["GaussianNoise", "True"]
+    with pytest.raises(AttributeError, match="no attribute '_private'"):
+        harness._private  # noqa: B018
+
+
 def test_import_is_light():
     code = "import sys, harness; print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
