@@ -64,6 +64,17 @@ def softmax(scores: np.ndarray, axis: int = 0) -> np.ndarray:
     return (shifted / shifted.sum(axis=axis, keepdims=True)).astype(np.float32)
 
 
+def _spacing(spacing: Any) -> tuple[float, ...]:
+    """``spacing`` as positive, finite mm per spatial axis, else a ModelError saying what it got."""
+    try:
+        values = tuple(float(v) for v in spacing)
+    except (TypeError, ValueError):
+        raise ModelError(f"spacing must be a sequence of numbers (mm per spatial axis), got {spacing!r}") from None
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        raise ModelError(f"spacing must be positive, finite mm per spatial axis, got {values}")
+    return values
+
+
 def _mirror(array: np.ndarray, axes: Sequence[int], *, lead: int) -> np.ndarray:
     """``array`` flipped along spatial ``axes`` (after ``lead`` leading axes); a copy."""
     return np.ascontiguousarray(np.flip(array, tuple(a + lead for a in axes))) if axes else array
@@ -176,7 +187,7 @@ class Model(ABC):
             raise ModelError(f"{where}model {self.name!r} raised {describe_failure(exc)}") from exc
 
     def _predict_batch(self, images: Sequence[np.ndarray], spacings: Sequence[Sequence[float]]) -> list[Prediction]:
-        prepared = [self._prepare(np.asarray(im), tuple(float(s) for s in sp)) for im, sp in zip(images, spacings)]
+        prepared = [self._prepare(np.asarray(im), _spacing(sp)) for im, sp in zip(images, spacings)]
         flips = self._tta_flips() if prepared else [()]
         kind = self.model_card.output.kind
         if len(flips) == 1:
@@ -236,6 +247,10 @@ class Model(ABC):
         ndim = image.ndim - 1
         if len(spacing) != ndim:
             raise ModelError(f"spacing {spacing} needs one value per spatial axis ({ndim})")
+        finite = np.isfinite(image)
+        if not finite.all():  # the model would be blamed for the NaN it returns
+            raise ModelError(f"input image has {int(finite.size - finite.sum())} NaN or infinite value(s); "
+                             "fix the image before prediction")
         problems = self.check_input(channels=image.shape[0], ndim=ndim)
         if problems:
             raise ModelError("; ".join(problems))

@@ -146,6 +146,10 @@ class Perturbation(ABC):
                                     "(return case.with_(image=...))")
         image = out.image
         if image.dtype.kind in "fc" and not np.isfinite(image).all():
+            given = int(np.size(case.image) - np.isfinite(case.image).sum())
+            if given:  # not the family's doing
+                raise PerturbationError(f"{self.name}: the input image already has {given} NaN or infinite "
+                                        "value(s); fix the image (or the step that made it) first")
             raise PerturbationError(f"{self.name}: apply() made {int(np.size(image) - np.isfinite(image).sum())} "
                                     "image values NaN or infinite")
         if not self.geometric and out.label is not case.label and not np.array_equal(out.label, case.label):

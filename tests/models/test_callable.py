@@ -95,6 +95,14 @@ def test_bad_inputs_raise_model_error(tmp_path, case2d):
         model.predict(case2d.image, (1.0,))
     with pytest.raises(ModelError, match=r"input must be a numeric \(C, \*spatial\) array"):
         model.predict(case2d.image[0, 0], (1.0,))
+    image = case2d.image.copy()
+    image[0, :2, 0] = np.inf
+    with pytest.raises(ModelError, match=r"case c1: input image has 2 NaN or infinite value\(s\)"):
+        model.predict(image, case2d.spacing, case_id="c1")
+    for spacing, said in ((None, "a sequence of numbers"), (("a", 1), "a sequence of numbers"),
+                          ((-1.0, 1.0), r"positive, finite mm per spatial axis, got \(-1\.0, 1\.0\)")):
+        with pytest.raises(ModelError, match=f"spacing must be {said}"):
+            model.predict(case2d.image, spacing)
 
 
 def test_callable_config_errors(tmp_path):

@@ -39,6 +39,14 @@ def test_an_unusable_result_is_the_perturbations_failure(apply: Any, said: str) 
         _family(apply)(_case(), 2, 0)
 
 
+def test_a_non_finite_input_image_is_named_as_the_input_not_the_family() -> None:
+    case = _case()
+    image = case.image.copy()
+    image[0, 0, :3] = np.nan
+    with pytest.raises(PerturbationError, match=r"plugin: the input image already has 3 NaN or infinite value"):
+        _family(lambda c: c.with_(image=c.image * 2))(case.with_(image=image), 2, 0)
+
+
 def test_draw_must_return_a_dict_and_a_geometric_family_may_move_the_label() -> None:
     with pytest.raises(PerturbationError, match=r"draw\(\) returned list, not a dict"):
         _family(lambda case: case, draw=lambda rng: [1, 2])(_case(), 1, 0)
