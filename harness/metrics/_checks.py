@@ -34,6 +34,8 @@ def as_label_map(x: object, name: str) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype.kind not in "biu":
         raise ValueError(f"{name} must be an integer label map, got dtype {arr.dtype}")
+    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+        raise ValueError(f"{name} has negative values (lowest {int(arr.min())}); class numbers are 0 (background), 1, 2, ...")
     return arr
 
 
@@ -50,10 +52,13 @@ def as_spacing(spacing: float | Sequence[float] | np.ndarray | None,
     """Spacing in mm per spatial axis; ``None`` is 1 mm, a scalar is isotropic."""
     if spacing is None:
         return (1.0,) * ndim
-    values = np.atleast_1d(np.asarray(spacing, dtype=np.float64))
-    if values.ndim != 1:
+    try:
+        values = np.asarray(spacing, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"spacing must be a number or a sequence of numbers (mm), got {spacing!r}") from None
+    if values.ndim > 1:
         raise ValueError(f"spacing must be a number or a sequence of numbers, got {spacing!r}")
-    if values.size == 1:
+    if values.ndim == 0:  # a scalar: isotropic (a one-element sequence is one axis, checked below)
         values = np.repeat(values, ndim)
     if values.size != ndim:
         raise ValueError(f"spacing has {values.size} values but the masks have {ndim} spatial "

@@ -186,6 +186,12 @@ def test_options_change_results() -> None:
     (lambda: evaluate(SQUARE, SQUARE, spacing=1.0, labels=1, metrics=["dice"]),  # type: ignore[arg-type]
      r"labels must be an iterable of integers such as \[1, 2\], got 1"),
     (lambda: dice(np.full((3, 3), 2), np.zeros((3, 3))), r"it holds 2, expected"),  # not np.int64(2)
+    (lambda: evaluate(SQUARE, SQUARE, spacing=(1.0,), labels=[1], metrics=["hd95"]),  # one axis, not isotropic
+     "spacing has 1 values but the masks have 2 spatial axes"),
+    (lambda: evaluate(SQUARE, SQUARE, spacing=("a", 1), labels=[1], metrics=["hd95"]),
+     r"spacing must be a number or a sequence of numbers \(mm\), got \('a', 1\)"),
+    (lambda: evaluate(-SQUARE.astype(np.int64), SQUARE, spacing=1.0, labels=[1], metrics=["dice"]),
+     r"pred has negative values \(lowest -1\)"),
 ])
 def test_clear_value_errors(call: object, match: str) -> None:
     with pytest.raises(ValueError, match=match) as info:
