@@ -46,6 +46,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "evaluate_metrics": ("harness.metrics", "evaluate"),
     "register_metric": ("harness.metrics", "register"),
     "available_metrics": ("harness.metrics", "available"),
+    "fairness_tables": ("harness.analysis.fairness", "fairness_tables"),
     "GateResult": ("harness.gates", "GateResult"),
     "gate_check": ("harness.gates", "gate_check"),
     "with_defaults": ("harness.gates", "with_defaults"),

@@ -73,6 +73,13 @@ def case_values(records: pd.DataFrame, *, metrics: Sequence[str], label: int | s
         present = [c for c in records.columns if pd.api.types.is_numeric_dtype(records[c])]
         raise ConfigError(f"metric column(s) {', '.join(missing)} not in the records; numeric columns: "
                           f"{', '.join(map(str, present))}")
+    if "case_id" not in records.columns:
+        raise ConfigError("the records need a case_id column (one row per case, or per case x class x "
+                          f"perturbation x severity); columns: {', '.join(map(str, records.columns))}")
+    # a plain per-case table (e.g. a researcher's own scores) is clean and of one class
+    absent = {k: v for k, v in (("perturbation", CLEAN), ("severity", 0), ("label", 1)) if k not in records.columns}
+    if absent:
+        records = records.assign(**absent)
     ok = records[records["status"] == "OK"] if "status" in records.columns else records
     if not by_perturbation:
         ok = ok[ok["perturbation"] == CLEAN]

@@ -84,6 +84,12 @@ class FairnessResult:
 def _check_options(*, alpha: float, correction: str, test: str, min_group_size: int, n_boot: int,
                    n_perm: int, small_groups: str, level: float) -> None:
     problems = []
+    for name, value in (("alpha", alpha), ("level", level)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"fairness analysis options are invalid: {name} must be a number, got {value!r}")
+    for name, value in (("min_group_size", min_group_size), ("n_boot", n_boot), ("n_perm", n_perm)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ConfigError(f"fairness analysis options are invalid: {name} must be a whole number, got {value!r}")
     if not 0 < alpha < 1:
         problems.append(f"alpha must be in (0, 1), got {alpha!r}")
     if not 0 < level < 1:
@@ -164,7 +170,7 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
     """
     _check_options(alpha=alpha, correction=correction, test=test, min_group_size=min_group_size,
                    n_boot=n_boot, n_perm=n_perm, small_groups=small_groups, level=level)
-    metrics = list(metrics)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)  # one metric's name is not its letters
     direction = metric_directions(metrics, overrides=directions)
     higher = np.array([direction[m] for m in metrics])
     values = case_values(records, metrics=metrics, label=label, by_perturbation=by_perturbation)

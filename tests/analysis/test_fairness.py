@@ -128,6 +128,8 @@ def test_one_group_and_kruskal():
     ({"metrics": ["dice", "volume"]}, "volume"),
     ({"correction": "bonferroni"}, "correction"),
     ({"alpha": 1.5}, "alpha"),
+    ({"alpha": "0.05"}, "alpha must be a number, got '0.05'"),
+    ({"n_perm": 100.5}, "n_perm must be a whole number, got 100.5"),
     ({"cohorts": ["ethnicity"]}, "available columns"),
 ])
 def test_configuration_errors(kwargs, match):
@@ -135,6 +137,20 @@ def test_configuration_errors(kwargs, match):
     options = {"cohorts": ["sex"], "metrics": ["dice"], **FAST, **kwargs}
     with pytest.raises(ConfigError, match=match):
         fairness_tables(records, cases, **options)
+
+
+def test_a_plain_per_case_table_is_clean_and_of_one_class():
+    """A researcher's own table (case_id and scores only) gives what the full records give on their
+    clean rows of the mean over classes; one metric may be named as a string."""
+    records, cases = make_tables(n=30, seed=8)
+    clean = records[(records["perturbation"] == "clean") & (records["status"] == "OK")]
+    per_case = clean[clean["label"] != 0].groupby("case_id", as_index=False)["dice"].mean()
+    plain = fairness_tables(per_case, cases, cohorts=["sex"], metrics="dice", **FAST)
+    full = fairness_tables(records, cases, cohorts=["sex"], metrics=["dice"], by_perturbation=False, **FAST)
+    columns = ["group", "n", "mean"]
+    pd.testing.assert_frame_equal(plain.groups[columns], full.groups[columns])
+    with pytest.raises(ConfigError, match="the records need a case_id column"):
+        fairness_tables(per_case.drop(columns="case_id"), cases, cohorts=["sex"], metrics=["dice"], **FAST)
 
 
 def test_unknown_metric_direction_needs_override():
