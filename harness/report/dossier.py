@@ -79,7 +79,9 @@ def independence(run: RunDir) -> tuple[str, bool] | None:
     sizes = [f"{td[k]} {w}" for k, w in (("training_images", "training"), ("validation_images", "validation"))
              if isinstance(td.get(k), int)]
     among = f"the {' / '.join(sizes)} images" if sizes else "the images"
-    return f"independent: none of the {n} evaluated images is among {among} of its training record {record}", False
+    return (f"no overlap found: none of the {n} evaluated images is identical (image sha256) to one of {among} of "
+            f"its training record {record}; re-encoded or resampled copies and other images of the same patients "
+            "would not be found"), False
 
 
 def hashes(run: RunDir) -> list[tuple[str, str]]:
@@ -280,6 +282,13 @@ def limitations(run: RunDir) -> list[str]:
         out.append("The data are synthetic phantoms: results say nothing about clinical performance.")
     for note in s.get("notes", []):
         out.append(f"Run note: {note}")
+    for change in suite_overrides(run):
+        out.append(f"Deviation from the suite: {change}")
+    revision = s.get("harness_revision")
+    if isinstance(revision, dict) and revision.get("dirty"):
+        out.append(f"The harness code had uncommitted changes (checkout {str(revision.get('commit', ''))[:12]}): "
+                   f"its version ({s.get('harness_version', '')}) and commit do not fully identify the code that "
+                   "produced these results.")
     inconclusive = [g["name"] for g in s.get("gates", []) if g["outcome"] == "INCONCLUSIVE"]
     if inconclusive:
         out.append(f"{len(inconclusive)} gate(s) could not be decided (INCONCLUSIVE): {', '.join(inconclusive[:8])}.")
@@ -355,8 +364,8 @@ def suite_overrides(run: RunDir) -> list[str]:
         shown = ran if isinstance(ran, str) else ", ".join(map(str, ran)) or "none"
         out.append(f"Cohorts analysed: {shown} (harness run --cohorts), not those of the text below.")
     if s.get("limit"):
-        out.append(f"Only the first {s['limit']} cases of the data were evaluated (harness run --limit); "
-                   f"{s.get('data', {}).get('n_cases', '')} cases in the end.")
+        out.append(f"Only the first {s['limit']} cases of the data were evaluated (harness run --limit): in the "
+                   f"data's order, not a random sample; {s.get('data', {}).get('n_cases', '')} cases in the end.")
     if s.get("held_out"):
         out.append("Cases the model trained or validated on were left out (harness run --held-out).")
     return out

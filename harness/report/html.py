@@ -100,6 +100,15 @@ def _worst_cell(rob: dict[str, Any]) -> dict[str, Any] | None:
     return best
 
 
+def _generator(summary: dict[str, Any]) -> str:
+    """The harness that writes this file, and the one that made the run when that differs
+    ("0.2.0 (run made with harness 0.1.0)"): a report regenerated later is not the run's own."""
+    from harness import __version__
+
+    made = str(summary.get("harness_version", ""))
+    return __version__ if made in ("", __version__) else f"{__version__} (run made with harness {made})"
+
+
 def build_context(run: RunDir) -> dict[str, Any]:
     """Everything both templates need (plots rendered once)."""
     robustness = sections.robustness_section(run)
@@ -114,7 +123,7 @@ def build_context(run: RunDir) -> dict[str, Any]:
         "baseline": sections.baseline_section(run), "worst": sections.worst_section(run),
         "gallery": sections.gallery_section(run), "errors": sections.errors_section(run),
         "suite_text": run.suite_text, "run_record": dossier.run_record(run), "hashes": dossier.hashes(run),
-        "page_label": label[:90],
+        "page_label": label[:90], "generator": _generator(s),
         "for_print": False,  # True for the copy printed to PDF: every <details> open (print shows no closed ones)
     }
 

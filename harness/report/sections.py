@@ -41,6 +41,8 @@ def summary_section(run: RunDir) -> dict[str, Any]:
                 "INCONCLUSIVE": "Inconclusive: too few cases to decide some gates",
                 "FAIL": "Failed: the model does not meet the acceptance criteria",
                 "ERROR": "Error: the evaluation is incomplete; its gates cannot be trusted"}[outcome]
+    if run.summary.get("strict") and outcome in ("WARN", "INCONCLUSIVE"):  # exit 1: not a pass
+        headline = {"WARN": "Warnings", "INCONCLUSIVE": headline}[outcome] + " — blocked: this run used --strict"
     clean = run.summary.get("clean", {})
     labels = run.summary.get("labels") or {}
     by_number = [name for _, name in sorted((int(k), str(v)) for k, v in labels.items() if str(k).isdigit())]
