@@ -190,7 +190,9 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
 
 
 @gate_check("baseline", validate=gate_problems, defaults=GATE_DEFAULTS,
-            meaning="paired regression vs a previous run: FAIL when significantly worse by more than the margin")
+            meaning="paired regression vs a previous run: FAIL when significantly worse by more than the margin; "
+                    "WARN when worse by more than the margin without significance, or significantly worse within it",
+            settings=("correction", "cluster"))
 def baseline_gate(gate: dict[str, Any], context: GateContext, *,
                   p_adjusted: dict[str, float] | None = None) -> list[GateResult]:
     """The gate (see the module docstring); ``p_adjusted``, when given, receives each tested

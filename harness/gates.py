@@ -64,6 +64,7 @@ _CHECKS: dict[str, GateCheck] = {}
 _VALIDATORS: dict[str, GateValidator] = {}
 _DEFAULTS: dict[str, dict[str, Any]] = {}
 _MEANINGS: dict[str, str] = {}
+_SETTINGS: dict[str, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,13 @@ class GateContext:
 
 
 def gate_check(kind: str, *, validate: GateValidator | None = None, defaults: Mapping[str, Any] | None = None,
-               meaning: str = "") -> Callable[[GateCheck], GateCheck]:
+               meaning: str = "", settings: tuple[str, ...] = ()) -> Callable[[GateCheck], GateCheck]:
     """Register a gate kind (the suite's ``check = "..."``), optionally with a key validator that
     returns problems found without data (run at suite load, so bad gates exit 3 up front), the
     ``defaults`` of its optional keys (a value, None for "all"/"none", or a :class:`SuiteSetting`),
-    which the check reads through :func:`with_defaults` and the dossier lists, and a one-line
-    ``meaning`` for the dossier's acceptance criteria."""
+    which the check reads through :func:`with_defaults` and the dossier lists, a one-line
+    ``meaning`` and the ``[suite]`` ``settings`` its outcome depends on (e.g. ``min_group_size``),
+    both for the dossier's acceptance criteria."""
     def wrap(fn: GateCheck) -> GateCheck:
         if not str(getattr(fn, "__module__", "")).startswith("harness."):  # a plugin may not replace a bundled kind
             _load_checks()
@@ -108,6 +110,7 @@ def gate_check(kind: str, *, validate: GateValidator | None = None, defaults: Ma
             _VALIDATORS[kind] = validate
         _DEFAULTS[kind] = dict(defaults or {})
         _MEANINGS[kind] = meaning
+        _SETTINGS[kind] = tuple(settings)
         return fn
 
     return wrap
@@ -123,6 +126,18 @@ def gate_meaning(kind: str) -> str:
     """A gate kind's one-line meaning ("" when it registered none)."""
     _load_checks()
     return _MEANINGS.get(kind, "")
+
+
+def settings_used(kind: str, settings: Any) -> list[str]:
+    """The ``[suite]`` settings a gate kind's outcome depends on, as "min_group_size = 10"; empty
+    values (e.g. no ``cluster``) left out."""
+    _load_checks()
+    out = []
+    for key in _SETTINGS.get(kind, ()):
+        value = _setting(SuiteSetting(key), settings)
+        if value not in (None, "", (), []):
+            out.append(f"{key} = {value}")
+    return out
 
 
 def _setting(value: Any, settings: Any) -> Any:

@@ -189,7 +189,7 @@ def _assumed_spacing_note(dataset: Dataset) -> list[str]:
         return []
     return [f"{len(assumed)} of {len(dataset.case_ids)} cases have no physical spacing (raster image files, and "
             "the data card gives no [dataset] spacing): 1 pixel was taken as 1 mm, so their distances (hd, hd95, "
-            "assd, masd, the NSD tolerance) and volumes are in pixels where the report says mm; give the "
+            "assd, masd, the NSD tolerance) and volumes are in pixels (the report labels them px); give the "
             "spacing in the card"]
 
 

@@ -265,7 +265,9 @@ def _validate_fairness(gate: dict[str, Any]) -> list[str]:
 
 
 @gate_check("fairness", validate=_validate_fairness, defaults=FAIRNESS_DEFAULTS,
-            meaning="per attribute, the max–min group gap: FAIL when significant after correction and above the margin")
+            meaning="per attribute, the max–min group gap: FAIL when significant after correction and above "
+                    "max_gap; WARN when only one of the two holds",
+            settings=("min_group_size", "small_groups", "fairness_test", "correction", "cluster"))
 def fairness_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
     from harness.analysis.fairness import fairness_gates
 

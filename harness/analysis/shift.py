@@ -573,7 +573,8 @@ def _site_outcome(value: float, p_adj: float, *, max_drop: float, warn_drop: flo
 
 @gate_check("site_drop", validate=gate_problems, defaults=GATE_DEFAULTS,
             meaning="per site, the drop of the mean vs the reference site: FAIL when significant after correction "
-                    "and above max_drop")
+                    "and above max_drop; WARN when above max_drop without significance, or significant and above "
+                    "warn_drop", settings=("correction", "cluster"))
 def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
     """``check = "site_drop"``: one result per non-reference site, named ``"<name>[<site>]"``.
 

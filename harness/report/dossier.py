@@ -25,6 +25,20 @@ EMPTY_POLICY = [
     ("Background (label 0) is not scored. Per-class values are averaged per case (label \"mean\") before any "
      "statistic unless a gate selects a class."),
 ]
+
+
+def empty_policy(run: RunDir) -> list[str]:
+    """:data:`EMPTY_POLICY` in this run's length unit ("mm", or "px" where the cases had no spacing)."""
+    from harness.report.units import run_unit
+
+    unit = run_unit(run.summary, "mm")
+    if unit == "mm":
+        return list(EMPTY_POLICY)
+    return [p.replace("(mm)", f"({unit})").replace("0 mm", f"0 {unit}").replace(
+        "in mm using the voxel spacing", f"in {unit} (1 mm per pixel assumed where a case had no spacing)")
+        for p in EMPTY_POLICY]
+
+
 _META_SKIP = {"case_id", "image_sha256", "label_sha256"}
 
 
@@ -199,13 +213,14 @@ def acceptance_criteria(run: RunDir) -> list[dict[str, Any]]:
 
 
 def _criteria_row(gate: dict[str, Any], source: str, settings: dict[str, Any]) -> dict[str, Any]:
-    from harness.gates import defaults_used, gate_meaning, with_defaults
+    from harness.gates import defaults_used, gate_meaning, settings_used, with_defaults
 
     extra = {k: v for k, v in gate.items() if k not in ("name", "check", "metric", "description")}
     defaults = [d for d in defaults_used(gate, settings) if not d.startswith("metric = ")]  # in its own column
     return {"name": gate.get("name", ""), "check": gate.get("check", ""),
             "metric": with_defaults(gate, settings).get("metric", ""),
             "criteria": ", ".join(f"{k} = {v}" for k, v in extra.items()), "defaults": ", ".join(defaults),
+            "settings": ", ".join(settings_used(str(gate.get("check")), settings)),
             "meaning": gate_meaning(str(gate.get("check"))), "description": gate.get("description", ""),
             "source": source}
 
@@ -213,14 +228,17 @@ def _criteria_row(gate: dict[str, Any], source: str, settings: dict[str, Any]) -
 def analysis_plan(run: RunDir) -> list[str]:
     s = run.settings
     plan = [
-        ("Unit of analysis: the case. Rows of one case are averaged over repeats and foreground classes before any "
-         "statistic; ERROR rows are excluded (never imputed) and any ERROR makes the run exit 2."
+        ("Unit of analysis: the case. Rows of one case are averaged over repeats, and over its foreground classes "
+         "unless a gate or table selects a class (label = \"each\" or a class), before any statistic; ERROR rows "
+         "are excluded (never imputed) and any ERROR makes the run exit 2."
          + (f" Subgroup (fairness), site and baseline comparisons take the {s['cluster']} value as their unit "
             "([suite].cluster): "
             "each one's cases are averaged within a group and cell, so their n, CIs and tests count "
             f"{s['cluster']} values, not cases; the other CIs keep the mean over cases and resample whole "
             f"{s['cluster']} values." if s["cluster"] else "")),
-        (f"Confidence intervals: 95 %, bootstrap over cases, seeded by the run's seed ({s['seed']}). Group and site "
+        (f"Confidence intervals: 95 %, bootstrap over "
+         f"{'whole ' + s['cluster'] + ' values' if s['cluster'] else 'cases'}, seeded by the run's seed ({s['seed']}). "
+         "Group and site "
          f"means and site drops: bootstrap-t (studentized, a drop with the Welch standard error; {s['n_bootstrap']} "
          "resamples), limited to the values the data allow; fairness gaps, ratios and effect sizes: percentile "
          f"bootstrap ({s['n_bootstrap']} resamples); robustness tables and baseline regressions: bootstrap-t "
@@ -240,15 +258,31 @@ def analysis_plan(run: RunDir) -> list[str]:
         plan.append(f"Fairness: cohorts {s['cohorts']!s}; groups below {s['min_group_size']} "
                     f"{s['cluster'] + ' values' if s['cluster'] else 'cases'} are {small}. "
                     f"Gap = best − worst group mean; {_fairness_test(s)}, {s['correction']} correction across all "
-                    f"tests, α = {s['alpha']}. A gate FAILs only "
+                    f"fairness tests of the run (attributes × cells × metrics), α = {s['alpha']}. Effect size r: the "
+                    "rank-biserial correlation of the best and the worst group (0 = neither tends to score higher, "
+                    "1 = every case of the best group beats every case of the worst). A gate FAILs only "
                     "when the gap is both significant and above its margin (a bootstrap CI of a max–min gap is "
                     "biased away from 0, so it is not gated on).")
+    if any(g.get("check") == "site_drop" for g in run.suite_gates) or _has_sites(run):
+        plan.append(f"Site shift ({s['site_attribute']}): each site's clean mean against the reference site "
+                    f"({s['reference_site'] or 'the largest site'}); drop = reference − site mean (positive = worse); "
+                    "two-sided unpaired test of equal means (studentized permutation test, or Mann–Whitney U where a "
+                    f"gate sets test = \"mannwhitney\"), {s['correction']} correction across the non-reference sites "
+                    "of each metric (a family of its own, separate from the fairness tests); effect size: the "
+                    "rank-biserial correlation. A site_drop gate FAILs when the drop is significant and above "
+                    "max_drop.")
     if any(g["name"].startswith("baseline") for g in run.summary.get("gates", [])) or run.baseline is not None \
             or any(g.get("check") == "baseline" for g in run.suite_gates):
         plan.append("Baseline regression: per-case paired differences against the baseline run (cases with equal "
                     f"image and label hashes); {_baseline_tests(run)} of H1 regression > margin, corrected across "
-                    "the gate's comparisons; FAIL when significant.")
+                    "the gate's comparisons (a family of its own); FAIL when significant.")
     return plan
+
+
+def _has_sites(run: RunDir) -> bool:
+    """Whether the report has a site-shift section: two or more values of the site attribute."""
+    column = run.settings.get("site_attribute", "site")
+    return column in run.cases.columns and run.cases[column].dropna().nunique() >= 2
 
 
 def _fairness_test(settings: dict[str, Any]) -> str:

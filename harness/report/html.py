@@ -147,7 +147,7 @@ def _dossier_context(run: RunDir, ctx: dict[str, Any]) -> dict[str, Any]:
             "manifest": dossier.manifest(run, fairness_attributes=[str(g.get("attribute")) for g in
                                                                    (ctx["fairness"] or {}).get("groups", [])]),
             "metric_defs": dossier.metric_definitions(run), "metric_options": dossier.metric_options(run),
-            "empty_policy": dossier.EMPTY_POLICY, "criteria": dossier.acceptance_criteria(run),
+            "empty_policy": dossier.empty_policy(run), "criteria": dossier.acceptance_criteria(run),
             "plan": dossier.analysis_plan(run), "limitations": dossier.limitations(run),
             "suite_overrides": dossier.suite_overrides(run), "suite_history": dossier.suite_history(run),
             "not_independent": independent[0] if independent is not None and independent[1] else "",

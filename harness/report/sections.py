@@ -38,7 +38,7 @@ def summary_section(run: RunDir) -> dict[str, Any]:
     problems = sorted((g for g in gates if g["outcome"] != "PASS"), key=lambda g: _ORDER[g["outcome"]])
     outcome = run.summary.get("outcome", "PASS")
     headline = {"PASS": "All gates passed", "WARN": "Passed with warnings",
-                "INCONCLUSIVE": "Inconclusive: too few cases to decide some gates",
+                "INCONCLUSIVE": "Inconclusive: some gates could not be decided (too few cases or groups)",
                 "FAIL": "Failed: the model does not meet the acceptance criteria",
                 "ERROR": "Error: the evaluation is incomplete; its gates cannot be trusted"}[outcome]
     if run.summary.get("strict") and outcome in ("WARN", "INCONCLUSIVE"):  # exit 1: not a pass

@@ -113,4 +113,15 @@ def test_the_dossier_lists_each_gate_defaults_with_the_values_used(tmp_path) -> 
     assert sites["criteria"] == "max_drop = 0.1, mode = relative" and sites["meaning"].startswith("per site")
     assert "alpha = 0.01 ([suite].alpha)" in sites["defaults"] and "min_cases = 4 ([suite].min_group_size)" in sites["defaults"]
     assert "attribute = scanner ([suite].site_attribute)" in sites["defaults"] and "mode" not in sites["defaults"]
-    assert clean["defaults"] == "min_cases = 3, warn = none" and clean["meaning"]
+    assert clean["defaults"] == "min_cases = 3, warn = none" and clean["meaning"] and clean["settings"] == ""
+    assert sites["settings"] == "correction = holm"  # no cluster: left out
+
+
+def test_the_fairness_criteria_name_the_suite_settings_their_outcome_depends_on() -> None:
+    from harness.gates import settings_used
+
+    settings = {"min_group_size": 20, "small_groups": "exclude", "fairness_test": "kruskal", "correction": "fdr_bh",
+                "cluster": "Case"}
+    assert settings_used("fairness", settings) == ["min_group_size = 20", "small_groups = exclude",
+                                                   "fairness_test = kruskal", "correction = fdr_bh", "cluster = Case"]
+    assert settings_used("clean", settings) == [] and settings_used("no-such-kind", settings) == []

@@ -50,7 +50,7 @@ def test_raster_data_without_a_spacing_is_said_to_be_in_pixels(tmp_path: Path, c
     dataset = open_dataset(str(card))
     assert dataset.assumed_spacing() == dataset.case_ids and dataset.subset(2).assumed_spacing() == dataset.case_ids[:2]
     [note] = _assumed_spacing_note(dataset.subset(2))
-    assert note.startswith("2 of 2 cases have no physical spacing") and "in pixels where the report says mm" in note
+    assert note.startswith("2 of 2 cases have no physical spacing") and "in pixels (the report labels them px)" in note
     given = _png_card(tmp_path / "b", 'label_values = { "255" = 1 }\nspacing = [0.1, 0.1]\n')
     assert main(["validate-data", str(given)]) == 0 and "assumed" not in capsys.readouterr().out
     assert open_dataset(str(given)).assumed_spacing() == [] and _assumed_spacing_note(open_dataset(str(given))) == []
