@@ -21,7 +21,6 @@ Names are imported lazily, so ``import harness`` stays light (no torch until a m
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -65,13 +64,20 @@ def __getattr__(name: str) -> Any:
     """A public name, imported on first use; or a subpackage (``harness.perturbations.get``, as
     ``import harness.perturbations`` would give)."""
     if name not in _LAZY:
-        if not name.startswith("_") and importlib.util.find_spec(f"harness.{name}") is not None:
+        if name in _submodules():
             return importlib.import_module(f"harness.{name}")  # the import binds it on this module
         raise AttributeError(f"module 'harness' has no attribute {name!r}")
     module, attribute = _LAZY[name]
     value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value  # cache: the next lookup is a plain attribute
     return value
+
+
+def _submodules() -> set[str]:
+    """The package's public modules and subpackages (not its data folders such as ``suites``)."""
+    import pkgutil
+
+    return {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
 
 
 def __dir__() -> list[str]:

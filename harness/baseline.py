@@ -199,7 +199,7 @@ def baseline_gate(gate: dict[str, Any], context: GateContext, *,
     comparison's adjusted p-value (``harness compare`` tables them)."""
     from harness.analysis.stats import adjust_pvalues
 
-    cfg = with_defaults({"name": DEFAULTS["name"], "check": "baseline", **gate}, context.suite)  # gate α, else the suite's
+    cfg = with_defaults({"name": DEFAULTS["name"], **gate}, context.suite, kind="baseline")  # gate α, else the suite's
     name, metric, margin, alpha = str(cfg["name"]), str(cfg["metric"]), float(cfg["margin"]), float(cfg["alpha"])
     if not cfg.get("baseline"):
         return [GateResult(f"{name}[{CLEAN}]", "INCONCLUSIVE", None, margin,

@@ -148,12 +148,13 @@ def _setting(value: Any, settings: Any) -> Any:
     return getattr(settings, value.key, value.fallback)
 
 
-def with_defaults(gate: Mapping[str, Any], settings: Any) -> dict[str, Any]:
+def with_defaults(gate: Mapping[str, Any], settings: Any, *, kind: str | None = None) -> dict[str, Any]:
     """``gate`` with its kind's defaults for the keys it leaves out: what the gate is evaluated
     with. ``settings``: the suite (its attributes) or a run's settings mapping, for
-    :class:`SuiteSetting` defaults."""
+    :class:`SuiteSetting` defaults; ``kind``: the gate kind when ``gate`` has no ``check`` (a check
+    function called directly)."""
     out = dict(gate)
-    for key, value in gate_defaults(str(gate.get("check", ""))).items():
+    for key, value in gate_defaults(kind or str(gate.get("check", ""))).items():
         if key not in out:
             out[key] = _setting(value, settings)
     return out

@@ -199,7 +199,7 @@ def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateRe
     on_masking ("warn" | "fail" | "ignore": what a PASS becomes when a case of the family was flagged
     ``gradient_masking_suspected`` or a black-box family beat it at the same ε).
     """
-    gate = with_defaults(gate, context.suite)
+    gate = with_defaults(gate, context.suite, kind="robust_cases")
     metric = gate["metric"]
     min_fraction = float(gate["min_fraction"])
     warn = gate["warn_fraction"]

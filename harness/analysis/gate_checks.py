@@ -86,7 +86,7 @@ def _finite(value: Any) -> bool:
 @gate_check("clean", validate=_validate_clean, defaults=CLEAN_DEFAULTS,
             meaning="mean metric over clean cases against a minimum (maximum for distances)")
 def clean_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
-    gate = with_defaults(gate, context.suite)
+    gate = with_defaults(gate, context.suite, kind="clean")
     metric = gate["metric"]
     better_high = higher_is_better(metric)
     threshold = float(gate["min" if better_high else "max"])
@@ -161,7 +161,7 @@ def _severity_drops(rows: Any, clean: Any, *, better_high: bool, relative: bool,
 def degradation_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
     """Per family: FAIL/WARN on the worst severity with at least ``min_cases`` finite pairs;
     INCONCLUSIVE when no severity fails and some could not be gated (too few pairs)."""
-    gate = with_defaults(gate, context.suite)
+    gate = with_defaults(gate, context.suite, kind="degradation")
     metric = gate["metric"]
     better_high = higher_is_better(metric)
     max_drop, warn_drop = float(gate["max_drop"]), gate["warn_drop"]
@@ -271,7 +271,7 @@ def _validate_fairness(gate: dict[str, Any]) -> list[str]:
 def fairness_gate(gate: dict[str, Any], context: GateContext) -> list[GateResult]:
     from harness.analysis.fairness import fairness_gates
 
-    gate = with_defaults(gate, context.suite)
+    gate = with_defaults(gate, context.suite, kind="fairness")
     return fairness_gates(fairness_result(context, label=gate["label"]), gate=gate)
 
 

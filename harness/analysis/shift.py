@@ -585,7 +585,7 @@ def site_drop_gate(gate: dict[str, Any], context: Any) -> list[GateResult]:
     suite's ``min_group_size``); PASS otherwise. ``value`` is the drop, ``threshold`` ``max_drop``.
     """
     suite = context.suite
-    gate = with_defaults(gate, suite)
+    gate = with_defaults(gate, suite, kind="site_drop")
     name, metric, max_drop = gate["name"], gate["metric"], float(gate["max_drop"])
     warn_drop, alpha = float(gate["warn_drop"]), float(gate["alpha"])
     min_cases = int(gate["min_cases"])

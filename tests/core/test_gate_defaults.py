@@ -47,6 +47,15 @@ def test_a_gate_reads_the_defaults_the_dossier_lists(monkeypatch: pytest.MonkeyP
     assert explicit.outcome == "PASS" and f"{key} = 5" not in defaults_used({**gate, key: 4}, {})
 
 
+@pytest.mark.parametrize(("kind", "gate"), [
+    ("clean", {"name": "c", "metric": "dice", "min": 0.5}),
+    ("degradation", {"name": "d", "metric": "dice", "max_drop": 0.1}),
+])
+def test_a_check_called_directly_without_its_kind_key_still_takes_its_defaults(kind: str, gate: dict) -> None:
+    [result] = _check(kind)(gate, _context(4))
+    assert result.outcome == "PASS"
+
+
 def test_every_bundled_kind_registers_its_meaning_and_defaults() -> None:
     for kind in BUNDLED:
         assert gate_meaning(kind), kind

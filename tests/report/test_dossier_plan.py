@@ -19,7 +19,7 @@ def test_the_plan_says_what_its_cis_resample_and_which_tests_share_a_correction(
                          metadata={"patient": ["p1", "p1", "p2", "p2", "p3", "p3", "p4", "p4"], "sex": list("FMFMFMFM")})
     said = " ".join(analysis_plan(load_run(clustered)))
     assert "bootstrap over whole patient values," in said and "bootstrap over cases" not in said
-    assert "correction across all fairness tests of the run" in said and "rank-biserial correlation" in said
+    assert "correction across all fairness tests of the analysis" in said and "rank-biserial correlation" in said
     sites = make_run(tmp_path / "sites", case_ids=IDS, metadata={"site": list("AAAABBBB")})
     said = " ".join(analysis_plan(load_run(sites)))
     assert "Site shift (site): each site's clean mean against the reference site (the largest site)" in said
