@@ -266,7 +266,8 @@ def analysis_plan(run: RunDir) -> list[str]:
                     "biased away from 0, so it is not gated on).")
     if any(g.get("check") == "site_drop" for g in run.suite_gates) or _has_sites(run):
         plan.append(f"Site shift ({s['site_attribute']}): each site's clean mean against the reference site "
-                    f"({s['reference_site'] or 'the largest site'}); drop = reference − site mean (positive = worse); "
+                    f"({s['reference_site'] or 'the largest site'}); drop = how much worse the site's mean is (reference − site, or "
+                    "site − reference for lower-is-better metrics; positive = worse); "
                     "two-sided unpaired test of equal means (studentized permutation test, or Mann–Whitney U where a "
                     f"gate sets test = \"mannwhitney\"), {s['correction']} correction across the non-reference sites "
                     "of each metric (a family of its own, separate from the fairness tests); effect size: the "
