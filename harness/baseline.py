@@ -126,11 +126,12 @@ def regressions(records: pd.DataFrame, base: pd.DataFrame, metric: str, *, keep:
         degr = []
         for values, clean in ((cur, c_cur), (old, c_old)):
             rows = values[values["perturbation"] == family]
-            degr.append(rows.assign(d=sign * (rows["case_id"].map(clean) - rows["value"])))
-        sev = sorted(set(degr[0]["severity"]) & set(degr[1]["severity"]))
-        d_cur, d_old = (d[d["severity"].isin(sev)].groupby("case_id")["d"].mean() for d in degr)
-        both = d_cur.dropna().index.intersection(d_old.dropna().index)
-        out[family] = (d_cur[both] - d_old[both]).sort_index()
+            degr.append(rows.assign(d=sign * (rows["case_id"].map(clean) - rows["value"]))[["case_id", "severity", "d"]])
+        # per case, the severities scored in both runs: a severity that failed in one run (an ERROR
+        # record) must not drop out of that run's mean only, which would bias the case's regression
+        pairs = degr[0].merge(degr[1], on=["case_id", "severity"], suffixes=("_cur", "_old")).dropna()
+        per_case_mean = pairs.groupby("case_id")[["d_cur", "d_old"]].mean()
+        out[family] = (per_case_mean["d_cur"] - per_case_mean["d_old"]).sort_index()
     return out
 
 
@@ -194,9 +195,11 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
                     "WARN when worse by more than the margin without significance, or significantly worse within it",
             settings=("correction", "cluster"))
 def baseline_gate(gate: dict[str, Any], context: GateContext, *,
-                  p_adjusted: dict[str, float] | None = None) -> list[GateResult]:
+                  p_adjusted: dict[str, float] | None = None, own_errors: bool = True) -> list[GateResult]:
     """The gate (see the module docstring); ``p_adjusted``, when given, receives each tested
-    comparison's adjusted p-value (``harness compare`` tables them)."""
+    comparison's adjusted p-value (``harness compare`` tables them). A baseline run with ERROR
+    records adds an ERROR result ``<name>[baseline-run]`` (exit 2: its results are incomplete), unless
+    ``own_errors`` is False (``harness compare`` reports each run's errors itself)."""
     from harness.analysis.stats import adjust_pvalues
 
     cfg = with_defaults({"name": DEFAULTS["name"], **gate}, context.suite, kind="baseline")  # gate α, else the suite's
@@ -209,6 +212,7 @@ def baseline_gate(gate: dict[str, Any], context: GateContext, *,
     if metric not in base_records.columns or metric not in context.records.columns:
         return [GateResult(f"{name}[{CLEAN}]", "INCONCLUSIVE", None, margin,
                            f"{metric} is not in both runs' records; the baseline cannot be compared")]
+    n_base_errors = int((base_records["status"] == "ERROR").sum()) if "status" in base_records.columns else 0
     keep, changed = paired_cases(context.cases, base_cases)
     diffs = regressions(context.records, base_records, metric, keep=keep, families=cfg.get("families"))
     suite = context.suite
@@ -230,6 +234,11 @@ def baseline_gate(gate: dict[str, Any], context: GateContext, *,
     note = f"; {len(changed)} case(s) with different image/label hashes left out (e.g. {changed[0]})" if changed else ""
     note += _setup_differences(base.summary, suite)
     results = []
+    if n_base_errors and own_errors:
+        results.append(GateResult(f"{name}[baseline-run]", "ERROR", float(n_base_errors), 0.0,
+                                  f"the baseline run {cfg['baseline']} has {n_base_errors} ERROR record(s): its "
+                                  "results are incomplete, so this comparison cannot be trusted; finish it "
+                                  "(harness run --resume --retry-errors) or compare with a complete run"))
     for key, values in diffs.items():
         gname = f"{name}[{key}]"
         what = f"clean {metric}" if key == CLEAN else f"{metric} degradation under {key}"

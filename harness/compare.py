@@ -224,7 +224,7 @@ def _paired(a: Any, b: Any, metrics: list[str], opts: CompareOptions) -> tuple[l
         gates += baseline_gate({"name": f"regression-{metric}", "metric": metric, "margin": margin,
                                 "alpha": opts.alpha, "min_cases": opts.min_cases, "baseline": str(a.path),
                                 "test": "wilcoxon" if opts.rank_test else "permutation"}, context,
-                               p_adjusted=p_adjusted.setdefault(metric, {}))
+                               p_adjusted=p_adjusted.setdefault(metric, {}), own_errors=False)
     table = comparison_table(b.records, b.cases, a.records, a.cases, metrics, seed=opts.seed, cluster=cluster)
     rows = [{"metric": r["metric"], "comparison": r["comparison"], "n_a": int(r["n"]), "n_b": int(r["n"]),
              "mean_a": r["baseline"], "mean_b": r["current"], "regression": r["regression"],

@@ -185,6 +185,27 @@ def test_dossier_states_the_added_baseline_gate_and_strict(tmp_path: Path) -> No
     assert "this run used\n<code>--strict</code> — a gate is WARN or INCONCLUSIVE (1)" in render(load_run(run), "dossier")
 
 
+def test_a_severity_that_failed_in_the_baseline_is_left_out_of_that_case_in_both_runs(base: Path,
+                                                                                      tmp_path: Path) -> None:
+    """A baseline whose severity 3 failed on some cases (ERROR records) compared the current run's
+    mean over severities 1 and 3 with the baseline's over severity 1 alone: the same model regressed.
+    It also adds an ERROR result, as harness compare does for an incomplete run."""
+    broken = tmp_path / "broken"
+    shutil.copytree(base, broken)
+    rec = read_records(broken / "records.csv")
+    failed = (rec["perturbation"] == "gaussian_noise") & (rec["severity"] == 3) & rec["case_id"].isin(IDS[:4])
+    rec.loc[failed, "status"], rec.loc[failed, "error"], rec.loc[failed, "dice"] = "ERROR", "model raised", np.nan
+    rec.to_csv(broken / "records.csv", index=False)
+    diffs = regressions(read_records(base / "records.csv"), read_records(broken / "records.csv"), "dice")
+    assert len(diffs["gaussian_noise"]) == len(IDS)
+    assert np.allclose(diffs["gaussian_noise"], 0.0)  # same model, same predictions: no regression anywhere
+    results = {r.name: r for r in baseline_gate(_gate(broken), _context(base))}
+    assert results["baseline[baseline-run]"].outcome == "ERROR" and "has 8 ERROR record(s)" in \
+        results["baseline[baseline-run]"].detail
+    assert results["baseline[gaussian_noise]"].outcome == "PASS"
+    assert results["baseline[gaussian_noise]"].value == pytest.approx(0.0)
+
+
 def test_comparison_means_use_the_severities_both_runs_have(base: Path, tmp_path: Path) -> None:
     """A run with an extra severity showed a perturbed mean over more severities than the regression
     compared, so its mean differed while the regression was 0."""
