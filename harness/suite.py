@@ -148,9 +148,9 @@ def _parse_perturbation(i: int, table: Any, problems: list[str]) -> Perturbation
         problems.append(f"{where}: missing 'family' (a perturbation name, see `harness list perturbations`)")
         return None
     severities = table.get("severities", [1, 2, 3, 4, 5])
-    if not is_severity_list(severities):
+    if not is_severity_list(severities):  # reported; the family and its options are still checked
         problems.append(f"{where} ({family}).severities: must be a non-empty list of ints 1..5, got {severities!r}")
-        return None
+        severities = []
     options = table.get("options", {})
     return PerturbationSpec(family=family, severities=tuple(sorted(set(severities))),
                             options=dict(options) if isinstance(options, dict) else {},  # else reported above
@@ -314,8 +314,16 @@ def _check_metric_names(metrics: Any, gates: list[dict[str, Any]], options: Any,
         validate_config(metrics, options if isinstance(options, dict) else None)
     except ConfigError as exc:
         problems.append(f"[suite].metrics / metric_options: {exc}")
+    from harness.metrics import available, metric_info
+
     for gate in gates:
-        if "metric" in gate and gate["metric"] not in metrics:
+        if "metric" not in gate or gate["metric"] in metrics:
+            continue
+        if isinstance(gate["metric"], str) and metric_info(gate["metric"]) is None:  # a typo, not a missing entry
+            close = difflib.get_close_matches(gate["metric"], list(available()), n=1)
+            problems.append(f"gate {gate['name']!r}: unknown metric {gate['metric']!r}"
+                            + (f" (did you mean {close[0]!r}?)" if close else "; see harness list metrics"))
+        else:
             problems.append(f"gate {gate['name']!r}: metric {gate['metric']!r} is not computed; "
                             f"add it to [suite].metrics")
 

@@ -16,7 +16,7 @@ import numpy as np
 from harness.analysis.robustness import higher_is_better, per_case
 from harness.analysis.fairness_gates import GATE_DEFAULTS as FAIRNESS_DEFAULTS
 from harness.gates import GateContext, GateResult, check_keys, compare, gate_check, with_defaults
-from harness.metrics import value_range
+from harness.metrics import metric_info, value_range
 from harness.records import CLEAN
 
 
@@ -44,8 +44,8 @@ def _validate_clean(gate: dict[str, Any]) -> list[str]:
     name = gate.get("name")
     problems = check_keys(gate, required={"metric"}, optional={"min", "max", *CLEAN_DEFAULTS},
                           numbers={"min", "max", "warn"}, counts={"min_cases"})
-    if not isinstance(gate.get("metric"), str):
-        return problems
+    if not isinstance(gate.get("metric"), str) or metric_info(gate["metric"]) is None:
+        return problems  # an unknown metric is named by the suite's metric check; no direction to advise on
     better_high = higher_is_better(gate["metric"])
     key, wrong = ("min", "max") if better_high else ("max", "min")
     if wrong in gate:

@@ -128,3 +128,17 @@ def test_toml_nested_thousands_deep_is_a_config_error(tmp_path: Path) -> None:
     """A malicious suite nesting arrays 50,000 deep ended in an internal RecursionError (exit 2)."""
     with pytest.raises(ConfigError, match="invalid TOML"):
         parse_suite("x = " + "[" * 50_000 + "]" * 50_000 + "\n", path=tmp_path / "deep.toml")
+
+
+def test_every_problem_is_listed_and_a_misspelt_gate_metric_is_named_as_such(tmp_path: Path) -> None:
+    """A family name typo was reported only once its bad severities were fixed, and a gate's misspelt
+    metric got direction advice for an unknown metric ('dicee is lower-is-better, use max')."""
+    text = ('[suite]\nname = "typo"\nmetrics = ["dice"]\n\n[[perturbations]]\nfamily = "gausian_noise"\n'
+            'severities = [1, 7]\n\n[[gates]]\nname = "c"\ncheck = "clean"\nmetric = "dicee"\nmin = 0.8\n')
+    with pytest.raises(ConfigError) as info:
+        parse_suite(text, path=tmp_path / "s.toml", build_families=True)
+    said = str(info.value)
+    assert "(gausian_noise).severities: must be a non-empty list of ints 1..5" in said
+    assert "unknown perturbation 'gausian_noise' (did you mean 'gaussian_noise'?)" in said
+    assert "gate 'c': unknown metric 'dicee' (did you mean 'dice'?)" in said
+    assert "lower-is-better" not in said and "add it to [suite].metrics" not in said
