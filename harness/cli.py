@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import ConfigError
+from harness.terminal import make_console
 from harness.options import COMPARE_MODES, CORRECTIONS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Robustness and fairness evaluation of medical image segmentation models.")
-console = Console(stderr=True, emoji=False)  # ":ghost:" in a plugin reference is text, not an emoji
-out_console = Console(emoji=False)
+console = make_console(stderr=True)
+out_console = make_console()
 _DEBUG = {"on": False}
 
 OUTCOME_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "ERROR": "magenta", "INCONCLUSIVE": "white"}

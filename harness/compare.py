@@ -402,13 +402,13 @@ def write_outputs(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
 
 def compare_command(run_a: Path, run_b: Path, *, out: Path | None, options: CompareOptions) -> int:
     """CLI body: compare, write outputs, print the gates; returns the exit code."""
-    from rich.console import Console
+    from harness.terminal import make_console
     from rich.markup import escape
 
     result = compare_runs(run_a, run_b, options)
     out = out or Path("reports") / f"compare-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     _, html = write_outputs(result, out)
-    console = Console(emoji=False)  # "mylab.pert:Ghost:" is a name, not an emoji code
+    console = make_console()  # no emoji: "mylab.pert:Ghost:" is a name
     console.print(f"{result['mode']} comparison, A = {escape(str(run_a))}, B = {escape(str(run_b))}: "
                   f"[bold]{result['outcome']}[/]")
     for gate in result["gates"]:

@@ -19,6 +19,7 @@ from rich.table import Table
 from harness.datasets import open_dataset
 from harness.datasets.label_values import check_named_classes
 from harness.errors import ConfigError
+from harness.terminal import make_console
 
 MAX_LISTED = 50  # problems shown (all are counted)
 
@@ -52,7 +53,7 @@ def _patients_row(metadata: pd.DataFrame) -> str | None:
 def validate_data(data: str, *, limit: int | None = None, console: Console | None = None) -> Table:
     """Check ``data`` (a data spec as for ``harness run --data``); print and return a summary table.
     Raises ConfigError (exit 3) listing every problem found."""
-    console = console or Console(emoji=False)
+    console = console or make_console()
     dataset = open_dataset(data).subset(limit)
     problems = dataset.validate()
     if problems:

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from harness.datasets.label_values import class_name_conflicts
 from harness.errors import ConfigError, ModelError
+from harness.terminal import make_console
 from harness.models import Model, load_card, load_model
 
 WARM_RERUN_S = 5.0  # cases faster than this are run a second time for a warm timing
@@ -68,7 +69,7 @@ def _dice(pred: np.ndarray, ref: np.ndarray, label: int) -> float:
 def validate_model(model: str, data: str | None = None, *, console: Console | None = None) -> Table:
     """Load ``model``, predict one case of ``data`` (default: a phantom of the model's
     dimensionality), print and return a table of what was found."""
-    console = console or Console(emoji=False)
+    console = console or make_console()
     if data is None:  # a phantom of the model's dimensionality: the card's, else the model's own
         declared = load_card(model, ndim=2).ndim
         try:

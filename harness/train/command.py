@@ -134,9 +134,9 @@ def train_command(
                       val_fraction=o["val_fraction"], resume=o["resume"], progress=o["progress"], name=o["name"])
     command = _MODULE_COMMAND or _cli_command(sys.argv)
     result = train(o["data"], out, cfg, command=command)
-    from rich.console import Console
+    from harness.terminal import make_console
 
-    console = Console(stderr=True, emoji=False)
+    console = make_console(stderr=True)
     console.print(f"weights   {result.weights}\ncard      {result.card}\ncurves    {out / 'curves.png'}\n"
                   f"record    {out / 'training.json'}\n"
                   + (f"best validation Dice (mean) {result.best_val_dice:.4f}" if not math.isnan(result.best_val_dice)
