@@ -69,8 +69,16 @@ def check_run_dir(path: str | Path) -> Path:
 
 def apply_baseline(suite: Any, baseline: str | Path | None) -> Any:
     """The suite with the baseline run folder attached to its ``baseline`` gates (one with the
-    defaults is added when the suite has none). Called before any model call."""
+    defaults is added when the suite has none). Called before any model call, so a gate's own
+    ``baseline = "RUN_DIR"`` that is not a finished run is refused here too (exit 3)."""
     if baseline is None:
+        for gate in suite.gates:
+            if gate["check"] == "baseline" and gate.get("baseline"):
+                try:
+                    check_run_dir(gate["baseline"])
+                except ConfigError as exc:
+                    raise ConfigError(f"suite {getattr(suite, 'path', '')}: gate {gate['name']!r}: "
+                                      f"{str(exc).replace('--baseline ', 'baseline = ', 1)}") from None
         return suite
     path = str(check_run_dir(baseline).resolve())
     gates = [dict(g, baseline=path) if g["check"] == "baseline" else g for g in suite.gates]
@@ -184,6 +192,8 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
                           numbers={"margin", "alpha"}, counts={"min_cases"})
     if gate.get("test", "permutation") not in TESTS:
         problems.append(f"gate {gate.get('name')!r}: test {must_be_one_of(TESTS, gate.get('test'))}")
+    if "baseline" in gate and not (isinstance(gate["baseline"], str) and gate["baseline"].strip()):
+        problems.append(f"gate {gate.get('name')!r}: baseline must be the path of a run folder, got {gate['baseline']!r}")
     alpha = gate.get("alpha", 0.05)
     if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and not 0 < alpha < 1:
         problems.append(f"gate {gate.get('name')!r}: alpha must be in (0, 1), got {alpha!r}")

@@ -225,10 +225,16 @@ def check_keys(gate: dict[str, Any], *, required: set[str], optional: set[str],
 
 
 def label_problem(gate: dict[str, Any]) -> str | None:
-    """Why a gate's ``label`` is not "mean", a class number or a class name (None when it is)."""
+    """Why a gate's ``label`` is not "mean", a class number or a class name (None when it is); "each"
+    is refused: a kind that validates with this gates one value per case (each class separately
+    would count every case once per class)."""
     label = gate.get("label", "mean")
+    name = gate.get("name", "<unnamed>")
     if isinstance(label, bool) or not isinstance(label, (int, str)):
-        return f"gate {gate.get('name', '<unnamed>')!r}: label must be \"mean\", a class number or a class name, got {label!r}"
+        return f"gate {name!r}: label must be \"mean\", a class number or a class name, got {label!r}"
+    if label == "each":
+        return (f"gate {name!r}: label \"each\" is not supported by {gate.get('check', 'this')} gates; use \"mean\" "
+                "or one class (one gate per class)")
     return None
 
 

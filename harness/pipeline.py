@@ -105,9 +105,10 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
         suite = dataclasses.replace(suite, seed=options.seed)
     if options.cohorts:
         suite = dataclasses.replace(suite, cohorts=tuple(options.cohorts))
-    if options.baseline is not None:  # attach the baseline run to the suite's `baseline` gates (exit 3 if not a run)
+    if options.baseline is not None or any(g["check"] == "baseline" for g in suite.gates):
         from harness.baseline import apply_baseline
 
+        # --baseline attached to the suite's `baseline` gates, or their own baseline = "..." checked (exit 3)
         suite = apply_baseline(suite, options.baseline)
     if options.pdf:  # fail before the model call when --pdf cannot be honoured
         from harness.report.pdf import require_chromium

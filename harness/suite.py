@@ -219,6 +219,9 @@ def parse_suite(text: str, *, path: Path, build_families: bool = False) -> Suite
     for dup in _repeated(g["name"] for g in gates):
         problems.append(f"[[gates]]: name {dup!r} appears twice; gate names identify results in reports and "
                         "junit.xml, make them unique")
+    cohorts_value = head.get("cohorts", [])
+    if isinstance(cohorts_value, list) and not all(isinstance(c, str) and c.strip() for c in cohorts_value):
+        problems.append(f"[suite].cohorts: a list of metadata column names (or \"auto\"), got {cohorts_value!r}")
     _check_ranges(head, problems)
     _check_bins(head.get("bins"), problems)
     metrics = head.get("metrics", ["dice", "hd95"])
@@ -291,8 +294,15 @@ def _check_bins(bins: Any, problems: list[str]) -> None:
 
 
 def _check_gate_families(gates: list[dict[str, Any]], labels: set[str], problems: list[str]) -> None:
-    """Every perturbation a gate's ``families`` names is one of the suite's (by label)."""
+    """Every perturbation a gate's ``families`` (or a fairness gate's ``perturbation``) names is one
+    of the suite's (by label)."""
     for gate in gates:
+        wanted = gate.get("perturbation")
+        if gate["check"] == "fairness" and isinstance(wanted, str) and wanted not in {"clean", "all"} | labels:
+            close = difflib.get_close_matches(wanted, sorted(labels), n=1)
+            problems.append(f"gate {gate['name']!r}: perturbation {wanted!r} is not one of this suite's "
+                            f"({', '.join(sorted(labels)) or 'none'}), 'clean' or 'all'"
+                            + (f" (did you mean {close[0]!r}?)" if close else ""))
         families = gate.get("families")
         if not isinstance(families, list):
             continue
@@ -314,10 +324,17 @@ def _check_metric_names(metrics: Any, gates: list[dict[str, Any]], options: Any,
         validate_config(metrics, options if isinstance(options, dict) else None)
     except ConfigError as exc:
         problems.append(f"[suite].metrics / metric_options: {exc}")
+    from harness.gates import gate_defaults
     from harness.metrics import available, metric_info
 
     for gate in gates:
-        if "metric" not in gate or gate["metric"] in metrics:
+        if "metric" not in gate:  # a kind's default metric (robust_cases, baseline: dice) must be computed too
+            default = gate_defaults(gate["check"]).get("metric")
+            if isinstance(default, str) and default not in metrics:
+                problems.append(f"gate {gate['name']!r}: its default metric {default!r} is not computed; add it to "
+                                "[suite].metrics or set the gate's metric")
+            continue
+        if gate["metric"] in metrics:
             continue
         if isinstance(gate["metric"], str) and metric_info(gate["metric"]) is None:  # a typo, not a missing entry
             close = difflib.get_close_matches(gate["metric"], list(available()), n=1)

@@ -127,7 +127,7 @@ def fairness_gates(result: FairnessResult, *, gate: Mapping[str, Any]) -> list[G
     perturbation = str(gate.get("perturbation", "clean"))
     attributes = list(gate.get("attributes") or result.levels)
     gaps = result.gaps[result.gaps["metric"] == metric]
-    if "label" in gate and gaps["label"].nunique() > 1:  # an analysis of one label holds that label only
+    if gate.get("label", "mean") not in ("mean", "each") and gaps["label"].nunique() > 1:  # one class of several
         gaps = gaps[gaps["label"] == str(gate["label"])]
     many_labels = gaps["label"].nunique() > 1
     out: list[GateResult] = []

@@ -126,3 +126,13 @@ def test_a_gate_naming_its_label_by_number_is_gated():
         result = fairness_tables(records, cases, cohorts=["site"], metrics=["dice"], label=label, **FAST)
         [gate] = fairness_gates(result, gate={"name": "f", "metric": "dice", "max_gap": 0.03, "label": label})
         assert gate.outcome == "FAIL" and "worst group C" in gate.detail, label
+
+
+def test_a_gate_on_each_class_gates_each_class_of_an_each_analysis() -> None:
+    """label = "each" kept only the rows labelled "each" (none): INCONCLUSIVE "no dice values"."""
+    records, cases = make_tables(n=60, seed=12, drop={"C": 0.1})
+    each = fairness_tables(records, cases, cohorts=["site"], metrics=["dice"], label="each", **FAST)
+    results = fairness_gates(each, gate={"name": "f", "metric": "dice", "max_gap": 0.05, "label": "each"})
+    names = sorted(r.name for r in results)
+    assert len(names) == each.gaps["label"].nunique() >= 2 and all(n.startswith("f[site][") for n in names)
+    assert all(r.outcome != "INCONCLUSIVE" for r in results)

@@ -142,3 +142,33 @@ def test_every_problem_is_listed_and_a_misspelt_gate_metric_is_named_as_such(tmp
     assert "unknown perturbation 'gausian_noise' (did you mean 'gaussian_noise'?)" in said
     assert "gate 'c': unknown metric 'dicee' (did you mean 'dice'?)" in said
     assert "lower-is-better" not in said and "add it to [suite].metrics" not in said
+
+
+def test_gate_settings_that_could_only_fail_after_the_run_are_refused_at_load(tmp_path: Path) -> None:
+    """Each of these ran the whole evaluation, then gave an ERROR or INCONCLUSIVE gate (or crashed)."""
+    text = ('[suite]\nname = "late"\nmetrics = ["hd95"]\ncohorts = [1]\n\n'
+            '[[perturbations]]\nfamily = "gaussian_noise"\nseverities = [1]\n\n'
+            '[[gates]]\nname = "g"\ncheck = "robust_cases"\nmin_fraction = 0.5\n\n'
+            '[[gates]]\nname = "f"\ncheck = "fairness"\nmetric = "hd95"\nmax_gap = 1.0\nperturbation = "gausian_noise"\n\n'
+            '[[gates]]\nname = "b"\ncheck = "baseline"\nmetric = "hd95"\nbaseline = 5\n\n'
+            '[[gates]]\nname = "s"\ncheck = "site_drop"\nmetric = "hd95"\nmax_drop = 1.0\nlabel = "each"\n')
+    with pytest.raises(ConfigError) as info:
+        parse_suite(text, path=tmp_path / "s.toml")
+    said = str(info.value)
+    assert "gate 'g': its default metric 'dice' is not computed" in said
+    assert "gate 'f': perturbation 'gausian_noise' is not one of this suite's (gaussian_noise), 'clean' or 'all' " \
+           "(did you mean 'gaussian_noise'?)" in said
+    assert "gate 'b': baseline must be the path of a run folder, got 5" in said
+    assert "[suite].cohorts: a list of metadata column names" in said
+    assert "gate 's': label \"each\" is not supported by site_drop gates" in said
+
+
+def test_a_gate_s_own_baseline_that_is_not_a_run_is_refused_before_the_model(tmp_path: Path) -> None:
+    from harness.pipeline import RunOptions, run
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nname = "b"\nmetrics = ["dice"]\n\n[[gates]]\nname = "b"\ncheck = "baseline"\n'
+                     f'baseline = "{tmp_path / "nowhere"}"\n')
+    with pytest.raises(ConfigError, match=r"gate 'b': baseline = .*nowhere: not a run folder"):
+        run(RunOptions(suite=str(suite), out=str(tmp_path / "out"), limit=2, workers=1))
+    assert not (tmp_path / "out").exists()
