@@ -177,6 +177,10 @@ def _validate(gate: dict[str, Any]) -> list[str]:
         value = gate.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
             problems.append(f"gate {name!r}: {key} is a fraction of cases, in [0, 1]; got {value}")
+    low, warn = gate.get("min_fraction"), gate.get("warn_fraction")
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, warn)) and warn < low:
+        problems.append(f"gate {name!r}: warn_fraction {warn:g} must lie on the passing side of min_fraction {low:g} "
+                        "(>= it)")
     ratio = full["ratio"]
     if isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and ratio <= 0:
         problems.append(f"gate {name!r}: ratio must be > 0 (ROG uses 0.5), got {ratio}")

@@ -74,6 +74,9 @@ def _validate_degradation(gate: dict[str, Any]) -> list[str]:
     if _finite(gate.get("max_drop")) and gate["max_drop"] < 0:
         problems.append(f"gate {name!r}: max_drop must be >= 0 (how much worse than clean is allowed), "
                         f"got {gate['max_drop']!r}")
+    if _finite(gate.get("warn_drop")) and gate["warn_drop"] < 0:
+        problems.append(f"gate {name!r}: warn_drop must be >= 0 (a negative one warns on every family), "
+                        f"got {gate['warn_drop']!r}")
     if _finite(gate.get("max_drop")) and _finite(gate.get("warn_drop")) and gate["warn_drop"] > gate["max_drop"]:
         problems.append(f"gate {name!r}: warn_drop {gate['warn_drop']:g} must not exceed max_drop {gate['max_drop']:g}")
     return problems

@@ -474,8 +474,11 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
         problems.append(f"gate {name!r}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(GATE_KEYS))}")
     for key in ("max_drop", "warn_drop"):
         if key in gate and not (isinstance(gate[key], (int, float)) and not isinstance(gate[key], bool)
-                                and gate[key] >= 0):
-            problems.append(f"gate {name!r}: {key} must be a number >= 0, got {gate[key]!r}")
+                                and 0 <= gate[key] < math.inf):
+            problems.append(f"gate {name!r}: {key} must be a finite number >= 0, got {gate[key]!r}")
+    if all(isinstance(gate.get(k), (int, float)) and not isinstance(gate.get(k), bool) for k in ("max_drop", "warn_drop")) \
+            and gate["warn_drop"] > gate["max_drop"]:
+        problems.append(f"gate {name!r}: warn_drop {gate['warn_drop']:g} must not exceed max_drop {gate['max_drop']:g}")
     if "alpha" in gate and not (isinstance(gate["alpha"], (int, float)) and 0 < gate["alpha"] < 1):
         problems.append(f"gate {name!r}: alpha must be in (0, 1), got {gate['alpha']!r}")
     for key in ("attribute", "reference"):

@@ -172,3 +172,16 @@ def test_a_gate_s_own_baseline_that_is_not_a_run_is_refused_before_the_model(tmp
     with pytest.raises(ConfigError, match=r"gate 'b': baseline = .*nowhere: not a run folder"):
         run(RunOptions(suite=str(suite), out=str(tmp_path / "out"), limit=2, workers=1))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("gate", "said"), [
+    ('check = "degradation"\nmetric = "dice"\nmax_drop = 0.1\nwarn_drop = -1', "warn_drop must be >= 0"),
+    ('check = "site_drop"\nmetric = "dice"\nmax_drop = inf', "max_drop must be a finite number >= 0, got inf"),
+    ('check = "site_drop"\nmetric = "dice"\nmax_drop = 0.05\nwarn_drop = 0.2', "warn_drop 0.2 must not exceed max_drop 0.05"),
+    ('check = "robust_cases"\nmin_fraction = 0.5\nwarn_fraction = 0.2',
+     "warn_fraction 0.2 must lie on the passing side of min_fraction 0.5"),
+])
+def test_thresholds_are_consistent_for_every_gate_kind(tmp_path: Path, gate: str, said: str) -> None:
+    text = f'[suite]\nname = "t"\nmetrics = ["dice"]\n\n[[gates]]\nname = "g"\n{gate}\n'
+    with pytest.raises(ConfigError, match=said):
+        parse_suite(text, path=tmp_path / "s.toml")
