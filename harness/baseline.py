@@ -243,7 +243,10 @@ def baseline_gate(gate: dict[str, Any], context: GateContext, *,
         p_adjusted.update(adj)
     note = f"; {len(changed)} case(s) with different image/label hashes left out (e.g. {changed[0]})" if changed else ""
     note += _setup_differences(base.summary, suite)
-    results = []
+    results = [GateResult(f"{name}[{family}]", "INCONCLUSIVE", None, margin,
+                          f"{family}: not a perturbation of both runs (shared: "
+                          f"{', '.join(k for k in diffs if k != CLEAN) or 'none'}); nothing to compare")
+               for family in (cfg.get("families") or []) if family not in diffs]  # named, so never dropped silently
     if n_base_errors and own_errors:
         results.append(GateResult(f"{name}[baseline-run]", "ERROR", float(n_base_errors), 0.0,
                                   f"the baseline run {cfg['baseline']} has {n_base_errors} ERROR record(s): its "

@@ -224,15 +224,16 @@ def check_keys(gate: dict[str, Any], *, required: set[str], optional: set[str],
     return problems
 
 
-def label_problem(gate: dict[str, Any]) -> str | None:
+def label_problem(gate: dict[str, Any], *, each: bool = False) -> str | None:
     """Why a gate's ``label`` is not "mean", a class number or a class name (None when it is); "each"
-    is refused: a kind that validates with this gates one value per case (each class separately
-    would count every case once per class)."""
+    is refused unless ``each`` (a kind that gates one value per case would count every case once
+    per class)."""
     label = gate.get("label", "mean")
     name = gate.get("name", "<unnamed>")
     if isinstance(label, bool) or not isinstance(label, (int, str)):
-        return f"gate {name!r}: label must be \"mean\", a class number or a class name, got {label!r}"
-    if label == "each":
+        allowed = '"mean", "each"' if each else '"mean"'
+        return f"gate {name!r}: label must be {allowed}, a class number or a class name, got {label!r}"
+    if label == "each" and not each:
         return (f"gate {name!r}: label \"each\" is not supported by {gate.get('check', 'this')} gates; use \"mean\" "
                 "or one class (one gate per class)")
     return None

@@ -234,8 +234,11 @@ def _check_cohorts(suite: Suite, dataset: Dataset) -> None:
                           "need cohorts: set [suite].cohorts (e.g. [\"sex\", \"site\"] or \"auto\") or pass --cohorts")
     from harness.analysis.fairness import resolve_cohorts
 
-    groups = resolve_cohorts(dataset.metadata.reset_index(), suite.cohorts if isinstance(suite.cohorts, str)
-                             else list(suite.cohorts), bins=suite.bins or None)
+    try:
+        groups = resolve_cohorts(dataset.metadata.reset_index(), suite.cohorts if isinstance(suite.cohorts, str)
+                                 else list(suite.cohorts), bins=suite.bins or None)
+    except ConfigError as exc:  # name where the cohorts came from
+        raise ConfigError(f"suite {suite.path}: [suite].cohorts (or --cohorts): {exc}") from None
     for gate in fairness:
         missing = [a for a in gate.get("attributes") or [] if a not in groups]
         if missing:

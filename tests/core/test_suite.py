@@ -185,3 +185,22 @@ def test_thresholds_are_consistent_for_every_gate_kind(tmp_path: Path, gate: str
     text = f'[suite]\nname = "t"\nmetrics = ["dice"]\n\n[[gates]]\nname = "g"\n{gate}\n'
     with pytest.raises(ConfigError, match=said):
         parse_suite(text, path=tmp_path / "s.toml")
+
+
+@pytest.mark.parametrize("label", ["true", "[1]", "1.5"])
+def test_a_label_of_the_wrong_type_is_refused_by_validate_suite_for_every_kind(tmp_path: Path, label: str) -> None:
+    """validate-suite passed them on clean, degradation and fairness gates; harness run then refused them."""
+    for gate in ('check = "clean"\nmetric = "dice"\nmin = 0.5', 'check = "degradation"\nmetric = "dice"\nmax_drop = 0.1',
+                 'check = "fairness"\nmetric = "dice"\nmax_gap = 0.1'):
+        text = f'[suite]\nname = "t"\nmetrics = ["dice"]\n\n[[gates]]\nname = "g"\n{gate}\nlabel = {label}\n'
+        with pytest.raises(ConfigError, match=r'label must be "mean", "each", a class number or a class name'):
+            parse_suite(text, path=tmp_path / "s.toml")
+
+
+def test_cohorts_the_data_lack_are_named_with_the_suite_key(tmp_path: Path) -> None:
+    from harness.pipeline import RunOptions, run
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nname = "c"\nmetrics = ["dice"]\ncohorts = ["sexx"]\n')
+    with pytest.raises(ConfigError, match=r"s\.toml: \[suite\]\.cohorts \(or --cohorts\): cohort attribute\(s\) 'sexx'"):
+        run(RunOptions(suite=str(suite), out=str(tmp_path / "out"), limit=2, workers=1))

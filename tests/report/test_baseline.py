@@ -37,6 +37,11 @@ def _gate(base: Path, **over) -> dict:
     return {**{k: v for k, v in DEFAULTS.items() if v is not None}, "check": "baseline", "baseline": str(base), **over}
 
 
+def _clean_result(results):
+    [clean] = [r for r in results if r.name == "baseline[clean]"]
+    return clean
+
+
 def _outcomes(results) -> dict[str, str]:
     return {r.name: r.outcome for r in results}
 
@@ -206,6 +211,13 @@ def test_a_severity_that_failed_in_the_baseline_is_left_out_of_that_case_in_both
     assert results["baseline[gaussian_noise]"].value == pytest.approx(0.0)
 
 
+def test_a_named_family_the_runs_do_not_share_is_inconclusive_not_dropped(base: Path) -> None:
+    results = {r.name: r for r in baseline_gate(_gate(base, families=["noise", "gaussian_noise"]), _context(base))}
+    assert results["baseline[noise]"].outcome == "INCONCLUSIVE"
+    assert "not a perturbation of both runs (shared: gaussian_noise)" in results["baseline[noise]"].detail
+    assert results["baseline[gaussian_noise]"].outcome == "PASS"
+
+
 def test_comparison_means_use_the_severities_both_runs_have(base: Path, tmp_path: Path) -> None:
     """A run with an extra severity showed a perturbed mean over more severities than the regression
     compared, so its mean differed while the regression was 0."""
@@ -331,15 +343,15 @@ def test_clustered_cases_are_tested_by_patient(base: Path, tmp_path: Path) -> No
     patients = dict(zip(IDS, ["p0"] * 4 + ["p1"] * 2 + ["p2"] * 2 + ["p3"] * 2 + ["p4", "p5"]))  # uneven
     context = dataclasses.replace(context, cases=context.cases.assign(Case=context.cases["case_id"].map(patients)),
                                   suite=dataclasses.replace(context.suite, cluster="Case"))
-    gate = _gate(base, families=["none"])
-    [clean] = baseline_gate(gate, context)
+    gate = _gate(base, families=["none"])  # clean only: a family the runs lack is not tested (INCONCLUSIVE)
+    clean = _clean_result(baseline_gate(gate, context))
     per_case = regressions(context.records, read_records(base / "records.csv"), "dice")["clean"]
     by_patient = per_case.groupby(per_case.index.map(patients)).mean()
     assert clean.value == pytest.approx(by_patient.mean()) and clean.value != pytest.approx(per_case.mean())
     expected = one_sided_p(by_patient.to_numpy() - DEFAULTS["margin"], n_perm=2000, seed=0)
     assert f"p_adj {expected:.3g}" in clean.detail
     assert "over 12 paired cases (6 Case values, the unit of the test)" in clean.detail
-    [loose] = baseline_gate(gate, _context(worse))
+    loose = _clean_result(baseline_gate(gate, _context(worse)))
     assert "over 12 paired cases;" in loose.detail and "Case values" not in loose.detail
     base_records = read_records(base / "records.csv")
     base_cases = pd.read_csv(base / "cases.csv", dtype={"case_id": str})
@@ -358,9 +370,9 @@ def test_min_cases_counts_patients_when_clustered(base: Path, tmp_path: Path) ->
     patients = {cid: f"p{i // 2}" for i, cid in enumerate(IDS)}
     clustered = dataclasses.replace(context, cases=context.cases.assign(Case=context.cases["case_id"].map(patients)),
                                     suite=dataclasses.replace(context.suite, cluster="Case"))
-    [by_patient] = baseline_gate(_gate(base, families=["none"]), clustered)
+    by_patient = _clean_result(baseline_gate(_gate(base, families=["none"]), clustered))
     assert by_patient.outcome == "INCONCLUSIVE" and "3 Case values, need 5" in by_patient.detail
-    [per_case] = baseline_gate(_gate(base, families=["none"]), context)
+    per_case = _clean_result(baseline_gate(_gate(base, families=["none"]), context))
     assert per_case.outcome == "FAIL"
 
 
