@@ -151,6 +151,9 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     planned = {label: get_family(family, **options) for label, (family, options) in families.items()}
     notes = held_note + notes + _fallback_note(planned, model) + _hounsfield_note(planned, first) \
         + _class_names_note(dataset, model) + _assumed_spacing_note(dataset)
+    if not suite.gates:  # allowed (a report-only suite), but it cannot fail: say so where CI reads the result
+        notes = notes + [f"suite {suite.name!r} declares no gates: the run passes unless the model errs; add "
+                         "[[gates]] to make it a release criterion"]
     mask_classes, named_by = _named_classes(dataset, model)
     plan = Plan(suite=suite, dataset=dataset, model_spec=model_spec, labels=labels, families=families,
                 mask_classes=mask_classes, mask_named_by=named_by)

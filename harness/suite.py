@@ -169,8 +169,10 @@ def _parse_gate(i: int, table: Any, problems: list[str]) -> dict[str, Any] | Non
     if check not in kinds:
         problems.append(f"{where}: 'check' {must_be_one_of(kinds, check)}")
         return None
-    if not isinstance(table.get("name"), str):
-        problems.append(f"{where}: missing 'name' (a short identifier shown in reports and junit.xml)")
+    name = table.get("name")
+    if not isinstance(name, str) or not name.strip():
+        got = "missing 'name'" if name is None else f"'name' must be non-empty text, got {name!r}"
+        problems.append(f"{where}: {got} (a short identifier shown in reports and junit.xml)")
         return None
     for key, value in table.items():
         if key in GATE_COMMON_KEYS and not isinstance(value, GATE_COMMON_KEYS[key]):

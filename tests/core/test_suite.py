@@ -204,3 +204,20 @@ def test_cohorts_the_data_lack_are_named_with_the_suite_key(tmp_path: Path) -> N
     suite.write_text('[suite]\nname = "c"\nmetrics = ["dice"]\ncohorts = ["sexx"]\n')
     with pytest.raises(ConfigError, match=r"s\.toml: \[suite\]\.cohorts \(or --cohorts\): cohort attribute\(s\) 'sexx'"):
         run(RunOptions(suite=str(suite), out=str(tmp_path / "out"), limit=2, workers=1))
+
+
+def test_a_gate_name_that_is_not_text_is_named_as_such(tmp_path: Path) -> None:
+    for name, said in (("5", "'name' must be non-empty text, got 5"), ('"  "', "'name' must be non-empty text, got '  '")):
+        text = f'[suite]\nname = "t"\nmetrics = ["dice"]\n\n[[gates]]\nname = {name}\ncheck = "clean"\nmetric = "dice"\nmin = 0.5\n'
+        with pytest.raises(ConfigError, match=said):
+            parse_suite(text, path=tmp_path / "s.toml")
+
+
+def test_a_suite_without_gates_says_that_it_cannot_fail(tmp_path: Path) -> None:
+    from harness.pipeline import RunOptions, run
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nname = "report-only"\nmetrics = ["dice"]\n')
+    result = run(RunOptions(suite=str(suite), out=str(tmp_path / "out"), limit=2, workers=1))
+    assert result.exit_code == 0
+    assert any("declares no gates: the run passes unless the model errs" in n for n in result.summary["notes"])
