@@ -69,6 +69,11 @@ def _label(value: Any) -> str | None:
     return str(value)
 
 
+def has_sites(cases: pd.DataFrame, attribute: str) -> bool:
+    """Whether the cases (metadata or a run's case table) hold two or more values of ``attribute``."""
+    return attribute in cases.columns and site_labels(cases, attribute).nunique() >= 2
+
+
 def _cases_without(cases: pd.DataFrame, attribute: str) -> int:
     """How many cases have no value of ``attribute`` (left out of the site analysis)."""
     if attribute not in cases.columns:
@@ -537,9 +542,7 @@ def write_quality(out: Path, dataset: Any, suite: Any) -> Path | None:
     from harness.analysis.quality import image_statistics
 
     metadata = dataset.metadata
-    has_sites = (suite.site_attribute in metadata.columns
-                 and site_labels(metadata, suite.site_attribute).nunique() >= 2)
-    if not (has_sites or any(g.get("check") == "site_drop" for g in suite.gates)):
+    if not (has_sites(metadata, suite.site_attribute) or any(g.get("check") == "site_drop" for g in suite.gates)):
         return None
     path = Path(out) / "quality.csv"
     if path.is_file():

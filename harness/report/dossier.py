@@ -264,7 +264,9 @@ def analysis_plan(run: RunDir) -> list[str]:
                     "1 = every case of the best group beats every case of the worst). A gate FAILs only "
                     "when the gap is both significant and above its margin (a bootstrap CI of a max–min gap is "
                     "biased away from 0, so it is not gated on).")
-    if any(g.get("check") == "site_drop" for g in run.suite_gates) or _has_sites(run):
+    from harness.analysis.shift import has_sites
+
+    if any(g.get("check") == "site_drop" for g in run.suite_gates) or has_sites(run.cases, s["site_attribute"]):
         plan.append(f"Site shift ({s['site_attribute']}): each site's clean mean against the reference site "
                     f"({s['reference_site'] or 'the largest site'}); drop = how much worse the site's mean is (reference − site, or "
                     "site − reference for lower-is-better metrics; positive = worse); "
@@ -279,12 +281,6 @@ def analysis_plan(run: RunDir) -> list[str]:
                     f"image and label hashes); {_baseline_tests(run)} of H1 regression > margin, corrected across "
                     "the gate's comparisons (a family of its own); FAIL when significant.")
     return plan
-
-
-def _has_sites(run: RunDir) -> bool:
-    """Whether the report has a site-shift section: two or more values of the site attribute."""
-    column = run.settings.get("site_attribute", "site")
-    return column in run.cases.columns and run.cases[column].dropna().nunique() >= 2
 
 
 def _fairness_test(settings: dict[str, Any]) -> str:
