@@ -7,13 +7,14 @@ A gate evaluated per family/attribute yields one :class:`GateResult` per family/
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
 
 import pandas as pd
 
 from harness.errors import FOREIGN_FAILURES, ConfigError, describe_failure
+from harness.options import did_you_mean
 from harness.perturbations.base import MAX_SEVERITY, is_severity_list
 
 Outcome = Literal["PASS", "WARN", "FAIL", "ERROR", "INCONCLUSIVE"]
@@ -196,17 +197,27 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
     return validator(gate) if validator else []
 
 
+def key_problems(gate: Mapping[str, Any], *, required: Iterable[str], allowed: Iterable[str]) -> list[str]:
+    """The one wording of a gate's missing and unknown keys (an unknown key gets a spelling hint):
+    ``gate 'g': missing 'max_drop'``, ``gate 'g': unknown key(s) maxdrop (did you mean 'max_drop'?);
+    allowed: …``."""
+    name = gate.get("name", "<unnamed>")
+    allowed = sorted(set(allowed))
+    problems = [f"gate {name!r}: missing {k!r}" for k in required if k not in gate]
+    unknown = sorted(set(gate) - set(allowed))
+    if unknown:
+        named = ", ".join(key + did_you_mean(key, allowed) for key in unknown)
+        problems.append(f"gate {name!r}: unknown key(s) {named}; allowed: {', '.join(allowed)}")
+    return problems
+
+
 def check_keys(gate: dict[str, Any], *, required: set[str], optional: set[str],
                numbers: set[str] = frozenset(), counts: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """Generic validator: required/optional keys, finite numbers (``numbers``), whole numbers ≥ 1
     (``counts``, e.g. ``min_cases``), and the shared list keys when given: ``severities`` (ints
     1..5) and ``families`` (perturbation names)."""
     name = gate.get("name", "<unnamed>")
-    allowed = required | optional | {"name", "check", "description"}
-    problems = [f"gate {name!r}: missing {k!r}" for k in sorted(required - set(gate))]
-    unknown = sorted(set(gate) - allowed)
-    if unknown:
-        problems.append(f"gate {name!r}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    problems = key_problems(gate, required=sorted(required), allowed=required | optional | {"name", "check", "description"})
     for key in sorted(numbers & set(gate)):
         value = gate[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -24,6 +24,24 @@ SUITE_CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+def closest(word: object, choices: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """The choice nearest to a misspelt ``word`` (difflib ratio ≥ ``cutoff``), or None when none is
+    close or ``word`` is not text."""
+    if not isinstance(word, str):
+        return None
+    import difflib  # standard library; imported here to keep this leaf module's import light
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def did_you_mean(word: object, choices: Iterable[str], *, otherwise: str = "") -> str:
+    """The one wording of a spelling hint: ``" (did you mean 'alpha'?)"`` when a choice is close to
+    ``word``, else ``otherwise`` (e.g. ``" (allowed: a, b)"``); callers append it to their message."""
+    match = closest(word, choices)
+    return f" (did you mean {match!r}?)" if match else otherwise
+
+
 def must_be_one_of(allowed: Iterable[object], got: object) -> str:
     """The one wording of a bad choice: ``"must be one of a, b, got 'c'"`` (callers prefix the
     option's name, e.g. ``f"--mode {must_be_one_of(COMPARE_MODES, value)}"``)."""

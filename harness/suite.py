@@ -5,14 +5,13 @@ A suite is given by bundled name (``robustness``), by an entry point of group ``
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
 from harness.hashing import text_sha256
-from harness.options import SUITE_CHOICES, must_be_one_of
+from harness.options import SUITE_CHOICES, did_you_mean, must_be_one_of
 from harness.perturbations.base import is_severity_list
 from harness.tomlread import tomllib
 
@@ -119,8 +118,7 @@ def resolve_suite_path(spec: str | Path) -> Path:
 def _check_keys(table: dict[str, Any], allowed: dict[str, Any], where: str, problems: list[str]) -> None:
     for key, value in table.items():
         if key not in allowed:
-            close = difflib.get_close_matches(key, list(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
+            hint = did_you_mean(key, allowed, otherwise=f" (allowed: {', '.join(allowed)})")
             problems.append(f"{where}: unknown key {key!r}{hint}")
             continue
         expected = allowed[key]
@@ -301,10 +299,9 @@ def _check_gate_families(gates: list[dict[str, Any]], labels: set[str], problems
     for gate in gates:
         wanted = gate.get("perturbation")
         if gate["check"] == "fairness" and isinstance(wanted, str) and wanted not in {"clean", "all"} | labels:
-            close = difflib.get_close_matches(wanted, sorted(labels), n=1)
             problems.append(f"gate {gate['name']!r}: perturbation {wanted!r} is not one of this suite's "
                             f"({', '.join(sorted(labels)) or 'none'}), 'clean' or 'all'"
-                            + (f" (did you mean {close[0]!r}?)" if close else ""))
+                            + did_you_mean(wanted, sorted(labels)))
         families = gate.get("families")
         if not isinstance(families, list):
             continue
@@ -339,9 +336,8 @@ def _check_metric_names(metrics: Any, gates: list[dict[str, Any]], options: Any,
         if gate["metric"] in metrics:
             continue
         if isinstance(gate["metric"], str) and metric_info(gate["metric"]) is None:  # a typo, not a missing entry
-            close = difflib.get_close_matches(gate["metric"], list(available()), n=1)
             problems.append(f"gate {gate['name']!r}: unknown metric {gate['metric']!r}"
-                            + (f" (did you mean {close[0]!r}?)" if close else "; see harness list metrics"))
+                            + did_you_mean(gate["metric"], available(), otherwise="; see harness list metrics"))
         else:
             problems.append(f"gate {gate['name']!r}: metric {gate['metric']!r} is not computed; "
                             f"add it to [suite].metrics")

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.gates import SuiteSetting
+from harness.gates import SuiteSetting, key_problems
 
 if TYPE_CHECKING:
     from harness.analysis.fairness import FairnessResult
@@ -76,14 +76,8 @@ def _outcome(row: pd.Series, *, max_gap: float, alpha: float, min_group_size: in
 
 def gate_problems(gate: Mapping[str, Any]) -> list[str]:
     """Problems with a fairness gate's keys and values that need no data (for suite validation)."""
-    problems = []
     name = gate.get("name", "<unnamed>")
-    for key in ("name", "metric", "max_gap"):
-        if key not in gate:
-            problems.append(f"gate {name!r}: missing {key!r}")
-    unknown = sorted(set(gate) - GATE_KEYS)
-    if unknown:
-        problems.append(f"gate {name!r}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(GATE_KEYS))}")
+    problems = key_problems(gate, required=("name", "metric", "max_gap"), allowed=GATE_KEYS)
     if "max_gap" in gate and not (isinstance(gate["max_gap"], (int, float)) and not isinstance(gate["max_gap"], bool)
                                   and 0 <= gate["max_gap"] < float("inf")):
         problems.append(f"gate {name!r}: max_gap must be a number >= 0, got {gate['max_gap']!r}")

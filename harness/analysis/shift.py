@@ -46,7 +46,7 @@ from harness.analysis.stats import (
     studentized_ci,
 )
 from harness.errors import ConfigError
-from harness.gates import GateResult, SuiteSetting, gate_check, label_problem, with_defaults
+from harness.gates import GateResult, SuiteSetting, gate_check, key_problems, label_problem, with_defaults
 from harness.metrics import value_range
 from harness.options import must_be_one_of
 from harness.tomlread import tomllib
@@ -473,10 +473,7 @@ GATE_KEYS = {"name", "check", "metric", "max_drop", "description", *GATE_DEFAULT
 def gate_problems(gate: dict[str, Any]) -> list[str]:
     """Problems with a ``site_drop`` gate's keys and values that need no data."""
     name = gate.get("name", "<unnamed>")
-    problems = [f"gate {name!r}: missing {k!r}" for k in ("name", "metric", "max_drop") if k not in gate]
-    unknown = sorted(set(gate) - GATE_KEYS)
-    if unknown:
-        problems.append(f"gate {name!r}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(GATE_KEYS))}")
+    problems = key_problems(gate, required=("name", "metric", "max_drop"), allowed=GATE_KEYS)
     for key in ("max_drop", "warn_drop"):
         if key in gate and not (isinstance(gate[key], (int, float)) and not isinstance(gate[key], bool)
                                 and 0 <= gate[key] < math.inf):

@@ -11,7 +11,6 @@ case ids become ``site/key``.
 """
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from harness.datasets.folder import CaseFiles, FileDataset
 from harness.datasets.metadata import MetadataTable, MissingKeyColumn, coerce_cell, read_metadata_csv
 from harness.errors import ConfigError
-from harness.options import must_be_one_of
+from harness.options import did_you_mean, must_be_one_of
 from harness.tomlread import tomllib
 
 CARD_KEYS = {"name", "images", "labels", "key_regex", "metadata", "metadata_key", "label_values",
@@ -146,8 +145,7 @@ def _label_path(card: Path, where: str, template: str, key: str) -> str:
 def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str) -> list[CaseFiles]:
     for key in table:
         if key not in CARD_KEYS:
-            close = difflib.get_close_matches(key, sorted(CARD_KEYS), n=1)
-            raise _fail(card, where, f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise _fail(card, where, f"unknown key {key!r}{did_you_mean(key, sorted(CARD_KEYS))}")
     for key in ("images", "labels"):
         if key not in table:
             raise _fail(card, where, f"missing {key!r}")

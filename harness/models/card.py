@@ -12,13 +12,13 @@ Paths in a card are relative to the card file. A bare model file (``.ts``/``.pt`
 """
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, NoReturn
 
 from harness.errors import ConfigError
+from harness.options import closest, did_you_mean
 
 from harness.tomlread import tomllib
 
@@ -184,9 +184,8 @@ class _Reader:
     def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
         value = self.get(key, str, default)
         if value not in options:
-            hint = difflib.get_close_matches(value, options, n=1)
             raise self.fail(key, f"unknown value {value!r}; use one of {', '.join(options)}"
-                                 + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+                                 + did_you_mean(value, options))
         return value
 
     def path(self, key: str) -> Path | None:
@@ -238,14 +237,14 @@ def _check_keys(where: str, data: Mapping[str, Any]) -> None:
                 raise ConfigError(f"{where}: [{name}] must be a table")
             for key in table:
                 if key not in _SECTIONS[name]:
-                    hint = difflib.get_close_matches(key, sorted(_SECTIONS[name]), n=1)
+                    hint = closest(key, _SECTIONS[name])
                     raise ConfigError(f"{where}: [{name}] {key}: unknown key"
-                                      + (f"; did you mean {hint[0]!r}?" if hint else
+                                      + (f"; did you mean {hint!r}?" if hint else
                                          f"; known keys: {', '.join(sorted(_SECTIONS[name]))}"))
         else:
-            hint = difflib.get_close_matches(name, list(_SECTIONS), n=1, cutoff=0.75)
+            hint = closest(name, _SECTIONS, cutoff=0.75)
             if hint:
-                raise ConfigError(f"{where}: [{name}]: unknown table; did you mean [{hint[0]}]?")
+                raise ConfigError(f"{where}: [{name}]: unknown table; did you mean [{hint}]?")
 
 
 def _flip_axes(reader: _Reader) -> tuple[int, ...]:

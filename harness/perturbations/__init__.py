@@ -89,14 +89,11 @@ def get(name: str, **options: Any) -> Perturbation:
         return cls(**options)
     cls = _family(name)
     if cls is None:
-        import difflib
-
+        from harness.options import did_you_mean
         from harness.plugins import entry_point_names
 
         names = sorted({*_REGISTRY, *entry_point_names(GROUP)})
-        close = difflib.get_close_matches(name, names, n=1)
-        raise ConfigError(f"unknown perturbation {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-                          + f"; available: {', '.join(names)}")
+        raise ConfigError(f"unknown perturbation {name!r}{did_you_mean(name, names)}; available: {', '.join(names)}")
     return cls(**options)
 
 

@@ -9,7 +9,15 @@ import pytest
 from harness import compare
 from harness.analysis import fairness_cell, stats
 from harness.errors import ConfigError
-from harness.options import COMPARE_MODES, CORRECTIONS, FAIRNESS_TESTS, SUITE_CHOICES, must_be_one_of
+from harness.options import (
+    COMPARE_MODES,
+    CORRECTIONS,
+    FAIRNESS_TESTS,
+    SUITE_CHOICES,
+    closest,
+    did_you_mean,
+    must_be_one_of,
+)
 from harness.suite import parse_suite
 
 SUITE = """
@@ -73,3 +81,12 @@ def test_perturbation_choice_message() -> None:
 
     with pytest.raises(ConfigError, match="option 'axes' must be one of slice, all, got 'nope'"):
         perturbations.get("low_resolution", axes="nope")
+
+
+def test_spelling_hint_names_the_closest_choice_or_the_fallback() -> None:
+    assert did_you_mean("alpah", ["alpha", "cluster"]) == " (did you mean 'alpha'?)"
+    assert did_you_mean("zzz", ["alpha", "cluster"]) == ""
+    assert did_you_mean("zzz", ["alpha"], otherwise=" (allowed: alpha)") == " (allowed: alpha)"
+    assert did_you_mean(5, ["alpha"]) == ""  # not text: no hint, no TypeError
+    assert closest("ouput", {"output": 1, "input": 2}, cutoff=0.75) == "output"  # any iterable of names
+    assert closest("inpt", ["output"], cutoff=0.75) is None
