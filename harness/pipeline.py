@@ -139,6 +139,7 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
     if model is None:
         model = load_model(model_spec, ndim=dataset.ndim)
     first = dataset.load(dataset.case_ids[0])
+    _check_metric_options(suite, first.ndim, options.data or suite.data)
     mismatch = model.check_input(channels=first.image.shape[0], ndim=first.ndim) if hasattr(model, "check_input") else []
     if mismatch:
         raise ConfigError(f"model {model_spec or 'reference'} cannot take data {options.data or suite.data}:",
@@ -224,6 +225,17 @@ def _fallback_note(planned: dict[str, Any], model: Any) -> list[str]:
               and family.options.get("nondifferentiable", "blackbox") == "blackbox"]
     return [f"white-box attack(s) {', '.join(fallen)} run as the black-box square_attack at the same ε: the "
             "model has no gradients (params: fallback; set nondifferentiable = \"error\" to refuse)"] if fallen else []
+
+
+def _check_metric_options(suite: Suite, ndim: int, data: object) -> None:
+    """Before any model call: [suite].metric_options hold for the data's dimensionality (a lesion
+    ``connectivity = 3`` suits 3D only; the suite check at load cannot know the data)."""
+    from harness.metrics import validate_config
+
+    try:
+        validate_config(suite.metrics, suite.metric_options, ndim=ndim)
+    except ConfigError as exc:
+        raise ConfigError(f"suite {suite.path}: [suite].metric_options do not fit the {ndim}D data {data}: {exc}") from None
 
 
 def _check_cohorts(suite: Suite, dataset: Dataset) -> None:

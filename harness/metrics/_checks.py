@@ -53,7 +53,11 @@ def as_spacing(spacing: float | Sequence[float] | np.ndarray | None,
     if spacing is None:
         return (1.0,) * ndim
     try:
-        values = np.asarray(spacing, dtype=np.float64)
+        values = np.asarray(spacing)
+        items = spacing if isinstance(spacing, (list, tuple)) else (spacing,)
+        if values.dtype.kind not in "iuf" or any(isinstance(v, (bool, np.bool_)) for v in items):
+            raise TypeError  # not True (1 mm), "2" or b"2", which numpy would convert
+        values = values.astype(np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"spacing must be a number or a sequence of numbers (mm), got {spacing!r}") from None
     if values.ndim > 1:

@@ -50,17 +50,38 @@ def use_numba(enabled: bool) -> Iterator[None]:
         _state["numba"] = before
 
 
+def slice_axis(shape: tuple[int, ...]) -> int | None:
+    """The axis of a 3D shape that is one voxel thick while the other two are longer (one slice of a
+    scan, or a 2D image stored as 3D such as an (H, W, 1) NIfTI), else None. Such a mask is scored in
+    its plane: its boundary is the in-plane contour, not every voxel of a one-voxel-thick slab."""
+    return shape.index(1) if len(shape) == 3 and shape.count(1) == 1 else None
+
+
+def is_planar(shape: tuple[int, ...]) -> bool:
+    """True for 2D shapes and single-slice 3D shapes: axis 0 of :func:`as3d`'s view is then not spatial."""
+    return len(shape) == 2 or slice_axis(shape) is not None
+
+
 def as3d(mask: np.ndarray) -> np.ndarray:
-    """A boolean mask as a C-contiguous uint8 view of three axes (2D gets a leading axis)."""
+    """A boolean mask as a C-contiguous uint8 view of three axes: 2D gets a leading axis, and a
+    single-slice 3D mask has its one-voxel axis moved first (a copy), so that axis 0 is the
+    non-spatial one of every planar mask."""
     m = np.ascontiguousarray(mask, dtype=bool)
     if m.ndim == 2:
         m = m[None]
+    elif slice_axis(m.shape):  # the thin axis is 1 or 2
+        m = np.ascontiguousarray(np.moveaxis(m, slice_axis(m.shape), 0))
     return m.view(np.uint8)
 
 
-def spacing3(spacing: tuple[float, ...]) -> np.ndarray:
-    """Spacing padded to three axes (the dummy axis of a 2D mask gets 1 mm; it never varies)."""
-    return np.array(((1.0,) if len(spacing) == 2 else ()) + tuple(spacing), np.float64)
+def spacing3(spacing: tuple[float, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Spacing of a mask of ``shape`` in :func:`as3d`'s axis order (a 2D mask's dummy axis gets 1 mm;
+    a planar mask's axis 0 never varies, so its spacing never counts)."""
+    if len(spacing) == 2:
+        return np.array((1.0, *spacing), np.float64)
+    thin = slice_axis(shape)
+    order = [0, 1, 2] if thin is None else [thin] + [i for i in range(3) if i != thin]
+    return np.array([spacing[i] for i in order], np.float64)
 
 
 @dataclass(frozen=True)

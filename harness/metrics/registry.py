@@ -214,6 +214,8 @@ def resolve(names: Iterable[str]) -> list[tuple[str, Metric]]:
     without duplicates. ConfigError listing the available names for an unknown one."""
     if isinstance(names, str):
         names = [names]
+    if not isinstance(names, Iterable):
+        raise ConfigError(f"metrics must be a list of metric names such as ['dice', 'hd95'], got {names!r}")
     out: list[tuple[str, Metric]] = []
     for name in dict.fromkeys(names):
         if not isinstance(name, str):

@@ -41,6 +41,9 @@ class Options:
     def parse(cls, options: Mapping[str, Any] | None, *, ndim: int,
               extra: Iterable[str] = ()) -> Options:
         """Validated options; ConfigError for an unknown key or a bad value."""
+        if options is not None and not isinstance(options, Mapping):
+            raise ConfigError(f"metric options must be a mapping of option name to value such as "
+                              f"{{'percentile': 95}}, got {options!r}")
         raw = dict(options or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known - set(extra))
@@ -117,10 +120,11 @@ class MetricContext:
         conn = check_connectivity(self.options.connectivity, self.pred.ndim)
         if self.empty == "both":
             return lesions.LesionCounts(0, 0, 0, 0)
-        lo, hi = self.scan.union_box
-        ndim = self.pred.ndim
-        return lesions.from_masks(self.pred, self.ref, connectivity=conn,
-                                  box=(lo[3 - ndim:], hi[3 - ndim:]))
+        lo, hi = self.scan.union_box  # in as3d's axis order (a single slice's thin axis first)
+        if self.pred.ndim == 2:
+            return lesions.from_masks(self.pred, self.ref, connectivity=conn, box=(lo[1:], hi[1:]))
+        # 3D: the as3d views, whose axis order the box follows (component counts do not depend on it)
+        return lesions.from_masks(self._pred3.view(bool), self._ref3.view(bool), connectivity=conn, box=(lo, hi))
 
 
 def validate_config(metrics: Iterable[str], options: Mapping[str, Any] | None = None, *,
@@ -156,6 +160,8 @@ def evaluate(pred: object, ref: object, *, spacing: float | Sequence[float],
     for label in labels:
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
             raise ValueError(f"labels must be integers, got {label!r}")
+        if label < 0:  # label maps hold no negative classes (refused above): it would score as perfect
+            raise ValueError(f"labels are class numbers >= 0 of the label maps, got {label!r}")
         ctx = MetricContext(p == label, r == label, spacing=sp, options=opts, raw_options=options)
         row: dict[str, Any] = {"label": int(label)}
         for name, metric in chosen:

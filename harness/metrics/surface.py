@@ -125,9 +125,9 @@ def from_scan(pred3: np.ndarray, ref3: np.ndarray, scan: geo.Scan, shape: tuple[
     if empty != "none":
         none = Directed.exact(np.empty(0, np.float64))
         return SurfaceDistances(none, none, empty, diag)
-    flat0 = len(shape) == 2
+    flat0 = geo.is_planar(shape)
     lo, hi = scan.union_box
-    sp = geo.spacing3(spacing)
+    sp = geo.spacing3(spacing, shape)
     bp = geo.boundary(pred3, lo, hi, flat0)
     br = geo.boundary(ref3, lo, hi, flat0)
     return SurfaceDistances(geo.nearest(bp.coords, br, sp, flat0),

@@ -82,10 +82,10 @@ def from_scan(pred3: np.ndarray, ref3: np.ndarray, scan: geo.Scan, shape: tuple[
     if empty != "none":
         none = np.empty(0, np.float64)
         return SurfelDistances(Directed.exact(none), Directed.exact(none), none, none, empty)
-    flat0 = len(shape) == 2
+    flat0 = geo.is_planar(shape)
     lo, hi = scan.union_box
-    sp = geo.spacing3(spacing)
-    table = measure_table(spacing)
+    sp = geo.spacing3(spacing, shape)
+    table = measure_table(tuple(float(v) for v in sp[1:]) if flat0 else spacing)  # planar: contour lengths
     sp_pred, codes_pred = geo.surfels(pred3, lo, hi, flat0)
     sp_ref, codes_ref = geo.surfels(ref3, lo, hi, flat0)
     return SurfelDistances(geo.nearest(sp_pred.coords, sp_ref, sp, flat0),

@@ -225,3 +225,18 @@ def test_a_suite_without_gates_says_that_it_cannot_fail(tmp_path: Path) -> None:
     result = run(RunOptions(suite=str(suite), out=str(tmp_path / "out"), limit=2, workers=1))
     assert result.exit_code == 0
     assert any("declares no gates: the run passes unless the model errs" in n for n in result.summary["notes"])
+
+
+def test_metric_options_that_do_not_fit_the_data_s_dimensions_are_refused_before_the_model(tmp_path: Path) -> None:
+    """connectivity = 3 is valid for 3D only: validate-suite cannot know the data, and every item
+    failed at scoring after its model call (exit 2) instead of one load error (exit 3)."""
+    from harness.pipeline import RunOptions, run
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nname = "c"\ndata = "phantom2d:n=2"\nmetrics = ["dice", "fp_lesions"]\n'
+                     'metric_options = { connectivity = 3 }\n')
+    parse_suite(suite.read_text(), path=suite)  # valid on its own: 3D data could use it
+    with pytest.raises(ConfigError, match=r"s.toml: \[suite\].metric_options do not fit the 2D data phantom2d:n=2: "
+                                          r".*connectivity must be an integer from 1 \(faces\) to 2 \(full\)"):
+        run(RunOptions(suite=str(suite), out=str(tmp_path / "out"), limit=2, workers=1))
+    assert not (tmp_path / "out").exists()

@@ -102,3 +102,38 @@ def test_erosion_is_monotone(core: np.ndarray, spacing: list[float]) -> None:
             assert all(d >= p - 1e-12 for d, p in zip(directed, previous[3:], strict=True))
         previous = scores + directed
         pred = ndimage.binary_erosion(pred, structure=cross, border_value=0)
+
+
+@FAST
+@given(arrays(bool, st.tuples(st.integers(2, 12), st.integers(2, 12))),
+       arrays(bool, st.tuples(st.integers(2, 12), st.integers(2, 12))),
+       st.integers(0, 2), st.floats(0.5, 6.0), st.sampled_from(["voxel", "surfel"]))
+def test_a_single_slice_scores_as_its_plane(a: np.ndarray, b: np.ndarray, axis: int, thickness: float,
+                                            method: str) -> None:
+    """A 2D image stored as 3D ((H, W, 1) NIfTI, one slice of a scan) scores as the 2D image: its
+    boundary is the in-plane contour, not every voxel of a one-voxel-thick slab (which gave other
+    HD95, ASSD and NSD, and an ASSD of 0.1 instead of 0.5 for a 10 x 10 square moved by one pixel)."""
+    b = np.resize(b, a.shape)
+    spacing = (0.7, 1.3)
+    metrics = ["dice", "hd", "hd95", "assd", "masd", "nsd", "fp_lesions", "fn_lesions", "abs_volume_error"]
+    flat = evaluate(a.astype(np.uint8), b.astype(np.uint8), spacing=spacing, labels=[1], metrics=metrics,
+                    options={"nsd_method": method})[0]
+    thick = list(spacing)
+    thick.insert(axis, thickness)
+    sliced = evaluate(np.expand_dims(a, axis).astype(np.uint8), np.expand_dims(b, axis).astype(np.uint8),
+                      spacing=tuple(thick), labels=[1], metrics=metrics, options={"nsd_method": method})[0]
+    for name in metrics[:-1]:
+        if flat["empty"] == "none" or name in ("dice", "nsd", "fp_lesions", "fn_lesions"):
+            assert sliced[name] == pytest.approx(flat[name], abs=1e-9), name
+        else:  # one empty: the diagonal includes the slice's thickness
+            assert sliced[name] >= flat[name]
+    assert sliced["abs_volume_error"] == pytest.approx(flat["abs_volume_error"] * thickness)
+
+
+def test_a_square_moved_by_one_pixel_has_the_same_assd_as_2d_and_as_one_slice() -> None:
+    square = np.zeros((14, 14), np.uint8)
+    square[2:12, 2:12] = 1
+    moved = np.roll(square, 1, axis=0)
+    assert evaluate(square, moved, spacing=1.0, labels=[1], metrics=["assd"])[0]["assd"] == pytest.approx(0.5)
+    one_slice = evaluate(square[..., None], moved[..., None], spacing=1.0, labels=[1], metrics=["assd"])[0]
+    assert one_slice["assd"] == pytest.approx(0.5)  # the slab reading gave 0.1

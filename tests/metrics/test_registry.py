@@ -192,6 +192,15 @@ def test_options_change_results() -> None:
      r"spacing must be a number or a sequence of numbers \(mm\), got \('a', 1\)"),
     (lambda: evaluate(-SQUARE.astype(np.int64), SQUARE, spacing=1.0, labels=[1], metrics=["dice"]),
      r"pred has negative values \(lowest -1\)"),
+    # True was read as 1 mm and "2" as 2 mm
+    (lambda: evaluate(SQUARE, SQUARE, spacing=True, labels=[1], metrics=["hd"]),
+     r"spacing must be a number or a sequence of numbers \(mm\), got True"),
+    (lambda: evaluate(SQUARE, SQUARE, spacing="2", labels=[1], metrics=["hd"]),
+     r"spacing must be a number or a sequence of numbers \(mm\), got '2'"),
+    (lambda: evaluate(SQUARE, SQUARE, spacing=(1, False), labels=[1], metrics=["hd"]), "got \\(1, False\\)"),
+    # a class that cannot occur scored as perfect ("both empty")
+    (lambda: evaluate(SQUARE, SQUARE, spacing=1.0, labels=[-1], metrics=["dice"]),
+     "labels are class numbers >= 0 of the label maps, got -1"),
 ])
 def test_clear_value_errors(call: object, match: str) -> None:
     with pytest.raises(ValueError, match=match) as info:
@@ -262,3 +271,14 @@ def test_a_failing_plugin_metric_is_named(compute: Any, said: str) -> None:
             assert isinstance(row["flaky"], float) and row["flaky"] == expected
         finally:
             unregister("flaky")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"metrics": None}, r"metrics must be a list of metric names such as \['dice', 'hd95'\], got None"),
+    ({"metrics": ["dice"], "options": "x"}, "metric options must be a mapping of option name to value"),
+    ({"metrics": ["dice"], "options": [("percentile", 90)]}, "metric options must be a mapping"),
+])
+def test_metric_names_and_options_of_the_wrong_type_are_named(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        evaluate(SQUARE, SQUARE, spacing=1.0, labels=[1], **kwargs)
+    assert "\n" not in str(info.value)
