@@ -81,3 +81,15 @@ def run(case: Case, transform: Any, *, seed: int = 0, layout: Layout = "last",
         new_label = drop(out["label"].data.numpy(), case.ndim, layout)[0]
         changes["label"] = np.ascontiguousarray(np.rint(new_label).astype(case.label.dtype))
     return case.with_(**changes)
+
+
+def run_on_magnitude(case: Case, transform: Any, **kwargs: Any) -> Case:
+    """:func:`run` on the magnitude image: a channel with negative values (z-scored MRI) is taken
+    as magnitude above its minimum, which is added back afterwards; a non-negative channel is the
+    magnitude as it is. Multiplicative and k-space artefacts (bias field, spikes) then act alike on
+    a raw and a z-scored image, instead of scaling the negative background and sizing the spike by
+    a mean near 0."""
+    low = np.minimum(case.image.reshape(case.image.shape[0], -1).min(axis=1), 0.0)
+    low = low.reshape((-1,) + (1,) * case.ndim)
+    out = run(case.with_(image=(case.image - low).astype(np.float32)), transform, **kwargs)
+    return out.with_(image=(out.image + low).astype(np.float32))

@@ -2,8 +2,9 @@
 
 A B-mode image is a log-compressed echo amplitude: display value ``x`` in ``[0, I_ref]`` maps to
 ``(x / I_ref - 1) * DR`` dB below the brightest echo, ``DR`` the displayed dynamic range (option
-``dynamic_range_db``, default 60 dB). ``I_ref`` is 255 for 8-bit-looking images (non-negative,
-max in (128, 255]) and the channel maximum otherwise. Depth is the first spatial axis (rows);
+``dynamic_range_db``, default 60 dB). ``I_ref`` is 255 for 8-bit images (whole numbers in
+0..255, brightest above 1) and the channel maximum otherwise, so a dim 8-bit scan gets the same dB
+change in grey levels as a bright one. Depth is the first spatial axis (rows);
 lateral axes are the others.
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ def display_max(case: Case) -> list[float]:
     out = []
     for x in case.image:
         lo, hi = float(x.min()), float(x.max())
-        out.append(255.0 if lo >= 0 and 128 < hi <= 255 else (hi if hi > 0 else 1.0))
+        eight_bit = lo >= 0 and 1 < hi <= 255 and bool(np.all(x == np.round(x)))
+        out.append(255.0 if eight_bit else (hi if hi > 0 else 1.0))
     return out
 
 

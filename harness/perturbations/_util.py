@@ -69,6 +69,15 @@ def slice_axis(spacing: Sequence[float]) -> int:
     return int(np.argmax(sp))
 
 
+def in_plane_axes(case: Case) -> list[int]:
+    """The case's in-plane spatial axes: both of a 2D case, the two besides :func:`slice_axis` in 3D
+    (where MRI phase encoding runs)."""
+    if case.ndim == 2:
+        return [0, 1]
+    through = slice_axis(case.spacing)
+    return [a for a in range(3) if a != through]
+
+
 def draw_sign(rng: np.random.Generator, direction: str) -> int:
     """+1/-1 for ``direction`` "up"/"down"; a fair coin for "both" (always consumes one draw,
     so the draws that follow are the same whichever direction is configured)."""

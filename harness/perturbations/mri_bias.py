@@ -4,6 +4,8 @@ A smooth multiplicative field ``exp(sum_i c_i P_i(x))`` of 3rd-order polynomials
 normalised coordinates. The unit coefficients are drawn once per draw (uniform in [-1, 1], as
 TorchIO) and rescaled so that the field's largest log-gain equals the ladder value: the field
 stays within ``[exp(-a), exp(a)]`` and its shape does not change with severity (coupled draws).
+The field multiplies the magnitude: a channel with negative values (z-scored) is taken as the
+intensity above its minimum, so tissue, not a negative background, is modulated.
 """
 from __future__ import annotations
 
@@ -56,4 +58,4 @@ class BiasField(Perturbation):
         from harness.perturbations import _tio
 
         transform = tio.BiasField(coefficients=[float(c) for c in params["coefficients"]], order=ORDER)
-        return _tio.run(case, transform)
+        return _tio.run_on_magnitude(case, transform)

@@ -13,19 +13,12 @@ import numpy as np
 
 from harness.case import Case
 from harness.perturbations import register
-from harness.perturbations._util import ladder, monai_transforms, slice_axis
+from harness.perturbations._util import in_plane_axes, ladder, monai_transforms
 from harness.perturbations.base import NumberOption, Perturbation
 
 GHOST_AMPLITUDE = (0.05, 0.1, 0.17, 0.25, 0.35)
 SPIKE_INTENSITY = (0.05, 0.1, 0.16, 0.24, 0.35)
 GIBBS_ALPHA = (0.4, 0.5, 0.6, 0.7, 0.8)
-
-
-def _in_plane_axes(case: Case) -> list[int]:
-    if case.ndim == 2:
-        return [0, 1]
-    s = slice_axis(case.spacing)
-    return [a for a in range(3) if a != s]
 
 
 @register
@@ -48,7 +41,7 @@ class Ghosting(Perturbation):
 
     def draw(self, case: Case, severity: int, rng: np.random.Generator) -> dict[str, Any]:
         period = int(rng.integers(2, 7))
-        axes = _in_plane_axes(case)
+        axes = in_plane_axes(case)
         axis = int(axes[int(rng.integers(len(axes)))])
         amplitude = ladder(GHOST_AMPLITUDE, severity)
         return {"period": period, "axis": axis, "ghost_amplitude": amplitude, "intensity": amplitude * period}
@@ -66,7 +59,8 @@ class Ghosting(Perturbation):
 @register
 class Spike(Perturbation):
     """Herringbone artefact: spikes added to k-space, each ``intensity`` x the spectrum maximum
-    (stripes whose amplitude is ~``intensity`` x the mean image intensity).
+    (stripes whose amplitude is ~``intensity`` x the mean magnitude; a z-scored image, taken as the
+    intensity above its minimum, gets the same stripes as the raw magnitude image).
 
     Params: ``positions`` (spikes x 3 fractional k-space coordinates, TorchIO axes),
     ``intensity``. Options: ``spikes`` (default 1).
@@ -95,7 +89,7 @@ class Spike(Perturbation):
 
         transform = tio.Spike(spikes_positions=np.asarray(params["positions"], dtype=float),
                               intensity=float(params["intensity"]))
-        return _tio.run(case, transform)
+        return _tio.run_on_magnitude(case, transform)
 
 
 @register

@@ -1,10 +1,12 @@
 """MRI rigid-motion artefact (TorchIO ``Motion``, after Shaw et al. 2019).
 
-The k-space is read line by line along the last TorchIO axis; lines read while the object is out
-of its reference pose come from a rigidly moved copy. The reference pose holds while the central
-lines are read, so the anatomy stays in place and the artefact is ghosting/blurring along the
-phase-encoding direction. 2D images are lifted as ``(C, 1, H, W)`` so that TorchIO segments
-k-space along the columns.
+The k-space is read line by line along the phase-encoding axis (TorchIO segments its last axis);
+lines read while the object is out of its reference pose come from a rigidly moved copy. The
+reference pose holds while the central lines are read, so the anatomy stays in place and the
+artefact is ghosting/blurring along the phase-encoding direction. 2D images are lifted as
+``(C, 1, H, W)`` so that TorchIO segments k-space along the columns; in 3D the phase-encoding axis
+is drawn among the in-plane axes (not the slice axis, the one of largest spacing: a multislice
+scan's slices are not k-space lines) and swapped to the last place for TorchIO.
 
 Monotone by construction (nested corruption): the moved share of k-space grows from the outside
 in with severity, split into up to 5 segments on each side of the centre; the pose of every
@@ -22,6 +24,7 @@ import numpy as np
 from harness.case import Case
 from harness.errors import ConfigError
 from harness.perturbations import register
+from harness.perturbations._util import in_plane_axes
 from harness.perturbations.base import NumberOption, Perturbation
 
 MOVED_FRACTION = (0.2, 0.35, 0.5, 0.65, 0.8)
@@ -40,13 +43,15 @@ class Motion(Perturbation):
 
     Params: ``moved_fraction`` (share of k-space lines read in a moved pose), ``split`` (share of
     them read before the centre, 0.4..0.6), ``degrees`` / ``translation_mm`` (2 x severity poses, TorchIO
-    axes, in TorchIO's transform order) and ``times`` (segment boundaries, fractions of k-space).
+    axes, in TorchIO's transform order), ``times`` (segment boundaries, fractions of k-space) and,
+    in 3D, ``phase_axis`` (the case's spatial axis read line by line).
     Options: ``degrees`` (rotation per pose, default 5), ``translation_voxels`` (default 5).
     """
 
     name = "motion"
-    numbers = {"degrees": NumberOption(at_least=0), "translation_voxels": NumberOption(at_least=0)}
-    options_doc = {"degrees": "rotation of each pose in degrees (default 5)",
+    # rotations are periodic: 360 degrees is no motion, so the ladder would be flat
+    numbers = {"degrees": NumberOption(at_least=0, at_most=90), "translation_voxels": NumberOption(at_least=0)}
+    options_doc = {"degrees": "rotation of each pose in degrees, 0–90 (default 5)",
                    "translation_voxels": "translation of each pose, voxels of the finest spacing (default 5)"}
     modalities = frozenset({"mri"})
     parameter_doc = ("{20, 35, 50, 65, 80} % of k-space (outer lines, 1-5 segments per side) read "
@@ -76,8 +81,12 @@ class Motion(Perturbation):
         # centre segment by swapping it with transform ``severity``, hence this order.
         before, after = list(range(severity)), list(range(n, n + severity))
         order = before[1:] + before[:1] + after[::-1]
-        return {"moved_fraction": float(m[-1]), "split": split, "times": times,
-                "degrees": rot[order].tolist(), "translation_mm": shift[order].tolist()}
+        params = {"moved_fraction": float(m[-1]), "split": split, "times": times,
+                  "degrees": rot[order].tolist(), "translation_mm": shift[order].tolist()}
+        if case.ndim == 3:  # drawn last, so the draws above are those of earlier versions
+            axes = in_plane_axes(case)
+            params["phase_axis"] = int(axes[int(rng.integers(len(axes)))])
+        return params
 
     def apply(self, case: Case, params: dict[str, Any]) -> Case:
         import torchio as tio
@@ -87,4 +96,12 @@ class Motion(Perturbation):
         transform = tio.Motion(degrees=np.asarray(params["degrees"], dtype=float),
                                translation=np.asarray(params["translation_mm"], dtype=float),
                                times=np.asarray(params["times"], dtype=float), image_interpolation="linear")
-        return _tio.run(case, transform, layout="first")
+        axis = int(params.get("phase_axis", 2))  # params recorded before phase_axis read along axis 2
+        if case.ndim == 2 or axis == 2:
+            return _tio.run(case, transform, layout="first")
+        spacing = list(case.spacing)
+        spacing[axis], spacing[2] = spacing[2], spacing[axis]
+        swapped = case.with_(image=np.ascontiguousarray(np.swapaxes(case.image, axis + 1, 3)),
+                             label=np.ascontiguousarray(np.swapaxes(case.label, axis, 2)), spacing=tuple(spacing))
+        out = _tio.run(swapped, transform, layout="first")
+        return case.with_(image=np.ascontiguousarray(np.swapaxes(out.image, axis + 1, 3)))

@@ -72,7 +72,7 @@ class Quantization(Perturbation):
             scale = (hi - lo) / 255.0
             planes = (x - lo) / scale
             planes = planes[None] if axis is None else np.moveaxis(planes, axis, 0)
-            rec = jpeg_planes(planes, params["quality"])
+            rec = np.clip(jpeg_planes(planes, params["quality"]), 0.0, 255.0)  # a decoder clamps to 8 bits
             rec = rec[0] if axis is None else np.moveaxis(rec, 0, axis)
             out[c] = (rec * scale + lo).astype(np.float32)
         return case.with_(image=out)
