@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     app = typer.Typer(add_completion=False)
     app.command()(train_command)
     try:
-        app(args=args, prog_name="python -m harness.train", standalone_mode=False)
+        code = app(args=args, prog_name="python -m harness.train", standalone_mode=False)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
@@ -189,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     except _usage_error() as exc:  # unknown option, missing value...: exit 3 as DESIGN.md says
         print(f"error: {exc.format_message()}", file=sys.stderr)
         return 3
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
     finally:
         _MODULE_COMMAND = None
-    return 0
+    if code == 130:  # typer returns Ctrl-C as 130 when not standalone: exit 2 as `harness train` does
+        print("interrupted (resume with the same command)", file=sys.stderr)
+        return 2
+    return int(code or 0)

@@ -14,7 +14,7 @@ import json
 import math
 import numbers
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
 from harness.options import must_be_one_of
@@ -80,15 +80,19 @@ class TrainConfig:
     progress: bool = True
     name: str | None = None
 
-    def fingerprint(self) -> str:
-        """Hash of the options that change results (not budget, progress or resume)."""
+    def result_options(self) -> dict[str, Any]:
+        """The options that change results (not budget, progress or resume), as JSON-ready values."""
         d = dataclasses.asdict(self)
         for k in ("time_budget", "progress", "resume", "tta", "postprocess", "postprocess_by", "name"):
             d.pop(k)
         for k, default in LATER_OPTIONS.items():  # at their defaults, runs keep the fingerprint they had
             if d[k] == default:
                 d.pop(k)
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return json.loads(json.dumps(d, sort_keys=True, default=str))
+
+    def fingerprint(self) -> str:
+        """Hash of :meth:`result_options`."""
+        return hashlib.sha256(json.dumps(self.result_options(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _finite(value: object) -> bool:

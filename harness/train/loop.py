@@ -93,7 +93,10 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
     sample = [dataset.load(i) for i in split.train[:SPACING_SAMPLE if cfg.spacing == "auto" else 5]]
     first = sample[0]
     if cfg.dims is not None and first.ndim != cfg.dims:
-        raise ConfigError(f"--dims {cfg.dims} but the data is {first.ndim}D")
+        thin = first.ndim == 3 and 1 in first.spatial_shape
+        raise ConfigError(f"--dims {cfg.dims} but the data is {first.ndim}D (shape {first.spatial_shape})"
+                          + ("; single-slice volumes train as 3D with a one-voxel axis: drop --dims" if thin else
+                             "; drop --dims to train on the data's own dimensions"))
     check_axes(cfg, first.ndim)
     total = sum(int(np.prod(c.image.shape)) for c in sample[:5]) / len(sample[:5])
     spacing = resolve_spacing(sample, cfg)
@@ -105,10 +108,17 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                                    spacing=spacing)
     val_cases = tdata.load_cases(dataset, split.val, normalize=normalize, window=cfg.window, half=half,
                                  spacing=spacing)
+    named_by = "the data (its label_names)" if labels is not None else "the training and validation masks"
     if labels is None:  # no label names given: the classes present in the training and validation labels
-        labels = sorted({k for c in train_cases + val_cases for k in c.class_locations}) or [1]
+        labels = _unnamed_classes(train_cases + val_cases, data_spec)
     else:
         _check_classes(train_cases + val_cases, labels)
+    for cid in split.test:  # before training: a class the test masks alone hold would score as background
+        check_named_classes(cid, np.unique(dataset.load(cid).label).tolist(), labels, named_by=named_by)
+    if not any(c.class_locations for c in train_cases):
+        raise ConfigError(f"data {data_spec}: no training label holds a foreground class (every mask is "
+                          "background 0), so there is nothing to learn; check the label files or the card's "
+                          "label_values")
     plan = _plan(train_cases, cfg, modality)
     ndim, in_ch = first.ndim, first.image.shape[0]
     kwargs: dict[str, Any] = {"spatial_dims": ndim, "in_channels": in_ch, "out_channels": max(labels) + 1,
@@ -169,14 +179,15 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                    for k, v in cfg.__dict__.items() if k != "augment_config"},
         "augment": aug_cfg.__dict__, "plan": plan.as_dict(),
         "spacing": list(spacing) if spacing is not None else None, "model_kwargs": kwargs,
-        "epochs_run": epochs_run, "train_seconds": train_seconds,
+        "epochs_run": epochs_run, "best_epoch": members[0]["best_epoch"] if cfg.ensemble == 1 else None,
+        "resumes": max(int(m["resumes"]) for m in members), "train_seconds": train_seconds,
         "wall_seconds": time.perf_counter() - t_start, "best_val_dice_mean": None if np.isnan(best) else best,
         "versions": versions(), "git": (revision := code_revision() or {}).get("commit"),
         "git_dirty": revision.get("dirty"), "command": command, "weights_sha256": weights_sha,
     }
     if cfg.ensemble > 1:  # per member: seed, epochs, seconds, best validation Dice (mean)
         record["members"] = [{"member": m["member"], "seed": m["seed"], "epochs_run": m["epoch"],
-                              "train_seconds": m["elapsed"],
+                              "best_epoch": m["best_epoch"], "train_seconds": m["elapsed"],
                               "best_val_dice_mean": m["best"] if val_cases and m["best"] >= 0 else None} for m in members]
     card = model_card(
         name=cfg.name or f"unet-{ndim}d-{record['dataset']}", weights=weights.name, kwargs=card_kwargs, entry=entry,
@@ -190,6 +201,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         intended_use=f"U-Net trained by `harness train` on {record['dataset']} ({modality}); "
                      "research and evaluation of the harness only, not for clinical use.",
         training={"command": command or "", "seed": cfg.seed, "epochs": epochs_run,
+                  **({"best_epoch": members[0]["best_epoch"]} if cfg.ensemble == 1 and members[0]["best_epoch"] else {}),
                   "data": data_spec, "manifest_sha256": record["manifest_sha256"],
                   **({} if np.isnan(best) else {"best_val_dice_mean": best}),
                   "versions": versions(), "record": "training.json"})
@@ -227,6 +239,20 @@ def _data_fingerprint(manifest: str, split: dict[str, Any], kwargs: dict[str, An
     text = json.dumps({"manifest": manifest, "split": split, "network": kwargs, "labels": list(labels)},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _unnamed_classes(cases: Sequence[tdata.CachedCase], data_spec: str) -> list[int]:
+    """The classes of data that names none: those its masks hold, which must be 1..K (the network
+    has ``max + 1`` outputs: a 0/255 PNG mask would make 256 of them and train class 255)."""
+    found = sorted({k for c in cases for k in c.class_locations}) or [1]
+    if found != list(range(1, len(found) + 1)):
+        case = next(c.case_id for c in cases if set(c.class_locations) - set(range(1, len(found) + 1)))
+        hint = (f'label_values = {{"{found[-1]}" = 1}}' if len(found) == 1 else
+                "label_names = {1 = \"...\", ...} or label_values")
+        raise ConfigError(f"data {data_spec}: the masks hold classes {found[:8]}{' ...' if len(found) > 8 else ''} "
+                          f"(case {case}) and the data names none; unnamed classes must be 1..K: map or name them "
+                          f"in the dataset card, e.g. {hint}")
+    return found
 
 
 def _check_classes(cases: Sequence[tdata.CachedCase], labels: Sequence[int]) -> None:
@@ -267,12 +293,14 @@ class _MemberFit:
             evaluated = ema.module if ema is not None else net  # the weights validated and saved
             rng = np.random.default_rng([seed, 31337])
             # epoch_s: the last epoch's duration, so that a resumed run stops where the first one did
-            state: dict[str, Any] = {"epoch": 0, "history": [], "best": -1.0, "elapsed": 0.0, "epoch_s": 0.0}
+            state: dict[str, Any] = {"epoch": 0, "history": [], "best": -1.0, "elapsed": 0.0, "epoch_s": 0.0,
+                                     "best_epoch": 0, "resumes": 0}
             last = folder / LAST
             if cfg.resume and last.is_file():
                 ckpt = _load_checkpoint(last, ema=ema is not None)
                 if ckpt["fingerprint"] != cfg.fingerprint():
-                    raise ConfigError(f"{last}: a checkpoint from different training options; use a new "
+                    raise ConfigError(f"{last}: a checkpoint from different training options"
+                                      f"{_differing(ckpt.get('options'), cfg.result_options())}; use a new "
                                       "--out, the same options, or --no-resume")
                 if ckpt.get("trained_on", self.trained_on) != self.trained_on:  # older checkpoints lack it
                     raise ConfigError(f"{last}: a checkpoint trained on other data (files, split or network "
@@ -289,6 +317,8 @@ class _MemberFit:
                                       f"({str(exc).splitlines()[0]}); use a new --out or --no-resume") from exc
                 state = {k: ckpt[k] for k in ("epoch", "history", "best", "elapsed")}
                 state["epoch_s"] = float(ckpt.get("epoch_s", 0.0))
+                state["best_epoch"] = int(ckpt.get("best_epoch", 0))  # 0: unknown (an older checkpoint)
+                state["resumes"] = int(ckpt.get("resumes", 0)) + 1
             max_epochs = cfg.epochs or 10**9
             run_start = time.perf_counter() - state["elapsed"]
             interrupted = False
@@ -333,19 +363,33 @@ class _MemberFit:
                     state["elapsed"] = row["elapsed_s"]
                     state["epoch_s"] = time.perf_counter() - t0
                     if "val_dice_mean" in row and row["val_dice_mean"] > state["best"]:  # validated epochs compete
-                        state["best"] = row["val_dice_mean"]
+                        state["best"], state["best_epoch"] = row["val_dice_mean"], state["epoch"]
                         _save(evaluated.state_dict(), folder / BEST)
                     _save({"model": net.state_dict(), "optimizer": opt.state_dict(),
                            **({"ema": ema.state_dict()} if ema is not None else {}),
                            "torch_rng": torch.get_rng_state(), "numpy_rng": _rng_state(rng),
-                           "fingerprint": cfg.fingerprint(), "trained_on": self.trained_on, **state}, last)
+                           "fingerprint": cfg.fingerprint(), "options": cfg.result_options(),
+                           "trained_on": self.trained_on, **state}, last)
                     bar.update(task, completed=state["epoch"], loss=row["train_loss"], dice=_dice_text(row))
                     if self.callback is not None and self.callback(row):
                         interrupted = True
                         break
             if state["best"] < 0:  # no epoch validated (--val-fraction 0, or stopped first): keep the
                 _save(evaluated.state_dict(), folder / BEST)  # final weights (nnU-Net's final)
+                state["best_epoch"] = state["epoch"]
         return {**state, "member": member, "seed": seed, "interrupted": interrupted}
+
+
+def _differing(saved: Any, now: dict[str, Any]) -> str:
+    """`` (--lr 0.001 then, 0.0003 now; ...)``: the result-changing options that differ from a
+    checkpoint's (empty for checkpoints that did not store them)."""
+    if not isinstance(saved, dict):
+        return ""
+    keys = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if not keys:
+        return ""
+    said = [f"{k.replace('_', '-')} {saved.get(k)!r} then, {now.get(k)!r} now" for k in keys[:4]]
+    return f" ({'; '.join(said)}{'; ...' if len(keys) > 4 else ''})"
 
 
 def _diverged(loss: float, epochs_done: int, lr: float, last: Path) -> str:

@@ -98,6 +98,8 @@ def make_plan(shapes: Sequence[Sequence[int]], spacings: Sequence[Sequence[float
     ((128, 128), (16, 32, 64, 128, 128), 8, 16)
     >>> make_plan([(32, 64, 64)], [(2.0, 1.0, 1.0)]).strides
     ((1, 2, 2), (2, 2, 2), (2, 2, 2))
+    >>> make_plan([(160, 160, 8)], [(1.0, 1.0, 1.0)]).strides  # the thin axis stops, the others go on
+    ((2, 2, 2), (2, 2, 1), (2, 2, 1))
     """
     ndim = len(shapes[0])
     max_levels = max_levels or MAX_LEVELS[ndim]
@@ -110,7 +112,9 @@ def make_plan(shapes: Sequence[Sequence[int]], spacings: Sequence[Sequence[float
             extent = [s * sp for s, sp in zip(size, median_spacing)]
             axis = int(np.argmax(extent))
             size[axis] *= 0.9
-        size_i = [max(min_feature, int(s)) for s in size]
+        # an axis one voxel thick in the data (single-slice volumes) stays 1: padding it would make
+        # most of every patch padding
+        size_i = [max(min_feature, int(s)) if n > 1 else 1 for s, n in zip(size, median_shape)]
     else:
         size_i = [int(p) for p in patch]
 
@@ -118,8 +122,13 @@ def make_plan(shapes: Sequence[Sequence[int]], spacings: Sequence[Sequence[float
     feat = list(size_i)
     spacing = list(median_spacing)
     for _ in range(max_levels - 1):
-        finest = min(spacing)
-        step = tuple(2 if feat[a] / 2 >= min_feature and spacing[a] < 2 * finest else 1 for a in range(ndim))
+        poolable = [a for a in range(ndim) if feat[a] / 2 >= min_feature]
+        if not poolable:
+            break
+        # The finest spacing among the axes that can still be pooled (nnU-Net v2): an axis too short
+        # to pool (a thin slab, a single slice) must not stop the others.
+        finest = min(spacing[a] for a in poolable)
+        step = tuple(2 if a in poolable and spacing[a] < 2 * finest else 1 for a in range(ndim))
         if step == (1,) * ndim:
             break
         strides.append(step)

@@ -61,6 +61,19 @@ def deterministic(seed: int, threads: int) -> Iterator[None]:
             torch.set_num_threads(prev_threads)
 
 
+TRAIN_OUTPUTS = ("model.pt", "model.toml", "curves.csv", "curves.png", "test_dice.csv")  # (re)written by a run
+TRAIN_MARKERS = ("training.json", LAST, BEST, f"member0/{LAST}")  # a training folder: resumed or retrained
+
+
+def _refuse_foreign_outputs(out: Path) -> None:
+    """ConfigError when ``out`` holds files a training run would overwrite or delete (a model card,
+    weights) without being a training folder: someone else's model must not be replaced silently."""
+    clobbered = [name for name in TRAIN_OUTPUTS if (out / name).exists()]
+    if clobbered and not any((out / marker).exists() for marker in TRAIN_MARKERS):
+        raise ConfigError(f"--out {out} holds {', '.join(clobbered)} but no training run (training.json or "
+                          f"{LAST}); training would overwrite them: choose an empty or new folder")
+
+
 def check_axes(cfg: TrainConfig, ndim: int) -> None:
     """Refuse ``--flip-axes``, ``--patch`` and ``--spacing`` that do not fit ``ndim``-D data (run on
     the first case, before the data is loaded)."""
@@ -85,6 +98,8 @@ def _plan(cases: Sequence[tdata.CachedCase], cfg: TrainConfig, modality: str) ->
               "max_features": max(cfg.features)}
     plan = make_plan([c.label.shape for c in cases], [c.spacing for c in cases], flip_axes=flips,
                      patch=cfg.patch, batch_size=cfg.batch_size, **kw)
+    # a flip along a one-voxel axis changes nothing (and TorchIO's flip fails on it)
+    plan = dataclasses.replace(plan, flip_axes=tuple(a for a in plan.flip_axes if plan.patch[a] > 1))
     if cfg.features:
         if len(plan.strides) + 1 != len(cfg.features):
             raise ConfigError(f"--features {list(cfg.features)}: the patch {plan.patch} allows only "
@@ -255,6 +270,7 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         dataset, data_spec = open_dataset(data), str(data)
     # classes from the data's names (background 0 is never a class); None: found in the labels
     labels = sorted(int(k) for k in dataset.label_names if int(k) != 0) or None
+    _refuse_foreign_outputs(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a parent that is a file, no permission, ...

@@ -251,3 +251,45 @@ def test_an_unreadable_test_case_keeps_what_training_wrote(tmp_path: Path) -> No
                                           r"card, curves and training.json are written in"):
         train(dataset, tmp_path, TINY, callback=break_it)
     assert {"model.pt", "model.toml", "curves.csv", "training.json"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_a_folder_holding_someone_else_s_model_is_not_overwritten(tmp_path: Path) -> None:
+    """--out was created with exist_ok: a user's model.toml and model.pt were replaced and their
+    test_dice.csv deleted, silently."""
+    (tmp_path / "model.toml").write_text("# my card\n")
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    with pytest.raises(ConfigError, match=r"holds model\.pt, model\.toml but no training run \(training\.json or "
+                                          r"checkpoint_last\.pt\); .*choose an empty or new folder"):
+        train(phantom_dataset(2, n=4, seed=1), tmp_path, TINY)
+    assert (tmp_path / "model.toml").read_text() == "# my card\n"
+
+
+def test_unnamed_classes_must_be_one_to_k(tmp_path: Path) -> None:
+    """A 0/255 PNG mask read without label_values made a 256-output network training class 255."""
+    binary = Edited(label=lambda c: np.where(c.label > 0, 255, 0), label_names={})
+    with pytest.raises(ConfigError, match=r"the masks hold classes \[255\] \(case phantom2d_00\d\) and the data names "
+                                          r'none; .*label_values = \{"255" = 1\}'):
+        train(binary, tmp_path, TINY)
+
+
+def test_masks_without_any_foreground_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no training label holds a foreground class"):
+        train(Edited(label=lambda c: np.zeros_like(c.label)), tmp_path, TINY)
+
+
+def test_a_test_case_with_an_unnamed_class_is_refused_before_training(tmp_path: Path) -> None:
+    """Training and validation masks were checked, test masks not: the unnamed class scored as
+    background (Dice 0) in test_dice.csv."""
+    data = Edited(label_names={1: "organ", 2: "lesion"})
+    test_id = train(data, tmp_path / "probe", TINY).record["split"]["test"][0]
+
+    def recode(case: Case) -> np.ndarray:
+        label = case.label.copy()
+        if case.case_id == test_id:
+            label[:4, :4] = 5
+        return label
+
+    recoded = Edited(label_names={1: "organ", 2: "lesion"}, label=recode)
+    with pytest.raises(ConfigError, match=rf"case {test_id}: label values \[5\] are not classes"):
+        train(recoded, tmp_path / "run", TINY)
+    assert not (tmp_path / "run" / "model.pt").exists()

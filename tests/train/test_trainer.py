@@ -149,7 +149,14 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     assert resumed.record["epochs_run"] == 3
     assert _same(_weights(full.out), _weights(resumed.out))
     assert len(resumed.record["split"]["train"]) == len(full.record["split"]["train"])
-    with pytest.raises(ConfigError, match="different training options"):
+    # the record says the run was resumed and which epoch's weights model.pt holds
+    assert (full.record["resumes"], stopped.record["resumes"], resumed.record["resumes"]) == (0, 0, 1)
+    assert resumed.record["best_epoch"] == full.record["best_epoch"]
+    curves = pd.read_csv(full.out / "curves.csv")
+    assert full.record["best_epoch"] == int(curves.loc[curves["val_dice_mean"].idxmax(), "epoch"])
+    assert tomllib.loads(full.card.read_text())["training"]["best_epoch"] == full.record["best_epoch"]
+    # a refused resume names the option that differs, with both values
+    with pytest.raises(ConfigError, match=r"different training options \(lr [0-9.e-]+ then, 0\.0001 now\)"):
         train(data, tmp_path / "part", TrainConfig(**{**cfg.__dict__, "lr": 1e-4}))
 
 
@@ -291,6 +298,19 @@ def test_module_entry_point_exit_codes(tmp_path: Path) -> None:
     card = tomllib.loads((tmp_path / "model.toml").read_text())
     assert card["training"]["command"].startswith("python -m harness.train --data phantom2d:n=3")
     assert np.isfinite(card["training"]["best_val_dice_mean"])
+
+
+def test_module_entry_point_reports_ctrl_c_as_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    """`python -m harness.train` returned 0 with no message on Ctrl-C (typer hands it back as 130)."""
+    import harness.train.trainer as trainer
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "train", interrupted)
+    assert main(["--data", "phantom2d:n=3", "--out", str(tmp_path), "--epochs", "1", "--no-progress"]) == 2
+    assert "interrupted (resume with the same command)" in capsys.readouterr().err
 
 
 def test_cli_prints_the_test_dice_with_its_ci(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
