@@ -460,17 +460,23 @@ def _draw_artifacts(out: Path, options: RunOptions, workers: int, model_spec: An
     inputs.pop("model")
     try:  # the worker builds the model from its card, as the pool's workers do (no model object is pickled)
         run_isolated(_artifacts_in_worker, out, model_spec=model_spec, timeout=timeout,
-                     what="the worst-case figures", **inputs)
+                     call_timeout=options.item_timeout, what="the worst-case figures", **inputs)
     except IsolatedFailure as exc:
         write_failure_manifest(out, str(exc))
 
 
-def _artifacts_in_worker(out: Path, *, model_spec: Any, suite: Suite, dataset: Dataset, records: pd.DataFrame) -> None:
-    """The artifacts step in an isolated worker: load the model as the run's workers do, then draw."""
+def _artifacts_in_worker(out: Path, *, model_spec: Any, suite: Suite, dataset: Dataset, records: pd.DataFrame,
+                         call_timeout: float | None = None) -> None:
+    """The artifacts step in an isolated worker: load the model as the run's workers do, then draw;
+    with ``call_timeout`` (``--item-timeout``) a model call that runs past it skips its worst case
+    (a note) instead of holding the whole step until the step's deadline."""
+    from harness.executors.deadline import CallDeadline
     from harness.models import load_model
     from harness.report.artifacts import write_artifacts
 
-    write_artifacts(out, suite=suite, dataset=dataset, model=load_model(model_spec, ndim=dataset.ndim), records=records)
+    model = load_model(model_spec, ndim=dataset.ndim)
+    write_artifacts(out, suite=suite, dataset=dataset, records=records,
+                    model=CallDeadline(model, call_timeout) if call_timeout else model)
 
 
 def _write_summary(out: Path, summary: dict[str, Any]) -> None:
