@@ -22,7 +22,7 @@ import pandas as pd
 
 from harness import __version__, atomic
 from harness.datasets import Dataset, open_dataset
-from harness.datasets.label_values import check_named_classes, class_name_conflicts
+from harness.datasets.label_values import check_named_classes, class_name_conflicts, classes_the_model_lacks
 from harness.errors import ConfigError
 from harness.hashing import text_sha256
 from harness.gates import GateContext, GateResult, evaluate_gates, overall_outcome
@@ -151,7 +151,7 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
 
     planned = {label: get_family(family, **options) for label, (family, options) in families.items()}
     notes = held_note + notes + _fallback_note(planned, model) + _hounsfield_note(planned, first) \
-        + _class_names_note(dataset, model) + _assumed_spacing_note(dataset)
+        + _class_names_note(dataset, model) + _missing_classes_note(labels, model) + _assumed_spacing_note(dataset)
     if not suite.gates:  # allowed (a report-only suite), but it cannot fail: say so where CI reads the result
         notes = notes + [f"suite {suite.name!r} declares no gates: the run passes unless the model errs; add "
                          "[[gates]] to make it a release criterion"]
@@ -170,6 +170,17 @@ def _class_names_note(dataset: Dataset, model: Any) -> list[str]:
         return []
     return [f"{'; '.join(conflicts)}: the data's classes are scored against the model's outputs of the same "
             "number, so check that this model segments what the data's masks hold ([output] labels)"]
+
+
+def _missing_classes_note(labels: dict[int, str], model: Any) -> list[str]:
+    """A run note for each scored class the model card does not declare among its outputs."""
+    lacking = classes_the_model_lacks(labels, getattr(model, "labels", {}) or {})
+    if not lacking:
+        return []
+    return [f"{', '.join(lacking)} of the data {'is' if len(lacking) == 1 else 'are'} not among the model's "
+            f"declared classes ({', '.join(f'{k} = {v!r}' for k, v in sorted(model.labels.items()))}): scored as never "
+            "predicted (Dice 0 where the reference has it); set [suite].labels to the classes the model segments, "
+            "or fix the card's [output] labels"]
 
 
 def _open_data(options: RunOptions, suite: Suite) -> Dataset:

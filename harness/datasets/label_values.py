@@ -19,6 +19,15 @@ def check_named_classes(case_id: str, values: Iterable[int], classes: Iterable[i
                           f"classes with label_values in the dataset card, e.g. label_values = {{\"{extra[0]}\" = 1}}")
 
 
+def classes_the_model_lacks(scored: Mapping[int, str], model_names: Mapping[int, str]) -> list[str]:
+    """``class 2 'lesion'`` for each scored class the model does not declare among its outputs (none
+    when it declares nothing): it is scored as never predicted, Dice 0 wherever the reference holds it."""
+    declared = {int(k) for k in model_names}
+    if not declared:
+        return []
+    return [f"class {int(k)} {str(v)!r}" for k, v in scored.items() if int(k) not in declared and int(k) != 0]
+
+
 def _plain(name: str) -> str:
     return re.sub(r"[\s_-]+", "", name.lower())
 

@@ -362,4 +362,9 @@ class Model(ABC):
             raise ConfigError(f"{self.model_card.where}: the model returned shape {raw.shape} for input "
                               f"{(1, channels, *shape)}; expected (N, K, *spatial) scores — write a card "
                               "with [output] kind and labels")
+        if tuple(raw.shape[2:]) != tuple(shape):  # e.g. channel-last (N, *spatial, K): axis 1 is not K
+            raise ConfigError(f"{self.model_card.where}: the model returned shape {raw.shape} for input "
+                              f"{(1, channels, *shape)}: its spatial axes {tuple(raw.shape[2:])} are not the "
+                              f"input's {tuple(shape)}. The harness reads (N, K, *spatial) scores: export the "
+                              "model channel-first, or wrap it in a Python callable with a card")
         return {k: f"class{k}" for k in range(1, max(raw.shape[1], 2))}

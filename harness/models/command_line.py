@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.datasets.label_values import class_name_conflicts
+from harness.datasets.label_values import class_name_conflicts, classes_the_model_lacks
 from harness.errors import ConfigError, ModelError
 from harness.terminal import make_console
 from harness.models import Model, load_card, load_model
@@ -133,6 +133,10 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
     table.add_row("Dice vs the case's mask", escape(", ".join(
         f"{name}{'' if str(loaded.labels.get(k, name)).lower() == name.lower() else f' (model: {loaded.labels[k]})'} "
         f"{_dice(pred.labels, case.label, k):.3f}" for k, name in names.items())))
+    lacking = classes_the_model_lacks(names, loaded.labels)
+    if lacking:
+        table.add_row("missing classes", f"[yellow]WARNING[/yellow] {escape(', '.join(lacking))}: not among the model's "
+                                         "declared classes; a run scores them as never predicted ([suite].labels)")
     conflicts = class_name_conflicts(dataset.label_names or {}, loaded.labels)
     if conflicts:
         table.add_row("class names", f"[yellow]WARNING[/yellow] {escape('; '.join(conflicts))}: a run scores the data's class "

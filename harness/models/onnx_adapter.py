@@ -1,9 +1,10 @@
 """The ``onnx`` format: an ONNX file run with onnxruntime (``[model] providers``, CPU by default).
 
 The first graph input receives ``(N, C, *spatial)`` float input, the first output is read back.
-Fixed dimensions in the graph are honoured: a fixed batch size of 1 turns batching off, and fixed
-spatial dimensions become the default ``patch_size`` (sliding windows), so exports with static
-shapes work without a card.
+Fixed dimensions in the graph are honoured: a fixed batch size of 1 turns batching off, a larger
+one is filled (the last batch padded with zeros, their outputs dropped), and fixed spatial
+dimensions become the default ``patch_size`` (sliding windows), so exports with static shapes work
+without a card. A graph whose first input is not a float tensor is refused at load.
 """
 from __future__ import annotations
 
@@ -54,13 +55,17 @@ class OnnxModel(Model):
                                                                   if skipped else "")
         graph_input = self.session.get_inputs()[0]
         self._input_name = graph_input.name
-        self._dtype = _DTYPES.get(graph_input.type, np.float32)
+        if graph_input.type not in _DTYPES:
+            raise ConfigError(f"{card.where}: {path.name} takes {graph_input.type} input {graph_input.name!r}; the "
+                              "harness feeds float images (float, float16 or double): re-export it with a float input")
+        self._dtype = _DTYPES[graph_input.type]
         shape: list[Any] = list(graph_input.shape)
         self._rank = len(shape)
         if len(shape) not in (4, 5):
             raise ConfigError(f"{card.where}: {path.name} takes input of shape {shape}; the harness feeds "
                               "(N, C, *spatial) with 2 or 3 spatial axes")
         self.batching = not (isinstance(shape[0], int) and shape[0] == 1)
+        self._fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 1 else None
         spatial = shape[2:]
         if all(isinstance(s, int) and s > 0 for s in spatial):
             fixed = tuple(int(s) for s in spatial)
@@ -93,7 +98,16 @@ class OnnxModel(Model):
         return super()._probe_labels()
 
     def _forward(self, batch: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-        return self.session.run(None, {self._input_name: batch.astype(self._dtype, copy=False)})[0]
+        batch = batch.astype(self._dtype, copy=False)
+        size = self._fixed_batch
+        if size is None:
+            return self.session.run(None, {self._input_name: batch})[0]
+        outputs = []
+        for start in range(0, len(batch), size):  # a graph exported with a fixed batch of `size`
+            chunk = batch[start:start + size]
+            filled = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            outputs.append(np.asarray(self.session.run(None, {self._input_name: filled})[0])[:len(chunk)])
+        return np.concatenate(outputs)
 
     def files(self) -> list[Path]:
         path = self.model_card.model.path

@@ -44,9 +44,18 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def _unpickling_detail(exc: BaseException) -> str:
-    """The informative line of torch's weights-only refusal (its first line is boilerplate)."""
-    lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Please file an issue", "Check the documentation"))]
+    """The informative part of torch's weights-only refusal: the unpickler's own error, up to its
+    first sentence ("Unsupported global: GLOBAL torch.nn.modules.conv.Conv2d was not an allowed
+    global by default"); torch's advice around it (re-run with weights_only=False, allowlist the
+    class) contradicts the safe-loading rule, so it is dropped."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        detail = text.split(marker, 1)[1].strip().splitlines()[0]
+        return detail.split(". ", 1)[0].rstrip(".")[:200]
+    lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Please file an issue", "Check the documentation", "(1)",
+                                                              "(2)"))]
     return " ".join(useful)[:200] or _first_line(exc)
 
 
@@ -81,8 +90,9 @@ def load_state_dict(path: Path, where: str) -> Mapping[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         raise ConfigError(f"{where}: [model] weights: refused to load {path.name}: torch.load(weights_only=True) "
                           f"accepts only tensors and plain containers, and this file holds something else "
-                          f"({_unpickling_detail(exc)}), possibly Python objects that would run code when "
-                          "unpickled; save a plain state_dict with torch.save(model.state_dict(), path)") from exc
+                          f"({_unpickling_detail(exc)}): a pickled Python object such as a whole model, which "
+                          "would run code when unpickled; save a plain state_dict with "
+                          "torch.save(model.state_dict(), path)") from exc
     except Exception as exc:  # torch's readers fail in many ways on a file that is not weights (KeyError too)
         raise ConfigError(f"{where}: [model] weights: {path.name} is not a readable torch weights file "
                           f"({type(exc).__name__}: {_first_line(exc)}); save it with "

@@ -91,3 +91,30 @@ def test_a_run_records_plugin_code_replayable_params_and_its_notes(tmp_path, mon
     assert summary["training_data"] == {"record": None, "readable": True}  # the card names no training record
     assert "worst cases re-run for the report scored otherwise than the run recorded" in notes
     assert result.exit_code in (0, 1)
+
+
+def test_a_class_the_model_does_not_declare_gets_a_note_and_a_validate_model_warning(tmp_path) -> None:
+    """A model card declaring only 'organ' on data with organ and lesion FAILed its gate on lesion
+    Dice 0 with no note saying the model never outputs that class."""
+    import io
+    import json
+
+    from rich.console import Console
+
+    from harness.cli import main
+    from harness.datasets.label_values import classes_the_model_lacks
+    from harness.models.command_line import validate_model
+
+    assert classes_the_model_lacks({1: "organ", 2: "lesion"}, {1: "organ"}) == ["class 2 'lesion'"]
+    assert classes_the_model_lacks({1: "organ"}, {}) == []  # a model declaring nothing: nothing to say
+    card = tmp_path / "model.toml"
+    card.write_text('[model]\nformat = "callable"\nentry = "tests.e2e.fixtures.models:all_background"\n'
+                    '[output]\nkind = "labels"\nlabels = {1 = "organ"}\n')
+    out = io.StringIO()
+    validate_model(str(card), "phantom2d:n=2", console=Console(file=out, width=200))
+    assert "class 2 'lesion': not among the model's declared classes" in out.getvalue()
+    main(["run", "--suite", "smoke", "--model", str(card), "--limit", "2", "--out", str(tmp_path / "run"),
+          "--workers", "1"])
+    notes = json.loads((tmp_path / "run" / "summary.json").read_text())["notes"]
+    assert any(n.startswith("class 2 'lesion' of the data is not among the model's declared classes (1 = 'organ')")
+               for n in notes), notes

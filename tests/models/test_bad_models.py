@@ -105,6 +105,24 @@ def test_a_probe_failure_is_one_line(tmp_path):
     assert "\n" not in str(info.value) and "Traceback" not in str(info.value)
 
 
+class _ChannelLast(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, 1 - x, x * 0], dim=1).permute(0, 2, 3, 1)  # (N, H, W, 3)
+
+
+def test_a_channel_last_bare_file_is_refused_at_load(tmp_path):
+    """The probe read axis 1 (the image's height, 32) as the class count and declared class1 ..
+    class31; every case then failed with a shape error quoting the probe's width as K."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(_ChannelLast()), str(tmp_path / "last.ts"))
+    with pytest.raises(ConfigError, match=r"returned shape \(1, 32, 32, 3\) for input \(1, 1, 32, 32\): its spatial "
+                                          r"axes \(32, 3\) are not the input's \(32, 32\).*channel-first") as info:
+        load_model(tmp_path / "last.ts")
+    assert "\n" not in str(info.value)
+
+
 def test_a_home_directory_that_cannot_be_expanded_is_named(tmp_path):
     text = '[model]\nformat = "torchscript"\npath = "~no_such_user_here/m.ts"\n' + LABELS
     with pytest.raises(ConfigError, match=r"\[model\] path: cannot expand '~no_such_user_here/m\.ts'"):
@@ -193,3 +211,66 @@ def test_a_model_file_that_is_a_folder_is_named_so(tmp_path, unet2d: Exported, f
             else f'[model]\nformat = "{fmt}"\n{key} = "weights"\n{LABELS}')
     with pytest.raises(ConfigError, match=rf"\[model\] {key}: .*weights is a folder, not a file; fix the path"):
         load_model(card(tmp_path, text))
+
+
+def _two_class_graph(path, batch, elem_type=None):
+    """An ONNX graph (batch, 1, 16, 16) -> (batch, 2, 16, 16): scores 1 - x and x."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    elem = TensorProto.FLOAT if elem_type is None else elem_type
+    one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
+    nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+             helper.make_node("Sub", ["one", "xf"], ["bg"]),
+             helper.make_node("Concat", ["bg", "xf"], ["y"], axis=1)]
+    graph = helper.make_graph(nodes, "two", [helper.make_tensor_value_info("x", elem, [batch, 1, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 2, 16, 16])], [one])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_onnx_graph_with_a_fixed_batch_above_one_is_filled(tmp_path):
+    """A graph exported with batch 2 failed every item with onnxruntime's 'Got: 1 Expected: 2'."""
+    pytest.importorskip("onnxruntime")
+    model = load_model(_two_class_graph(tmp_path / "b2.onnx", 2), ndim=2)
+    images = [np.full((1, 16, 16), v, np.float32) for v in (0.9, 0.1, 0.8)]
+    labels = [p.labels for p in model.predict_batch(images, [(1.0, 1.0)] * 3)]
+    assert [int(lab.max()) for lab in labels] == [1, 0, 1]
+    assert model.predict(images[1], (1.0, 1.0)).labels.max() == 0
+
+
+def test_an_onnx_graph_with_an_integer_input_is_refused_at_load(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto
+
+    with pytest.raises(ConfigError, match=r"u8\.onnx takes tensor\(uint8\) input 'x'; the harness feeds float images"):
+        load_model(_two_class_graph(tmp_path / "u8.onnx", "n", TensorProto.UINT8), ndim=2)
+
+
+@pytest.mark.parametrize("save, said", [
+    (lambda net, path: torch.save(net.state_dict(), path), r"it is a state_dict \(weights without the network's "
+                                                           r'code\); write a card with format = "torch"'),
+    (lambda net, path: torch.save(net, path), r"it holds a pickled Python object \(a whole model saved with "
+                                              r"torch\.save\(model\)\).*torch\.jit\.script"),
+    (lambda net, path: path.write_bytes(b"PK\x03\x04 cut short"), "torch cannot read it"),
+])
+def test_a_bare_torch_file_that_is_not_torchscript_says_what_it_holds(tmp_path, save, said):
+    """Both a state_dict and a pickled model got torch's 'your checkpoint file is corrupted' text."""
+    path = tmp_path / "net.pt"
+    save(torch.nn.Conv2d(1, 2, 3), path)
+    with pytest.raises(ConfigError, match=rf"net\.pt is not a TorchScript archive: {said}") as info:
+        load_model(path)
+    assert "corrupted" not in str(info.value)
+
+
+def test_a_pickled_model_as_card_weights_is_refused_without_torch_s_unsafe_advice(tmp_path):
+    torch.save(torch.nn.Conv2d(1, 2, 3), tmp_path / "whole.pth")
+    (tmp_path / "m.toml").write_text('[model]\nformat = "torch"\nentry = "torch.nn:Conv2d"\nweights = "whole.pth"\n'
+                                     '[model.kwargs]\nin_channels = 1\nout_channels = 2\nkernel_size = 3\n'
+                                     '[output]\nlabels = {1 = "a"}\n')
+    with pytest.raises(ConfigError, match=r"\(Unsupported global: GLOBAL torch\.nn\.modules\.conv\.Conv2d was not an "
+                                          r"allowed global by default\): a pickled Python object") as info:
+        load_model(tmp_path / "m.toml")
+    assert "weights_only` set to `False`" not in str(info.value) and "will likely succeed" not in str(info.value)
