@@ -265,7 +265,7 @@ def _listed(doc: dict[str, Any], key: str) -> list[Any]:
 # [suite] numbers and the ranges they must lie in: (low, high, low inclusive)
 _RANGES: dict[str, tuple[float, float, bool]] = {
     "seed": (0, float("inf"), True), "repeats": (1, float("inf"), True),
-    "min_group_size": (1, float("inf"), True), "alpha": (0, 1, False),
+    "min_group_size": (2, float("inf"), True), "alpha": (0, 1, False),
     "n_bootstrap": (1, float("inf"), True), "n_permutations": (1, float("inf"), True),
     "worst_cases": (0, float("inf"), True),
 }

@@ -229,6 +229,16 @@ def auto_attributes(frame: pd.DataFrame) -> list[str]:
     return chosen
 
 
+def _blanks_as_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """Blank text cells ("" or spaces) as no value, as for patient ids and sites: such a case is left
+    out of that attribute (and noted) instead of forming a group of its own."""
+    out = frame.copy()
+    for name in out.columns:
+        if not _is_numeric(out[name]):
+            out[name] = out[name].map(lambda v: np.nan if isinstance(v, str) and not v.strip() else v)
+    return out
+
+
 def resolve_cohorts(cases: pd.DataFrame, cohorts: Sequence[str | Sequence[str]] | str, *,
                     bins: Mapping[str, BinSpec] | None = None) -> dict[str, pd.Series]:
     """Group label per case for every cohort attribute.
@@ -241,7 +251,7 @@ def resolve_cohorts(cases: pd.DataFrame, cohorts: Sequence[str | Sequence[str]] 
     >>> list(groups["age"])
     ['[0, 40)', '[40, 65)', '[65, 120)']
     """
-    frame = case_index(cases)
+    frame = _blanks_as_missing(case_index(cases))
     bins = dict(bins or {})
     parsed = parse_cohorts(cohorts)
     if parsed == "auto":

@@ -98,8 +98,9 @@ def _check_options(*, alpha: float, correction: str, test: str, min_group_size: 
         problems.append(f"correction {must_be_one_of(CORRECTIONS, correction)}")
     if test not in FAIRNESS_TESTS:
         problems.append(f"test {must_be_one_of(FAIRNESS_TESTS, test)}")
-    if min_group_size < 1:
-        problems.append(f"min_group_size must be >= 1, got {min_group_size!r}")
+    if min_group_size < 2:  # a group of one has no spread: the Welch statistic would give it all the weight
+        problems.append(f"min_group_size must be >= 2 (a group of one case has no variance to test), "
+                        f"got {min_group_size!r}")
     if small_groups not in SMALL_GROUP_POLICIES:
         problems.append(f"small_groups {must_be_one_of(SMALL_GROUP_POLICIES, small_groups)}")
     if n_boot < 0 or n_perm < 1:

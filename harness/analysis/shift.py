@@ -211,7 +211,9 @@ def site_table(records: pd.DataFrame, cases: pd.DataFrame, *, attribute: str, me
     """One row per (metric, site), the reference site first (columns: ``TABLE_COLUMNS``).
 
     See the module docstring for the definitions. The correction family of a metric is its tested
-    non-reference sites. Empty when no case has both a metric value and a site. ``cluster`` (a
+    non-reference sites. Empty when no case has both a metric value and a site; a case missing any
+    of ``metrics`` is left out of all of them (the rows of one table share their cases: call it per
+    metric to keep such cases; a run's records hold no NaN scores). ``cluster`` (a
     metadata column such as a patient id): sites are compared by cluster (``n`` counts clusters,
     each the mean of its cases at the site; ``harness.analysis.clusters``).
     """

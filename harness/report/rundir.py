@@ -181,9 +181,10 @@ def load_run(run_dir: str | Path, *, with_baseline: bool = True) -> RunDir:
              else pd.DataFrame({"case_id": sorted(records["case_id"].unique())}))
     for col in cases.columns:  # numeric metadata back to numbers (age), text stays text
         if col != "case_id" and not col.endswith("sha256"):
-            converted = pd.to_numeric(cases[col], errors="coerce")
-            if converted.notna().all() and len(cases):
-                cases[col] = converted
+            given = cases[col].str.strip() != ""  # the run writes a missing value as an empty cell
+            converted = pd.to_numeric(cases[col].where(given), errors="coerce")
+            if given.any() and converted[given].notna().all():
+                cases[col] = converted  # empty cells become NaN, as in the run
     suite_text = (path / "suite.toml").read_text(encoding="utf-8") if (path / "suite.toml").is_file() else ""
     settings, gates, perturbations = _suite_settings(suite_text, path / "suite.toml")
     settings["seed"] = summary.get("seed", settings["seed"])

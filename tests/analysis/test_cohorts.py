@@ -121,3 +121,33 @@ def test_auto_skips_data_split_columns_but_a_named_one_is_analysed() -> None:
                           "validity": ["ok", "poor"] * 10, "test_result": ["pos", "neg"] * 10}).set_index("case_id")
     assert auto_attributes(frame) == ["Device", "validity", "test_result"]
     assert set(resolve_cohorts(frame.reset_index(), ["kFold"])) == {"kFold"}
+
+
+def test_blank_values_are_missing_not_a_group(cases):
+    """'' and ' ' formed groups of their own (no note), which with min_group_size made the attribute's
+    gate INCONCLUSIVE; blanks are no value, as for patient ids and sites."""
+    blank = cases.assign(device=["X", "X", "Y", "Y", "", " ", "X", None])
+    groups = resolve_cohorts(blank, ["device"])
+    assert list(groups["device"].cat.categories) == ["X", "Y"]
+    assert groups["device"].isna().sum() == 3
+
+
+def test_fairness_notes_blank_metadata_as_missing():
+    import harness
+
+    ids = [f"c{i}" for i in range(24)]
+    records = pd.DataFrame({"case_id": ids, "dice": np.linspace(0.5, 0.9, 24)})
+    meta = pd.DataFrame({"case_id": ids, "sex": ["F"] * 10 + ["M"] * 10 + ["", "", " ", " "]})
+    result = harness.fairness_tables(records, meta, cohorts=["sex"], metrics=["dice"], min_group_size=2, n_boot=0,
+                                     n_perm=50)
+    assert sorted(result.groups["group"]) == ["F", "M"]
+    assert any("sex: 4 case(s) without a value are left out" in note for note in result.notes)
+
+
+def test_a_group_of_one_cannot_be_the_minimum_group_size():
+    import harness
+
+    records = pd.DataFrame({"case_id": ["a", "b"], "dice": [0.5, 0.9]})
+    with pytest.raises(ConfigError, match=r"min_group_size must be >= 2 \(a group of one case has no variance"):
+        harness.fairness_tables(records, pd.DataFrame({"case_id": ["a", "b"], "g": ["x", "y"]}), cohorts=["g"],
+                                metrics=["dice"], min_group_size=1)

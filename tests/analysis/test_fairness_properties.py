@@ -109,7 +109,7 @@ def test_full_path_invariant_to_group_renaming(rows, names):
     ids = [f"c{i:03d}" for i in range(len(values))]
     records = pd.DataFrame({"case_id": ids, "perturbation": "clean", "severity": 0, "label": 1, "status": "OK",
                             "dice": values})
-    opts = {"cohorts": ["grp"], "metrics": ["dice"], "n_boot": 60, "n_perm": 60, "min_group_size": 1}
+    opts = {"cohorts": ["grp"], "metrics": ["dice"], "n_boot": 60, "n_perm": 60, "min_group_size": 2}
     base = fairness_tables(records, pd.DataFrame({"case_id": ids, "grp": [f"g{c}" for c in codes]}), **opts)
     renamed = fairness_tables(records, pd.DataFrame({"case_id": ids, "grp": [names[c] for c in codes]}), **opts)
     for key in NUMERIC:

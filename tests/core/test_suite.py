@@ -60,6 +60,7 @@ def test_bin_edges_may_be_numbers_written_as_text() -> None:
     (GOOD + '[[perturbations]]\nfamily = "gaussian_noise"\n', "appears twice"),
     (GOOD.replace("seed", "x").replace('name = "t"', 'name = "t"\nseed = "zero"'), "expected int"),
     (GOOD.replace("min = 0.5", "minn = 0.5"), "unknown key(s) minn (did you mean 'min'?); allowed:"),
+    (GOOD.replace('name = "t"', 'name = "t"\nmin_group_size = 1'), "[suite].min_group_size: must be >= 2, got 1"),
     (GOOD.replace('check = "clean"', 'check = "fairness"').replace("min = 0.5", "max_gap = 0.1\nattribute = 'sex'"),
      "unknown key(s) attribute (did you mean 'attributes'?); allowed:"),
     (GOOD.replace('check = "clean"', 'check = "site_drop"').replace("min = 0.5", "max_drop = 0.1\nrefrence = 'a'"),
