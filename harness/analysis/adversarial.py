@@ -2,7 +2,8 @@
 
 Attack rows are the records whose ``params`` carry an ``attack`` key (written by the families in
 :mod:`harness.perturbations.adversarial`). The unit of analysis is the case (labels averaged per
-case unless a label is chosen, repeats averaged), as in :mod:`harness.analysis.robustness`.
+case unless a label is chosen), as in :mod:`harness.analysis.robustness`; of an attack's repeats
+(independent restarts) the worst counts, as the adversary would keep it.
 
 ROG rule (Daza et al. 2021, "Towards robust general medical image segmentation"): a case is
 *robust* to an attack when its attacked Dice exceeds ``ratio`` (0.5) times the mean clean Dice of
@@ -25,6 +26,7 @@ PARAM_COLUMNS = ("attack", "threat", "targeted", "norm", "eps_unit", "eps_fracti
                  "zero_grad_fraction")
 NO_GRADIENT = 0.99  # a white-box attack whose input gradient is this share zero moved only by its random start
 BLACKBOX_MARGIN = 0.02  # a black-box attack "beats" a white-box one when its mean Dice is this much lower
+ENSEMBLE_THREATS = ("whitebox", "blackbox")  # attacks a case must all survive (the random control is not one)
 
 
 def attack_params(records: pd.DataFrame) -> pd.DataFrame:
@@ -68,13 +70,61 @@ def robust_cases(records: pd.DataFrame, *, metric: str = "dice", label: int | Li
     values = per_case(records, metric, label=label)
     clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
     keys = attacks[["case_id", "perturbation", "severity"]].drop_duplicates()
-    rows = values.merge(keys, on=["case_id", "perturbation", "severity"])
+    rows = _worst_repeat(records, metric, label).merge(keys, on=["case_id", "perturbation", "severity"])
     rows = rows[rows["case_id"].isin(clean.index)].copy()
     rows["clean"] = rows["case_id"].map(clean)
     means = rows.groupby("perturbation")["case_id"].agg(lambda ids: float(clean.loc[ids.unique()].mean()))
     rows["clean_mean"] = rows["perturbation"].map(means)
     rows["robust"] = rows["value"] > ratio * rows["clean_mean"]
     return rows[cols].reset_index(drop=True)
+
+
+def _worst_repeat(records: pd.DataFrame, metric: str, label: int | Literal["mean"]) -> pd.DataFrame:
+    """Per (case, perturbation, severity): the lowest over repeats of the label-averaged ``metric``
+    (higher is better): a repeat of an attack is a random restart, and the adversary keeps its best."""
+    ok = records[records["status"] == "OK"]
+    if label != "mean":
+        ok = ok[ok["label"] == label]
+    keys = ["case_id", "perturbation", "severity"]
+    by_repeat = ok.groupby([*keys, "repeat"] if "repeat" in ok.columns else keys, sort=True)[metric].mean()
+    return by_repeat.groupby(level=keys, sort=True).min().rename("value").reset_index()
+
+
+def ensemble_robust_cases(records: pd.DataFrame, *, metric: str = "dice", label: int | Literal["mean"] = "mean",
+                          ratio: float = 0.5, families: list[str] | None = None) -> pd.DataFrame:
+    """Robust cases against an ensemble of attacks (AutoAttack, RobustBench, ROG): per (norm,
+    eps_unit, severity), a case counts as robust only when it survives *every* attack family of that
+    norm run on it (white-box and black-box; the random control is not an attack). Columns: norm,
+    eps_unit, severity, eps_fraction, attacks (families, comma-joined), n (cases attacked by all of
+    them), clean_mean, robust_fraction. Only budgets with at least two attacks."""
+    attacks = attack_params(records)
+    cases = robust_cases(records, metric=metric, label=label, ratio=ratio)
+    cols = ["norm", "eps_unit", "severity", "eps_fraction", "attacks", "n", "clean_mean", "robust_fraction"]
+    if cases.empty:
+        return pd.DataFrame(columns=cols)
+    kind = attacks.drop_duplicates(["perturbation", "severity"]).set_index(["perturbation", "severity"])
+    cases = cases.join(kind[["threat", "norm", "eps_unit", "eps_fraction"]], on=["perturbation", "severity"])
+    cases = cases[cases["threat"].isin(ENSEMBLE_THREATS)]
+    if families:
+        cases = cases[cases["perturbation"].isin(families)]
+    out = []
+    for (norm, unit, sev), group in cases.groupby(["norm", "eps_unit", "severity"], sort=True):
+        names = sorted(group["perturbation"].unique())
+        if len(names) < 2:
+            continue
+        if group.groupby("perturbation")["eps_fraction"].first().nunique() > 1:
+            continue  # different budgets at this severity: not one ball
+        every = group.groupby("case_id")["perturbation"].nunique() == len(names)  # attacked by all
+        shared = group[group["case_id"].isin(every[every].index)]
+        if shared.empty:
+            continue
+        per_case_clean = shared.groupby("case_id")["clean"].first()
+        clean_mean = float(per_case_clean.mean())
+        survived = shared.groupby("case_id")["value"].min() > ratio * clean_mean
+        out.append({"norm": norm, "eps_unit": unit, "severity": int(sev),
+                    "eps_fraction": float(group["eps_fraction"].iloc[0]), "attacks": ", ".join(names),
+                    "n": int(len(survived)), "clean_mean": clean_mean, "robust_fraction": float(survived.mean())})
+    return pd.DataFrame(out, columns=cols)
 
 
 def adversarial_table(records: pd.DataFrame, *, metric: str = "dice", label: int | Literal["mean"] = "mean",
@@ -87,17 +137,19 @@ def adversarial_table(records: pd.DataFrame, *, metric: str = "dice", label: int
     achieved_rms_fraction (mean), grad_steps, queries (means), masking_suspected (cases flagged by
     ``check_masking``), fallback (cases a white-box family attacked black-box: no gradients),
     no_gradient (cases whose input gradient was ≥ 99 % exactly zero at the first step: the attack
-    was its random start, not a gradient attack), and
+    was its random start, not a gradient attack),
     blackbox_stronger (a black-box family at the same ε reached a lower mean than this white-box
     one by more than 0.02: suspect gradient masking or a too weak white-box setting; untargeted
-    white-box attacks only).
+    white-box attacks only), and weaker_than_noise (an untargeted white-box attack did no more
+    damage than the random control at the same ε, or left the mean above clean: the first sign of
+    masked gradients on Carlini et al.'s checklist).
     """
     attacks = attack_params(records)
     cases = robust_cases(records, metric=metric, label=label, ratio=ratio)
     columns = ["perturbation", "attack", "threat", "targeted", "norm", "eps_unit", "severity", "eps_fraction", "n",
                "clean_mean", "mean", "drop", "robust_fraction", "hd95", "achieved_linf_fraction",
                "achieved_rms_fraction", "grad_steps", "queries", "masking_suspected", "fallback",
-               "no_gradient", "blackbox_stronger"]
+               "no_gradient", "blackbox_stronger", "weaker_than_noise"]
     if cases.empty:
         return pd.DataFrame(columns=columns)
     hd = None
@@ -122,9 +174,9 @@ def adversarial_table(records: pd.DataFrame, *, metric: str = "dice", label: int
             "masking_suspected": int(meta["gradient_masking_suspected"].sum()),
             "fallback": int(meta["fallback"].sum()),
             "no_gradient": int((pd.to_numeric(meta["zero_grad_fraction"], errors="coerce") >= NO_GRADIENT).sum()),
-            "blackbox_stronger": False})
+            "blackbox_stronger": False, "weaker_than_noise": False})
     table = pd.DataFrame(out, columns=columns)
-    return _mark_blackbox_stronger(table, higher_is_better(metric))
+    return _mark_weaker_than_noise(_mark_blackbox_stronger(table, higher_is_better(metric)), higher_is_better(metric))
 
 
 def _num(series: pd.Series, how: str) -> float:
@@ -145,6 +197,22 @@ def _mark_blackbox_stronger(table: pd.DataFrame, better_high: bool) -> pd.DataFr
         best = same["mean"].min() if better_high else same["mean"].max()
         stronger = best < row["mean"] - BLACKBOX_MARGIN if better_high else best > row["mean"] + BLACKBOX_MARGIN
         table.at[i, "blackbox_stronger"] = bool(stronger)
+    return table
+
+
+def _mark_weaker_than_noise(table: pd.DataFrame, better_high: bool) -> pd.DataFrame:
+    noise = table[table["threat"] == "random"]
+    for i, row in table.iterrows():
+        if row["threat"] != "whitebox" or row["targeted"]:
+            continue
+        if row["drop"] < 0 if better_high else row["drop"] > 0:  # the attack improved the mean on clean
+            table.at[i, "weaker_than_noise"] = True
+            continue
+        same = noise[(noise["eps_unit"] == row["eps_unit"]) & (noise["norm"] == row["norm"])
+                     & np.isclose(noise["eps_fraction"], row["eps_fraction"])]
+        if not same.empty:
+            control = same["mean"].iloc[0]
+            table.at[i, "weaker_than_noise"] = bool(row["mean"] >= control if better_high else row["mean"] <= control)
     return table
 
 
@@ -243,10 +311,15 @@ def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateRe
                   f"{gate['ratio']:g} x clean mean {worst['clean_mean']:.3g}) over {int(worst['n'])} cases; "
                   f"required >= {min_fraction:g}")
         suspect = int(rows["masking_suspected"].sum()) + int(rows["blackbox_stronger"].sum())
+        weaker = rows[rows["weaker_than_noise"].astype(bool)]
         no_gradient = int(rows["no_gradient"].sum())
         if suspect and on_masking != "ignore":
             detail += ("; gradient masking suspected (a black-box attack did more damage), so the white-box "
                        "result may overstate robustness")
+        if not weaker.empty and on_masking != "ignore":
+            detail += (f"; at severity {', '.join(str(int(s)) for s in weaker['severity'])} it did no more damage than "
+                       "the random-noise control at the same eps (or raised the mean above clean): gradient masking "
+                       "suspected, robustness is not shown")
         if no_gradient and on_masking != "ignore":
             detail += (f"; the model's input gradient was (almost) all zero on {no_gradient} attacked case(s), so "
                        "the white-box attack there was only its random start: robustness is not shown")
@@ -256,10 +329,37 @@ def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateRe
             detail += (f"; {pert} ran as square_attack on {int(fallback['fallback'].max())} case(s) (the model "
                        "offers no gradients" + (f", {queries:.0f} queries" if np.isfinite(queries) else "")
                        + "): a black-box attack, usually weaker than the white-box one")
-        if (suspect or no_gradient) and on_masking != "ignore" and outcome == "PASS":
+        if (suspect or no_gradient or not weaker.empty) and on_masking != "ignore" and outcome == "PASS":
             outcome = "FAIL" if on_masking == "fail" else "WARN"
         results.append(GateResult(gname, outcome, value, min_fraction, detail))
+    results += _ensemble_results(gate, context, label, min_fraction, warn)
     if not results:
         results.append(GateResult(gate["name"], "INCONCLUSIVE", None, min_fraction,
                                   "no attack rows in the records (no adversarial family ran)"))
+    return results
+
+
+def _ensemble_results(gate: dict[str, Any], context: GateContext, label: int | Literal["mean"],
+                      min_fraction: float, warn: Any) -> list[GateResult]:
+    """``name[all linf attacks]``: per norm with two or more attack families, the fraction of cases
+    that survive every one of them (the worst severity decides), against the same thresholds."""
+    table = ensemble_robust_cases(context.records, metric=gate["metric"], label=label, ratio=float(gate["ratio"]),
+                                  families=gate["families"])
+    if gate["severities"]:
+        table = table[table["severity"].isin(gate["severities"])]
+    results = []
+    for norm, rows in table.groupby("norm", sort=True):
+        gname = f"{gate['name']}[all {norm} attacks]"
+        n = int(rows["n"].min())
+        if n < int(gate["min_cases"]):
+            results.append(GateResult(gname, "INCONCLUSIVE", None, min_fraction,
+                                      f"only {n} case(s) attacked by every {norm} attack; need {gate['min_cases']}"))
+            continue
+        worst = rows.sort_values(["robust_fraction", "severity"], ascending=[True, False]).iloc[0]
+        value = float(worst["robust_fraction"])
+        outcome = compare(value, higher_is_better=True, fail=min_fraction, warn=None if warn is None else float(warn))
+        results.append(GateResult(gname, outcome, value, min_fraction,
+                                  f"cases surviving every {norm} attack ({worst['attacks']}): worst fraction {value:.3g} "
+                                  f"at severity {int(worst['severity'])} (eps = {worst['eps_fraction']:g} x "
+                                  f"{worst['eps_unit']}) over {int(worst['n'])} cases; required >= {min_fraction:g}"))
     return results

@@ -163,3 +163,53 @@ def test_gate_keys_are_validated_at_suite_load(keys, needle):
     assert any(needle in p for p in problems), problems
     assert gate_problems({"name": "g", "check": "robust_cases", "min_fraction": 0.5, "severities": [1, 3],
                           "families": ["fgsm"], "on_masking": "fail", "metric": "dice"}) == []
+
+
+def test_a_case_counts_as_robust_only_if_it_survives_every_attack():
+    """Each family passed on its own (each case broken by a different attack) while no case survived
+    them all: the ensemble fraction (AutoAttack, ROG) is 0."""
+    from harness.analysis.adversarial import ensemble_robust_cases
+
+    rows = [row(c, "clean", 0, d) for c, d in CLEAN.items()]
+    broken_by = {"pgd_linf": "c0", "segpgd": "c1", "cospgd": "c2", "square_attack": "c3"}
+    for family, victim in broken_by.items():
+        threat = "blackbox" if family == "square_attack" else "whitebox"
+        rows += [row(c, family, 3, 0.1 if c == victim else 0.85, attack(family, threat, 0.25)) for c in CLEAN]
+    rows += [row(c, "random_linf", 3, 0.1, attack("random_linf", "random", 0.25)) for c in CLEAN]  # a control
+    frame = records_frame(rows, ["dice", "hd95"])
+    results = run_gate(frame, min_fraction=0.7, on_masking="ignore")
+    assert all(results[f"robust[{f}]"].outcome == "PASS" for f in broken_by)  # 3 of 4 each
+    together = results["robust[all linf attacks]"]
+    assert together.outcome == "FAIL" and together.value == 0.0
+    assert "cases surviving every linf attack (cospgd, pgd_linf, segpgd, square_attack)" in together.detail
+    table = ensemble_robust_cases(frame)
+    assert table["n"].tolist() == [4] and "random_linf" not in table["attacks"].iloc[0]
+    assert "robust[all linf attacks]" not in run_gate(frame, families=["pgd_linf"])  # one attack: no ensemble
+
+
+def test_repeats_of_an_attack_count_their_worst():
+    """Four restarts of a stochastic attack were averaged: a case broken by one of them counted robust."""
+    rows = [row(c, "clean", 0, d) for c, d in CLEAN.items()]
+    for rep, dice in enumerate((0.82, 0.85, 0.4, 0.8)):
+        rows += [{**row(c, "pgd_linf", 1, dice if c == "c3" else 0.85, attack("pgd_linf", "whitebox", 0.25)),
+                  "repeat": rep} for c in CLEAN]
+    cases = robust_cases(records_frame(rows, ["dice", "hd95"])).set_index("case_id")
+    assert cases.loc["c3", "value"] == pytest.approx(0.4) and not cases.loc["c3", "robust"]  # mean 0.72 was robust
+
+
+def test_an_attack_no_stronger_than_random_noise_is_flagged():
+    """FGSM above clean and PGD no worse than the uniform-noise control passed silently (an obfuscated
+    gradient): flagged as suspected masking, so a PASS becomes WARN."""
+    rows = [row(c, "clean", 0, d) for c, d in CLEAN.items()]
+    rows += [row(c, "random_linf", 1, 0.88, attack("random_linf", "random", 0.25)) for c in CLEAN]
+    rows += [row(c, "pgd_linf", 1, 0.885, attack("pgd_linf", "whitebox", 0.25)) for c in CLEAN]
+    rows += [row(c, "fgsm", 2, 0.95, attack("fgsm", "whitebox", 0.5)) for c in CLEAN]
+    frame = records_frame(rows, ["dice", "hd95"])
+    table = adversarial_table(frame).set_index("perturbation")
+    assert bool(table.loc["pgd_linf", "weaker_than_noise"]) and bool(table.loc["fgsm", "weaker_than_noise"])
+    assert not bool(table.loc["random_linf", "weaker_than_noise"])
+    result = run_gate(frame)["robust[pgd_linf]"]
+    assert result.outcome == "WARN" and "no more damage than the random-noise control" in result.detail
+    stronger = [r if r["perturbation"] != "pgd_linf" else {**r, "dice": 0.7} for r in rows]
+    assert not bool(adversarial_table(records_frame(stronger, ["dice", "hd95"])).set_index("perturbation")
+                    .loc["pgd_linf", "weaker_than_noise"])
