@@ -13,11 +13,11 @@ import torch
 
 import harness.train.loop as loop
 from harness.case import Case
-from harness.datasets.base import Dataset
 from harness.datasets.phantom import phantom_dataset
 from harness.errors import ConfigError
 from harness.train import TrainConfig, train
 from harness.train.trainer import LAST
+from tests.train.edited import Edited
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,30 +26,6 @@ else:  # pragma: no cover
 
 TINY = TrainConfig(seed=4, epochs=1, iters_per_epoch=2, features=(4, 8), patch=(32, 32), batch_size=2,
                    progress=False, max_val=1, folds="test=1")
-
-
-class Edited(Dataset):
-    """A phantom dataset with one case's image or label replaced, and optional label names/modality."""
-
-    def __init__(self, *, image=None, label=None, label_names=None, modality=None) -> None:
-        self.parent = phantom_dataset(2, n=4, seed=3)
-        self.name = "edited"
-        self.modality = modality or self.parent.modality
-        self.label_names = dict(self.parent.label_names if label_names is None else label_names)
-        self.edit = {"image": image, "label": label}
-
-    @property
-    def case_ids(self) -> list[str]:
-        return self.parent.case_ids
-
-    @property
-    def metadata(self):
-        return self.parent.metadata
-
-    def load(self, case_id: str) -> Case:
-        case = self.parent.load(case_id)
-        changes = {k: f(case) for k, f in self.edit.items() if f is not None}
-        return case.with_(**changes) if changes else case
 
 
 def _nan_image(case: Case) -> np.ndarray:
