@@ -142,7 +142,10 @@ def _label_path(card: Path, where: str, template: str, key: str) -> str:
                     "write literal braces as {{ and }}") from exc
 
 
-def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str) -> list[CaseFiles]:
+def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str,
+                  unmatched: list[str] | None = None) -> list[CaseFiles]:
+    """The cases of one source (``[dataset]`` or one ``[[sources]]`` table); ``unmatched`` collects what
+    it found but made no case of: image files ``key_regex`` does not match, metadata rows of no case."""
     for key in table:
         if key not in CARD_KEYS:
             raise _fail(card, where, f"unknown key {key!r}{did_you_mean(key, sorted(CARD_KEYS))}")
@@ -184,16 +187,18 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
     channel = table.get("channel")
     metadata = _read_metadata(card, where, table)
     extra = {k: table[k] for k in ("site", "scanner") if k in table}
-    cases = []
+    cases, skipped, seen = [], [], set()
     for image in images:
         match = pattern.search(image.name)
         if not match:
+            skipped.append(image.name)
             continue
         key = match.group("key")
         if not key:
             raise _fail(card, f"{where}.key_regex", f"{pattern.pattern!r} matches {image.name!r} but its group "
                         "'key' captures nothing; make the group required and non-empty, e.g. (?P<key>.+)")
         meta = _case_metadata(card, where, metadata, key, image.name.split(".")[0])
+        seen |= {key, image.name.split(".")[0]}
         for column, value in extra.items():  # a source's site/scanner must not silently overwrite the CSV's
             if column in meta and meta[column] is not None and str(meta[column]) != str(value):  # None: a blank cell
                 raise _fail(card, f"{where}.{column}", f"{value!r} disagrees with the metadata column {column!r} "
@@ -205,6 +210,14 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str)
     if not cases:
         raise _fail(card, f"{where}.key_regex", f"no image name under {table['images']!r} matches "
                     f"{pattern.pattern!r}")
+    if unmatched is not None:
+        if skipped:
+            unmatched.append(f"{where}: {len(skipped)} file(s) under {table['images']!r} match no key_regex: "
+                             f"{', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
+        for t in metadata:
+            if unused := [k for k in t.frame.index if k not in seen]:
+                unmatched.append(f"{where}: {len(unused)} row(s) of {t.csv.name} name no case: "
+                                 f"{', '.join(map(repr, unused[:3]))}{' ...' if len(unused) > 3 else ''}")
     return cases
 
 
@@ -225,13 +238,14 @@ def load_card(card: Path) -> FileDataset:
                           "with at least 'images' and 'labels'")
     several = "sources" in doc
     cases: list[CaseFiles] = []
+    unmatched: list[str] = []
     modalities, label_maps = set(), []
     for i, table in enumerate(sources):
         where = f"[[sources]] #{i + 1}" if several else "[dataset]"
         if several and "site" not in table:
             raise _fail(card, where, "missing 'site' (each source needs a site name)")
         prefix = f"{table['site']}/" if several else ""
-        cases.extend(_source_cases(card, where, table, prefix=prefix))
+        cases.extend(_source_cases(card, where, table, prefix=prefix, unmatched=unmatched))
         modality = table.get("modality", "other")
         if modality not in MODALITIES:
             raise _fail(card, f"{where}.modality", must_be_one_of(MODALITIES, modality))
@@ -257,4 +271,4 @@ def load_card(card: Path) -> FileDataset:
                           f"{[dict(n) for n in given]}; give every source the same label_names")
     names = given[0] if given else {}
     name = str(sources[0].get("name") or card.stem)
-    return FileDataset(name, cases, modality=modalities.pop(), label_names=names)
+    return FileDataset(name, cases, modality=modalities.pop(), label_names=names, unmatched=unmatched)

@@ -7,7 +7,7 @@ and exits 0, or 3 listing every problem.
 """
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -50,11 +50,28 @@ def _patients_row(metadata: pd.DataFrame) -> str | None:
     return text
 
 
+def _orientations(dataset: Any, case_ids: list[str]) -> str | None:
+    """NIfTI images' axis codes (nibabel ``aff2axcodes``) and how many cases have each; a warning when
+    they differ, since voxels are read as stored: a model then sees some cases mirrored or turned."""
+    codes: dict[str, int] = {}
+    for axes in dataset.axis_codes(case_ids).values():
+        codes[axes] = codes.get(axes, 0) + 1
+    if not codes:
+        return None
+    text = ", ".join(f"{axes} ({n})" for axes, n in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])))
+    if len(codes) == 1:
+        return text
+    return ("[yellow]" + escape(f"{text}: the cases are stored in different orientations and are read as stored, "
+                                "so a model sees some mirrored or turned; reorient them to one (e.g. nibabel "
+                                "as_closest_canonical) before evaluating") + "[/yellow]")
+
+
 def validate_data(data: str, *, limit: int | None = None, console: Console | None = None) -> Table:
     """Check ``data`` (a data spec as for ``harness run --data``); print and return a summary table.
     Raises ConfigError (exit 3) listing every problem found."""
     console = console or make_console()
-    dataset = open_dataset(data).subset(limit)
+    full = open_dataset(data)
+    dataset = full.subset(limit)
     problems = dataset.validate()
     if problems:
         raise ConfigError(f"data {data}: {len(problems)} problem(s) in the files:", problems=problems[:MAX_LISTED])
@@ -96,6 +113,11 @@ def validate_data(data: str, *, limit: int | None = None, console: Console | Non
     table.add_row("metadata", ", ".join(f"{c} ({metadata[c].nunique()} values)" for c in metadata.columns) or "none")
     if (patients := _patients_row(metadata)) is not None:
         table.add_row("patients", patients)
+    if unmatched := getattr(full, "unmatched", []):
+        table.add_row("not used", "[yellow]" + escape("; ".join(unmatched) + " (check the layout or the card's "
+                                                      "images / key_regex / metadata)") + "[/yellow]")
+    if hasattr(full, "axis_codes") and (orientations := _orientations(full, dataset.case_ids)) is not None:
+        table.add_row("orientation", orientations)
     table.add_row("result", "[green]OK[/green]")
     console.print(table)
     return table

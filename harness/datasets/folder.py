@@ -32,8 +32,9 @@ class FileDataset(Dataset):
     """Cases from files; pixel data is read only in :meth:`load`."""
 
     def __init__(self, name: str, cases: list[CaseFiles], *, modality: str = "other",
-                 label_names: dict[int, str] | None = None) -> None:
+                 label_names: dict[int, str] | None = None, unmatched: Sequence[str] = ()) -> None:
         self.name, self.modality = name, modality
+        self.unmatched = list(unmatched)  # files and metadata rows the layout found but made no case of
         self._cases = {c.case_id: c for c in cases}
         if len(self._cases) != len(cases):
             seen: set[str] = set()
@@ -45,6 +46,21 @@ class FileDataset(Dataset):
     @property
     def case_ids(self) -> list[str]:
         return list(self._cases)
+
+    def axis_codes(self, case_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Case -> the axis codes of its first image (nibabel ``aff2axcodes``, e.g. "RAS"), for NIfTI
+        images whose header orients them (others are left out)."""
+        import nibabel as nib
+
+        out = {}
+        for cid in self.case_ids if case_ids is None else case_ids:
+            path = self._cases[cid].images[0]
+            if not is_nifti(path):
+                continue
+            found = probe(path)
+            if found.oriented and found.affine is not None:
+                out[cid] = "".join(nib.aff2axcodes(found.affine))
+        return out
 
     @property
     def metadata(self) -> pd.DataFrame:
@@ -137,6 +153,8 @@ def _case_problems(files: CaseFiles, images: list[Probe], label: Probe) -> list[
         if any(not v > 0 for v in image.pixdim):
             problems.append(f"image {path} has voxel size {list(image.pixdim)} in its header (must be > 0); "
                             "fix the header or give spacing in a dataset card")
+        elif image.spacing_problem is not None:
+            problems.append(f"image {path}: {image.spacing_problem}")
         elif label.affine is not None and not _same_grid(image, label):
             problems.append(f"label {files.label} is not on the grid of image {path} (their affines differ: "
                             "voxel size, orientation or origin); resample or reorient the label to the image "

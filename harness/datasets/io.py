@@ -39,6 +39,47 @@ class Probe:
     affine: np.ndarray | None = None  # voxel -> world (mm), NIfTI only
     pixdim: tuple[float, ...] = ()  # the header's raw spacing per spatial axis (0 or < 0 when broken)
     oriented: bool = False  # the header places the voxels in the world (sform or qform code > 0)
+    spacing_problem: str | None = None  # why the header's voxel size is ambiguous (NIfTI), see nifti_spacing
+
+
+UNIT_TO_MM = {"mm": 1.0, "meter": 1000.0, "micron": 0.001, "unknown": 1.0}  # NIfTI xyzt spatial units
+RASTER_EXIF_ORIENTATION = 0x0112  # the EXIF tag a camera or scanner sets when it stores pixels rotated
+LOSSY_MASK_SUFFIXES = (".jpg", ".jpeg")
+
+
+def nifti_spacing(img: Any, ndim: int) -> tuple[tuple[float, ...], str | None]:
+    """A NIfTI image's voxel size in mm and why it is ambiguous (None when it is not).
+
+    ``pixdim`` is scaled by the header's spatial unit (metres and microns converted; "unknown" read
+    as mm, as ITK and nnU-Net do). When the header orients the voxels by an affine (sform, else
+    qform) whose column lengths differ from ``pixdim``, the voxel size is ambiguous: the grid checks
+    use the affine, the metrics would use ``pixdim``."""
+    unit = str(img.header.get_xyzt_units()[0])
+    factor = UNIT_TO_MM.get(unit)
+    zooms = np.asarray(img.header.get_zooms()[:ndim], dtype=float)
+    if factor is None:
+        return tuple(float(z) for z in zooms), (f"its header's spatial unit is {unit!r} (not mm, m or µm); fix the "
+                                                "header or give spacing in a dataset card")
+    problem = None
+    if (int(img.header["sform_code"]) > 0 or int(img.header["qform_code"]) > 0) and np.all(zooms > 0):
+        columns = np.linalg.norm(np.asarray(img.affine, dtype=float)[:3, :ndim], axis=0)
+        if not np.allclose(columns, zooms, rtol=1e-3, atol=1e-6):
+            source = "sform" if int(img.header["sform_code"]) > 0 else "qform"
+            problem = (f"its header's voxel size (pixdim {_mm(zooms)}) differs from its {source} affine's "
+                       f"({_mm(columns)}); fix the header so both agree, or give spacing in a dataset card")
+    return tuple(float(z * factor) for z in zooms), problem
+
+
+def _mm(values: np.ndarray) -> str:
+    return " x ".join(f"{float(v):g}" for v in values)
+
+
+def exif_rotated(img: Any) -> bool:
+    """Whether a raster image's EXIF says its pixels are stored rotated or mirrored (orientation ≠ 1)."""
+    try:
+        return int(img.getexif().get(RASTER_EXIF_ORIENTATION, 1) or 1) != 1
+    except Exception:  # noqa: BLE001 - a broken EXIF block: read the pixels as stored
+        return False
 
 
 DEFLATE_MAX_RATIO = 1032  # deflate expands at most ~1032:1, so a .gz file holds at most this × its size
@@ -75,13 +116,16 @@ def probe(path: Path, *, channel: int | None = None) -> Probe:
             if (problem := nifti_size_problem(path, img)) is not None:
                 raise ConfigError(f"{path}: {problem}; replace or remove it")
             oriented = int(img.header["sform_code"]) > 0 or int(img.header["qform_code"]) > 0
+            _, spacing_problem = nifti_spacing(img, len(spatial))
             return Probe(spatial, channels, np.asarray(img.affine, dtype=float), _raw_pixdim(path, img, len(spatial)),
-                         oriented)
+                         oriented, spacing_problem)
         from PIL import Image
 
         with Image.open(path) as img:
             _single_frame(img, path)
             width, height = img.size
+            if exif_rotated(img) and int(img.getexif().get(RASTER_EXIF_ORIENTATION, 1)) in (5, 6, 7, 8):
+                width, height = height, width  # read upright: a quarter turn swaps the axes
             bands = 1 if channel is not None else Image.getmodebands(_image_mode(img))  # "I;16": 1 band
             return Probe((height, width), bands)
     except ConfigError:
@@ -143,13 +187,17 @@ def read_image(path: Path, *, channel: int | None = None,
             if (problem := nifti_size_problem(path, img)) is not None:
                 raise ConfigError(f"{path}: {problem}; replace or remove it")
             data = np.asarray(img.dataobj) if label else np.asarray(img.dataobj, dtype=np.float32)
-            zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+            zooms, _ = nifti_spacing(img, min(img.ndim, 3))  # mm; an ambiguous header is refused by validate()
             data = np.moveaxis(data, 3, 0) if data.ndim == 4 else data[None]
             return np.ascontiguousarray(data), zooms
         from PIL import Image
 
         with Image.open(path) as img:
             _single_frame(img, path)
+            if exif_rotated(img):  # pixels stored rotated: read them as displayed (masks are drawn on that)
+                from PIL import ImageOps
+
+                img = ImageOps.exif_transpose(img)
             mode = "P" if label and img.mode == "P" else _image_mode(img)
             arr = np.asarray(img if mode == img.mode else img.convert(mode))
         if arr.dtype == bool:
@@ -184,6 +232,9 @@ def read_label(path: Path, *, label_values: dict[int, int] | None = None) -> np.
     1-bit PNG masks read as 0/1. With ``label_values``, raw values other than 0 and the listed ones
     raise ConfigError naming the file.
     """
+    if path.name.lower().endswith(LOSSY_MASK_SUFFIXES):
+        raise ConfigError(f"{path}: a JPEG mask; JPEG compression invents values along every edge, so masks must "
+                          "be lossless: save them as PNG (or NIfTI)")
     data, _ = read_image(path, label=True)
     if is_nifti(path) and data.shape[0] > 1:
         raise ConfigError(f"{path}: {label_volumes_problem(data.shape[0])}")
@@ -191,6 +242,10 @@ def read_label(path: Path, *, label_values: dict[int, int] | None = None) -> np.
     if not (colours == colours[:1]).all():
         raise ConfigError(f"{path}: colour mask (its colour channels differ); save masks as single-channel "
                           "(greyscale or indexed) images holding the class values")
+    alpha = data[3] if data.shape[0] == 4 else data[1] if data.shape[0] == 2 and not is_nifti(path) else None
+    if alpha is not None and np.ptp(alpha) > 0 and np.ptp(data[0]) == 0:
+        raise ConfigError(f"{path}: the mask's classes are in its alpha (transparency) channel and its grey or colour "
+                          "channels are flat; save the classes as grey values of a single-channel image")
     raw = data[0]
     if raw.dtype.kind == "f" and (not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw))):
         raise ConfigError(f"{path}: label map has non-integer values; labels must be integer classes")

@@ -40,9 +40,15 @@ def read_metadata_csv(csv: Path, key: str | None = None, *, missing_key_hint: st
     """
     try:
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read CSV {csv}: it is not UTF-8 text ({exc.reason} at byte {exc.start}); save it "
+                          "as UTF-8 (in Excel: CSV UTF-8)") from exc
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ConfigError(f"cannot read CSV {csv} ({exc}); fix or remove it") from exc
     header = _header(csv)
+    if len(header) == 1 and (separator := next((c for c in ";\t|" if c in header[0]), None)):
+        raise ConfigError(f"{csv} has a single column {header[0]!r}: it looks separated by {separator!r}, and the "
+                          "metadata CSV must be comma-separated; save it with commas")
     twice = sorted({name for name in header if name.strip() and header.count(name) > 1})  # blank: "Unnamed: N"
     if twice:
         raise ConfigError(f"column(s) {twice} appear more than once in the header of {csv}; rename or remove "

@@ -111,4 +111,13 @@ def load_msd_folder(folder: Path) -> FileDataset:
         label = labels.get(key, labels_dir / f"{key}{suffix}")  # a missing label is named by validate
         cases.append(CaseFiles(case_id=key, images=tuple(paths), label=label, metadata=metadata.get(key, {})))
     names, modality = _read_dataset_json(folder)
-    return FileDataset(folder.name, cases, modality=modality, label_names=names)
+    unmatched = []
+    if orphans := sorted(set(labels) - set(channels)):
+        unmatched.append(f"{len(orphans)} label file(s) in {labels_dir.name} with no image: "
+                         f"{', '.join(labels[k].name for k in orphans[:3])}{' ...' if len(orphans) > 3 else ''}")
+    if (folder / "metadata.csv").is_file():
+        table = read_metadata_csv(folder / "metadata.csv", "case_id")
+        if unused := [k for k in table.frame.index if k not in channels]:
+            unmatched.append(f"{len(unused)} row(s) of metadata.csv name no case: "
+                             f"{', '.join(map(repr, unused[:3]))}{' ...' if len(unused) > 3 else ''}")
+    return FileDataset(folder.name, cases, modality=modality, label_names=names, unmatched=unmatched)

@@ -245,3 +245,69 @@ def test_a_label_with_several_volumes_is_a_validate_problem(tmp_path: Path) -> N
     nib.save(nib.Nifti1Image(np.zeros((6, 7, 8, 2), np.uint8), np.eye(4)), root / "labelsTr" / "a.nii.gz")
     (problem,) = open_dataset(str(root)).validate()
     assert problem.endswith("a.nii.gz: label map has 2 volumes (4D); give one 3D label map per case")
+
+
+@pytest.mark.parametrize("unit, pixdim", [("micron", 500.0), ("meter", 0.0005), ("mm", 0.5), ("unknown", 0.5)])
+def test_nifti_voxel_sizes_are_converted_to_mm(tmp_path: Path, unit: str, pixdim: float) -> None:
+    """A header in microns (pixdim 500 for 0.5 mm) was read as 500 mm: HD95 1000 times too large."""
+    image = nib.Nifti1Image(_volume(), np.diag([pixdim, pixdim, pixdim, 1.0]))
+    image.header.set_xyzt_units(unit)
+    nib.save(image, tmp_path / "a.nii.gz")
+    _, zooms = read_image(tmp_path / "a.nii.gz")
+    assert zooms == pytest.approx((0.5,) * 3)
+
+
+def test_a_header_whose_pixdim_and_sform_disagree_is_a_validate_problem(tmp_path: Path) -> None:
+    """Spacing came from pixdim (1 mm) while the grid check trusted the sform (2 mm)."""
+    root = _msd(tmp_path, {"a.nii.gz": (_volume(), np.eye(4))}, {"a.nii.gz": np.eye(4)})
+    image = nib.load(root / "imagesTr" / "a.nii.gz")
+    odd = nib.Nifti1Image(np.asarray(image.dataobj), None)
+    odd.set_sform(np.diag([2.0, 2.0, 2.0, 1.0]), code=1)
+    odd.set_qform(None, code=0)
+    odd.header.set_zooms((1.0, 1.0, 1.0))
+    nib.save(odd, root / "imagesTr" / "a.nii.gz")
+    (problem,) = open_dataset(str(root)).validate()
+    assert "its header's voxel size (pixdim 1 x 1 x 1) differs from its sform affine's (2 x 2 x 2)" in problem
+
+
+def test_exif_rotated_images_are_read_as_displayed(tmp_path: Path) -> None:
+    """A JPEG stored rotated with EXIF orientation 3 was read as stored: its mask (drawn on the
+    displayed image) covered the object for only two thirds of its pixels."""
+    shown = np.zeros((20, 30), np.uint8)
+    shown[2:8, 3:12] = 200  # the object, top left as displayed
+    exif = Image.Exif()
+    exif[0x0112] = 3  # rotated 180 degrees
+    Image.fromarray(shown[::-1, ::-1].copy()).save(tmp_path / "img.png", exif=exif)
+    image, _ = read_image(tmp_path / "img.png")
+    assert np.array_equal(image[0], shown.astype(np.float32))
+    exif[0x0112] = 6  # a quarter turn: height and width swap
+    Image.fromarray(np.rot90(shown).copy()).save(tmp_path / "turned.png", exif=exif)
+    assert probe_shape(tmp_path / "turned.png")[0] == read_image(tmp_path / "turned.png")[0].shape[1:]
+
+
+def test_masks_in_the_alpha_channel_and_jpeg_masks_are_refused(tmp_path: Path) -> None:
+    rgba = np.zeros((10, 10, 4), np.uint8)
+    rgba[2:5, 2:5, 3] = 255  # black everywhere; the lesion only in the alpha channel
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    with pytest.raises(ConfigError, match=r"alpha\.png: the mask's classes are in its alpha"):
+        read_label(tmp_path / "alpha.png")
+    grey = np.zeros((10, 10), np.uint8)
+    grey[2:5, 2:5] = 1
+    Image.fromarray(grey).save(tmp_path / "mask.jpg")
+    with pytest.raises(ConfigError, match=r"mask\.jpg: a JPEG mask; .*save them as PNG"):
+        read_label(tmp_path / "mask.jpg")
+
+
+@pytest.mark.parametrize("text, encoding, said", [
+    ("case_id;sex;age\nc0;F;34\n", "utf-8", r"single column 'case_id;sex;age': it looks separated by ';'"),
+    ("case_id\tsex\nc0\tF\n", "utf-8", r"separated by '\\t'.*must be comma-separated"),
+    ("case_id,site\nc0,Hôpital\n", "latin-1", r"it is not UTF-8 text .*save it as UTF-8"),
+])
+def test_metadata_csv_separator_and_encoding_are_named(tmp_path: Path, text: str, encoding: str, said: str) -> None:
+    """A semicolon CSV was reported as a missing case in column 'case_id;sex;age' (with advice to set
+    metadata_key); a Latin-1 file as a bare codec error."""
+    from harness.datasets.metadata import read_metadata_csv
+
+    (tmp_path / "meta.csv").write_bytes(text.encode(encoding))
+    with pytest.raises(ConfigError, match=said):
+        read_metadata_csv(tmp_path / "meta.csv")

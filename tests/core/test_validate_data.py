@@ -69,3 +69,49 @@ def test_patients_with_several_cases_point_at_the_cluster_key(tmp_path: Path, ca
     phantom = _png_card(tmp_path / "p", 'label_values = { "255" = 1 }\n')
     assert main(["validate-data", str(phantom)]) == 0
     assert "patients" not in capsys.readouterr().out  # no patient column: no row
+
+
+def _nifti_folder(root: Path, affines: dict[str, "object"], *, extra_labels: tuple[str, ...] = (),
+                  metadata: str | None = None) -> Path:
+    import nibabel as nib
+    import numpy as np
+
+    for sub in ("imagesTr", "labelsTr"):
+        (root / sub).mkdir(parents=True)
+    volume = np.zeros((6, 7, 8), np.float32)
+    volume[2:4, 2:4, 2:4] = 1
+    for name, affine in affines.items():
+        nib.save(nib.Nifti1Image(volume, affine), root / "imagesTr" / f"{name}_0000.nii.gz")
+        nib.save(nib.Nifti1Image(volume.astype(np.uint8), affine), root / "labelsTr" / f"{name}.nii.gz")
+    for name in extra_labels:
+        nib.save(nib.Nifti1Image(volume.astype(np.uint8), np.eye(4)), root / "labelsTr" / f"{name}.nii.gz")
+    if metadata is not None:
+        (root / "metadata.csv").write_text(metadata)
+    return root
+
+
+def test_cases_stored_in_different_orientations_are_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One case RAS, one LAS (x flipped, affine consistent) passed unnoticed: read as stored, a model
+    sees one mirrored."""
+    import numpy as np
+
+    flipped = np.diag([-1.0, 1.0, 1.0, 1.0])
+    folder = _nifti_folder(tmp_path / "d", {"a": np.eye(4), "b": flipped})
+    assert main(["validate-data", str(folder)]) == 0
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "LAS (1), RAS (1): the cases are stored in different orientations" in out
+    same = _nifti_folder(tmp_path / "e", {"a": np.eye(4), "b": np.eye(4)})
+    assert main(["validate-data", str(same)]) == 0
+    assert "different orientations" not in capsys.readouterr().out
+
+
+def test_files_and_metadata_rows_that_make_no_case_are_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An orphan label and metadata rows of no case were dropped silently."""
+    import numpy as np
+
+    folder = _nifti_folder(tmp_path / "d", {"a": np.eye(4), "b": np.eye(4)}, extra_labels=("c",),
+                           metadata="case_id,sex\na,F\nb,M\nz,F\n")
+    assert main(["validate-data", str(folder)]) == 0
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "1 label file(s) in labelsTr with no image: c.nii.gz" in out
+    assert "1 row(s) of metadata.csv name no case: 'z'" in out
