@@ -86,6 +86,7 @@ def _analyse_partition(x: np.ndarray, codes: np.ndarray, names: list[str], metri
         for g, xg in enumerate(groups):
             ci[0, g], ci[1, g] = stats.studentized_ci(xg, boot_means[:, g], boot_ses[:, g], level=opts.level)
     ci = np.where(bounded, np.clip(ci, 0.0, 1.0), ci)
+    ci[:, [s < 2 for s in sizes]] = np.nan  # one case (cluster): resampling it gives a zero-width interval, not a CI
     for g in range(len(groups)):
         for j, metric in enumerate(metrics):
             group_rows.append({"group": gnames[g], "metric": metric, "ci_low": ci[0, g, j], "ci_high": ci[1, g, j]})
@@ -120,12 +121,13 @@ def _analyse_partition(x: np.ndarray, codes: np.ndarray, names: list[str], metri
                "best_group": gnames[best[j]], "best_value": means[best[j], j],
                "worst_group": gnames[worst[j]], "worst_value": means[worst[j], j],
                "worst_value_ci_low": ci[0, worst[j], j], "worst_value_ci_high": ci[1, worst[j], j]}
+        with_ci = opts.n_boot > 0 and min(sizes) >= 2  # a group of one has no sampling spread to resample
         for key in GAP_STATS:
             row[key] = point[key][j]
-            lo, hi = stats.percentile_ci(boot[key][:, j], level=opts.level) if opts.n_boot > 0 else (np.nan, np.nan)
+            lo, hi = stats.percentile_ci(boot[key][:, j], level=opts.level) if with_ci else (np.nan, np.nan)
             row[f"{key}_ci_low"], row[f"{key}_ci_high"] = lo, hi
         row["effect_size"] = effect[j]
-        lo, hi = stats.percentile_ci(effect_boot[:, j], level=opts.level) if opts.n_boot > 0 else (np.nan, np.nan)
+        lo, hi = stats.percentile_ci(effect_boot[:, j], level=opts.level) if with_ci else (np.nan, np.nan)
         row["effect_size_ci_low"], row["effect_size_ci_high"] = lo, hi
         row.update(test=opts.test, statistic=statistic[j], p_value=p[j], n_permutations=int(used[j]))
         gap_rows.append(row)

@@ -242,6 +242,8 @@ def site_table(records: pd.DataFrame, cases: pd.DataFrame, *, attribute: str, me
         lo, hi = studentized_ci(x, means[:, g], ses[:, g], level=level)
         lo, hi = np.clip(lo, bounds[0], bounds[1]), np.clip(hi, bounds[0], bounds[1])  # a mean's possible values
         m_lo, m_hi = _medians(x, idx[g], level)
+        if len(x) < 2:  # one case (cluster): resampling it gives a zero-width interval, not a CI
+            lo = hi = m_lo = m_hi = np.full(len(metrics), np.nan)
         if g == 0:
             diff = {"drop": np.zeros(len(metrics))}
         elif g in tested:

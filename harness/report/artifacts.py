@@ -42,8 +42,12 @@ def primary_metric(metrics: list[str] | tuple[str, ...]) -> str:
 
 
 def worst_items(records: pd.DataFrame, metric: str, k: int) -> pd.DataFrame:
-    """The ``k`` worst OK items, one per (case, perturbation), label-averaged ``metric``; ties by id."""
+    """The ``k`` worst OK perturbed items, one per (case, perturbation), label-averaged ``metric``; ties
+    by id. Clean items only when the run perturbed nothing (a clean image is not a perturbation pair,
+    and its "perturbed" panel would repeat the clean one)."""
     ok = records[records["status"] == "OK"]
+    if (ok["perturbation"] != CLEAN).any():
+        ok = ok[ok["perturbation"] != CLEAN]
     if ok.empty or k <= 0:
         return pd.DataFrame(columns=["case_id", "perturbation", "severity", "repeat", "seed", "value"])
     keys = ["case_id", "perturbation", "severity", "repeat", "seed"]

@@ -123,6 +123,7 @@ def build_context(run: RunDir) -> dict[str, Any]:
         "baseline": sections.baseline_section(run), "worst": sections.worst_section(run),
         "gallery": sections.gallery_section(run), "errors": sections.errors_section(run),
         "suite_text": run.suite_text, "run_record": dossier.run_record(run), "hashes": dossier.hashes(run),
+        "deviations": dossier.suite_overrides(run),  # --limit, --seed, --cohorts, --held-out: beside the verdict
         "page_label": label[:90], "generator": _generator(s),
         "for_print": False,  # True for the copy printed to PDF: every <details> open (print shows no closed ones)
     }

@@ -61,8 +61,14 @@ def png_file_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _colours(names: Sequence[str]) -> dict[str, str]:
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]  # 7 markers x 10 colours: 70 distinct line styles
+
+
+def _styles(names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """A colour and a marker per line, so that no two lines of a plot look alike (the palette has 10
+    colours; the robustness suite has 16 families)."""
+    return {name: {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)]}
+            for i, name in enumerate(names)}
 
 
 def severity_curves(table: pd.DataFrame, metric: str, *, better: str = "higher",
@@ -78,13 +84,14 @@ def severity_curves(table: pd.DataFrame, metric: str, *, better: str = "higher",
         fig = new_figure(5.0, 3.1)
         ax = fig.add_subplot()
         families = sorted(set(rows["perturbation"]) - {CLEAN})
-        colours = _colours(families)
+        styles = _styles(families)
         for family, line in _family_lines(rows, families):
-            ax.plot(line["severity"], line["mean"], marker="o", ms=3.5, lw=1.6, color=colours[family], label=family)
-            ax.fill_between(line["severity"], line["ci_low"], line["ci_high"], alpha=0.15, color=colours[family], lw=0)
+            ax.plot(line["severity"], line["mean"], ms=3.5, lw=1.6, label=family, **styles[family])
+            ax.fill_between(line["severity"], line["ci_low"], line["ci_high"], alpha=0.15, color=styles[family]["color"],
+                            lw=0)
         if baseline is not None and not baseline.empty:
             for family, line in _family_lines(baseline[baseline["metric"] == metric], families):
-                ax.plot(line["severity"], line["mean"], ls="--", lw=1.0, color=colours[family], alpha=0.8)
+                ax.plot(line["severity"], line["mean"], ls="--", lw=1.0, color=styles[family]["color"], alpha=0.8)
         ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel(f"mean {label or unit_label(metric)} ({better} is better)")
         ax.set_xticks(range(6))
@@ -111,13 +118,13 @@ def epsilon_curves(table: pd.DataFrame, *, metric: str = "dice") -> str | None:
         fig = new_figure(5.0, 3.1)
         ax = fig.add_subplot()
         names = sorted(table["perturbation"].unique())
-        colours = _colours(names)
+        styles = _styles(names)
         for name in names:
             rows = table[table["perturbation"] == name].sort_values("eps_fraction")
             x = np.concatenate([[0.0], rows["eps_fraction"].to_numpy(float)])
             y = np.concatenate([[float(rows["clean_mean"].iloc[0])], rows["mean"].to_numpy(float)])
             dashed = str(rows["threat"].iloc[0]) != "whitebox"
-            ax.plot(x, y, marker="o", ms=3.5, lw=1.6, ls="--" if dashed else "-", color=colours[name], label=name)
+            ax.plot(x, y, ms=3.5, lw=1.6, ls="--" if dashed else "-", label=name, **styles[name])
         ax.set_xlabel("ε (fraction of foreground intensity std)")
         ax.set_ylabel(f"mean attacked {metric}")
         ax.grid(alpha=0.3, lw=0.5)

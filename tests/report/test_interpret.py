@@ -67,6 +67,9 @@ def test_worst_items_one_per_case_and_perturbation() -> None:
             rows += [{"case_id": cid, "perturbation": pert, "severity": sev, "repeat": 0, "seed": 1,
                       "label": 1, "status": "OK", "dice": v}]
     worst = worst_items(pd.DataFrame(rows), "dice", 3)
+    # perturbed pairs only: case c's clean image (0.05) is not a perturbation pair, and its panels repeated
     assert list(zip(worst["case_id"], worst["perturbation"], worst["severity"])) == [
-        ("c", "clean", 0), ("a", "noise", 3), ("b", "noise", 1)]
+        ("a", "noise", 3), ("b", "noise", 1), ("c", "noise", 1)]
+    clean_only = worst_items(pd.DataFrame([r for r in rows if r["perturbation"] == "clean"]), "dice", 2)
+    assert list(clean_only["case_id"]) == ["c", "b"]  # a run that perturbed nothing: its worst clean cases
     assert primary_metric(["hd95", "nsd"]) == "nsd" and primary_metric(["hd95"]) == "hd95"

@@ -230,3 +230,28 @@ def test_cohorts_found_automatically_are_marked_as_analysed(tmp_path: Path) -> N
     assert not any(c["analysed"] for c in manifest(load_run(run))["cohorts"])
     marked = manifest(load_run(run), fairness_attributes=["sex", "sex"])["cohorts"]
     assert [(c["attribute"], c["analysed"]) for c in marked] == [("sex", True), ("Device", False)]
+
+
+def test_every_family_line_has_its_own_colour_and_marker() -> None:
+    """16 families shared 10 colours with one marker: affine and low_resolution were both blue."""
+    from harness.report.plots import _styles
+
+    names = [f"family{i}" for i in range(16)]
+    styles = _styles(names)
+    assert len({(s["color"], s["marker"]) for s in styles.values()}) == 16
+
+
+def test_a_limited_run_says_so_beside_its_verdict(tmp_path: Path) -> None:
+    """A --limit run read "PASS All gates passed" with the caveat only in the dossier."""
+    import json
+
+    from harness.report.html import render
+    from harness.report.rundir import load_run
+    from tests.report.conftest import make_run
+
+    run = make_run(tmp_path / "run", case_ids=["a", "b", "c"])
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "limit": 3}))
+    html = render(load_run(run))
+    assert "Deviation from the suite: Only the first 3 cases of the data were evaluated (harness run --limit)" in html
+    assert "details::details-content { content-visibility: visible" in html  # printed from a browser: tables kept

@@ -209,3 +209,19 @@ def test_site_mean_cis_stay_within_what_the_metric_can_take() -> None:
     table = site_table(records, cases, attribute="site", metrics=["dice", "hd95"], min_cases=3, **FAST)
     dice, hd = table[table["metric"] == "dice"], table[table["metric"] == "hd95"]
     assert (dice["ci_high"] <= 1.0).all() and (hd["ci_low"] >= 0.0).all()
+
+
+def test_a_site_of_one_case_has_no_ci_rather_than_a_zero_width_one() -> None:
+    """A one-case site showed '95 % CI 0.9948 – 0.9948'."""
+    import numpy as np
+    import pandas as pd
+
+    from harness.analysis.shift import site_table
+
+    ids = [f"c{i}" for i in range(7)]
+    records = pd.DataFrame({"case_id": ids, "perturbation": "clean", "severity": 0, "repeat": 0, "label": 1,
+                            "status": "OK", "dice": np.linspace(0.7, 0.95, 7)})
+    cases = pd.DataFrame({"case_id": ids, "site": ["A"] * 6 + ["B"]})
+    table = site_table(records, cases, attribute="site", metrics=["dice"], n_boot=200, n_perm=100).set_index("site")
+    assert table.loc["A", ["ci_low", "ci_high"]].notna().all()
+    assert table.loc["B", ["ci_low", "ci_high", "median_ci_low", "median_ci_high"]].isna().all()
