@@ -215,18 +215,33 @@ def auto_attributes(frame: pd.DataFrame) -> list[str]:
     columns (``kFold``, ``fold``, ``valid_1``, ``split``, ``is_test`` ...) and text columns whose every
     value is distinct.
     """
-    chosen = []
+    return [name for name, why in _auto_verdicts(frame) if why is None]
+
+
+def auto_skipped(cases: pd.DataFrame) -> list[str]:
+    """What ``cohorts = "auto"`` left out of a case table and why (``"sex (one value)"``), for a note;
+    identifier, hash and data-split columns are not listed."""
+    return [f"{name} ({why})" for name, why in _auto_verdicts(_blanks_as_missing(case_index(cases))) if why]
+
+
+def _auto_verdicts(frame: pd.DataFrame) -> list[tuple[str, str | None]]:
+    """Per candidate column: None when ``auto`` takes it, else why not (identifier-like columns skipped)."""
+    out: list[tuple[str, str | None]] = []
     for name in frame.columns:
         if str(name) in NOT_ATTRIBUTES or str(name).endswith("_sha256") or SPLIT_COLUMN.fullmatch(str(name)):
             continue
         col = frame[name]
         n_levels = col.dropna().nunique()
-        if n_levels < AUTO_MIN_LEVELS:
-            continue
         # numeric: binned into quartiles; text: 2–20 levels, not all distinct (an identifier)
-        if _is_numeric(col) or (n_levels <= AUTO_MAX_LEVELS and n_levels < col.notna().sum()):
-            chosen.append(str(name))
-    return chosen
+        if n_levels < AUTO_MIN_LEVELS:
+            out.append((str(name), "no value" if n_levels == 0 else "one value"))
+        elif _is_numeric(col) or (n_levels <= AUTO_MAX_LEVELS and n_levels < col.notna().sum()):
+            out.append((str(name), None))
+        elif n_levels > AUTO_MAX_LEVELS:
+            out.append((str(name), f"{n_levels} values, more than {AUTO_MAX_LEVELS}"))
+        else:
+            out.append((str(name), "a different value for every case, like an identifier"))
+    return out
 
 
 def _blanks_as_missing(frame: pd.DataFrame) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from fairlearn.metrics import MetricFrame
 
 from harness.analysis.case_values import case_values, cells, metric_directions
 from harness.analysis.clusters import by_cluster, cluster_ids, clustering_note, unclustered_note
-from harness.analysis.cohorts import BinSpec, resolve_cohorts
+from harness.analysis.cohorts import BinSpec, auto_skipped, resolve_cohorts
 from harness.analysis.fairness_cell import GAP_STATS, CellOptions, Test, compare_groups
 from harness.analysis.fairness_gates import fairness_gates
 from harness.analysis.stats import Correction, adjust_pvalues
@@ -184,6 +184,9 @@ def fairness_tables(records: pd.DataFrame, cases: pd.DataFrame, *, cohorts: Sequ
         notes.append(f"{len(unknown)} case(s) in the records are not in the case table and are left out "
                      f"(e.g. {unknown[0]})")
 
+    if cohorts == "auto" and (skipped := auto_skipped(cases)):
+        notes.append(f"cohorts = \"auto\" analysed {', '.join(groups_by_attr) or 'no attribute'}; left out: "
+                     f"{', '.join(skipped)} (name attributes in [suite].cohorts to choose them)")
     notes += _aliases(groups_by_attr)
     clusters = cluster_ids(cases, cluster) if cluster else None
     if clusters is None and (loose := unclustered_note(values, cases)):

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import jinja2
 
 from harness import atomic
+from harness.records import CLEAN
 from harness.report import dossier, sections
 from harness.report.rundir import RunDir, load_run
 from harness.report.units import run_unit_label
@@ -100,6 +101,15 @@ def _worst_cell(rob: dict[str, Any]) -> dict[str, Any] | None:
     return best
 
 
+def _failed_perturbed(run: RunDir) -> str:
+    """``gaussian_noise 8, blur 2``: failed perturbed items per family (the drops are measured on the
+    cases that did not fail, so the summary's largest drop must say what it leaves out); "" when none."""
+    records = run.records
+    failed = records[(records["status"] == "ERROR") & (records["perturbation"] != CLEAN)]
+    counts = failed.drop_duplicates(["case_id", "perturbation", "severity", "repeat"]).groupby("perturbation").size()
+    return ", ".join(f"{family} {int(n)}" for family, n in counts.sort_values(ascending=False, kind="mergesort").items())
+
+
 def _generator(summary: dict[str, Any]) -> str:
     """The harness that writes this file, and the one that made the run when that differs
     ("0.2.0 (run made with harness 0.1.0)"): a report regenerated later is not the run's own."""
@@ -114,6 +124,7 @@ def build_context(run: RunDir) -> dict[str, Any]:
     robustness = sections.robustness_section(run)
     if robustness is not None:
         robustness["worst"] = _worst_cell(robustness)
+        robustness["failed"] = _failed_perturbed(run)
     s = run.summary
     label = re.sub(r"[^A-Za-z0-9 ._()-]", "", f"harness - {s['suite'].get('name', '')} - {s['model'].get('name', '')}")
     return {

@@ -182,6 +182,24 @@ def _generic(frame: Any) -> dict[str, Any] | None:
     return {"columns": [str(c) for c in frame.columns], "rows": frame.astype(object).values.tolist()}
 
 
+# The shift evidence tables (attribute of a ShiftEvidence, title, what its columns mean)
+SHIFT_EVIDENCE = (
+    ("quality", "Image statistics per site",
+     "Per site and image statistic (docs/shift.md: snr, cnr, sharpness and foreground_fraction are ratios; "
+     "voxel_mm and fov_mm in mm; the others in intensity units): n cases, median and quartiles; "
+     "shift = site median − reference median; effect = rank-biserial P(site > reference) − P(site < reference), "
+     "from −1 (every site value below every reference value) to 1; blank for the reference site."),
+    ("distances", "Intensity distribution distance to the reference site",
+     "Pooled voxel intensities of each site against the reference site's: w1 = Wasserstein-1 distance (intensity "
+     "units), w1_relative = w1 / the reference's inter-quartile range, ks = largest difference of the cumulative "
+     "distributions (0 to 1)."),
+    ("equivalents", "Equivalent synthetic severity per family",
+     "For each site's drop (reference mean − site mean) and each synthetic family: equivalent_severity = the severity "
+     "(0–5, interpolated) at which the family's degradation of the reference site's cases reaches that drop; blank "
+     "when even its largest degradation (max_degradation) stays below it; 0 when the site shows no drop."),
+)
+
+
 def shift_section(run: RunDir) -> dict[str, Any] | None:
     """Per-site tables from :mod:`harness.analysis.shift` (its ``run_shift_evidence`` when present,
     else ``shift_table`` rendered as is)."""
@@ -203,11 +221,9 @@ def shift_section(run: RunDir) -> dict[str, Any] | None:
         return {"error": f"{type(exc).__name__}: {exc}", "blocks": [], "generic": None}
     blocks = []
     for ev in evidence:
-        extra = [(title, _generic(getattr(ev, key, None))) for key, title in
-                 (("quality", "Image statistics per site"), ("distances", "Intensity distribution distance to the reference site"),
-                  ("equivalents", "Equivalent synthetic severity per family"))]
+        extra = [(title, _generic(getattr(ev, key, None)), caption) for key, title, caption in SHIFT_EVIDENCE]
         blocks.append({"attribute": ev.attribute, "reference": ev.reference, "rows": _records(ev.table),
-                       "matches": _found_matches(ev.matches), "extra": [(t, g) for t, g in extra if g],
+                       "matches": _found_matches(ev.matches), "extra": [(t, g, c) for t, g, c in extra if g],
                        "notes": list(ev.notes)})
     if not blocks:
         return None
@@ -353,7 +369,18 @@ ERRORS_SHOWN = 200  # rows of the Errors table; all are in records.csv
 
 
 def errors_section(run: RunDir) -> list[dict[str, Any]]:
-    """The first ERRORS_SHOWN failed items (one row per item); each row carries ``n_items``, the total."""
+    """The first ERRORS_SHOWN failed items (one row per item), clean images first (they change the
+    clean gates and every paired comparison), then by perturbation, severity and case. Each row
+    carries ``n_items`` (the total) and ``summary``: items per perturbation and message (first line,
+    120 characters), most frequent first."""
     records = run.records
     errors = records[records["status"] == "ERROR"].drop_duplicates(["case_id", "perturbation", "severity", "repeat"])
-    return [{**row, "n_items": len(errors)} for row in errors.head(ERRORS_SHOWN).to_dict("records")]
+    if errors.empty:
+        return []
+    errors = errors.assign(_clean=errors["perturbation"] != CLEAN).sort_values(
+        ["_clean", "perturbation", "severity", "case_id", "repeat"], kind="mergesort").drop(columns="_clean")
+    message = errors["error"].astype(str).map(lambda text: (text.splitlines() or [""])[0][:120])
+    counts = errors.assign(message=message).groupby(["perturbation", "message"], sort=False).size()
+    summary = [{"perturbation": pert, "message": text, "items": int(n)}
+               for (pert, text), n in counts.sort_values(ascending=False, kind="mergesort").items()]
+    return [{**row, "n_items": len(errors), "summary": summary} for row in errors.head(ERRORS_SHOWN).to_dict("records")]

@@ -151,3 +151,17 @@ def test_a_group_of_one_cannot_be_the_minimum_group_size():
     with pytest.raises(ConfigError, match=r"min_group_size must be >= 2 \(a group of one case has no variance"):
         harness.fairness_tables(records, pd.DataFrame({"case_id": ["a", "b"], "g": ["x", "y"]}), cohorts=["g"],
                                 metrics=["dice"], min_group_size=1)
+
+
+def test_auto_cohorts_say_what_they_left_out_and_why(cases):
+    """With three cases, auto analysed age alone; sex (one level) and site (distinct values) vanished
+    while the report's shift section compared the sites."""
+    import harness
+    from harness.analysis.cohorts import auto_skipped
+
+    assert auto_skipped(cases) == ["scanner_serial (a different value for every case, like an identifier)",
+                                   "constant (one value)"]
+    records = pd.DataFrame({"case_id": cases["case_id"], "dice": np.linspace(0.5, 0.9, 8)})
+    result = harness.fairness_tables(records, cases, cohorts="auto", metrics=["dice"], n_boot=0, n_perm=20)
+    assert any(n.startswith('cohorts = "auto" analysed sex, age, device, grade; left out: scanner_serial (a different '
+                            "value for every case, like an identifier), constant (one value)") for n in result.notes)

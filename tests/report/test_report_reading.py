@@ -255,3 +255,31 @@ def test_a_limited_run_says_so_beside_its_verdict(tmp_path: Path) -> None:
     html = render(load_run(run))
     assert "Deviation from the suite: Only the first 3 cases of the data were evaluated (harness run --limit)" in html
     assert "details::details-content { content-visibility: visible" in html  # printed from a browser: tables kept
+
+
+def test_failed_items_are_summarised_and_clean_failures_come_first(tmp_path: Path) -> None:
+    """200 rows of one repeated message in case order hid the clean-image failure (item 221) that
+    changed the clean gates."""
+    import pandas as pd
+
+    from harness.report.html import render
+    from harness.report.rundir import load_run
+    from harness.report.sections import errors_section
+    from tests.report.conftest import make_run
+
+    run = make_run(tmp_path / "run", case_ids=["a", "b", "z"])
+    records = pd.read_csv(run / "records.csv", keep_default_na=False)
+    failed = (((records["perturbation"] == "gaussian_noise") & (records["case_id"] == "a"))
+              | ((records["case_id"] == "z") & (records["perturbation"] == "clean")))
+    records.loc[failed, "status"] = "ERROR"
+    records.loc[failed & (records["perturbation"] != "clean"), "error"] = "RuntimeError: boom\nmore"
+    records.loc[failed & (records["perturbation"] == "clean"), "error"] = "ValueError: NaN output"
+    records.to_csv(run / "records.csv", index=False)
+    rows = errors_section(load_run(run))
+    assert (rows[0]["case_id"], rows[0]["perturbation"]) == ("z", "clean")
+    assert rows[0]["summary"] == [{"perturbation": "gaussian_noise", "message": "RuntimeError: boom", "items": 2},
+                                  {"perturbation": "clean", "message": "ValueError: NaN output", "items": 1}]
+    html = render(load_run(run))
+    assert "3 failed item(s) by perturbation and message" in html
+    # the summary's drop is measured on the items that did not fail: it says what it leaves out
+    assert "not counting the items the model failed on: gaussian_noise 2" in html
