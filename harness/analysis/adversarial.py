@@ -80,14 +80,16 @@ def robust_cases(records: pd.DataFrame, *, metric: str = "dice", label: int | Li
 
 
 def _worst_repeat(records: pd.DataFrame, metric: str, label: int | Literal["mean"]) -> pd.DataFrame:
-    """Per (case, perturbation, severity): the lowest over repeats of the label-averaged ``metric``
-    (higher is better): a repeat of an attack is a random restart, and the adversary keeps its best."""
+    """Per (case, perturbation, severity): the worst over repeats of the label-averaged ``metric`` (the
+    lowest, or the highest for a lower-is-better metric): a repeat of an attack is a random restart,
+    and the adversary keeps its best."""
     ok = records[records["status"] == "OK"]
     if label != "mean":
         ok = ok[ok["label"] == label]
     keys = ["case_id", "perturbation", "severity"]
     by_repeat = ok.groupby([*keys, "repeat"] if "repeat" in ok.columns else keys, sort=True)[metric].mean()
-    return by_repeat.groupby(level=keys, sort=True).min().rename("value").reset_index()
+    worst = by_repeat.groupby(level=keys, sort=True)
+    return (worst.min() if higher_is_better(metric) else worst.max()).rename("value").reset_index()
 
 
 def ensemble_robust_cases(records: pd.DataFrame, *, metric: str = "dice", label: int | Literal["mean"] = "mean",
@@ -133,8 +135,8 @@ def adversarial_table(records: pd.DataFrame, *, metric: str = "dice", label: int
 
     Columns: perturbation, attack, threat, targeted, norm, eps_unit, severity, eps_fraction, n, clean_mean,
     mean (attacked ``metric``), drop (paired clean - attacked), robust_fraction (ROG rule),
-    ``hd95`` (mean attacked HD95, when recorded), achieved_linf_fraction (max over cases),
-    achieved_rms_fraction (mean), grad_steps, queries (means), masking_suspected (cases flagged by
+    ``hd95`` (mean attacked HD95 over cases and repeats, when recorded; ``mean`` takes each case's
+    worst repeat), achieved_linf_fraction (max over cases), achieved_rms_fraction (mean), grad_steps, queries (means), masking_suspected (cases flagged by
     ``check_masking``), fallback (cases a white-box family attacked black-box: no gradients),
     no_gradient (cases whose input gradient was ≥ 99 % exactly zero at the first step: the attack
     was its random start, not a gradient attack),

@@ -143,9 +143,11 @@ def _label_path(card: Path, where: str, template: str, key: str) -> str:
 
 
 def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str,
-                  unmatched: list[str] | None = None) -> list[CaseFiles]:
-    """The cases of one source (``[dataset]`` or one ``[[sources]]`` table); ``unmatched`` collects what
-    it found but made no case of: image files ``key_regex`` does not match, metadata rows of no case."""
+                  unmatched: list[str] | None = None,
+                  used: dict[Path, tuple[MetadataTable, set[str]]] | None = None) -> list[CaseFiles]:
+    """The cases of one source (``[dataset]`` or one ``[[sources]]`` table). ``unmatched`` collects the
+    image files ``key_regex`` does not match; ``used`` (per metadata CSV, shared by sources that name
+    the same file) the keys this source's cases looked up, so rows no source used can be listed."""
     for key in table:
         if key not in CARD_KEYS:
             raise _fail(card, where, f"unknown key {key!r}{did_you_mean(key, sorted(CARD_KEYS))}")
@@ -210,15 +212,23 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str,
     if not cases:
         raise _fail(card, f"{where}.key_regex", f"no image name under {table['images']!r} matches "
                     f"{pattern.pattern!r}")
-    if unmatched is not None:
-        if skipped:
-            unmatched.append(f"{where}: {len(skipped)} file(s) under {table['images']!r} match no key_regex: "
-                             f"{', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
+    if unmatched is not None and skipped:
+        unmatched.append(f"{where}: {len(skipped)} file(s) under {table['images']!r} match no key_regex: "
+                         f"{', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
+    if used is not None:
         for t in metadata:
-            if unused := [k for k in t.frame.index if k not in seen]:
-                unmatched.append(f"{where}: {len(unused)} row(s) of {t.csv.name} name no case: "
-                                 f"{', '.join(map(repr, unused[:3]))}{' ...' if len(unused) > 3 else ''}")
+            used.setdefault(t.csv.resolve(), (t, set()))[1].update(seen)
     return cases
+
+
+def _unused_rows(used: dict[Path, tuple[MetadataTable, set[str]]]) -> list[str]:
+    """Per metadata CSV, the rows no source's case looked up."""
+    out = []
+    for table, seen in used.values():
+        if unused := [k for k in table.frame.index if k not in seen]:
+            out.append(f"{len(unused)} row(s) of {table.csv.name} name no case: "
+                       f"{', '.join(map(repr, unused[:3]))}{' ...' if len(unused) > 3 else ''}")
+    return out
 
 
 def load_card(card: Path) -> FileDataset:
@@ -239,13 +249,14 @@ def load_card(card: Path) -> FileDataset:
     several = "sources" in doc
     cases: list[CaseFiles] = []
     unmatched: list[str] = []
+    used: dict[Path, tuple[MetadataTable, set[str]]] = {}
     modalities, label_maps = set(), []
     for i, table in enumerate(sources):
         where = f"[[sources]] #{i + 1}" if several else "[dataset]"
         if several and "site" not in table:
             raise _fail(card, where, "missing 'site' (each source needs a site name)")
         prefix = f"{table['site']}/" if several else ""
-        cases.extend(_source_cases(card, where, table, prefix=prefix, unmatched=unmatched))
+        cases.extend(_source_cases(card, where, table, prefix=prefix, unmatched=unmatched, used=used))
         modality = table.get("modality", "other")
         if modality not in MODALITIES:
             raise _fail(card, f"{where}.modality", must_be_one_of(MODALITIES, modality))
@@ -271,4 +282,5 @@ def load_card(card: Path) -> FileDataset:
                           f"{[dict(n) for n in given]}; give every source the same label_names")
     names = given[0] if given else {}
     name = str(sources[0].get("name") or card.stem)
-    return FileDataset(name, cases, modality=modalities.pop(), label_names=names, unmatched=unmatched)
+    return FileDataset(name, cases, modality=modalities.pop(), label_names=names,
+                       unmatched=unmatched + _unused_rows(used))

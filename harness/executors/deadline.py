@@ -13,6 +13,9 @@ import threading
 from typing import Any
 
 
+WRAPPED_PRIVATE = ("_run",)  # the adversarial attacks call the network through the adapter's _run
+
+
 class CallDeadline:
     """``model`` with each call of its public methods limited to ``seconds``; other attributes (a
     wrapped ``network`` module, the card) pass through unchanged."""
@@ -22,7 +25,7 @@ class CallDeadline:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._model, name)
-        if name.startswith("_") or not inspect.ismethod(attr):
+        if (name.startswith("_") and name not in WRAPPED_PRIVATE) or not inspect.ismethod(attr):
             return attr
         return lambda *args, **kwargs: self._call(name, attr, args, kwargs)
 

@@ -13,7 +13,7 @@ import torch
 
 from harness.errors import ConfigError
 from harness.models.base import missing_file
-from harness.models.torch_adapter import TorchBackedModel
+from harness.models.torch_adapter import TorchBackedModel, _first_line
 
 
 class TorchScriptModel(TorchBackedModel):
@@ -38,10 +38,25 @@ class TorchScriptModel(TorchBackedModel):
                                             category=category)
                 return torch.jit.load(str(path), map_location=self.device)
         except (RuntimeError, ValueError, OSError) as exc:
+            if _is_torchscript_archive(path):  # e.g. an unknown custom op, a newer torch, a device mapping
+                raise ConfigError(f"{card.where}: {path.name} is a TorchScript archive that this torch cannot load "
+                                  f"({_first_line(exc)})") from exc
             raise ConfigError(f"{card.where}: {path.name} is not a TorchScript archive: {_what_it_is(path)}") from exc
 
     def files(self) -> list[Path]:
         return [self.model_card.model.path] if self.model_card.model.path else []
+
+
+def _is_torchscript_archive(path: Path) -> bool:
+    """Whether ``path`` is a zip that holds TorchScript code (``*/code/`` or ``*/constants.pkl``), which a
+    plain ``torch.save`` archive does not."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name or name.endswith("/constants.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _what_it_is(path: Path) -> str:

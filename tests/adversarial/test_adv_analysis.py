@@ -213,3 +213,12 @@ def test_an_attack_no_stronger_than_random_noise_is_flagged():
     stronger = [r if r["perturbation"] != "pgd_linf" else {**r, "dice": 0.7} for r in rows]
     assert not bool(adversarial_table(records_frame(stronger, ["dice", "hd95"])).set_index("perturbation")
                     .loc["pgd_linf", "weaker_than_noise"])
+
+
+def test_the_worst_repeat_of_a_distance_is_its_largest():
+    rows = [row(c, "clean", 0, d) for c, d in CLEAN.items()]
+    for rep, dice in enumerate((0.85, 0.3)):  # hd95 = 10 x (1 - dice): 1.5 then 7.0
+        rows += [{**row(c, "pgd_linf", 1, dice, attack("pgd_linf", "whitebox", 0.25)), "repeat": rep} for c in CLEAN]
+    frame = records_frame(rows, ["dice", "hd95"])
+    assert robust_cases(frame, metric="hd95")["value"].tolist() == pytest.approx([7.0] * 4)
+    assert robust_cases(frame)["value"].tolist() == pytest.approx([0.3] * 4)

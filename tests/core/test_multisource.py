@@ -79,3 +79,22 @@ def test_source_needs_site(tmp_path: Path) -> None:
     card.write_text(card.read_text().replace('site = "h1"\n', ""))
     with pytest.raises(ConfigError, match="missing 'site'"):
         open_dataset(str(card))
+
+
+def test_sources_sharing_one_metadata_csv_do_not_report_each_other_s_rows(tmp_path) -> None:
+    """Each source listed the other sources' rows of a shared CSV as 'not used'."""
+    import numpy as np
+    from PIL import Image
+
+    from harness.datasets import open_dataset
+
+    for site, keys in (("A", ("a1", "a2")), ("B", ("b1", "b2"))):
+        (tmp_path / site).mkdir()
+        for key in keys:
+            Image.fromarray(np.full((8, 8), 100, np.uint8)).save(tmp_path / site / f"img_{key}.png")
+            Image.fromarray(np.eye(8, dtype=np.uint8)).save(tmp_path / site / f"mask_{key}.png")
+    (tmp_path / "meta.csv").write_text("key,sex\na1,F\na2,M\nb1,F\nb2,M\nzz,F\n")
+    source = 'images = "{s}/img_*.png"\nlabels = "{s}/mask_{{key}}.png"\nkey_regex = "img_(?P<key>.+)\\\\.png"\n' \
+             'metadata = "meta.csv"\nsite = "{s}"\n'
+    (tmp_path / "card.toml").write_text("".join(f"[[sources]]\n{source.format(s=s)}" for s in ("A", "B")))
+    assert open_dataset(str(tmp_path / "card.toml")).unmatched == ["1 row(s) of meta.csv name no case: 'zz'"]

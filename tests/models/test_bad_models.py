@@ -274,3 +274,19 @@ def test_a_pickled_model_as_card_weights_is_refused_without_torch_s_unsafe_advic
                                           r"allowed global by default\): a pickled Python object") as info:
         load_model(tmp_path / "m.toml")
     assert "weights_only` set to `False`" not in str(info.value) and "will likely succeed" not in str(info.value)
+
+
+def test_a_torchscript_archive_that_fails_to_load_keeps_torch_s_reason(tmp_path, monkeypatch):
+    """An archive using an unknown custom op was called 'damaged' and the op's name was lost."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(_ChannelLast()), str(tmp_path / "custom.ts"))
+
+    def unknown_op(*args, **kwargs):
+        raise RuntimeError("Unknown builtin op: myns::foo.\nHere are some suggestions: ...")
+
+    monkeypatch.setattr(torch.jit, "load", unknown_op)
+    with pytest.raises(ConfigError, match=r"custom\.ts is a TorchScript archive that this torch cannot load "
+                                          r"\(Unknown builtin op: myns::foo\.\)"):
+        load_model(tmp_path / "custom.ts")

@@ -48,3 +48,22 @@ def test_errors_attributes_and_grad_mode_pass_through() -> None:
     with torch.no_grad():
         assert model.grad_enabled() is False  # thread-local grad mode carried into the call's thread
     assert model.grad_enabled() is True
+
+
+def test_the_adapter_s_network_call_used_by_attacks_has_a_deadline_too() -> None:
+    """Attacks call the network through the adapter's _run, which a private-name rule left unwrapped."""
+
+    class Adapter(Model):
+        def _run(self, x: int) -> int:
+            self.release.wait(30)
+            return x
+
+        def _private(self) -> str:
+            return "kept"
+
+    adapter = Adapter()
+    slow = CallDeadline(adapter, 0.2)
+    with pytest.raises(TimeoutError, match=r"model\._run ran past 0\.2 s"):
+        slow._run(1)
+    assert slow._private() == "kept"
+    adapter.release.set()
