@@ -1,6 +1,7 @@
 """File-backed datasets: image/label path pairs with metadata, read lazily per case."""
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +118,7 @@ class FileDataset(Dataset):
                 images = [probe(p, channel=files.channel) for p in files.images]
                 label = probe(files.label)
             except ConfigError as exc:
-                problems.append(f"case {cid}: {exc}")
+                problems.append(f"case {cid}: {exc}{_channel_file_hint(files)}")
                 continue
             problems.extend(f"case {cid}: {p}" for p in _case_problems(files, images, label))
             channels[cid] = sum(i.channels for i in images)
@@ -132,6 +133,19 @@ class FileDataset(Dataset):
         files = self._cases[case_id]
         return {"image_sha256": ",".join(file_sha256(str(p)) for p in files.images),
                 "label_sha256": file_sha256(str(files.label))}
+
+
+_CHANNEL_FILE = re.compile(r"_(\d{4})\.[^/]+$")  # nnU-Net channel files: case_0000.nii.gz, case_0001.nii.gz, ...
+
+
+def _channel_file_hint(files: CaseFiles) -> str:
+    """A hint when a case is an nnU-Net channel file other than the first (``case_0001``) whose label
+    cannot be read: a dataset card takes one file per case, the folder form groups the channels."""
+    match = _CHANNEL_FILE.search(files.images[0].name)
+    if match is None or int(match.group(1)) == 0 or files.label.exists():
+        return ""
+    return (f" ({files.images[0].name} looks like an nnU-Net channel file: give the folder itself as --data, "
+            "which groups case_0000, case_0001, ... into one case, or match only *_0000 files in the card)")
 
 
 def _case_problems(files: CaseFiles, images: list[Probe], label: Probe) -> list[str]:

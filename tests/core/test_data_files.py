@@ -311,3 +311,16 @@ def test_metadata_csv_separator_and_encoding_are_named(tmp_path: Path, text: str
     (tmp_path / "meta.csv").write_bytes(text.encode(encoding))
     with pytest.raises(ConfigError, match=said):
         read_metadata_csv(tmp_path / "meta.csv")
+
+
+def test_a_card_over_nnunet_channel_files_points_at_the_folder_form(tmp_path: Path) -> None:
+    """Its second channel's file became a case of its own whose label was 'file not found', no more."""
+    for sub in ("imagesTr", "labelsTr"):
+        (tmp_path / sub).mkdir()
+    for channel in (0, 1):
+        nib.save(nib.Nifti1Image(_volume(), np.eye(4)), tmp_path / "imagesTr" / f"a_{channel:04d}.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((6, 7, 8), np.uint8), np.eye(4)), tmp_path / "labelsTr" / "a.nii.gz")
+    (tmp_path / "card.toml").write_text('[dataset]\nimages = "imagesTr/*.nii.gz"\nlabels = "labelsTr/{key}.nii.gz"\n')
+    (problem,) = open_dataset(str(tmp_path / "card.toml")).validate()
+    assert "a_0001.nii.gz looks like an nnU-Net channel file: give the folder itself as --data" in problem
+    assert open_dataset(str(tmp_path)).validate() == []  # the folder form groups the channels
