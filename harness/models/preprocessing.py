@@ -131,8 +131,9 @@ def resampled_shape(shape: Sequence[int], spacing: Sequence[float], target: Sequ
 
 
 def gaussian_weights(patch_size: Sequence[int], sigma_scale: float = 1 / 8) -> np.ndarray:
-    """Gaussian importance map for blending patches (nnU-Net's: sigma = patch/8, peak 1,
-    floor at the smallest positive value so the borders still count a little)."""
+    """Gaussian importance map for blending patches (nnU-Net's: sigma = patch/8, peak 1; exact zeros
+    take the smallest positive value). No larger floor: at 1e-6 a window's zero-padded edge weighed
+    as much as another window's interior wherever both sat at the floor."""
     axes = []
     for n in patch_size:
         coords = np.arange(n, dtype=np.float64) - (n - 1) / 2
@@ -142,7 +143,7 @@ def gaussian_weights(patch_size: Sequence[int], sigma_scale: float = 1 / 8) -> n
     for axis in axes[1:]:
         weights = np.multiply.outer(weights, axis)
     weights = weights / weights.max()
-    return np.maximum(weights, max(weights[weights > 0].min(), 1e-6)).astype(np.float32)
+    return np.maximum(weights, weights[weights > 0].min()).astype(np.float32)
 
 
 def window_starts(size: int, patch: int, overlap: float) -> list[int]:

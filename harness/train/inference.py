@@ -22,7 +22,9 @@ from harness.models.postprocess import keep_largest_components
 
 
 def gaussian_importance(size: Sequence[int], sigma_scale: float = 1 / 8) -> torch.Tensor:
-    """Separable Gaussian weight map of ``size``, max 1, strictly positive."""
+    """Separable Gaussian weight map of ``size``, max 1, strictly positive: exact zeros (underflow)
+    take the smallest positive weight, as in nnU-Net. A larger floor (1e-3 before) made a window's
+    padded edge weigh as much as another window's centre wherever both sat at the floor."""
     axes = []
     for n in size:
         x = torch.arange(n, dtype=torch.float64) - (n - 1) / 2
@@ -31,7 +33,7 @@ def gaussian_importance(size: Sequence[int], sigma_scale: float = 1 / 8) -> torc
     for a in axes[1:]:
         w = w[..., None] * a
     w = w / w.max()
-    return w.clamp_min(1e-3).float()
+    return w.clamp_min(float(w[w > 0].min())).float()
 
 
 def _starts(dim: int, size: int, step: int) -> list[int]:

@@ -236,14 +236,11 @@ def forward_train(net: UNet, x: torch.Tensor, precision: str) -> torch.Tensor | 
 
 
 def _lr(cfg: TrainConfig, epoch: int, elapsed: float, budget_s: float) -> float:
-    """Poly decay over ``cfg.epochs`` epochs, else over ``budget_s`` seconds (one member's budget)."""
-    if cfg.epochs:
-        frac = epoch / cfg.epochs
-    elif np.isfinite(budget_s):
-        frac = min(elapsed / budget_s, 0.99)
-    else:
-        frac = 0.0
-    return cfg.lr * (1 - frac) ** 0.9
+    """Poly decay over ``cfg.epochs`` epochs or ``budget_s`` seconds (one member's budget), whichever
+    ends training first: with both, a budget that runs out early still anneals the rate."""
+    by_epochs = epoch / cfg.epochs if cfg.epochs else 0.0
+    by_time = min(elapsed / budget_s, 0.99) if np.isfinite(budget_s) else 0.0
+    return cfg.lr * (1 - max(by_epochs, by_time)) ** 0.9
 
 
 def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConfig(), *,
