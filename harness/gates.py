@@ -217,7 +217,8 @@ def check_keys(gate: dict[str, Any], *, required: set[str], optional: set[str],
     (``counts``, e.g. ``min_cases``), and the shared list keys when given: ``severities`` (ints
     1..5) and ``families`` (perturbation names)."""
     name = gate.get("name", "<unnamed>")
-    problems = key_problems(gate, required=sorted(required), allowed=required | optional | {"name", "check", "description"})
+    problems = key_problems(gate, required=sorted(required),
+                            allowed=required | optional | {"name", "check", "description"})
     for key in sorted(numbers & set(gate)):
         value = gate[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -246,7 +246,8 @@ def _check_metric_options(suite: Suite, ndim: int, data: object) -> None:
     try:
         validate_config(suite.metrics, suite.metric_options, ndim=ndim)
     except ConfigError as exc:
-        raise ConfigError(f"suite {suite.path}: [suite].metric_options do not fit the {ndim}D data {data}: {exc}") from None
+        raise ConfigError(f"suite {suite.path}: [suite].metric_options do not fit the {ndim}D data {data}: "
+                          f"{exc}") from None
 
 
 def _check_cohorts(suite: Suite, dataset: Dataset) -> None:

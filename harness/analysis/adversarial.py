@@ -136,8 +136,9 @@ def adversarial_table(records: pd.DataFrame, *, metric: str = "dice", label: int
     Columns: perturbation, attack, threat, targeted, norm, eps_unit, severity, eps_fraction, n, clean_mean,
     mean (attacked ``metric``), drop (paired clean - attacked), robust_fraction (ROG rule),
     ``hd95`` (mean attacked HD95 over cases and repeats, when recorded; ``mean`` takes each case's
-    worst repeat), achieved_linf_fraction (max over cases), achieved_rms_fraction (mean), grad_steps, queries (means), masking_suspected (cases flagged by
-    ``check_masking``), fallback (cases a white-box family attacked black-box: no gradients),
+    worst repeat), achieved_linf_fraction (max over cases), achieved_rms_fraction (mean), grad_steps,
+    queries (means), masking_suspected (cases flagged by ``check_masking``), fallback (cases a white-box
+    family attacked black-box: no gradients),
     no_gradient (cases whose input gradient was ≥ 99 % exactly zero at the first step: the attack
     was its random start, not a gradient attack),
     blackbox_stronger (a black-box family at the same ε reached a lower mean than this white-box
@@ -360,8 +361,8 @@ def _ensemble_results(gate: dict[str, Any], context: GateContext, label: int | L
         worst = rows.sort_values(["robust_fraction", "severity"], ascending=[True, False]).iloc[0]
         value = float(worst["robust_fraction"])
         outcome = compare(value, higher_is_better=True, fail=min_fraction, warn=None if warn is None else float(warn))
-        results.append(GateResult(gname, outcome, value, min_fraction,
-                                  f"cases surviving every {norm} attack ({worst['attacks']}): worst fraction {value:.3g} "
-                                  f"at severity {int(worst['severity'])} (eps = {worst['eps_fraction']:g} x "
-                                  f"{worst['eps_unit']}) over {int(worst['n'])} cases; required >= {min_fraction:g}"))
+        detail = (f"cases surviving every {norm} attack ({worst['attacks']}): worst fraction {value:.3g} at "
+                  f"severity {int(worst['severity'])} (eps = {worst['eps_fraction']:g} x {worst['eps_unit']}) over "
+                  f"{int(worst['n'])} cases; required >= {min_fraction:g}")
+        results.append(GateResult(gname, outcome, value, min_fraction, detail))
     return results

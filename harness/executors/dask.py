@@ -125,7 +125,8 @@ class DaskExecutor(Executor):
         try:
             import distributed  # noqa: F401
         except ImportError:
-            raise ConfigError("--executor dask needs dask.distributed: pip install 'dask[distributed]' (or pip install '.[dask]' in the harness checkout)") from None
+            raise ConfigError("--executor dask needs dask.distributed: pip install 'dask[distributed]' (or "
+                              "pip install '.[dask]' in the harness checkout)") from None
 
     def _client(self) -> tuple[Any, Any]:
         import dask

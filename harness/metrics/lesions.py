@@ -2,9 +2,9 @@
 
 A *lesion* is a connected component of a mask (``connectivity`` 1 = face neighbours only, up to
 ``ndim`` = faces, edges and corners; default ``ndim``, i.e. 8-connected in 2D and 26-connected
-in 3D, as in BraTS 2023 lesion-wise scoring; autoPET's evaluation uses 18-connectivity, i.e. ``2``). A predicted lesion is a true detection when it
-shares at least one voxel with the reference mask, and a reference lesion is found when it shares
-at least one voxel with the prediction. Then
+in 3D, as in BraTS 2023 lesion-wise scoring; autoPET's evaluation uses 18-connectivity, i.e. ``2``).
+A predicted lesion is a true detection when it shares at least one voxel with the reference mask,
+and a reference lesion is found when it shares at least one voxel with the prediction. Then
 
 * ``fp_lesions`` = number of predicted lesions that touch no reference voxel;
 * ``fn_lesions`` = number of reference lesions that touch no predicted voxel.

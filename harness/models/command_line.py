@@ -135,8 +135,9 @@ def validate_model(model: str, data: str | None = None, *, console: Console | No
         f"{_dice(pred.labels, case.label, k):.3f}" for k, name in names.items())))
     lacking = classes_the_model_lacks(names, loaded.labels)
     if lacking:
-        table.add_row("missing classes", f"[yellow]WARNING[/yellow] {escape(', '.join(lacking))}: not among the model's "
-                                         "declared classes; a run scores them as never predicted ([suite].labels)")
+        table.add_row("missing classes", f"[yellow]WARNING[/yellow] {escape(', '.join(lacking))}: not among the "
+                                         "model's declared classes; a run scores them as never predicted "
+                                         "([suite].labels)")
     conflicts = class_name_conflicts(dataset.label_names or {}, loaded.labels)
     if conflicts:
         table.add_row("class names", f"[yellow]WARNING[/yellow] {escape('; '.join(conflicts))}: a run scores the data's class "

@@ -31,7 +31,8 @@ class OnnxModel(Model):
             import onnxruntime as ort
         except ImportError as exc:
             raise ConfigError(f"{card.where}: format = \"onnx\" needs onnxruntime; "
-                              "install it with pip install onnxruntime (or pip install '.[onnx]' in the harness checkout)") from exc
+                              "install it with pip install onnxruntime (or pip install '.[onnx]' in the harness "
+                              "checkout)") from exc
         path = card.model.path
         if path is None or not path.is_file():
             raise ConfigError(f"{card.where}: [model] path: "

@@ -107,7 +107,8 @@ def _failed_perturbed(run: RunDir) -> str:
     records = run.records
     failed = records[(records["status"] == "ERROR") & (records["perturbation"] != CLEAN)]
     counts = failed.drop_duplicates(["case_id", "perturbation", "severity", "repeat"]).groupby("perturbation").size()
-    return ", ".join(f"{family} {int(n)}" for family, n in counts.sort_values(ascending=False, kind="mergesort").items())
+    ordered = counts.sort_values(ascending=False, kind="mergesort")
+    return ", ".join(f"{family} {int(n)}" for family, n in ordered.items())
 
 
 def _generator(summary: dict[str, Any]) -> str:

@@ -87,8 +87,8 @@ def severity_curves(table: pd.DataFrame, metric: str, *, better: str = "higher",
         styles = _styles(families)
         for family, line in _family_lines(rows, families):
             ax.plot(line["severity"], line["mean"], ms=3.5, lw=1.6, label=family, **styles[family])
-            ax.fill_between(line["severity"], line["ci_low"], line["ci_high"], alpha=0.15, color=styles[family]["color"],
-                            lw=0)
+            ax.fill_between(line["severity"], line["ci_low"], line["ci_high"], alpha=0.15,
+                            color=styles[family]["color"], lw=0)
         if baseline is not None and not baseline.empty:
             for family, line in _family_lines(baseline[baseline["metric"] == metric], families):
                 ax.plot(line["severity"], line["mean"], ls="--", lw=1.0, color=styles[family]["color"], alpha=0.8)

@@ -201,7 +201,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         intended_use=f"U-Net trained by `harness train` on {record['dataset']} ({modality}); "
                      "research and evaluation of the harness only, not for clinical use.",
         training={"command": command or "", "seed": cfg.seed, "epochs": epochs_run,
-                  **({"best_epoch": members[0]["best_epoch"]} if cfg.ensemble == 1 and members[0]["best_epoch"] else {}),
+                  **({"best_epoch": members[0]["best_epoch"]}
+                     if cfg.ensemble == 1 and members[0]["best_epoch"] else {}),
                   "data": data_spec, "manifest_sha256": record["manifest_sha256"],
                   **({} if np.isnan(best) else {"best_val_dice_mean": best}),
                   "versions": versions(), "record": "training.json"})
