@@ -47,8 +47,9 @@ def overall_outcome(results: list[GateResult]) -> str:
 def compare(value: float, *, higher_is_better: bool, fail: float, warn: float | None) -> str:
     """PASS/WARN/FAIL for ``value`` against a fail threshold and an optional stricter warn one;
     INCONCLUSIVE for a value that is not finite."""
-    def bad(threshold: float) -> bool:
-        return value < threshold if higher_is_better else value > threshold
+    def bad(threshold: float) -> bool:  # a value equal to the threshold up to float rounding is allowed
+        slack = 1e-9 * max(1.0, abs(threshold))  # 0.9 - 0.85 is 0.05000000000000004, not 0.05
+        return value < threshold - slack if higher_is_better else value > threshold + slack
 
     if not math.isfinite(value):  # NaN compares False both ways: it must never pass
         return "INCONCLUSIVE"

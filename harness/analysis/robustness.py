@@ -87,16 +87,19 @@ def robustness_table(records: pd.DataFrame, metrics: list[str], *, label: int | 
         clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
         clean_mean = float(clean.mean()) if len(clean) else float("nan")
         for (pert, sev), group in values.groupby(["perturbation", "severity"], sort=False):
+            group = group.dropna(subset=["value"])  # a missing value leaves that case out of this metric only
             v = group["value"].to_numpy()
             lo, hi = bootstrap_mean_ci(v, n_boot=n_boot, seed=seed, clusters=ids(pd.Index(group["case_id"])))
-            paired = group.set_index("case_id")["value"].align(clean, join="inner")
+            paired = group.set_index("case_id")["value"].align(clean.dropna(), join="inner")
             diff = (paired[1] - paired[0]) if better_high else (paired[0] - paired[1])
             d_lo, d_hi = bootstrap_mean_ci(diff.to_numpy(), n_boot=n_boot, seed=seed, clusters=ids(diff.index))
             degradation = float(diff.mean()) if len(diff) else float("nan")
+            # relative to the clean mean of the same (paired) cases, as the degradation gate divides
+            base = float(paired[1].mean()) if len(diff) else clean_mean
             out.append({"perturbation": pert, "severity": int(sev), "metric": metric, "n": len(v),
-                        "mean": float(v.mean()), "ci_low": lo, "ci_high": hi,
+                        "mean": float(v.mean()) if len(v) else float("nan"), "ci_low": lo, "ci_high": hi,
                         "degradation": degradation, "degradation_ci_low": d_lo, "degradation_ci_high": d_hi,
-                        "relative_degradation": (degradation / clean_mean if clean_mean
+                        "relative_degradation": (degradation / abs(base) if base
                                                  else 0.0 if degradation == 0 else float("nan"))})
     table = pd.DataFrame(out)
     if len(table):
@@ -109,17 +112,17 @@ def corruption_error(table: pd.DataFrame, *, metric: str = "dice") -> pd.DataFra
     """ImageNet-C style aggregate per family for a [0, 1] higher-is-better metric.
 
     ``ce`` = mean over severities of the error (1 - metric); ``relative_ce`` = mean over severities of
-    (error - clean error). The ``mean`` row averages families (the unnormalised mCE).
+    (error - clean error) over the same cases (the paired degradation: an item the model failed on
+    takes its case out of both sides). The ``mean`` row averages families (the unnormalised mCE).
     """
     rows = table[table["metric"] == metric]
     clean = rows[rows["perturbation"] == CLEAN]
     if clean.empty:
         return pd.DataFrame(columns=["perturbation", "ce", "relative_ce"])
-    clean_err = 1.0 - float(clean["mean"].iloc[0])
     out = []
     for pert, group in rows[rows["perturbation"] != CLEAN].groupby("perturbation", sort=True):
         err = 1.0 - group["mean"].to_numpy()
-        out.append({"perturbation": pert, "ce": float(err.mean()), "relative_ce": float((err - clean_err).mean())})
+        out.append({"perturbation": pert, "ce": float(err.mean()), "relative_ce": float(group["degradation"].mean())})
     frame = pd.DataFrame(out)
     if len(frame):
         frame = pd.concat([frame, pd.DataFrame([{"perturbation": "mean", "ce": frame["ce"].mean(),
