@@ -151,7 +151,8 @@ def prepare(options: RunOptions) -> tuple[Suite, Dataset, Any, Plan, list[str]]:
 
     planned = {label: get_family(family, **options) for label, (family, options) in families.items()}
     notes = held_note + notes + _fallback_note(planned, model) + _hounsfield_note(planned, first) \
-        + _class_names_note(dataset, model) + _missing_classes_note(labels, model) + _assumed_spacing_note(dataset)
+        + _class_names_note(dataset, model) + _missing_classes_note(labels, model) + _assumed_spacing_note(dataset) \
+        + _generic_intensity_on_ct_note(planned, dataset.modality)
     if not suite.gates:  # allowed (a report-only suite), but it cannot fail: say so where CI reads the result
         notes = notes + [f"suite {suite.name!r} declares no gates: the run passes unless the model errs; add "
                          "[[gates]] to make it a release criterion"]
@@ -217,11 +218,31 @@ def _hounsfield_note(planned: dict[str, Any], first: Any) -> list[str]:
     if not ct:
         return []
     low, high = (float(v) for v in np.percentile(first.image, [0.5, 99.5]))
-    if low < 0:
+    if low < 0 and high - low >= HU_MIN_SPREAD:
         return []
+    what = "with no negative value" if low >= 0 else f"over less than {HU_MIN_SPREAD:g} units (normalised?)"
     return [f"CT families {', '.join(ct)} expect Hounsfield units, but case {first.case_id}'s intensities run "
-            f"{low:g} to {high:g} (p0.5–p99.5) with no negative value (air is −1000, fat about −100): check the "
-            "data's rescale slope/intercept, or drop these families"]
+            f"{low:g} to {high:g} (p0.5–p99.5) {what} (air is −1000, fat about −100, soft tissue 40): check the "
+            "data's rescale slope/intercept or normalisation, or drop these families"]
+
+
+HU_MIN_SPREAD = 100.0  # p0.5–p99.5 of any CT in HU spans more than this (fat to soft tissue alone: 140)
+GENERIC_INTENSITY = ("contrast", "gamma", "brightness", "histogram_shift", "vendor_style")
+
+
+def _generic_intensity_on_ct_note(planned: dict[str, Any], modality: str) -> list[str]:
+    """A run note when intensity families calibrated on normalised images (nnU-Net's augmentation
+    ranges) run on CT data in HU, where air sets the mean and range they scale by: on the CT phantom a
+    severity-1 contrast change moves soft tissue by 80–110 HU."""
+    if modality != "ct":
+        return []
+    generic = [label for label, family in planned.items() if getattr(family, "name", "") in GENERIC_INTENSITY]
+    if not generic:
+        return []
+    return [f"{', '.join(generic)} scale intensities about the whole image's mean or range, which air sets in CT: "
+            "on HU data their severities are far stronger than on the normalised images they are calibrated for "
+            "(contrast at severity 1 moves soft tissue by about 100 HU); read them as stress tests, and use "
+            "hu_offset and window_shift for calibrated HU shifts"]
 
 
 def _fallback_note(planned: dict[str, Any], model: Any) -> list[str]:

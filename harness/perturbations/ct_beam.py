@@ -25,6 +25,7 @@ from harness.perturbations._ct import (
     mu_to_hu,
     planes,
     sample_indices,
+    scanner_range,
     unplanes,
 )
 from harness.perturbations._util import ladder
@@ -67,5 +68,5 @@ class BeamHardening(Perturbation):
         out = np.empty_like(case.image)
         for c, x in enumerate(case.image):
             stack, axis = planes(x, case.spacing)
-            out[c] = x + params["depth_hu"] * unplanes(cupping_field(stack, case.spacing), axis)
+            out[c] = scanner_range(x + params["depth_hu"] * unplanes(cupping_field(stack, case.spacing), axis), x)
         return case.with_(image=out)

@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.case import Case
 from harness.perturbations import register
-from harness.perturbations._ct import planes, unplanes
+from harness.perturbations._ct import planes, scanner_range, unplanes
 from harness.perturbations._util import draw_seed, ladder
 from harness.perturbations.base import NumberOption, Perturbation
 
@@ -63,5 +63,5 @@ class CTDose(Perturbation):
         for c, x in enumerate(case.image):
             stack, axis = planes(x, case.spacing)
             noise = fbp_noise(stack.shape, int(params["noise_seed"]) + c)
-            out[c] = x + params["added_sigma_hu"] * unplanes(noise, axis)
+            out[c] = scanner_range(x + params["added_sigma_hu"] * unplanes(noise, axis), x)
         return case.with_(image=out)

@@ -7,6 +7,7 @@ import numpy as np
 
 from harness.case import Case
 from harness.perturbations import register
+from harness.perturbations._ct import scanner_range
 from harness.perturbations._util import DIRECTION_DOC, DIRECTIONS, draw_sign, ladder
 from harness.perturbations.base import NumberOption, Perturbation
 
@@ -34,7 +35,8 @@ class HUOffset(Perturbation):
         return {"offset_hu": sign * ladder(HU_OFFSET, severity)}
 
     def apply(self, case: Case, params: dict[str, Any]) -> Case:
-        return case.with_(image=(case.image + np.float32(params["offset_hu"])).astype(np.float32))
+        shifted = case.image + np.float32(params["offset_hu"])
+        return case.with_(image=np.stack([scanner_range(s, x) for s, x in zip(shifted, case.image)]))
 
 
 @register

@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 
 from harness.case import Case
 from harness.perturbations import register
-from harness.perturbations._ct import WorkGrid, in_plane_spacing, planes, unplanes
+from harness.perturbations._ct import WorkGrid, in_plane_spacing, planes, scanner_range, unplanes
 from harness.perturbations._util import draw_seed, ladder
 from harness.perturbations.base import Perturbation
 
@@ -117,5 +117,5 @@ class MetalStreaks(Perturbation):
             first, stop = params["planes"] or [0, 1]
             for i in range(first, stop):
                 stack[i] = np.where(metal, params["metal_hu"], stack[i] + params["streak_hu"] * field)
-            out[c] = unplanes(stack, axis)
+            out[c] = scanner_range(unplanes(stack, axis), case.image[c])
         return case.with_(image=out.astype(np.float32))

@@ -51,10 +51,39 @@ def normalize_image(image: np.ndarray, kind: Normalize = "zscore",
     return ((image - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
 
 
+WINDOW_MIN_FOREGROUND = 0.05  # a given --window must hold at least this share of the training foreground
+WINDOW_MIN_SPREAD = 0.01  # ... and the foreground's p0.5-p99.5 at least this share of the window's width
+
+
 def foreground_window(dataset: Dataset, ids: Sequence[str], *, max_cases: int = 20,
                       per_case: int = 10_000) -> tuple[float, float]:
     """CT window from the training data (nnU-Net): 0.5 and 99.5 percentiles of the intensities
     inside the labelled foreground of up to ``max_cases`` cases."""
+    lo, hi = np.percentile(_foreground_sample(dataset, ids, max_cases=max_cases, per_case=per_case), [0.5, 99.5])
+    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+def check_window(window: tuple[float, float], dataset: Dataset, ids: Sequence[str]) -> None:
+    """ConfigError when a given ``--window`` holds (almost) none of the training foreground (every
+    labelled voxel would clip to one value, as background does), or is so wide that the foreground
+    fills under 1 % of it (a window in HU on data already scaled to 0..1)."""
+    sample = _foreground_sample(dataset, ids, max_cases=20, per_case=10_000)
+    inside = float(np.mean((sample > window[0]) & (sample < window[1])))
+    lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
+    share = (hi - lo) / (window[1] - window[0])
+    if inside < WINDOW_MIN_FOREGROUND:
+        raise ConfigError(f"--window {window[0]:g},{window[1]:g}: only {100 * inside:.1f} % of the training foreground "
+                          f"lies inside it (the foreground runs {lo:g} to {hi:g}), so the labelled structures would clip "
+                          "to the window's edges; give a window over them, or drop --window to take it from the data")
+    if share < WINDOW_MIN_SPREAD:
+        raise ConfigError(f"--window {window[0]:g},{window[1]:g}: the training foreground runs {lo:g} to {hi:g}, "
+                          f"{100 * share:.2g} % of the window's width, so its contrast would be squeezed away (data "
+                          "already scaled, not in HU?); give a window over the structures, or drop --window")
+
+
+def _foreground_sample(dataset: Dataset, ids: Sequence[str], *, max_cases: int, per_case: int) -> np.ndarray:
+    """Intensities inside the labelled foreground of up to ``max_cases`` training cases (at most
+    ``per_case`` each, drawn with a fixed seed); ConfigError when none has any."""
     rng = np.random.default_rng(0)
     values = []
     for cid in list(ids)[:max_cases]:
@@ -64,8 +93,7 @@ def foreground_window(dataset: Dataset, ids: Sequence[str], *, max_cases: int = 
             values.append(fg if fg.size <= per_case else rng.choice(fg, per_case, replace=False))
     if not values:
         raise ConfigError("CT data without foreground: give --window LO,HI (HU)")
-    lo, hi = np.percentile(np.concatenate(values), [0.5, 99.5])
-    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+    return np.concatenate(values)
 
 
 @dataclass(frozen=True)

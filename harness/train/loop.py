@@ -89,6 +89,8 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
                           "or declare modality = \"ct\" in the dataset card")
     if normalize == "window" and cfg.window is None:  # CT: window from the training foreground
         cfg = dataclasses.replace(cfg, window=tdata.foreground_window(dataset, split.train))
+    elif normalize == "window":  # a given window must cover the structures to learn
+        tdata.check_window(tuple(cfg.window), dataset, split.train)
     # a sample of training cases decides the grid ("auto": up to SPACING_SAMPLE) and the cache precision
     sample = [dataset.load(i) for i in split.train[:SPACING_SAMPLE if cfg.spacing == "auto" else 5]]
     first = sample[0]

@@ -118,3 +118,17 @@ def test_a_class_the_model_does_not_declare_gets_a_note_and_a_validate_model_war
     notes = json.loads((tmp_path / "run" / "summary.json").read_text())["notes"]
     assert any(n.startswith("class 2 'lesion' of the data is not among the model's declared classes (1 = 'organ')")
                for n in notes), notes
+
+
+def test_ct_notes_for_normalised_images_and_generic_intensity_families() -> None:
+    """A z-scored CT passed the Hounsfield check (it has negative values), and contrast/gamma on raw HU
+    (where air sets the mean) ran unremarked at strengths far beyond their calibration."""
+    from harness.pipeline import _generic_intensity_on_ct_note
+
+    families = {"dose": get("ct_dose"), "contrast": get("contrast"), "noise": get("gaussian_noise")}
+    zscored = SimpleNamespace(case_id="c0", image=np.linspace(-3, 5, 1000, dtype=np.float32)[None])
+    (note,) = _hounsfield_note(families, zscored)
+    assert "over less than 100 units (normalised?)" in note
+    (note,) = _generic_intensity_on_ct_note(families, "ct")
+    assert note.startswith("contrast scale intensities about the whole image's mean or range, which air sets in CT")
+    assert _generic_intensity_on_ct_note(families, "mri") == []

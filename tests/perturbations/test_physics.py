@@ -103,3 +103,16 @@ def test_motion_params_recorded_before_the_phase_axis_replay_as_before() -> None
 def test_options_that_flatten_the_ladder_or_exhaust_memory_are_refused(family: str, options: dict, said: str) -> None:
     with pytest.raises(ConfigError, match=said):
         perturbations.get(family, **options)
+
+
+@pytest.mark.parametrize("family", ["ct_dose", "metal_streaks", "beam_hardening", "hu_offset"])
+def test_ct_artefacts_stay_within_what_a_scanner_exports(family: str) -> None:
+    """Streaks ran into air down to -1573 HU, dose noise to -1233 HU: no scanner exports values below
+    -1024 HU (padding stored at -2048 beyond the field of view is not scanned and is left alone)."""
+    case = cases.ct_phantom(2)
+    padded = case.image.copy()
+    padded[0, :2, :2] = -2048.0  # stored padding outside the field of view
+    case = case.with_(image=padded)
+    out = perturbations.get(family, **({"direction": "down"} if family == "hu_offset" else {}))(case, 5, 0)[0].image
+    scanned = (case.image[0] >= -1024) & (case.image[0] <= 3071)
+    assert out[0][scanned].min() >= -1024.0 and out[0][scanned].max() <= 3071.0

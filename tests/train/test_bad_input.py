@@ -269,3 +269,16 @@ def test_a_test_case_with_an_unnamed_class_is_refused_before_training(tmp_path: 
     with pytest.raises(ConfigError, match=rf"case {test_id}: label values \[5\] are not classes"):
         train(recoded, tmp_path / "run", TINY)
     assert not (tmp_path / "run" / "model.pt").exists()
+
+
+def test_a_window_that_misses_the_foreground_is_refused(tmp_path: Path) -> None:
+    """--window 2000,3000 (or an HU window on data scaled to 0..1) clipped every labelled voxel to one
+    value, as background, and training ended normally with a validation Dice near 0."""
+    ct = Edited(modality="ct")  # phantom intensities lie in 0..1
+    with pytest.raises(ConfigError, match=r"--window 2000,3000: only 0\.0 % of the training foreground lies inside it "
+                                          r"\(the foreground runs"):
+        train(ct, tmp_path / "a", dataclasses.replace(TINY, window=(2000.0, 3000.0)))
+    with pytest.raises(ConfigError, match=r"--window -160,240: the training foreground runs .* of the window's width, "
+                                          r"so its contrast would be squeezed away"):
+        train(ct, tmp_path / "a", dataclasses.replace(TINY, window=(-160.0, 240.0)))
+    train(ct, tmp_path / "b", dataclasses.replace(TINY, window=(0.0, 1.0)))  # a window over the structures
