@@ -306,9 +306,7 @@ def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateRe
                                       f"{pert}: only {n} attacked case(s) with a clean result; need "
                                       f"{gate['min_cases']}"))
             continue
-        worst = rows.sort_values(["robust_fraction", "severity"], ascending=[True, False]).iloc[0]
-        value = float(worst["robust_fraction"])
-        outcome = compare(value, higher_is_better=True, fail=min_fraction, warn=None if warn is None else float(warn))
+        worst, value, outcome = _worst_severity(rows, min_fraction, warn)
         detail = (f"{pert}: worst robust-case fraction {value:.3g} at severity {int(worst['severity'])} "
                   f"(eps = {worst['eps_fraction']:g} x {worst['eps_unit']}; attacked {metric} > "
                   f"{gate['ratio']:g} x clean mean {worst['clean_mean']:.3g}) over {int(worst['n'])} cases; "
@@ -342,6 +340,15 @@ def robust_cases_gate(gate: dict[str, Any], context: GateContext) -> list[GateRe
     return results
 
 
+def _worst_severity(rows: pd.DataFrame, min_fraction: float, warn: Any) -> tuple[pd.Series, float, str]:
+    """The row with the lowest robust fraction (the higher severity on ties), that fraction and its
+    outcome against ``min_fraction`` and the optional ``warn``."""
+    worst = rows.sort_values(["robust_fraction", "severity"], ascending=[True, False]).iloc[0]
+    value = float(worst["robust_fraction"])
+    return worst, value, compare(value, higher_is_better=True, fail=min_fraction,
+                                 warn=None if warn is None else float(warn))
+
+
 def _ensemble_results(gate: dict[str, Any], context: GateContext, label: int | Literal["mean"],
                       min_fraction: float, warn: Any) -> list[GateResult]:
     """``name[all linf attacks]``: per norm with two or more attack families, the fraction of cases
@@ -358,9 +365,7 @@ def _ensemble_results(gate: dict[str, Any], context: GateContext, label: int | L
             results.append(GateResult(gname, "INCONCLUSIVE", None, min_fraction,
                                       f"only {n} case(s) attacked by every {norm} attack; need {gate['min_cases']}"))
             continue
-        worst = rows.sort_values(["robust_fraction", "severity"], ascending=[True, False]).iloc[0]
-        value = float(worst["robust_fraction"])
-        outcome = compare(value, higher_is_better=True, fail=min_fraction, warn=None if warn is None else float(warn))
+        worst, value, outcome = _worst_severity(rows, min_fraction, warn)
         detail = (f"cases surviving every {norm} attack ({worst['attacks']}): worst fraction {value:.3g} at "
                   f"severity {int(worst['severity'])} (eps = {worst['eps_fraction']:g} x {worst['eps_unit']}) over "
                   f"{int(worst['n'])} cases; required >= {min_fraction:g}")
