@@ -46,24 +46,25 @@ FILES = ("summary.json", "records.csv", "cases.csv", "suite.toml")
 EXACT_MAX_N = 16
 
 
-def load_baseline(path: str | Path) -> Any:
+def load_baseline(path: str | Path, *, given_as: str = "--baseline") -> Any:
     """The baseline run folder read as `harness report` reads it (a ``RunDir``), else ConfigError
-    naming ``--baseline`` (exit 3, before any model call)."""
+    naming where it was given (``--baseline``, or a gate's ``baseline =``; exit 3, before any model
+    call)."""
     path = Path(path)
     missing = [name for name in ("summary.json", "records.csv") if not (path / name).is_file()]
     if missing:
-        raise ConfigError(f"--baseline {path}: not a run folder of `harness run` (missing {', '.join(missing)})")
+        raise ConfigError(f"{given_as} {path}: not a run folder of `harness run` (missing {', '.join(missing)})")
     from harness.report.rundir import load_run
 
     try:  # every file the gate and the report read, checked
         return load_run(path, with_baseline=False)
     except ConfigError as exc:
-        raise ConfigError(f"--baseline {path}: {exc}") from exc
+        raise ConfigError(f"{given_as} {path}: {exc}") from exc
 
 
-def check_run_dir(path: str | Path) -> Path:
+def check_run_dir(path: str | Path, *, given_as: str = "--baseline") -> Path:
     """``path`` if it holds a finished, readable run, else ConfigError (see :func:`load_baseline`)."""
-    load_baseline(path)
+    load_baseline(path, given_as=given_as)
     return Path(path)
 
 
@@ -75,10 +76,9 @@ def apply_baseline(suite: Any, baseline: str | Path | None) -> Any:
         for gate in suite.gates:
             if gate["check"] == "baseline" and gate.get("baseline"):
                 try:
-                    check_run_dir(gate["baseline"])
+                    check_run_dir(gate["baseline"], given_as="baseline =")
                 except ConfigError as exc:
-                    raise ConfigError(f"suite {getattr(suite, 'path', '')}: gate {gate['name']!r}: "
-                                      f"{str(exc).replace('--baseline ', 'baseline = ', 1)}") from None
+                    raise ConfigError(f"suite {getattr(suite, 'path', '')}: gate {gate['name']!r}: {exc}") from None
         return suite
     path = str(check_run_dir(baseline).resolve())
     gates = [dict(g, baseline=path) if g["check"] == "baseline" else g for g in suite.gates]

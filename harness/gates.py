@@ -237,19 +237,19 @@ def check_keys(gate: dict[str, Any], *, required: set[str], optional: set[str],
     return problems
 
 
-def label_problem(gate: dict[str, Any], *, each: bool = False) -> str | None:
-    """Why a gate's ``label`` is not "mean", a class number or a class name (None when it is); "each"
+def label_problems(gate: dict[str, Any], *, each: bool = False) -> list[str]:
+    """Why a gate's ``label`` is not "mean", a class number or a class name (empty when it is); "each"
     is refused unless ``each`` (a kind that gates one value per case would count every case once
     per class)."""
     label = gate.get("label", "mean")
     name = gate.get("name", "<unnamed>")
     if isinstance(label, bool) or not isinstance(label, (int, str)):
         allowed = '"mean", "each"' if each else '"mean"'
-        return f"gate {name!r}: label must be {allowed}, a class number or a class name, got {label!r}"
+        return [f"gate {name!r}: label must be {allowed}, a class number or a class name, got {label!r}"]
     if label == "each" and not each:
-        return (f"gate {name!r}: label \"each\" is not supported by {gate.get('check', 'this')} gates; use \"mean\" "
-                "or one class (one gate per class)")
-    return None
+        return [f"gate {name!r}: label \"each\" is not supported by {gate.get('check', 'this')} gates; use \"mean\" "
+                "or one class (one gate per class)"]
+    return []
 
 
 def check_kinds() -> list[str]:

@@ -210,6 +210,10 @@ def _assumed_spacing_note(dataset: Dataset) -> list[str]:
             "spacing in the card"]
 
 
+HU_MIN_SPREAD = 100.0  # p0.5–p99.5 of any CT in HU spans more than this (fat to soft tissue alone: 140)
+GENERIC_INTENSITY = ("contrast", "gamma", "brightness", "histogram_shift", "vendor_style")
+
+
 def _hounsfield_note(planned: dict[str, Any], first: Any) -> list[str]:
     """A run note when CT families (``planned``: record label -> family) will run on an image that
     does not look like Hounsfield units (no negative value at all: raw detector values without the
@@ -224,10 +228,6 @@ def _hounsfield_note(planned: dict[str, Any], first: Any) -> list[str]:
     return [f"CT families {', '.join(ct)} expect Hounsfield units, but case {first.case_id}'s intensities run "
             f"{low:g} to {high:g} (p0.5–p99.5) {what} (air is −1000, fat about −100, soft tissue 40): check the "
             "data's rescale slope/intercept or normalisation, or drop these families"]
-
-
-HU_MIN_SPREAD = 100.0  # p0.5–p99.5 of any CT in HU spans more than this (fat to soft tissue alone: 140)
-GENERIC_INTENSITY = ("contrast", "gamma", "brightness", "histogram_shift", "vendor_style")
 
 
 def _generic_intensity_on_ct_note(planned: dict[str, Any], modality: str) -> list[str]:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.robustness import higher_is_better, per_case
-from harness.gates import GateContext, GateResult, check_keys, compare, gate_check, label_problem, with_defaults
+from harness.gates import GateContext, GateResult, check_keys, compare, gate_check, label_problems, with_defaults
 from harness.records import CLEAN
 
 PARAM_COLUMNS = ("attack", "threat", "targeted", "norm", "eps_unit", "eps_fraction", "achieved_linf_fraction",
@@ -243,7 +243,7 @@ def _validate(gate: dict[str, Any]) -> list[str]:
     full = {**GATE_DEFAULTS, **gate}
     problems = check_keys(gate, required={"min_fraction"}, optional=set(GATE_DEFAULTS),
                           numbers={"min_fraction", "warn_fraction", "ratio"}, counts={"min_cases"})
-    problems += [p for p in (label_problem(gate),) if p]
+    problems += label_problems(gate)
     for key in ("min_fraction", "warn_fraction"):
         value = gate.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
@@ -353,8 +353,11 @@ def _ensemble_results(gate: dict[str, Any], context: GateContext, label: int | L
                       min_fraction: float, warn: Any) -> list[GateResult]:
     """``name[all linf attacks]``: per norm with two or more attack families, the fraction of cases
     that survive every one of them (the worst severity decides), against the same thresholds."""
-    table = ensemble_robust_cases(context.records, metric=gate["metric"], label=label, ratio=float(gate["ratio"]),
-                                  families=gate["families"])
+    key = f"ensemble_robust_cases/{gate['metric']}/{label}/{gate['ratio']}/{gate['families']}"
+    if key not in context.cache:  # several robust_cases gates over the same records share it
+        context.cache[key] = ensemble_robust_cases(context.records, metric=gate["metric"], label=label,
+                                                   ratio=float(gate["ratio"]), families=gate["families"])
+    table = context.cache[key]
     if gate["severities"]:
         table = table[table["severity"].isin(gate["severities"])]
     results = []

@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.analysis.robustness import higher_is_better, per_case
 from harness.analysis.fairness_gates import GATE_DEFAULTS as FAIRNESS_DEFAULTS
-from harness.gates import GateContext, GateResult, check_keys, compare, gate_check, label_problem, with_defaults
+from harness.gates import GateContext, GateResult, check_keys, compare, gate_check, label_problems, with_defaults
 from harness.metrics import metric_info, value_range
 from harness.records import CLEAN
 
@@ -44,7 +44,7 @@ def _validate_clean(gate: dict[str, Any]) -> list[str]:
     name = gate.get("name")
     problems = check_keys(gate, required={"metric"}, optional={"min", "max", *CLEAN_DEFAULTS},
                           numbers={"min", "max", "warn"}, counts={"min_cases"})
-    problems += [p for p in (label_problem(gate, each=True),) if p]
+    problems += label_problems(gate, each=True)
     if not isinstance(gate.get("metric"), str) or metric_info(gate["metric"]) is None:
         return problems  # an unknown metric is named by the suite's metric check; no direction to advise on
     better_high = higher_is_better(gate["metric"])
@@ -70,7 +70,7 @@ def _validate_degradation(gate: dict[str, Any]) -> list[str]:
     name = gate.get("name")
     problems = check_keys(gate, required={"metric", "max_drop"}, optional=set(DEGRADATION_DEFAULTS),
                           numbers={"max_drop", "warn_drop"}, counts={"min_cases"})
-    problems += [p for p in (label_problem(gate, each=True),) if p]
+    problems += label_problems(gate, each=True)
     if {**DEGRADATION_DEFAULTS, **gate}["mode"] not in ("absolute", "relative"):
         problems.append(f"gate {name!r}: mode must be 'absolute' or 'relative'")
     if _finite(gate.get("max_drop")) and gate["max_drop"] < 0:
@@ -266,7 +266,7 @@ def fairness_result(context: GateContext, *, label: int | str = "mean") -> Any:
 def _validate_fairness(gate: dict[str, Any]) -> list[str]:
     from harness.analysis.fairness_gates import gate_problems
 
-    return gate_problems(gate) + [p for p in (label_problem(gate, each=True),) if p]
+    return gate_problems(gate) + label_problems(gate, each=True)
 
 
 @gate_check("fairness", validate=_validate_fairness, defaults=FAIRNESS_DEFAULTS,

@@ -46,7 +46,7 @@ from harness.analysis.stats import (
     studentized_ci,
 )
 from harness.errors import ConfigError
-from harness.gates import GateResult, SuiteSetting, gate_check, key_problems, label_problem, with_defaults
+from harness.gates import GateResult, SuiteSetting, gate_check, key_problems, label_problems, with_defaults
 from harness.metrics import value_range
 from harness.options import must_be_one_of
 from harness.tomlread import tomllib
@@ -490,7 +490,7 @@ def gate_problems(gate: dict[str, Any]) -> list[str]:
     for key in ("attribute", "reference"):
         if key in gate and not (isinstance(gate[key], str) and gate[key]):
             problems.append(f"gate {name!r}: {key} must be a non-empty string, got {gate[key]!r}")
-    problems += [p for p in (label_problem(gate),) if p]
+    problems += label_problems(gate)
     if "min_cases" in gate and not (isinstance(gate["min_cases"], int) and gate["min_cases"] >= 2):
         problems.append(f"gate {name!r}: min_cases must be an integer >= 2, got {gate['min_cases']!r}")
     if gate.get("test", "permutation") not in TESTS:

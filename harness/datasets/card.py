@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.datasets.folder import CaseFiles, FileDataset
-from harness.datasets.metadata import MetadataTable, MissingKeyColumn, coerce_cell, read_metadata_csv
+from harness.datasets.metadata import (
+    MetadataTable,
+    MissingKeyColumn,
+    coerce_cell,
+    read_metadata_csv,
+    some_of,
+    unused_rows,
+)
 from harness.errors import ConfigError
 from harness.options import did_you_mean, must_be_one_of
 from harness.tomlread import tomllib
@@ -214,21 +221,11 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str,
                     f"{pattern.pattern!r}")
     if unmatched is not None and skipped:
         unmatched.append(f"{where}: {len(skipped)} file(s) under {table['images']!r} match no key_regex: "
-                         f"{', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
+                         f"{some_of(skipped)}")
     if used is not None:
         for t in metadata:
             used.setdefault(t.csv.resolve(), (t, set()))[1].update(seen)
     return cases
-
-
-def _unused_rows(used: dict[Path, tuple[MetadataTable, set[str]]]) -> list[str]:
-    """Per metadata CSV, the rows no source's case looked up."""
-    out = []
-    for table, seen in used.values():
-        if unused := [k for k in table.frame.index if k not in seen]:
-            out.append(f"{len(unused)} row(s) of {table.csv.name} name no case: "
-                       f"{', '.join(map(repr, unused[:3]))}{' ...' if len(unused) > 3 else ''}")
-    return out
 
 
 def load_card(card: Path) -> FileDataset:
@@ -283,4 +280,4 @@ def load_card(card: Path) -> FileDataset:
     names = given[0] if given else {}
     name = str(sources[0].get("name") or card.stem)
     return FileDataset(name, cases, modality=modalities.pop(), label_names=names,
-                       unmatched=unmatched + _unused_rows(used))
+                       unmatched=unmatched + [r for table, seen in used.values() if (r := unused_rows(table, seen))])

@@ -74,12 +74,16 @@ def _mm(values: np.ndarray) -> str:
     return " x ".join(f"{float(v):g}" for v in values)
 
 
-def exif_rotated(img: Any) -> bool:
-    """Whether a raster image's EXIF says its pixels are stored rotated or mirrored (orientation ≠ 1)."""
+QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations whose upright image swaps height and width
+
+
+def exif_orientation(img: Any) -> int:
+    """A raster image's EXIF orientation: 1 when its pixels are stored upright (or there is no EXIF,
+    or a broken block: read the pixels as stored), 2..8 when stored rotated or mirrored."""
     try:
-        return int(img.getexif().get(RASTER_EXIF_ORIENTATION, 1) or 1) != 1
-    except Exception:  # noqa: BLE001 - a broken EXIF block: read the pixels as stored
-        return False
+        return int(img.getexif().get(RASTER_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block
+        return 1
 
 
 DEFLATE_MAX_RATIO = 1032  # deflate expands at most ~1032:1, so a .gz file holds at most this × its size
@@ -124,7 +128,7 @@ def probe(path: Path, *, channel: int | None = None) -> Probe:
         with Image.open(path) as img:
             _single_frame(img, path)
             width, height = img.size
-            if exif_rotated(img) and int(img.getexif().get(RASTER_EXIF_ORIENTATION, 1)) in (5, 6, 7, 8):
+            if exif_orientation(img) in QUARTER_TURNS:
                 width, height = height, width  # read upright: a quarter turn swaps the axes
             bands = 1 if channel is not None else Image.getmodebands(_image_mode(img))  # "I;16": 1 band
             return Probe((height, width), bands)
@@ -194,7 +198,7 @@ def read_image(path: Path, *, channel: int | None = None,
 
         with Image.open(path) as img:
             _single_frame(img, path)
-            if exif_rotated(img):  # pixels stored rotated: read them as displayed (masks are drawn on that)
+            if exif_orientation(img) != 1:  # stored rotated: read as displayed (masks are drawn on that)
                 from PIL import ImageOps
 
                 img = ImageOps.exif_transpose(img)

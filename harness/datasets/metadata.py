@@ -32,6 +32,19 @@ class MetadataTable:
         return dict(self.frame.loc[found].items())
 
 
+def some_of(names: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``names``, comma-joined, with " ..." when there are more."""
+    return ", ".join(names[:shown]) + (" ..." if len(names) > shown else "")
+
+
+def unused_rows(table: MetadataTable, used: set[str]) -> str | None:
+    """``2 row(s) of meta.csv name no case: 'z1', 'z2'`` for the rows whose key is not in ``used``."""
+    unused = [k for k in table.frame.index if k not in used]
+    if not unused:
+        return None
+    return f"{len(unused)} row(s) of {table.csv.name} name no case: {some_of([repr(k) for k in unused])}"
+
+
 def read_metadata_csv(csv: Path, key: str | None = None, *, missing_key_hint: str = "") -> MetadataTable:
     """Read ``csv`` as text (empty cells stay ``""``) keyed by column ``key`` (the first column when None).
 

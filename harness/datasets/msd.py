@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.datasets.folder import CaseFiles, FileDataset
 from harness.datasets.io import IMAGE_SUFFIXES, strip_suffix
-from harness.datasets.metadata import coerce_cell, read_metadata_csv
+from harness.datasets.metadata import MetadataTable, coerce_cell, read_metadata_csv, some_of, unused_rows
 from harness.errors import ConfigError
 from harness.json_files import read_json_object
 
@@ -47,17 +47,17 @@ def _read_dataset_json(folder: Path) -> tuple[dict[int, str], str]:
     return names, modality
 
 
-def _read_metadata_csv(csv: Path, keys: list[str]) -> dict[str, dict[str, object]]:
+def _read_metadata_csv(csv: Path, keys: list[str]) -> tuple[dict[str, dict[str, object]], MetadataTable | None]:
     """``metadata.csv`` (column ``case_id``, one row per case) as case -> attributes, numeric-looking
-    values numeric (as in dataset cards); {} when the file is absent."""
+    values numeric (as in dataset cards), and the table itself; ({}, None) when the file is absent."""
     if not csv.is_file():
-        return {}
+        return {}, None
     table = read_metadata_csv(csv, "case_id", missing_key_hint="add a case_id column naming each case")
     missing = [k for k in keys if table.row(k) is None]
     if missing:
         raise ConfigError(f"{csv}: no row for case(s) {missing[:5]}" + (" ..." if len(missing) > 5 else "")
                           + "; add them (cells may be empty)")
-    return {k: {c: coerce_cell(v) for c, v in (table.row(k) or {}).items() if c != "case_id"} for k in keys}
+    return {k: {c: coerce_cell(v) for c, v in (table.row(k) or {}).items() if c != "case_id"} for k in keys}, table
 
 
 def _image_files(folder: Path) -> dict[str, Path]:
@@ -104,7 +104,7 @@ def load_msd_folder(folder: Path) -> FileDataset:
     channels = _group_channels(_image_files(images_dir), labels)
     if not channels:
         raise ConfigError(f"{images_dir}: no images found")
-    metadata = _read_metadata_csv(folder / "metadata.csv", list(channels))
+    metadata, table = _read_metadata_csv(folder / "metadata.csv", list(channels))
     cases = []
     for key, paths in channels.items():
         suffix = paths[0].name[len(strip_suffix(paths[0].name)):]
@@ -114,10 +114,7 @@ def load_msd_folder(folder: Path) -> FileDataset:
     unmatched = []
     if orphans := sorted(set(labels) - set(channels)):
         unmatched.append(f"{len(orphans)} label file(s) in {labels_dir.name} with no image: "
-                         f"{', '.join(labels[k].name for k in orphans[:3])}{' ...' if len(orphans) > 3 else ''}")
-    if (folder / "metadata.csv").is_file():
-        table = read_metadata_csv(folder / "metadata.csv", "case_id")
-        if unused := [k for k in table.frame.index if k not in channels]:
-            unmatched.append(f"{len(unused)} row(s) of metadata.csv name no case: "
-                             f"{', '.join(map(repr, unused[:3]))}{' ...' if len(unused) > 3 else ''}")
+                         f"{some_of([labels[k].name for k in orphans])}")
+    if table is not None and (unused := unused_rows(table, set(channels))):
+        unmatched.append(unused)
     return FileDataset(folder.name, cases, modality=modality, label_names=names, unmatched=unmatched)

@@ -69,8 +69,8 @@ def as3d(mask: np.ndarray) -> np.ndarray:
     m = np.ascontiguousarray(mask, dtype=bool)
     if m.ndim == 2:
         m = m[None]
-    elif slice_axis(m.shape):  # the thin axis is 1 or 2
-        m = np.ascontiguousarray(np.moveaxis(m, slice_axis(m.shape), 0))
+    elif thin := slice_axis(m.shape):  # the thin axis is 1 or 2 (0 is first already)
+        m = np.ascontiguousarray(np.moveaxis(m, thin, 0))
     return m.view(np.uint8)
 
 

@@ -73,6 +73,26 @@ def _placeholder(path: Path) -> str | None:
     return None
 
 
+def safe_load(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, nothing in the
+    file runs (pickle.UnpicklingError for anything else)."""
+    with warnings.catch_warnings():
+        # Plain-pickle files make the safe unpickler warn about their protocol before it refuses
+        # (or accepts) them; the callers report the outcome, the warning adds nothing.
+        warnings.filterwarnings("ignore", message=r"Detected pickle protocol", category=UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def state_dict_of(obj: Any) -> Mapping[str, torch.Tensor] | None:
+    """``obj`` as a state_dict (a mapping of names to tensors, also inside the common checkpoint
+    layout ``{"state_dict": ..., "epoch": ...}``), else None."""
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if isinstance(obj, Mapping) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    return None
+
+
 def load_state_dict(path: Path, where: str) -> Mapping[str, torch.Tensor]:
     """``torch.load(path, weights_only=True)`` → a state_dict; ConfigError naming the card otherwise."""
     if not path.is_file():
@@ -82,11 +102,7 @@ def load_state_dict(path: Path, where: str) -> Mapping[str, torch.Tensor]:
     if placeholder:
         raise ConfigError(f"{where}: [model] weights: {path.name} is {placeholder}")
     try:
-        with warnings.catch_warnings():
-            # Plain-pickle files make the safe unpickler warn about their protocol before it
-            # refuses (or accepts) them; the outcome is reported below, the warning adds nothing.
-            warnings.filterwarnings("ignore", message=r"Detected pickle protocol", category=UserWarning)
-            obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+        obj: Any = safe_load(path)
     except pickle.UnpicklingError as exc:
         raise ConfigError(f"{where}: [model] weights: refused to load {path.name}: torch.load(weights_only=True) "
                           f"accepts only tensors and plain containers, and this file holds something else "
@@ -97,12 +113,11 @@ def load_state_dict(path: Path, where: str) -> Mapping[str, torch.Tensor]:
         raise ConfigError(f"{where}: [model] weights: {path.name} is not a readable torch weights file "
                           f"({type(exc).__name__}: {_first_line(exc)}); save it with "
                           "torch.save(model.state_dict(), path)") from exc
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]  # a common checkpoint layout: {"state_dict": ..., "epoch": ...}
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    state = state_dict_of(obj)
+    if state is None:
         raise ConfigError(f"{where}: [model] weights: {path.name} is not a state_dict (a mapping of "
                           "parameter names to tensors); save it with torch.save(model.state_dict(), path)")
-    return obj
+    return state
 
 
 def _unusable_device(card: ModelCard, exc: BaseException) -> ConfigError:

@@ -13,7 +13,7 @@ import torch
 
 from harness.errors import ConfigError
 from harness.models.base import missing_file
-from harness.models.torch_adapter import TorchBackedModel, _first_line
+from harness.models.torch_adapter import TorchBackedModel, _first_line, safe_load, state_dict_of
 
 
 class TorchScriptModel(TorchBackedModel):
@@ -64,24 +64,16 @@ def _what_it_is(path: Path) -> str:
     pickled Python object (a whole model), or something torch cannot read (damaged, another format).
     Read with ``weights_only=True``: nothing in the file runs."""
     import pickle
-    import warnings
-    from collections.abc import Mapping
-
-    import torch
 
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"Detected pickle protocol", category=UserWarning)
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = safe_load(path)
     except pickle.UnpicklingError:
         return ("it holds a pickled Python object (a whole model saved with torch.save(model)), which the harness "
                 "does not unpickle (it would run code); export it with torch.jit.script or torch.jit.trace, or save "
                 "model.state_dict() and write a card with format = \"torch\", entry (the network factory) and weights")
     except Exception:  # noqa: BLE001 - torch's readers fail in many ways on a file that is not theirs
         return "torch cannot read it (a damaged file, or another format); export the model again"
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if state_dict_of(obj):  # a non-empty one
         return ("it is a state_dict (weights without the network's code); write a card with format = \"torch\", "
                 "entry (the network factory) and weights")
     return (f"it holds a {type(obj).__name__}, not a network; export the model with torch.jit.script or "

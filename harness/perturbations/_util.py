@@ -69,13 +69,12 @@ def slice_axis(spacing: Sequence[float]) -> int:
     return int(np.argmax(sp))
 
 
-def in_plane_axes(case: Case) -> list[int]:
-    """The case's in-plane spatial axes: both of a 2D case, the two besides :func:`slice_axis` in 3D
-    (where MRI phase encoding runs)."""
-    if case.ndim == 2:
-        return [0, 1]
-    through = slice_axis(case.spacing)
-    return [a for a in range(3) if a != through]
+def in_plane_axis(case: Case, rng: np.random.Generator) -> int:
+    """One of the case's in-plane spatial axes, drawn (one draw): either axis of a 2D case, one of the
+    two besides :func:`slice_axis` in 3D (where MRI phase encoding runs)."""
+    through = None if case.ndim == 2 else slice_axis(case.spacing)
+    axes = [a for a in range(case.ndim) if a != through]
+    return int(axes[int(rng.integers(len(axes)))])
 
 
 def draw_sign(rng: np.random.Generator, direction: str) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 
 from harness.case import Case
 from harness.perturbations import register
-from harness.perturbations._util import in_plane_axes, ladder, monai_transforms
+from harness.perturbations._util import in_plane_axis, ladder, monai_transforms
 from harness.perturbations.base import NumberOption, Perturbation
 
 GHOST_AMPLITUDE = (0.05, 0.1, 0.17, 0.25, 0.35)
@@ -41,8 +41,7 @@ class Ghosting(Perturbation):
 
     def draw(self, case: Case, severity: int, rng: np.random.Generator) -> dict[str, Any]:
         period = int(rng.integers(2, 7))
-        axes = in_plane_axes(case)
-        axis = int(axes[int(rng.integers(len(axes)))])
+        axis = in_plane_axis(case, rng)
         amplitude = ladder(GHOST_AMPLITUDE, severity)
         return {"period": period, "axis": axis, "ghost_amplitude": amplitude, "intensity": amplitude * period}
 

@@ -24,7 +24,7 @@ import numpy as np
 from harness.case import Case
 from harness.errors import ConfigError
 from harness.perturbations import register
-from harness.perturbations._util import in_plane_axes
+from harness.perturbations._util import in_plane_axis
 from harness.perturbations.base import NumberOption, Perturbation
 
 MOVED_FRACTION = (0.2, 0.35, 0.5, 0.65, 0.8)
@@ -84,8 +84,7 @@ class Motion(Perturbation):
         params = {"moved_fraction": float(m[-1]), "split": split, "times": times,
                   "degrees": rot[order].tolist(), "translation_mm": shift[order].tolist()}
         if case.ndim == 3:  # drawn last, so the draws above are those of earlier versions
-            axes = in_plane_axes(case)
-            params["phase_axis"] = int(axes[int(rng.integers(len(axes)))])
+            params["phase_axis"] = in_plane_axis(case, rng)
         return params
 
     def apply(self, case: Case, params: dict[str, Any]) -> Case:

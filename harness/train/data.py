@@ -51,12 +51,13 @@ def normalize_image(image: np.ndarray, kind: Normalize = "zscore",
     return ((image - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
 
 
+FOREGROUND_CASES, FOREGROUND_PER_CASE = 20, 10_000  # the training foreground sampled for CT windows
 WINDOW_MIN_FOREGROUND = 0.05  # a given --window must hold at least this share of the training foreground
 WINDOW_MIN_SPREAD = 0.01  # ... and the foreground's p0.5-p99.5 at least this share of the window's width
 
 
-def foreground_window(dataset: Dataset, ids: Sequence[str], *, max_cases: int = 20,
-                      per_case: int = 10_000) -> tuple[float, float]:
+def foreground_window(dataset: Dataset, ids: Sequence[str], *, max_cases: int = FOREGROUND_CASES,
+                      per_case: int = FOREGROUND_PER_CASE) -> tuple[float, float]:
     """CT window from the training data (nnU-Net): 0.5 and 99.5 percentiles of the intensities
     inside the labelled foreground of up to ``max_cases`` cases."""
     lo, hi = np.percentile(_foreground_sample(dataset, ids, max_cases=max_cases, per_case=per_case), [0.5, 99.5])
@@ -67,7 +68,7 @@ def check_window(window: tuple[float, float], dataset: Dataset, ids: Sequence[st
     """ConfigError when a given ``--window`` holds (almost) none of the training foreground (every
     labelled voxel would clip to one value, as background does), or is so wide that the foreground
     fills under 1 % of it (a window in HU on data already scaled to 0..1)."""
-    sample = _foreground_sample(dataset, ids, max_cases=20, per_case=10_000)
+    sample = _foreground_sample(dataset, ids, max_cases=FOREGROUND_CASES, per_case=FOREGROUND_PER_CASE)
     inside = float(np.mean((sample > window[0]) & (sample < window[1])))
     lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
     share = (hi - lo) / (window[1] - window[0])

@@ -143,4 +143,4 @@ def make_plan(shapes: Sequence[Sequence[int]], spacings: Sequence[Sequence[float
         batch_size = int(np.clip((batch_budget or BATCH_BUDGET[ndim]) // math.prod(patch_t), 2, 16))
     return Plan(ndim=ndim, patch=patch_t, strides=tuple(strides), features=features,
                 batch_size=int(batch_size), median_shape=median_shape, median_spacing=median_spacing,
-                flip_axes=tuple(int(a) for a in flip_axes))
+                flip_axes=tuple(int(a) for a in flip_axes if patch_t[int(a)] > 1))  # a one-voxel axis: no flip

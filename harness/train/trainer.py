@@ -98,8 +98,6 @@ def _plan(cases: Sequence[tdata.CachedCase], cfg: TrainConfig, modality: str) ->
               "max_features": max(cfg.features)}
     plan = make_plan([c.label.shape for c in cases], [c.spacing for c in cases], flip_axes=flips,
                      patch=cfg.patch, batch_size=cfg.batch_size, **kw)
-    # a flip along a one-voxel axis changes nothing (and TorchIO's flip fails on it)
-    plan = dataclasses.replace(plan, flip_axes=tuple(a for a in plan.flip_axes if plan.patch[a] > 1))
     if cfg.features:
         if len(plan.strides) + 1 != len(cfg.features):
             raise ConfigError(f"--features {list(cfg.features)}: the patch {plan.patch} allows only "
