@@ -46,7 +46,8 @@ def metric_directions(metrics: Sequence[str], *, overrides: dict[str, bool] | No
             unknown.append(m)
     if unknown:
         raise ConfigError(f"metric(s) {', '.join(unknown)}: direction unknown (is higher better?); "
-                          "register them in harness.metrics or pass directions={name: bool}")
+                          "install the plugin that registers them (entry-point group harness.metrics: "
+                          "a run folder scored with it needs it to be read), or pass directions={name: bool}")
     return out
 
 

@@ -89,6 +89,13 @@ def _is_numeric(col: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
 
 
+def _not_numbers(col: pd.Series) -> str:
+    """``2 value(s) are not numbers: '72,5', 'unknown'`` for the cells that keep a column from being numeric."""
+    text = [v for v in col.dropna().unique() if isinstance(v, str) or isinstance(v, bool)]
+    shown = ", ".join(repr(v) for v in text[:3]) + (", ..." if len(text) > 3 else "")
+    return f"{len(text)} distinct value(s) are not numbers: {shown}" if text else f"dtype {col.dtype}"
+
+
 def _fmt(x: float) -> str:
     """An edge as written (the shortest text that reads back as the same number, no exponent):
     quantile edges may keep more than 6 digits to stay distinct (dates such as 20150103)."""
@@ -183,8 +190,8 @@ def _single(frame: pd.DataFrame, name: str, bins: Mapping[str, BinSpec]) -> pd.S
     col = frame[name]
     if name in bins:
         if not _is_numeric(col):
-            raise ConfigError(f"bins.{name}: column {name!r} is not numeric (dtype {col.dtype}); "
-                              "only numeric attributes can be binned")
+            raise ConfigError(f"bins.{name}: column {name!r} is not numeric: {_not_numbers(col)}; only numeric "
+                              "attributes can be binned (write numbers with a decimal point; leave unknown cells empty)")
         return bin_numeric(col, bins[name], name=name)
     if _is_numeric(col) and col.dropna().nunique() > NUMERIC_CATEGORICAL_MAX:
         return bin_numeric(col, None, name=name)

@@ -10,23 +10,17 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from harness.analysis.case_values import metric_directions
 from harness.analysis.clusters import cluster_of
 from harness.analysis.stats import bootstrap_t_interval, cluster_bootstrap_mean, group_bootstrap, studentized_ci
 from harness.records import CLEAN
 
-HIGHER_IS_BETTER_FALLBACK = {"dice", "iou", "nsd", "precision", "recall"}
-
-
 def higher_is_better(metric: str) -> bool:
-    try:
-        from harness.metrics import metric_info
+    """Whether a larger ``metric`` is better: the registry (plugins included), else the local table.
 
-        info = metric_info(metric)  # a registry name or a "package.module:attr" reference
-        if info is not None:
-            return bool(info.higher_is_better)
-    except ImportError:  # pragma: no cover - metrics package always present when installed
-        pass
-    return metric in HIGHER_IS_BETTER_FALLBACK
+    Raises ConfigError for a metric neither knows (e.g. a run folder scored with a plugin metric
+    that is not installed here): reading it as lower-is-better would flip every sign."""
+    return metric_directions([metric])[metric]
 
 
 def per_case(records: pd.DataFrame, metric: str, *, label: int | Literal["mean"] = "mean") -> pd.DataFrame:

@@ -165,3 +165,12 @@ def test_auto_cohorts_say_what_they_left_out_and_why(cases):
     result = harness.fairness_tables(records, cases, cohorts="auto", metrics=["dice"], n_boot=0, n_perm=20)
     assert any(n.startswith('cohorts = "auto" analysed sex, age, device, grade; left out: scanner_serial (a different '
                             "value for every case, like an identifier), constant (one value)") for n in result.notes)
+
+
+def test_binning_a_column_with_text_names_the_cells_that_are_not_numbers(cases):
+    """A decimal comma ("72,5") left the age column text: the error gave only its dtype (object)."""
+    cases["age"] = cases["age"].astype(object)
+    cases.loc[3, "age"], cases.loc[5, "age"] = "72,5", "unknown"
+    with pytest.raises(ConfigError, match=r"bins.age: column 'age' is not numeric: 2 distinct value\(s\) are not "
+                                          r"numbers: '72,5', 'unknown'; .*decimal point"):
+        resolve_cohorts(cases, ["age"], bins={"age": [-np.inf, 40, 65, np.inf]})

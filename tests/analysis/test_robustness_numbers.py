@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.errors import ConfigError
+
 from harness.analysis.gate_checks import degradation_gate
 from harness.analysis.robustness import corruption_error, robustness_table
 from harness.gates import GateContext, compare
@@ -50,3 +52,12 @@ def test_a_missing_value_leaves_that_case_out_of_the_row() -> None:
     row = robustness_table(records, ["dice"]).set_index("perturbation").loc["noise"]
     assert row["n"] == 5 and row["mean"] == pytest.approx(0.8) and np.isfinite(row["ci_low"])
     assert np.isfinite(row["degradation_ci_low"])
+
+
+def test_a_metric_of_unknown_direction_is_refused_not_read_as_lower_is_better() -> None:
+    """A run folder scored with a plugin metric read where the plugin is missing: its direction was
+    taken as lower-is-better, so a drop in a higher-is-better score passed as a gain."""
+    records = _records([0.9] * 5, [0.5] * 5).rename(columns={"dice": "sensitivity_x"})
+    with pytest.raises(ConfigError, match=r"sensitivity_x: direction unknown .*install the plugin"):
+        degradation_gate({"name": "d", "metric": "sensitivity_x", "max_drop": 0.05},
+                         GateContext(records, pd.DataFrame(), None))
