@@ -70,26 +70,13 @@ def robust_cases(records: pd.DataFrame, *, metric: str = "dice", label: int | Li
     values = per_case(records, metric, label=label)
     clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
     keys = attacks[["case_id", "perturbation", "severity"]].drop_duplicates()
-    rows = _worst_repeat(records, metric, label).merge(keys, on=["case_id", "perturbation", "severity"])
+    rows = per_case(records, metric, label=label, repeats="worst").merge(keys, on=["case_id", "perturbation", "severity"])
     rows = rows[rows["case_id"].isin(clean.index)].copy()
     rows["clean"] = rows["case_id"].map(clean)
     means = rows.groupby("perturbation")["case_id"].agg(lambda ids: float(clean.loc[ids.unique()].mean()))
     rows["clean_mean"] = rows["perturbation"].map(means)
     rows["robust"] = rows["value"] > ratio * rows["clean_mean"]
     return rows[cols].reset_index(drop=True)
-
-
-def _worst_repeat(records: pd.DataFrame, metric: str, label: int | Literal["mean"]) -> pd.DataFrame:
-    """Per (case, perturbation, severity): the worst over repeats of the label-averaged ``metric`` (the
-    lowest, or the highest for a lower-is-better metric): a repeat of an attack is a random restart,
-    and the adversary keeps its best."""
-    ok = records[records["status"] == "OK"]
-    if label != "mean":
-        ok = ok[ok["label"] == label]
-    keys = ["case_id", "perturbation", "severity"]
-    by_repeat = ok.groupby([*keys, "repeat"] if "repeat" in ok.columns else keys, sort=True)[metric].mean()
-    worst = by_repeat.groupby(level=keys, sort=True)
-    return (worst.min() if higher_is_better(metric) else worst.max()).rename("value").reset_index()
 
 
 def ensemble_robust_cases(records: pd.DataFrame, *, metric: str = "dice", label: int | Literal["mean"] = "mean",

@@ -23,13 +23,22 @@ def higher_is_better(metric: str) -> bool:
     return metric_directions([metric])[metric]
 
 
-def per_case(records: pd.DataFrame, metric: str, *, label: int | Literal["mean"] = "mean") -> pd.DataFrame:
-    """Per-case values: columns case_id, perturbation, severity, value (OK rows only)."""
+def per_case(records: pd.DataFrame, metric: str, *, label: int | Literal["mean"] = "mean",
+             repeats: Literal["mean", "worst"] = "mean") -> pd.DataFrame:
+    """Per-case values: columns case_id, perturbation, severity, value (OK rows only).
+
+    ``repeats``: ``"mean"`` averages a case's rows (labels and repeats); ``"worst"`` takes the worst
+    repeat of the label-averaged metric (lowest, or highest for a lower-is-better metric): a repeat
+    of an attack is a random restart, and the adversary keeps its best."""
     ok = records[records["status"] == "OK"]
     if label != "mean":
         ok = ok[ok["label"] == label]
-    grouped = ok.groupby(["case_id", "perturbation", "severity"], sort=True)[metric].mean()
-    return grouped.rename("value").reset_index()
+    keys = ["case_id", "perturbation", "severity"]
+    if repeats == "mean":
+        return ok.groupby(keys, sort=True)[metric].mean().rename("value").reset_index()
+    by_repeat = ok.groupby([*keys, "repeat"] if "repeat" in ok.columns else keys, sort=True)[metric].mean()
+    worst = by_repeat.groupby(level=keys, sort=True)
+    return (worst.min() if higher_is_better(metric) else worst.max()).rename("value").reset_index()
 
 
 def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int = 1000, level: float = 0.95,

@@ -61,11 +61,22 @@ def robust_range(case: Case, low: float = 0.5, high: float = 99.5) -> list[tuple
 
 
 def slice_axis(spacing: Sequence[float]) -> int:
-    """Through-plane axis of a 3D volume: the axis with the largest spacing; when all spacings
-    agree within 1 %, the last axis (the NIfTI slice convention)."""
+    """Through-plane axis of a 3D volume from its voxel size (mm), assuming square in-plane pixels:
+
+    * two axes agree within 1 % and the third differs: the third (thin-slice CT, 0.9 × 0.9 × 0.625 mm,
+      as much as 0.7 × 0.7 × 3 mm MRI);
+    * all three differ: the largest spacing;
+    * all three agree (isotropic): the last axis (the NIfTI slice convention).
+    """
     sp = np.asarray(spacing, dtype=float)
-    if sp.max() <= 1.01 * sp.min():
+    same = [[max(a, b) <= 1.01 * min(a, b) for b in sp] for a in sp]
+    if all(all(row) for row in same):
         return len(sp) - 1
+    if len(sp) == 3:
+        for axis in range(3):
+            i, j = (a for a in range(3) if a != axis)
+            if same[i][j] and not same[axis][i]:
+                return axis
     return int(np.argmax(sp))
 
 

@@ -5,8 +5,8 @@ lines read while the object is out of its reference pose come from a rigidly mov
 reference pose holds while the central lines are read, so the anatomy stays in place and the
 artefact is ghosting/blurring along the phase-encoding direction. 2D images are lifted as
 ``(C, 1, H, W)`` so that TorchIO segments k-space along the columns; in 3D the phase-encoding axis
-is drawn among the in-plane axes (not the slice axis, the one of largest spacing: a multislice
-scan's slices are not k-space lines) and swapped to the last place for TorchIO.
+is drawn among the in-plane axes (not the slice axis, :func:`~harness.perturbations._util.slice_axis`:
+a multislice scan's slices are not k-space lines) and swapped to the last place for TorchIO.
 
 Monotone by construction (nested corruption): the moved share of k-space grows from the outside
 in with severity, split into up to 5 segments on each side of the centre; the pose of every

@@ -97,6 +97,19 @@ def test_low_resolution_returns_to_the_grid(ndim: int) -> None:
         np.testing.assert_allclose(same.image, plane, atol=1e-4)
 
 
+@pytest.mark.parametrize("spacing, axis", [((0.9, 0.9, 0.625), 2), ((0.625, 0.9, 0.9), 0), ((0.7, 0.8, 3.0), 2),
+                                           ((1.0, 1.0, 1.0), 2)])
+def test_the_slice_axis_of_thin_slice_ct_is_the_odd_spacing_not_the_largest(spacing, axis) -> None:
+    """Thin-slice CT (slices thinner than its square pixels) had its slices taken along a pixel axis:
+    low_resolution thickened a sagittal axis and CT artefacts ran in sagittal planes."""
+    case = cases.phantom(3).with_(spacing=spacing)
+    _, p = _run("low_resolution", case, 2)
+    assert p["factors"] == [3.0 if a == axis else 1.0 for a in range(3)]
+    out, p = _run("metal_streaks", case.with_(image=case.image * 1000 - 1000), 3)
+    metal = np.moveaxis(out.image[0] == p["metal_hu"], axis, 0)[p["planes"][0]:p["planes"][1]]
+    assert metal.any() and (metal == metal[:1]).all()  # a cylinder along the slice axis: the same disc per plane
+
+
 def test_resample_spacing_keeps_grid() -> None:
     case = cases.phantom(3)
     out, p = _run("resample_spacing", case, 4)
