@@ -15,6 +15,7 @@ from harness.analysis.clusters import cluster_of
 from harness.analysis.stats import bootstrap_t_interval, cluster_bootstrap_mean, group_bootstrap, studentized_ci
 from harness.records import CLEAN
 
+
 def higher_is_better(metric: str) -> bool:
     """Whether a larger ``metric`` is better: the registry (plugins included), else the local table.
 
