@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.analysis.robustness import higher_is_better, per_case
 from harness.gates import GateContext, GateResult, check_keys, compare, gate_check, label_problems, with_defaults
+from harness.metrics import metric_info
 from harness.records import CLEAN
 
 PARAM_COLUMNS = ("attack", "threat", "targeted", "norm", "eps_unit", "eps_fraction", "achieved_linf_fraction",
@@ -245,7 +246,8 @@ def _validate(gate: dict[str, Any]) -> list[str]:
     if full["on_masking"] not in ("warn", "fail", "ignore"):
         problems.append(f"gate {name!r}: on_masking must be warn, fail or ignore, got {gate['on_masking']!r}")
     metric = full["metric"]
-    if not isinstance(metric, str) or not higher_is_better(metric):
+    # an unknown metric is named by the suite's metric check (with a spelling hint); no direction to judge
+    if not isinstance(metric, str) or (metric_info(metric) is not None and not higher_is_better(metric)):
         problems.append(f"gate {name!r}: robust_cases needs a higher-is-better metric such as dice, got {metric!r}")
     return problems
 

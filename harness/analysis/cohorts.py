@@ -91,7 +91,8 @@ def _is_numeric(col: pd.Series) -> bool:
 
 def _not_numbers(col: pd.Series) -> str:
     """``2 distinct value(s) are not numbers: '72,5', 'unknown'``: the cells that keep a column from being numeric."""
-    text = [v for v in col.dropna().unique() if isinstance(v, (str, bool))]
+    text = [v for v in col.dropna().unique()
+            if isinstance(v, bool) or (isinstance(v, str) and pd.isna(pd.to_numeric(v, errors="coerce")))]
     shown = ", ".join(repr(v) for v in text[:3]) + (", ..." if len(text) > 3 else "")
     return f"{len(text)} distinct value(s) are not numbers: {shown}" if text else f"dtype {col.dtype}"
 

@@ -63,9 +63,9 @@ def robust_range(case: Case, low: float = 0.5, high: float = 99.5) -> list[tuple
 def slice_axis(spacing: Sequence[float]) -> int:
     """Through-plane axis of a 3D volume from its voxel size (mm), assuming square in-plane pixels:
 
-    * two axes agree within 1 % and the third differs: the third (thin-slice CT, 0.9 × 0.9 × 0.625 mm,
-      as much as 0.7 × 0.7 × 3 mm MRI);
-    * all three differ: the largest spacing;
+    * two axes agree within 1 % and the third differs from both: the third (thin-slice CT at
+      0.9 × 0.9 × 0.625 mm as much as MRI at 0.7 × 0.7 × 3 mm);
+    * otherwise, unless all three agree: the largest spacing;
     * all three agree (isotropic): the last axis (the NIfTI slice convention).
     """
     sp = np.asarray(spacing, dtype=float)
@@ -75,7 +75,7 @@ def slice_axis(spacing: Sequence[float]) -> int:
     if len(sp) == 3:
         for axis in range(3):
             i, j = (a for a in range(3) if a != axis)
-            if same[i][j] and not same[axis][i]:
+            if same[i][j] and not same[axis][i] and not same[axis][j]:
                 return axis
     return int(np.argmax(sp))
 

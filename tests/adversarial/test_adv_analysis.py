@@ -3,6 +3,7 @@ the bundled suite parses and its families resolve."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -163,6 +164,21 @@ def test_gate_keys_are_validated_at_suite_load(keys, needle):
     assert any(needle in p for p in problems), problems
     assert gate_problems({"name": "g", "check": "robust_cases", "min_fraction": 0.5, "severities": [1, 3],
                           "families": ["fgsm"], "on_masking": "fail", "metric": "dice"}) == []
+
+
+def test_a_misspelt_gate_metric_gets_the_suite_s_spelling_hint(tmp_path):
+    """The validator asked the metric's direction first, which stopped the suite check with "direction
+    unknown ... install the plugin" instead of listing "unknown metric 'dcie' (did you mean 'dice'?)"."""
+    from harness.errors import ConfigError
+    from harness.gates import gate_problems
+    from harness.suite import load_suite
+
+    assert gate_problems({"name": "g", "check": "robust_cases", "min_fraction": 0.5, "metric": "dcie"}) == []
+    text = (Path(__file__).resolve().parents[2] / "suites" / "adversarial.toml").read_text()
+    (tmp_path / "typo.toml").write_text(text.replace('check = "robust_cases"\nmetric = "dice"',
+                                                     'check = "robust_cases"\nmetric = "dcie"'))
+    with pytest.raises(ConfigError, match=r"unknown metric 'dcie' \(did you mean 'dice'\?\)"):
+        load_suite(tmp_path / "typo.toml")
 
 
 def test_a_case_counts_as_robust_only_if_it_survives_every_attack():

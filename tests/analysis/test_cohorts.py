@@ -174,3 +174,11 @@ def test_binning_a_column_with_text_names_the_cells_that_are_not_numbers(cases):
     with pytest.raises(ConfigError, match=r"bins.age: column 'age' is not numeric: 2 distinct value\(s\) are not "
                                           r"numbers: '72,5', 'unknown'; .*decimal point"):
         resolve_cohorts(cases, ["age"], bins={"age": [-np.inf, 40, 65, np.inf]})
+
+
+def test_a_text_column_names_only_the_cells_that_do_not_read_as_numbers():
+    """A column read as text (pd.read_csv with one '72,5'; a run folder's column with one bad cell)
+    listed every age as 'not a number'."""
+    ages = pd.DataFrame({"case_id": [f"c{i}" for i in range(9)], "age": [str(40 + i) for i in range(8)] + ["72,5"]})
+    with pytest.raises(ConfigError, match=r"1 distinct value\(s\) are not numbers: '72,5';"):
+        resolve_cohorts(ages, ["age"], bins={"age": [-np.inf, 45, np.inf]})

@@ -110,6 +110,17 @@ def test_the_slice_axis_of_thin_slice_ct_is_the_odd_spacing_not_the_largest(spac
     assert metal.any() and (metal == metal[:1]).all()  # a cylinder along the slice axis: the same disc per plane
 
 
+def test_the_slice_axis_does_not_depend_on_the_axis_order() -> None:
+    """Spacings whose 1 % agreement chains (1 ~ 1.009 ~ 1.018, 1 !~ 1.018) gave the largest axis in one
+    order and the smallest in another."""
+    from itertools import permutations
+
+    from harness.perturbations._util import slice_axis
+
+    for order in permutations((1.0, 1.009, 1.018)):
+        assert order[slice_axis(order)] == 1.018
+
+
 def test_resample_spacing_keeps_grid() -> None:
     case = cases.phantom(3)
     out, p = _run("resample_spacing", case, 4)
