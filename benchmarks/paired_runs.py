@@ -8,8 +8,8 @@ Reads each run's ``test_dice.csv`` (one row per test case, written by ``harness 
 that both hold the same cases, and prints each run's mean test Dice (``dice_mean``: the case's mean
 over the classes; ``--column dice_1`` for one class), the mean of ``B − A`` per case with its 95 %
 bootstrap CI over the test patients (whole patients resampled when the split has a patient column,
-as BUS-BRA's ``Case``), and how many cases gain. Differences between training seeds are not in that interval: it says how sure the
-difference is on these test cases, for these two trained networks.
+as BUS-BRA's ``Case``), and how many cases gain. Differences between training seeds are not in that
+interval: it says how sure the difference is on these test cases, for these two trained networks.
 """
 from __future__ import annotations
 
@@ -73,9 +73,11 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data",
                         help="where busbra/ lies (read for its patient ids)")
     args = parser.parse_args()
-    result = paired(read_table(args.run_a, args.column), read_table(args.run_b, args.column), patients(args.run_b, args.data_root))
+    a, b = (read_table(run, args.column) for run in (args.run_a, args.run_b))
+    result = paired(a, b, patients(args.run_b, args.data_root))
     print(f"A {args.run_a}: {result['mean_a']:.4f}\nB {args.run_b}: {result['mean_b']:.4f}\n"
-          f"B − A per case: {result['difference']:+.4f} (95 % CI {result['ci95'][0]:+.4f} … {result['ci95'][1]:+.4f}; "
+          f"B − A per case: {result['difference']:+.4f} "
+          f"(95 % CI {result['ci95'][0]:+.4f} … {result['ci95'][1]:+.4f}; "
           f"n = {result['n']}; {result['gain']} gain, {result['loss']} lose)")
 
 

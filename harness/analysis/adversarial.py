@@ -71,7 +71,8 @@ def robust_cases(records: pd.DataFrame, *, metric: str = "dice", label: int | Li
     values = per_case(records, metric, label=label)
     clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
     keys = attacks[["case_id", "perturbation", "severity"]].drop_duplicates()
-    rows = per_case(records, metric, label=label, repeats="worst").merge(keys, on=["case_id", "perturbation", "severity"])
+    rows = per_case(records, metric, label=label, repeats="worst").merge(
+        keys, on=["case_id", "perturbation", "severity"])
     rows = rows[rows["case_id"].isin(clean.index)].copy()
     rows["clean"] = rows["case_id"].map(clean)
     means = rows.groupby("perturbation")["case_id"].agg(lambda ids: float(clean.loc[ids.unique()].mean()))

@@ -192,7 +192,8 @@ def _single(frame: pd.DataFrame, name: str, bins: Mapping[str, BinSpec]) -> pd.S
     if name in bins:
         if not _is_numeric(col):
             raise ConfigError(f"bins.{name}: column {name!r} is not numeric: {_not_numbers(col)}; only numeric "
-                              "attributes can be binned (write numbers with a decimal point; leave unknown cells empty)")
+                              "attributes can be binned (write numbers with a decimal point; leave unknown "
+                              "cells empty)")
         return bin_numeric(col, bins[name], name=name)
     if _is_numeric(col) and col.dropna().nunique() > NUMERIC_CATEGORICAL_MAX:
         return bin_numeric(col, None, name=name)
