@@ -16,6 +16,7 @@ import pandas as pd
 from harness.errors import FOREIGN_FAILURES, ConfigError, describe_failure
 from harness.options import did_you_mean
 from harness.perturbations.base import MAX_SEVERITY, is_severity_list
+from harness.records import failed_items
 
 Outcome = Literal["PASS", "WARN", "FAIL", "ERROR", "INCONCLUSIVE"]
 OUTCOMES: tuple[Outcome, ...] = ("PASS", "WARN", "FAIL", "ERROR", "INCONCLUSIVE")
@@ -269,8 +270,7 @@ def evaluate_gates(context: GateContext) -> list[GateResult]:
     n_err = int((records["status"] == "ERROR").sum()) if len(records) else 0
     if n_err:
         errors = records[records["status"] == "ERROR"]
-        item = [c for c in ("case_id", "perturbation", "severity", "repeat") if c in errors.columns]
-        n_items = len(errors.drop_duplicates(item))  # one work item has one row per label
+        n_items = len(failed_items(records))
         first = errors.iloc[0]
         results.append(GateResult(
             name="model-errors", outcome="ERROR", value=float(n_err), threshold=0.0,

@@ -26,6 +26,13 @@ ID_COLUMNS = ["case_id", "perturbation", "severity", "repeat", "seed"]
 BASE_COLUMNS = ID_COLUMNS + ["label", "label_name", "status", "error", "empty"]
 TAIL_COLUMNS = ["params", "inference_s"]
 CLEAN = "clean"
+ITEM_COLUMNS = ["case_id", "perturbation", "severity", "repeat"]  # one work item: one row per label
+
+
+def failed_items(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per failed work item (status ERROR): the first of its rows, which repeat per label."""
+    errors = records[records["status"] == "ERROR"]
+    return errors.drop_duplicates([c for c in ITEM_COLUMNS if c in errors.columns])
 
 
 @dataclass(frozen=True)

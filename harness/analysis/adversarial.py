@@ -20,7 +20,7 @@ import pandas as pd
 from harness.analysis.robustness import higher_is_better, per_case
 from harness.gates import GateContext, GateResult, check_keys, compare, gate_check, label_problems, with_defaults
 from harness.metrics import metric_info
-from harness.records import CLEAN
+from harness.records import CLEAN, ITEM_COLUMNS
 
 PARAM_COLUMNS = ("attack", "threat", "targeted", "norm", "eps_unit", "eps_fraction", "achieved_linf_fraction",
                  "achieved_rms_fraction", "grad_steps", "queries", "gradient_masking_suspected", "fallback",
@@ -35,7 +35,7 @@ def attack_params(records: pd.DataFrame) -> pd.DataFrame:
     if not len(records):
         return pd.DataFrame(columns=["case_id", "perturbation", "severity", *PARAM_COLUMNS])
     ok = records[(records["status"] == "OK") & (records["perturbation"] != CLEAN)]
-    ok = ok.drop_duplicates(["case_id", "perturbation", "severity", "repeat"])
+    ok = ok.drop_duplicates(ITEM_COLUMNS)
     rows = []
     for rec in ok.itertuples(index=False):
         params = _params(rec.params)

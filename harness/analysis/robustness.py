@@ -88,13 +88,13 @@ def robustness_table(records: pd.DataFrame, metrics: list[str], *, label: int | 
     for metric in metrics:
         better_high = higher_is_better(metric)
         values = per_case(records, metric, label=label)
-        clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"]
+        clean = values[values["perturbation"] == CLEAN].set_index("case_id")["value"].dropna()
         clean_mean = float(clean.mean()) if len(clean) else float("nan")
         for (pert, sev), group in values.groupby(["perturbation", "severity"], sort=False):
             group = group.dropna(subset=["value"])  # a missing value leaves that case out of this metric only
             v = group["value"].to_numpy()
             lo, hi = bootstrap_mean_ci(v, n_boot=n_boot, seed=seed, clusters=ids(pd.Index(group["case_id"])))
-            paired = group.set_index("case_id")["value"].align(clean.dropna(), join="inner")
+            paired = group.set_index("case_id")["value"].align(clean, join="inner")
             diff = (paired[1] - paired[0]) if better_high else (paired[0] - paired[1])
             d_lo, d_hi = bootstrap_mean_ci(diff.to_numpy(), n_boot=n_boot, seed=seed, clusters=ids(diff.index))
             degradation = float(diff.mean()) if len(diff) else float("nan")

@@ -26,7 +26,8 @@ from harness.models.card import ModelCard, per_axis
 from harness.plugins import import_object
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (torch's run to pages), else its type's name."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -56,7 +57,7 @@ def _unpickling_detail(exc: BaseException) -> str:
     lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
     useful = [line for line in lines if not line.startswith(("Please file an issue", "Check the documentation", "(1)",
                                                               "(2)"))]
-    return " ".join(useful)[:200] or _first_line(exc)
+    return " ".join(useful)[:200] or first_line(exc)
 
 
 def _placeholder(path: Path) -> str | None:
@@ -111,7 +112,7 @@ def load_state_dict(path: Path, where: str) -> Mapping[str, torch.Tensor]:
                           "torch.save(model.state_dict(), path)") from exc
     except Exception as exc:  # torch's readers fail in many ways on a file that is not weights (KeyError too)
         raise ConfigError(f"{where}: [model] weights: {path.name} is not a readable torch weights file "
-                          f"({type(exc).__name__}: {_first_line(exc)}); save it with "
+                          f"({type(exc).__name__}: {first_line(exc)}); save it with "
                           "torch.save(model.state_dict(), path)") from exc
     state = state_dict_of(obj)
     if state is None:
@@ -123,7 +124,7 @@ def load_state_dict(path: Path, where: str) -> Mapping[str, torch.Tensor]:
 def _unusable_device(card: ModelCard, exc: BaseException) -> ConfigError:
     """``[model] device`` names a device this host cannot use (e.g. "Torch not compiled with CUDA")."""
     return ConfigError(f"{card.where}: [model] device: cannot use {card.model.device!r} "
-                       f"({_first_line(exc)}); use \"cpu\" or an available GPU")
+                       f"({first_line(exc)}); use \"cpu\" or an available GPU")
 
 
 class TorchBackedModel(Model):
@@ -216,10 +217,10 @@ class TorchModel(TorchBackedModel):
                 network = factory(**dict(card.model.kwargs))
         except (TypeError, ValueError) as exc:  # unknown keyword / a value the factory refuses
             raise ConfigError(f"{card.where}: [model.kwargs] do not fit {card.model.entry}: "
-                              f"{_first_line(exc)}; fix the keyword arguments") from exc
+                              f"{first_line(exc)}; fix the keyword arguments") from exc
         except FOREIGN_FAILURES as exc:  # the factory itself failed
             raise ConfigError(f"{card.where}: [model] entry {card.model.entry} raised "
-                              f"{type(exc).__name__}: {_first_line(exc)}; fix the factory or its "
+                              f"{type(exc).__name__}: {first_line(exc)}; fix the factory or its "
                               "[model.kwargs]") from exc
         if not isinstance(network, torch.nn.Module):
             raise ConfigError(f"{card.where}: [model] entry {card.model.entry} returned "

@@ -13,7 +13,7 @@ import torch
 
 from harness.errors import ConfigError
 from harness.models.base import missing_file
-from harness.models.torch_adapter import TorchBackedModel, _first_line, safe_load, state_dict_of
+from harness.models.torch_adapter import TorchBackedModel, first_line, safe_load, state_dict_of
 
 
 class TorchScriptModel(TorchBackedModel):
@@ -40,7 +40,7 @@ class TorchScriptModel(TorchBackedModel):
         except (RuntimeError, ValueError, OSError) as exc:
             if _is_torchscript_archive(path):  # e.g. an unknown custom op, a newer torch, a device mapping
                 raise ConfigError(f"{card.where}: {path.name} is a TorchScript archive that this torch cannot load "
-                                  f"({_first_line(exc)})") from exc
+                                  f"({first_line(exc)})") from exc
             raise ConfigError(f"{card.where}: {path.name} is not a TorchScript archive: {_what_it_is(path)}") from exc
 
     def files(self) -> list[Path]:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import jinja2
 
 from harness import atomic
-from harness.records import CLEAN
+from harness.records import CLEAN, failed_items
 from harness.report import dossier, sections
 from harness.report.rundir import RunDir, load_run
 from harness.report.units import run_unit_label
@@ -104,9 +104,8 @@ def _worst_cell(rob: dict[str, Any]) -> dict[str, Any] | None:
 def _failed_perturbed(run: RunDir) -> str:
     """``gaussian_noise 8, blur 2``: failed perturbed items per family (the drops are measured on the
     cases that did not fail, so the summary's largest drop must say what it leaves out); "" when none."""
-    records = run.records
-    failed = records[(records["status"] == "ERROR") & (records["perturbation"] != CLEAN)]
-    counts = failed.drop_duplicates(["case_id", "perturbation", "severity", "repeat"]).groupby("perturbation").size()
+    failed = failed_items(run.records)
+    counts = failed[failed["perturbation"] != CLEAN].groupby("perturbation").size()
     ordered = counts.sort_values(ascending=False, kind="mergesort")
     return ", ".join(f"{family} {int(n)}" for family, n in ordered.items())
 

@@ -18,7 +18,7 @@ from harness.analysis.robustness import (
     higher_is_better,
     robustness_table,
 )
-from harness.records import CLEAN
+from harness.records import CLEAN, failed_items
 from harness.report import plots
 from harness.report.artifacts import primary_metric
 from harness.report.rundir import RunDir
@@ -374,7 +374,7 @@ def errors_section(run: RunDir) -> list[dict[str, Any]]:
     carries ``n_items`` (the total) and ``summary``: items per perturbation and message (first line,
     120 characters), most frequent first."""
     records = run.records
-    errors = records[records["status"] == "ERROR"].drop_duplicates(["case_id", "perturbation", "severity", "repeat"])
+    errors = failed_items(records)
     if errors.empty:
         return []
     errors = errors.assign(_clean=errors["perturbation"] != CLEAN).sort_values(

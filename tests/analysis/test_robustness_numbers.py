@@ -5,10 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.errors import ConfigError
-
 from harness.analysis.gate_checks import degradation_gate
 from harness.analysis.robustness import corruption_error, robustness_table
+from harness.errors import ConfigError
 from harness.gates import GateContext, compare
 
 
