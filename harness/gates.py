@@ -45,12 +45,19 @@ def overall_outcome(results: list[GateResult]) -> str:
     return max((r.outcome for r in results), key=_SEVERITY_ORDER.__getitem__)
 
 
+def exceeds(value: float, threshold: float, *, below: bool = False) -> bool:
+    """``value > threshold`` (``value < threshold`` with ``below``) beyond float rounding: a value
+    equal to a gate's threshold up to rounding is allowed (0.9 - 0.85 is 0.05000000000000004, not
+    0.05). False for NaN; every gate compares through this, so none is stricter than another."""
+    slack = 1e-9 * max(1.0, abs(threshold))
+    return bool(value < threshold - slack) if below else bool(value > threshold + slack)
+
+
 def compare(value: float, *, higher_is_better: bool, fail: float, warn: float | None) -> str:
     """PASS/WARN/FAIL for ``value`` against a fail threshold and an optional stricter warn one;
     INCONCLUSIVE for a value that is not finite."""
-    def bad(threshold: float) -> bool:  # a value equal to the threshold up to float rounding is allowed
-        slack = 1e-9 * max(1.0, abs(threshold))  # 0.9 - 0.85 is 0.05000000000000004, not 0.05
-        return value < threshold - slack if higher_is_better else value > threshold + slack
+    def bad(threshold: float) -> bool:
+        return exceeds(value, threshold, below=higher_is_better)
 
     if not math.isfinite(value):  # NaN compares False both ways: it must never pass
         return "INCONCLUSIVE"

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.gates import SuiteSetting, key_problems
+from harness.gates import SuiteSetting, exceeds, key_problems
 
 if TYPE_CHECKING:
     from harness.analysis.fairness import FairnessResult
@@ -66,7 +66,7 @@ def _outcome(row: pd.Series, *, max_gap: float, alpha: float, min_group_size: in
         return "INCONCLUSIVE", (f"{where}: group(s) {row['small_groups']} below min_group_size {min_group_size}, "
                                 f"not gated; {worst}; {gap}; {test}")
     significant = bool(row["p_adjusted"] < alpha)
-    large = bool(row["difference"] > max_gap)
+    large = exceeds(row["difference"], max_gap)
     outcome = "FAIL" if significant and large else "WARN" if significant or large else "PASS"
     why = {"FAIL": "significant and above the margin", "PASS": "",
            "WARN": "significant but within the margin" if significant else "above the margin but not significant"}

@@ -46,7 +46,7 @@ from harness.analysis.stats import (
     studentized_ci,
 )
 from harness.errors import ConfigError
-from harness.gates import GateResult, SuiteSetting, gate_check, key_problems, label_problems, with_defaults
+from harness.gates import GateResult, SuiteSetting, exceeds, gate_check, key_problems, label_problems, with_defaults
 from harness.metrics import value_range
 from harness.options import must_be_one_of
 from harness.tomlread import tomllib
@@ -568,12 +568,12 @@ def _site_outcome(value: float, p_adj: float, *, max_drop: float, warn_drop: flo
     if not np.isfinite(value):  # NaN compares False both ways: it must never pass
         return "INCONCLUSIVE", "the drop is undefined (no finite values to compare)"
     significant = bool(np.isfinite(p_adj) and p_adj < alpha and value > 0)
-    large = value > max_drop
+    large = exceeds(value, max_drop)
     if significant and large:
         return "FAIL", "significant and above max_drop"
     if large:
         return "WARN", "above max_drop but not significant"
-    if significant and value > warn_drop:
+    if significant and exceeds(value, warn_drop):
         return "WARN", "significant, above warn_drop but within max_drop"
     return "PASS", ""
 

@@ -12,7 +12,8 @@ prepared arrays in, raw outputs out). The shared pipeline does the rest, identic
 5. crop, resample back to the image grid, and return labels (+ probabilities for score outputs).
 
 With ``[input] tta_flip_axes`` steps 3-4 run once per combination of mirrored axes and the class
-probabilities (one-hot votes for label maps) are averaged; ``[output] postprocess`` then cleans
+probabilities (one-hot votes for label maps, decided on the model's grid and returned by nearest
+neighbour) are averaged; ``[output] postprocess`` then cleans
 the label map (the probabilities stay the network's). Adversarial attacks differentiate this
 pipeline, test-time flips included, up to the postprocessing
 (:class:`harness.perturbations.adversarial._torch.LogitFn`).
@@ -241,8 +242,8 @@ class Model(ABC):
         return self.model_card.model.batch_size if self.batching else 1
 
     def _prepare(self, image: np.ndarray, spacing: tuple[float, ...]) -> tuple[np.ndarray, tuple[float, ...], dict[str, Any]]:
-        if image.ndim not in (3, 4) or not np.issubdtype(image.dtype, np.number):
-            raise ModelError(f"input must be a numeric (C, *spatial) array with 2 or 3 spatial axes, "
+        if image.ndim not in (3, 4) or not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
+            raise ModelError(f"input must be a real-valued (C, *spatial) array with 2 or 3 spatial axes, "
                              f"got {image.dtype} {image.shape}")
         ndim = image.ndim - 1
         if len(spacing) != ndim:
@@ -333,11 +334,12 @@ class Model(ABC):
             labels = out[info["crop"]]
             labels = pp.resample(labels[None], info["shape"], order=0)[0]
             return Prediction(labels=self._postprocess(labels.astype(np.int64)))
-        scores = pp.resample(out[crop], info["shape"], order=1)
-        if kind == "labels":  # blended one-hot votes from sliding windows / TTA
-            labels = scores.argmax(axis=0)
+        if kind == "labels":  # blended one-hot votes from sliding windows / TTA: decided on the model's
+            # grid, then back by nearest neighbour as a plain label map (linear votes moved borders)
+            labels = pp.resample(out[crop].argmax(axis=0)[None], info["shape"], order=0)[0]
             self._check_classes(labels)
             return Prediction(labels=self._postprocess(labels.astype(np.int64)))
+        scores = pp.resample(out[crop], info["shape"], order=1)
         probs = softmax(scores) if kind == "logits" else scores.astype(np.float32)
         if kind == "probabilities" and tuple(info["resampled"]) != tuple(info["shape"]):
             probs = probs / np.maximum(probs.sum(axis=0, keepdims=True), 1e-12)

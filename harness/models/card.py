@@ -272,6 +272,9 @@ def _labels(reader: _Reader) -> dict[int, str] | None:
         if value < 0 or not isinstance(name, str):
             raise reader.fail("labels", f"class {key!r} = {name!r}: keys must be integers >= 0 and "
                                         "names strings")
+        if value in labels:  # "1" and "01"
+            raise reader.fail("labels", f"class {value} is named twice ({labels[value]!r} and {name!r}); "
+                                        "keep one key per class")
         if value > 0:  # background (0) is implicit
             labels[value] = name
     return dict(sorted(labels.items())) or None

@@ -68,17 +68,9 @@ def normalize_torch(x: "torch.Tensor", method: str, window: Sequence[float] | No
     dims = tuple(range(2, x.ndim))
     if method == "none":
         return x
-    if method == "zscore":
-        mean = x.mean(dim=dims, keepdim=True)
-        std = x.std(dim=dims, keepdim=True, correction=0)
-        return (x - mean) / torch.where(std < EPS, torch.ones_like(std), std)
-    if method == "zscore_nonzero":
-        mask = (x != 0).to(x.dtype)
-        count = mask.sum(dim=dims, keepdim=True).clamp_min(1)
-        mean = (x * mask).sum(dim=dims, keepdim=True) / count
-        var = (((x - mean) * mask) ** 2).sum(dim=dims, keepdim=True) / count
-        std = torch.sqrt(var.clamp_min(EPS * EPS))
-        return mask * (x - mean) / torch.where(std < EPS, torch.ones_like(std), std)
+    if method in ("zscore", "zscore_nonzero"):  # statistics in float64, as normalize: in float32 a
+        # constant region keeps a rounding spread above EPS and normalises to ±1 instead of 0
+        return _zscore_torch(x.double(), dims, nonzero=method == "zscore_nonzero").to(x.dtype)
     if method == "minmax":
         lo = x.amin(dim=dims, keepdim=True)
         span = x.amax(dim=dims, keepdim=True) - lo
@@ -89,6 +81,20 @@ def normalize_torch(x: "torch.Tensor", method: str, window: Sequence[float] | No
         lo, hi = float(window[0]), float(window[1])
         return (x.clamp(lo, hi) - lo) / (hi - lo)
     raise ValueError(f"unknown normalisation {method!r}")
+
+
+def _zscore_torch(x: "torch.Tensor", dims: tuple[int, ...], *, nonzero: bool) -> "torch.Tensor":
+    """``zscore`` / ``zscore_nonzero`` of :func:`normalize_torch` (differentiable; ``std < EPS``
+    divides by 1, as :func:`normalize`)."""
+    import torch
+
+    mask = (x != 0).to(x.dtype) if nonzero else torch.ones_like(x)
+    count = mask.sum(dim=dims, keepdim=True).clamp_min(1)
+    mean = (x * mask).sum(dim=dims, keepdim=True) / count
+    var = (((x - mean) * mask) ** 2).sum(dim=dims, keepdim=True) / count
+    small = var < EPS * EPS  # sqrt's gradient at 0 is infinite: take the root only where std >= EPS
+    std = torch.sqrt(torch.where(small, torch.ones_like(var), var))
+    return mask * (x - mean) / std
 
 
 def pad_amounts(shape: Sequence[int], target: Sequence[int]) -> list[tuple[int, int]]:

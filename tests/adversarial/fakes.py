@@ -56,6 +56,14 @@ class LabelsOnlyModel(ThresholdModel):
         return Prediction(labels=super().predict(image, spacing).labels)
 
 
+def sigmoid_net() -> torch.nn.Module:
+    """A torch-format entry: three independent sigmoid channels (``kind = "probabilities"`` whose
+    values do not sum to 1), fixed weights."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.Sigmoid())
+
+
 def threshold_scores(image: np.ndarray) -> np.ndarray:
     """A callable-adapter entry: two-class logits (kind = "logits")."""
     return GAIN * np.stack([LEVEL - image[0], image[0] - LEVEL])

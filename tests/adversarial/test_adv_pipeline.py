@@ -137,6 +137,22 @@ def test_test_time_flips_mirror_the_prepared_image_as_predict_does(build, size, 
     assert float(grad.abs().sum()) > 0 and fn.calls == len(fn.flips)
 
 
+def test_test_time_flips_average_probability_outputs_as_predict_does():
+    """``kind = "probabilities"`` from independent sigmoids (not summing to 1): predict averages the
+    mirrored copies' values as they are; the attack once renormalised each copy first (a softmax of
+    their log), so its argmax could differ from predict's."""
+    data = {"model": {"format": "torch", "entry": "tests.adversarial.fakes:sigmoid_net", "name": "sigmoids"},
+            "input": {"channels": 1, "normalize": "zscore", "pad_multiple": 8, "tta_flip_axes": [0, 1]},
+            "output": {"kind": "probabilities", "labels": {1: "a", 2: "b"}}}
+    model = build_model(parse_card(data, source=None, base_dir=Path("."), default_name="sigmoids"))
+    case = fakes.crop(fakes.phantom(1), 37)
+    with torch.no_grad():
+        attacked = LogitFn(model, case.spacing)(torch.from_numpy(case.image[None]))[0].exp().numpy()
+    expected = model.predict(case.image, case.spacing).probabilities
+    assert np.abs(expected.sum(0) - 1).max() > 0.1  # the outputs really are not a distribution
+    np.testing.assert_allclose(attacked, expected, atol=1e-5)
+
+
 def test_the_attack_differentiates_the_model_with_its_test_time_flips():
     """A card's tta_flip_axes: the attack's probabilities are predict's (mean over mirrored copies)."""
     model = reference_with(tta_flip_axes=[0, 1])

@@ -41,6 +41,7 @@ def test_fail_names_attribute_and_worst_group(result):
 
 @pytest.mark.parametrize("p, gap, expected", [
     (0.001, 0.10, "FAIL"), (0.001, 0.01, "WARN"), (0.5, 0.10, "WARN"), (0.5, 0.01, "PASS"),
+    (0.001, 0.9 - 0.85, "WARN"),  # the margin up to float rounding is within it, as for every other gate
 ])
 def test_rule_table(result, p, gap, expected):
     forced = _with(result, p_adjusted=p, difference=gap)

@@ -112,6 +112,21 @@ def test_site_and_compare_outcomes_never_pass_an_undefined_drop() -> None:
     assert _site_outcome(0.01, 0.5, max_drop=0.05, warn_drop=0.0, alpha=0.05)[0] == "PASS"
 
 
+def test_every_gate_allows_its_threshold_up_to_float_rounding() -> None:
+    """0.9 - 0.85 is 0.05000000000000004: a drop of exactly max_drop passes the degradation gate
+    (compare) and must pass the site and fairness margins too (they compared bare floats)."""
+    from harness.analysis.shift import _site_outcome
+    from harness.gates import exceeds
+
+    drop = 0.9 - 0.85
+    assert drop > 0.05 and not exceeds(drop, 0.05) and exceeds(0.0501, 0.05)
+    assert not exceeds(0.85 - 0.9, -0.05, below=True) and exceeds(-0.0501, -0.05, below=True)
+    assert not exceeds(math.nan, 0.05) and not exceeds(math.nan, 0.05, below=True)
+    assert compare(drop, higher_is_better=False, fail=0.05, warn=None) == "PASS"
+    assert _site_outcome(drop, 0.001, max_drop=0.05, warn_drop=drop, alpha=0.05)[0] == "PASS"
+    assert _site_outcome(drop, 0.001, max_drop=0.05, warn_drop=0.04, alpha=0.05)[0] == "WARN"
+
+
 @pytest.mark.parametrize("outcomes, plain, strict", [
     ((), 0, 0), (("PASS",), 0, 0), (("PASS", "WARN"), 0, 1), (("INCONCLUSIVE",), 0, 1),
     (("PASS", "FAIL"), 1, 1), (("WARN", "FAIL"), 1, 1), (("FAIL", "ERROR"), 2, 2), (("WARN", "ERROR"), 2, 2),

@@ -93,8 +93,10 @@ def test_bad_inputs_raise_model_error(tmp_path, case2d):
     assert strict.check_input(channels=2, ndim=3) == []
     with pytest.raises(ModelError, match=r"spacing \(1\.0,\) needs one value per spatial axis"):
         model.predict(case2d.image, (1.0,))
-    with pytest.raises(ModelError, match=r"input must be a numeric \(C, \*spatial\) array"):
+    with pytest.raises(ModelError, match=r"input must be a real-valued \(C, \*spatial\) array"):
         model.predict(case2d.image[0, 0], (1.0,))
+    with pytest.raises(ModelError, match=r"input must be a real-valued .* got complex64"):  # not a cast that drops
+        model.predict(case2d.image.astype(np.complex64), case2d.spacing)  # the imaginary part with a warning
     image = case2d.image.copy()
     image[0, :2, 0] = np.inf
     with pytest.raises(ModelError, match=r"case c1: input image has 2 NaN or infinite value\(s\)"):

@@ -117,6 +117,8 @@ BAD = [
     ('[model]\nformat = "onnx"\n[input]\ntta_flip_axes = 1\n', r"\[input\] tta_flip_axes: expected a list of distinct"),
     ('[model]\nformat = "onnx"\n[input]\ntta_flip_axes = [0, 0]\n', r"\[input\] tta_flip_axes: expected a list of distinct"),
     ('[model]\nformat = "onnx"\n[input]\ntta_flip_axes = [2]\nspacing = [1, 1]\n', r"tta_flip_axes: \[2\]: the spatial axes are 0\.\.1"),
+    ('[model]\nformat = "onnx"\n[output]\nlabels = {1 = "a", 01 = "b"}\n',
+     r"\[output\] labels: class 1 is named twice \('a' and 'b'\); keep one key per class"),
     ('[model]\nformat = "onnx"\n[output]\npostprocess = "largest"\n', r"\[output\] postprocess: unknown value 'largest'.*largest_component"),
 ]
 

@@ -36,6 +36,22 @@ def test_constant_images_do_not_divide_by_zero():
     assert np.all(pp.normalize(np.zeros((1, 3, 3), np.float32), "zscore_nonzero") == 0)
 
 
+@pytest.mark.parametrize("method, image", [
+    ("zscore", np.full((1, 32, 32), 1000.3, np.float32)),
+    ("zscore_nonzero", np.pad(np.full((1, 16, 16), 0.1, np.float32), ((0, 0), (8, 8), (8, 8)))),
+])
+def test_constant_values_whose_float32_mean_is_inexact_normalise_to_zero(method, image):
+    """In float32 the mean of 1000.3 (or of 0.1 over the non-zero voxels) is inexact; the rounding
+    spread exceeded the 1e-8 cut-off and torch gave ±1 where numpy gave 0 (torch and TorchScript
+    models saw a flat image as uniformly bright or dark)."""
+    assert np.all(pp.normalize(image, method) == 0)
+    x = torch.from_numpy(image[None]).requires_grad_(True)
+    out = pp.normalize_torch(x, method)
+    assert out.dtype == torch.float32 and torch.all(out == 0)
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all()  # differentiable even where the std is 0
+
+
 @pytest.mark.parametrize("method", ["none", "zscore", "zscore_nonzero", "minmax", "window"])
 def test_torch_normalisation_matches_numpy(method):
     x = rng_image((2, 9, 7, 5))

@@ -54,6 +54,21 @@ def test_tta_on_label_maps_votes(tmp_path, case3d) -> None:
     np.testing.assert_array_equal(pred.labels, case3d.image[0] > helpers.THRESHOLD)
 
 
+@pytest.mark.parametrize("option", ["tta_flip_axes = [0, 1]", "patch_size = [16, 16]"])
+def test_label_votes_go_back_to_the_image_grid_as_a_label_map(tmp_path, case2d, option) -> None:
+    """A pointwise label-map model on a card that resamples (2 mm): flips or sliding windows change
+    nothing, as the votes are decided on the model's grid and returned by nearest neighbour, as a
+    plain label map is (they were resampled linearly, which moved class borders)."""
+    resampled = 'spacing = [2.0, 2.0]\nnormalize = "zscore"\npad_multiple = 8'
+    plain = _model(tmp_path / "plain", "threshold", kind="labels", input_=resampled)
+    voted = _model(tmp_path / "voted", "threshold", kind="labels", input_=f"{resampled}\n{option}")
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(1, 37, 29)).astype(np.float32)
+    expected = plain.predict(image, (1.0, 1.0)).labels
+    assert 0 < expected.mean() < 1
+    np.testing.assert_array_equal(voted.predict(image, (1.0, 1.0)).labels, expected)
+
+
 def test_tta_axis_beyond_the_image_is_a_model_error(tmp_path, case2d) -> None:
     model = _model(tmp_path, "threshold", kind="labels", input_="tta_flip_axes = [2]")
     with pytest.raises(ModelError, match=r"tta_flip_axes \[2\] names an axis the 2D data does not have"):

@@ -50,6 +50,7 @@ class LogitFn:
         self.spacing = tuple(float(s) for s in spacing)
         card = getattr(model, "model_card", None)
         self.inp: Any = getattr(card, "input", None)
+        self.kind: str = getattr(getattr(card, "output", None), "kind", "logits")
         self.patch: Any = getattr(self.inp, "patch_size", None)
         target = getattr(self.inp, "spacing", None)
         self.target_spacing = tuple(target) if target is not None else None
@@ -77,7 +78,7 @@ class LogitFn:
             dims = [2 + a for a in flip]
             self.calls += 1
             out = self._as_logits(self._scores(torch.flip(z, dims) if dims else z))
-            probs = torch.softmax(torch.flip(out, dims) if dims else out, dim=1)
+            probs = self._probabilities(torch.flip(out, dims) if dims else out)
             total = probs if total is None else total + probs
         assert total is not None
         probs = self._restore(total / len(self.flips), geometry)
@@ -93,11 +94,19 @@ class LogitFn:
             dims = [2 + a for a in flip]
             self.calls += 1
             out = self.model.torch_logits(torch.flip(x, dims) if dims else x)
-            probs = torch.softmax(out, dim=1)
+            probs = self._probabilities(out)
             probs = torch.flip(probs, dims) if dims else probs
             total = probs if total is None else total + probs
         assert total is not None
         return torch.log((total / len(self.flips)).clamp_min(1e-12))
+
+    def _probabilities(self, out: torch.Tensor) -> torch.Tensor:
+        """The class probabilities ``predict`` averages over flipped copies: softmax of logits; for
+        ``kind = "probabilities"`` the model's own values (``out`` holds their log), which need not
+        sum to 1 (independent sigmoids), so a softmax would renormalise what ``predict`` does not."""
+        if self.kind == "probabilities":
+            return out.exp()
+        return torch.softmax(out, dim=1)
 
     # -- rebuilt pipeline (sliding windows and/or resampling) -----------------------------------
     def _pipeline(self, x: torch.Tensor) -> torch.Tensor:
