@@ -27,14 +27,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.datasets.columns import is_patient_column
 from harness.errors import ConfigError
 
 INTERSECTION = "×"
 NUMERIC_CATEGORICAL_MAX = 4  # ≤ 4 distinct numeric values cannot be split into quartiles: categorical
 AUTO_MIN_LEVELS, AUTO_MAX_LEVELS = 2, 20
-# never analysed by "auto": case and patient identifiers (the trainer's patient columns), files
-NOT_ATTRIBUTES = frozenset({"case_id", "image_sha256", "label_sha256", "image", "label", "path", "Case", "patient",
-                            "patient_id", "PatientID", "subject", "subject_id"})
+# never analysed by "auto": case identifiers and files, nor patient columns (is_patient_column: the
+# trainer's and the cluster bootstrap's, spelt any way they find them: "Patient ID", "participant_id")
+NOT_ATTRIBUTES = frozenset({"case_id", "image_sha256", "label_sha256", "image", "label", "path"})
 # nor data-split bookkeeping (BUS-BRA's 5-fold-cv.csv: kFold, valid_1 .. valid_5): which fold a case
 # fell in says nothing about the patient, and each such test dilutes the correction of the real ones
 SPLIT_COLUMN = re.compile(r"k_?folds?|folds?(_?\d+)?|cv_?folds?|split|partition|(valid|validation|val|train|test)"
@@ -155,6 +156,9 @@ def bin_numeric(values: pd.Series, spec: BinSpec | None, *, name: str) -> pd.Ser
     problem = bin_spec_problem(spec, name=name)
     if problem:
         raise ConfigError(problem)
+    if values.isna().all():  # no value in these cases (e.g. a --limit subset): no group, as _categorical
+        return pd.Series(pd.Categorical([None] * len(values), categories=[], ordered=True), index=values.index,
+                         name=name)
     if spec is None or spec == "quartiles":
         edges = _quantile_edges(values, 4)
     elif isinstance(spec, int) and not isinstance(spec, bool):
@@ -237,7 +241,8 @@ def _auto_verdicts(frame: pd.DataFrame) -> list[tuple[str, str | None]]:
     """Per candidate column: None when ``auto`` takes it, else why not (identifier-like columns skipped)."""
     out: list[tuple[str, str | None]] = []
     for name in frame.columns:
-        if str(name) in NOT_ATTRIBUTES or str(name).endswith("_sha256") or SPLIT_COLUMN.fullmatch(str(name)):
+        if (str(name) in NOT_ATTRIBUTES or is_patient_column(name) or str(name).endswith("_sha256")
+                or SPLIT_COLUMN.fullmatch(str(name))):
             continue
         col = frame[name]
         n_levels = col.dropna().nunique()

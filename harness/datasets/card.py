@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.datasets.folder import CaseFiles, FileDataset
+from harness.datasets.io import strip_suffix
 from harness.datasets.metadata import (
     MetadataTable,
     MissingKeyColumn,
@@ -87,15 +88,22 @@ def _read_metadata(card: Path, where: str, table: dict[str, Any]) -> list[Metada
     return tables
 
 
-def _case_metadata(card: Path, where: str, tables: list[MetadataTable], key: str, stem: str) -> dict[str, Any]:
-    """Case ``key``'s attributes from every metadata CSV; a column several CSVs share must agree."""
+def _case_metadata(card: Path, where: str, tables: list[MetadataTable], keys: list[str],
+                   found: dict[Path, set[str]]) -> dict[str, Any]:
+    """A case's attributes from every metadata CSV, its row found by the first of ``keys`` (case id,
+    key, image file stem) the CSV has; a column several CSVs share must agree. ``found`` collects,
+    per CSV, the row keys used."""
     meta: dict[str, str] = {}
     source: dict[str, Path] = {}
+    key = keys[0]
     for t in tables:
-        row = t.row(key, stem)
-        if row is None:
-            raise _fail(card, f"{where}.metadata", f"no row for case {key!r} (nor {stem!r}) in column "
+        hit = t.find(*keys)
+        if hit is None:
+            tried = " (nor " + ", ".join(repr(k) for k in keys[1:]) + ")" if keys[1:] else ""
+            raise _fail(card, f"{where}.metadata", f"no row for case {key!r}{tried} in column "
                         f"{t.key!r} of {t.csv}")
+        found.setdefault(t.csv.resolve(), set()).add(hit)
+        row = dict(t.frame.loc[hit].items())
         for column, value in row.items():
             if (column in meta and coerce_cell(meta[column]) != coerce_cell(value)  # " F" is "F"
                     and column != t.key):  # key columns may differ in form
@@ -196,7 +204,8 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str,
     channel = table.get("channel")
     metadata = _read_metadata(card, where, table)
     extra = {k: table[k] for k in ("site", "scanner") if k in table}
-    cases, skipped, seen = [], [], set()
+    cases, skipped = [], []
+    seen: dict[Path, set[str]] = {}
     for image in images:
         match = pattern.search(image.name)
         if not match:
@@ -206,8 +215,8 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str,
         if not key:
             raise _fail(card, f"{where}.key_regex", f"{pattern.pattern!r} matches {image.name!r} but its group "
                         "'key' captures nothing; make the group required and non-empty, e.g. (?P<key>.+)")
-        meta = _case_metadata(card, where, metadata, key, image.name.split(".")[0])
-        seen |= {key, image.name.split(".")[0]}
+        keys = list(dict.fromkeys([f"{prefix}{key}", key, strip_suffix(image.name)]))  # case id first
+        meta = _case_metadata(card, where, metadata, keys, seen)
         for column, value in extra.items():  # a source's site/scanner must not silently overwrite the CSV's
             if column in meta and meta[column] is not None and str(meta[column]) != str(value):  # None: a blank cell
                 raise _fail(card, f"{where}.{column}", f"{value!r} disagrees with the metadata column {column!r} "
@@ -224,7 +233,7 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str,
                          f"{some_of(skipped)}")
     if used is not None:
         for t in metadata:
-            used.setdefault(t.csv.resolve(), (t, set()))[1].update(seen)
+            used.setdefault(t.csv.resolve(), (t, set()))[1].update(seen.get(t.csv.resolve(), set()))
     return cases
 
 

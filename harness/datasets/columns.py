@@ -14,6 +14,11 @@ def _plain(name: object) -> str:
     return re.sub(r"[\s_-]", "", str(name)).lower()
 
 
+def is_patient_column(name: object) -> bool:
+    """True when ``name`` is one of :data:`PATIENT_COLUMNS`, spelt any way :func:`column` accepts."""
+    return _plain(name) in {_plain(c) for c in PATIENT_COLUMNS}
+
+
 def ids_of(values: pd.Series) -> pd.Series:
     """Identifier values (a patient column's) as text, stripped; missing and blank ones as NA: a case
     without an id."""

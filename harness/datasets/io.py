@@ -119,6 +119,9 @@ def probe(path: Path, *, channel: int | None = None) -> Probe:
                 raise ConfigError(f"{path}: empty NIfTI (shape {shape}); replace or remove the file")
             if (problem := nifti_size_problem(path, img)) is not None:
                 raise ConfigError(f"{path}: {problem}; replace or remove it")
+            if channel is not None:  # read_image would ignore it
+                raise ConfigError(f"{path}: channel = {channel} picks a band of an RGB/RGBA raster image, not of "
+                                  "a NIfTI volume; remove channel from the card")
             oriented = int(img.header["sform_code"]) > 0 or int(img.header["qform_code"]) > 0
             _, spacing_problem = nifti_spacing(img, len(spatial))
             return Probe(spatial, channels, np.asarray(img.affine, dtype=float), _raw_pixdim(path, img, len(spatial)),
@@ -130,7 +133,15 @@ def probe(path: Path, *, channel: int | None = None) -> Probe:
             width, height = img.size
             if exif_orientation(img) in QUARTER_TURNS:
                 width, height = height, width  # read upright: a quarter turn swaps the axes
-            bands = 1 if channel is not None else Image.getmodebands(_image_mode(img))  # "I;16": 1 band
+            bands = Image.getmodebands(_image_mode(img))  # "I;16": 1 band
+            if channel is not None:  # checked here, before the run, not first when the case loads
+                if bands == 1:
+                    raise ConfigError(f"{path}: channel = {channel} is set but the image has one band (grey); "
+                                      "remove channel from the card")
+                if channel >= bands:
+                    raise ConfigError(f"{path}: channel {channel} requested but the image has {bands} channels; "
+                                      f"use 0..{bands - 1}")
+                bands = 1
             return Probe((height, width), bands)
     except ConfigError:
         raise

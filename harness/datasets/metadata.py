@@ -24,12 +24,15 @@ class MetadataTable:
     key: str
     frame: pd.DataFrame
 
-    def row(self, key: str, stem: str | None = None) -> dict[str, str] | None:
-        """The row of case ``key`` (else of the image file ``stem``); None when the CSV has neither."""
-        found = key if key in self.frame.index else stem if stem is not None and stem in self.frame.index else None
-        if found is None:
-            return None
-        return dict(self.frame.loc[found].items())
+    def row(self, key: str, *fallbacks: str) -> dict[str, str] | None:
+        """The row of case ``key`` (else of the first of ``fallbacks`` the CSV has, e.g. the image
+        file's stem); None when the CSV has none of them."""
+        found = self.find(key, *fallbacks)
+        return None if found is None else dict(self.frame.loc[found].items())
+
+    def find(self, *keys: str) -> str | None:
+        """The first of ``keys`` that names a row; None when none does."""
+        return next((k for k in keys if k in self.frame.index), None)
 
 
 def some_of(names: list[str], shown: int = 3) -> str:

@@ -40,7 +40,7 @@ def available() -> dict[str, type[Perturbation]]:
 
     found = dict(_REGISTRY)
     for name, obj in entry_point_objects(GROUP).items():
-        if name in found:
+        if name in found and _is_bundled(found[name]):  # a plugin's own @register is no shadowing
             refuse_shadowing(GROUP, name, "perturbation family")
         found[name] = _plugin_class(name, obj)
     return found
@@ -59,7 +59,8 @@ def _family(name: str) -> type[Perturbation] | None:
     from harness.plugins import entry_point_object, refuse_shadowing
 
     if name in _REGISTRY:
-        refuse_shadowing(GROUP, name, "perturbation family")
+        if _is_bundled(_REGISTRY[name]):  # a plugin that @register-s its class is found here once loaded
+            refuse_shadowing(GROUP, name, "perturbation family")
         return _REGISTRY[name]
     obj = entry_point_object(GROUP, name)
     return None if obj is None else _plugin_class(name, obj)

@@ -21,11 +21,12 @@ SCANNER_HU = (-1024.0, 3071.0)  # what a scanner exports: 12 bits with a -1024 i
 
 def scanner_range(perturbed: np.ndarray, clean: np.ndarray) -> np.ndarray:
     """``perturbed`` clipped to the scanner's HU range where the clean voxel lies in it: no scanner
-    exports air darker than -1024 HU, so an artefact must not produce it. Voxels already outside
-    (padding stored at -2048 or -3024 beyond the field of view) are left as perturbed."""
+    exports air darker than -1024 HU, so an artefact must not produce it. Voxels outside it (padding
+    stored at -2048 or -3024 beyond the field of view, not scanned) keep their clean value: no noise,
+    streak or offset lands on the padding."""
     low, high = SCANNER_HU
     inside = (clean >= low) & (clean <= high)
-    return np.where(inside, np.clip(perturbed, low, high), perturbed).astype(np.float32)
+    return np.where(inside, np.clip(perturbed, low, high), clean).astype(np.float32)
 
 
 def planes(volume: np.ndarray, spacing: tuple[float, ...]) -> tuple[np.ndarray, int | None]:

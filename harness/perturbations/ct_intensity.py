@@ -19,7 +19,8 @@ SOFT_TISSUE_LEVEL = 40.0
 
 @register
 class HUOffset(Perturbation):
-    """Additive CT-number calibration error (every voxel, air included).
+    """Additive CT-number calibration error (every scanned voxel, air included; stored padding
+    beyond the field of view keeps its value).
 
     Params: ``offset_hu`` (signed). Options: ``direction`` ("both" | "up" | "down").
     """

@@ -110,6 +110,9 @@ def test_auto_skips_patient_identifiers() -> None:
     frame = pd.DataFrame({"case_id": [f"c{i}" for i in range(8)], "Case": [1, 1, 2, 2, 3, 3, 4, 4],
                           "sex": list("FMFMFMFM")})
     assert auto_attributes(frame) == ["sex"]
+    # spelt as the trainer and the patient bootstrap find them (a numeric id was cut into quartiles)
+    frame = frame.assign(participant_id=[i // 2 for i in range(8)], **{"Patient ID": [f"p{i // 2}" for i in range(8)]})
+    assert auto_attributes(frame) == ["sex"]
 
 
 def test_auto_skips_data_split_columns_but_a_named_one_is_analysed() -> None:
@@ -182,3 +185,12 @@ def test_a_text_column_names_only_the_cells_that_do_not_read_as_numbers():
     ages = pd.DataFrame({"case_id": [f"c{i}" for i in range(9)], "age": [str(40 + i) for i in range(8)] + ["72,5"]})
     with pytest.raises(ConfigError, match=r"1 distinct value\(s\) are not numbers: '72,5';"):
         resolve_cohorts(ages, ["age"], bins={"age": [-np.inf, 45, np.inf]})
+
+
+@pytest.mark.parametrize("spec", [None, "quartiles", 3, [0, 50, 120]])
+def test_binning_a_column_without_values_gives_no_group(spec) -> None:
+    """A numeric column with no value in the cases analysed (a --limit subset keeps its float dtype)
+    raised IndexError from the quantiles: `harness run` stopped with an internal error (exit 2)."""
+    cases = pd.DataFrame({"case_id": ["p1", "p2"], "age": [np.nan, np.nan]})
+    [groups] = resolve_cohorts(cases, ["age"], bins={} if spec is None else {"age": spec}).values()
+    assert groups.isna().all() and list(groups.cat.categories) == []

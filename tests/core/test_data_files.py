@@ -324,3 +324,32 @@ def test_a_card_over_nnunet_channel_files_points_at_the_folder_form(tmp_path: Pa
     (problem,) = open_dataset(str(tmp_path / "card.toml")).validate()
     assert "a_0001.nii.gz looks like an nnU-Net channel file: give the folder itself as --data" in problem
     assert open_dataset(str(tmp_path)).validate() == []  # the folder form groups the channels
+
+
+def test_a_channel_the_images_lack_is_a_validate_problem(tmp_path: Path) -> None:
+    """channel = 2 on grey PNGs, 5 on RGB ones and any channel on NIfTI were ignored (or failed first
+    when the case loaded during the run, as ERROR items); the header check names them before."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    Image.fromarray(GREY).save(tmp_path / "img" / "grey.png")
+    Image.fromarray(np.stack([GREY] * 3, axis=-1)).save(tmp_path / "img" / "rgb.png")
+    nib.save(nib.Nifti1Image(GREY[..., None].astype(np.float32), np.eye(4)), tmp_path / "img" / "vol.nii.gz")
+    for name in ("grey", "rgb"):
+        Image.fromarray(MASK).save(tmp_path / "msk" / f"{name}.png")
+    nib.save(nib.Nifti1Image((MASK[..., None] > 0).astype(np.uint8), np.eye(4)), tmp_path / "msk" / "vol.nii.gz")
+    card = tmp_path / "card.toml"
+
+    def problems(images: str, channel: int, suffix: str = ".png") -> list[str]:
+        card.write_text(f'[dataset]\nimages = "img/{images}"\nlabels = "msk/{{key}}{suffix}"\n'
+                        f'label_values = {{ "255" = 1 }}\nchannel = {channel}\n')
+        return open_dataset(str(card)).validate()
+
+    assert problems("rgb.png", 1) == []
+    assert read_image(tmp_path / "img" / "rgb.png", channel=1)[0].shape == (1, 16, 16)
+    [rgb] = problems("rgb.png", 5)
+    assert "channel 5 requested but the image has 3 channels; use 0..2" in rgb
+    [grey] = problems("grey.png", 2)
+    assert "channel = 2 is set but the image has one band (grey); remove channel from the card" in grey
+    card.write_text('[dataset]\nimages = "img/vol.nii.gz"\nlabels = "msk/{key}.nii.gz"\nchannel = 0\n')
+    [vol] = open_dataset(str(card)).validate()
+    assert "channel = 0 picks a band of an RGB/RGBA raster image, not of a NIfTI volume" in vol

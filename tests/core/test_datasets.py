@@ -104,6 +104,20 @@ def test_metadata_row_missing_is_an_error(tmp_path: Path) -> None:
         open_dataset(str(tmp_path / "card.toml"))
 
 
+def test_a_dotted_key_is_not_joined_to_the_row_of_its_first_dot_part(tmp_path: Path) -> None:
+    """Image im_p1.2.png is case 'p1.2': the file-stem fallback cut the name at its first dot and gave
+    it case p1's row (and marked that row used)."""
+    for key in ("p1", "p1.2"):
+        _write_png_pair(tmp_path, key)
+    (tmp_path / "meta.csv").write_text("id,device\np1,X\n")
+    (tmp_path / "card.toml").write_text(CARD)
+    with pytest.raises(ConfigError, match=r"no row for case 'p1.2' \(nor 'im_p1.2'\)"):
+        open_dataset(str(tmp_path / "card.toml"))
+    (tmp_path / "meta.csv").write_text("id,device\np1,X\nim_p1.2,Y\n")  # by the file stem, as before
+    ds = open_dataset(str(tmp_path / "card.toml"))
+    assert ds.load("p1.2").metadata["device"] == "Y" and ds.load("p1").metadata["device"] == "X"
+
+
 def test_several_metadata_csvs_are_joined_per_case(tmp_path: Path) -> None:
     for key in ("a", "b"):
         _write_png_pair(tmp_path, key)

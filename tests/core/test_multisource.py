@@ -98,3 +98,19 @@ def test_sources_sharing_one_metadata_csv_do_not_report_each_other_s_rows(tmp_pa
              'metadata = "meta.csv"\nsite = "{s}"\n'
     (tmp_path / "card.toml").write_text("".join(f"[[sources]]\n{source.format(s=s)}" for s in ("A", "B")))
     assert open_dataset(str(tmp_path / "card.toml")).unmatched == ["1 row(s) of meta.csv name no case: 'zz'"]
+
+
+def test_a_shared_csv_keyed_by_case_id_gives_each_site_its_own_row(tmp_path: Path) -> None:
+    """Cases of [[sources]] are 'site/key': a CSV keyed so is read by case id (it was looked up by the
+    bare key alone and refused, naming the key twice)."""
+    _site(tmp_path, "A", ["p1", "p2"])
+    _site(tmp_path, "B", ["p1", "p2"])
+    (tmp_path / "meta.csv").write_text("case_id,age\nA/p1,30\nA/p2,40\nB/p1,50\nB/p2,60\n")
+    card = _card(tmp_path, ("A", "GE", 255), ("B", "GE", 255))
+    card.write_text(card.read_text().replace('modality = "us"', 'modality = "us"\nmetadata = "meta.csv"'))
+    ds = open_dataset(str(card))
+    assert {cid: ds.load(cid).metadata["age"] for cid in ds.case_ids} == {"A/p1": 30, "A/p2": 40, "B/p1": 50, "B/p2": 60}
+    assert ds.unmatched == []
+    (tmp_path / "meta.csv").write_text("case_id,age\nA/p1,30\nA/p2,40\nB/p1,50\n")
+    with pytest.raises(ConfigError, match=r"no row for case 'B/p2' \(nor 'p2'\) in column 'case_id'"):
+        open_dataset(str(card))

@@ -177,3 +177,27 @@ def test_code_without_a_readable_file_is_of_unknown_origin(monkeypatch: pytest.M
     module.__file__ = "<stdin>"
     monkeypatch.setitem(sys.modules, "piped_in_model", module)
     assert plugins.provenance("piped_in_model:predict") == "piped_in_model:predict (origin unknown)"
+
+
+def test_a_plugin_family_that_registers_itself_is_found_again(install, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry-point family whose module also uses @register: once imported its class sits in the
+    registry, and the second lookup (and `harness list`) refused it as taking a bundled name."""
+    from harness import perturbations
+
+    install("selfreg", {"harness.perturbations": ["salt_selfreg = selfreg_mod:Salt"]})
+    (tmp_path / "selfreg" / "selfreg_mod.py").write_text(
+        "from harness.perturbations import register\n"
+        "from harness.perturbations.base import Perturbation\n\n\n"
+        "@register\nclass Salt(Perturbation):\n    name = 'salt_selfreg'\n\n"
+        "    def draw(self, case, severity, rng):\n        return {}\n\n"
+        "    def apply(self, case, params):\n        return case\n")
+    monkeypatch.delitem(sys.modules, "selfreg_mod", raising=False)
+    try:
+        first = perturbations.get("salt_selfreg")
+        again = perturbations.get("salt_selfreg")
+        assert type(first) is type(again) and type(first).__module__ == "selfreg_mod"
+        assert perturbations.available()["salt_selfreg"] is type(first)
+    finally:
+        perturbations._REGISTRY.pop("salt_selfreg", None)
+        sys.modules.pop("selfreg_mod", None)

@@ -116,3 +116,5 @@ def test_ct_artefacts_stay_within_what_a_scanner_exports(family: str) -> None:
     out = perturbations.get(family, **({"direction": "down"} if family == "hu_offset" else {}))(case, 5, 0)[0].image
     scanned = (case.image[0] >= -1024) & (case.image[0] <= 3071)
     assert out[0][scanned].min() >= -1024.0 and out[0][scanned].max() <= 3071.0
+    assert np.all(out[0][:2, :2] == -2048.0)  # the padding as stored: no noise, streak or offset on it
+    np.testing.assert_array_equal(out[0][~scanned], case.image[0][~scanned])
