@@ -160,7 +160,7 @@ def run_real(args: argparse.Namespace) -> dict:
     folds = "test=60" if args.dataset == "hippocampus" else str(args.test_fold)  # hippocampus: 200 / 60
     cfg = TrainConfig(seed=args.seed, epochs=args.epochs, time_budget=args.time_budget, folds=folds,
                       threads=args.threads, iters_per_epoch=args.iters, progress=not args.no_progress,
-                      tta=args.tta, postprocess=args.postprocess,
+                      tta=args.tta, tta_shifts=args.tta_shifts, postprocess=args.postprocess,
                       postprocess_by=args.postprocess_by, resume=True, spacing=args.spacing,
                       batch_size=args.batch_size, patch=args.patch, lr=args.lr, weight_decay=args.weight_decay, alpha=args.alpha, beta=args.beta,
                       precision=args.precision, ema=args.ema, flip_axes=args.flip_axes,
@@ -182,7 +182,7 @@ def run_real(args: argparse.Namespace) -> dict:
     target = benchmark_target(args)
     summary = {"dataset": args.dataset, "time_budget_min": args.time_budget, "threads": args.threads,
                "precision": args.precision, "lr": args.lr, "weight_decay": args.weight_decay, "alpha": args.alpha, "beta": args.beta, "ema": args.ema,
-               "ensemble": args.ensemble, "dice": args.dice,
+               "ensemble": args.ensemble, "dice": args.dice, "tta_shifts": args.tta_shifts,
                "postprocess": POSTPROCESS_BY[args.postprocess_by] if args.postprocess else "none",
                "val_fraction": args.val_fraction,
                **({"test_fold": args.test_fold} if args.dataset == "busbra" else {}), "seed": args.seed, "split_seed": args.split_seed,
@@ -247,6 +247,8 @@ def main() -> None:
     parser.add_argument("--val-fraction", type=float, default=TrainConfig.val_fraction,
                         help="validation share of the training patients; 0 = train on all, keep the last weights")
     parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--tta-shifts", action="store_true",
+                        help="also average the test prediction over the image's placements in its padding")
     parser.add_argument("--postprocess", action="store_true")
     parser.add_argument("--postprocess-by", choices=list(POSTPROCESS_BY), default=TrainConfig.postprocess_by,
                         help="the component per class --postprocess keeps: the largest or the most confident")

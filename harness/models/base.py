@@ -11,6 +11,9 @@ prepared arrays in, raw outputs out). The shared pipeline does the rest, identic
    classes) → :class:`~harness.errors.ModelError` with a one-line reason,
 5. crop, resample back to the image grid, and return labels (+ probabilities for score outputs).
 
+With ``[input] tta_shifts`` the padded image is also moved to the start, middle and end of its
+padding along each axis (:func:`~harness.models.preprocessing.placements`), steps 3-4 run for every
+placement (and flip) and the probabilities, moved back, are averaged.
 With ``[input] tta_flip_axes`` steps 3-4 run once per combination of mirrored axes and the class
 probabilities (one-hot votes for label maps, decided on the model's grid and returned by nearest
 neighbour) are averaged; ``[output] postprocess`` then cleans
@@ -191,7 +194,10 @@ class Model(ABC):
         prepared = [self._prepare(np.asarray(im), _spacing(sp)) for im, sp in zip(images, spacings)]
         flips = self._tta_flips() if prepared else [()]
         kind = self.model_card.output.kind
-        if len(flips) == 1:
+        if self.model_card.input.tta_shifts and prepared:
+            outputs = [self._shifted_mean(item, flips) for item in prepared]
+            kind = "labels" if kind == "labels" else "probabilities"
+        elif len(flips) == 1:
             outputs = self._raw_outputs(prepared)
         else:  # test-time augmentation: mean class probabilities over the mirrored copies
             total: list[np.ndarray] | None = None
@@ -204,6 +210,27 @@ class Model(ABC):
             outputs = [t / len(flips) for t in total]
             kind = "labels" if kind == "labels" else "probabilities"  # averaged votes / probabilities
         return [self._finish(out, info, kind) for out, (_, _, info) in zip(outputs, prepared)]
+
+    def _shifted_mean(self, item: tuple[np.ndarray, tuple[float, ...], dict[str, Any]],
+                      flips: list[tuple[int, ...]]) -> np.ndarray:
+        """``[input] tta_shifts``: class probabilities (one-hot votes for label maps) averaged over the
+        image's placements in its padded canvas (:func:`~harness.models.preprocessing.placements`)
+        and the flips, on the canvas with the image where :meth:`_prepare` put it."""
+        x, spacing, info = item
+        home = tuple(c.start for c in info["crop"])
+        size = tuple(c.stop - c.start for c in info["crop"])
+        total: np.ndarray | None = None
+        n = 0
+        for offset in pp.placements(x.shape[1:], size):
+            placed = pp.move(x, home, offset, size)
+            for flip in flips:
+                [out] = self._raw_outputs([(_mirror(placed, flip, lead=1), spacing, info)])
+                probs = self._as_probabilities(_mirror(out, flip, lead=out.ndim - len(size)))
+                probs = pp.move(probs, offset, home, size)
+                total = probs if total is None else total + probs
+                n += 1
+        assert total is not None
+        return total / n
 
     def _raw_outputs(self, prepared: Sequence[tuple[np.ndarray, tuple[float, ...], dict[str, Any]]]) -> list[np.ndarray]:
         """Validated outputs on the prepared grid: scores ``(K, *S)`` or a label map ``(*S)`` each."""

@@ -3,7 +3,7 @@
 A card has three tables (see ``docs/models.md`` for every key and its default)::
 
     [model]   name, path, format, entry, weights, command, intended_use   (+ kwargs table, extensions)
-    [input]   channels, normalize, window, pad_multiple, patch_size, overlap, spacing, tta_flip_axes
+    [input]   channels, normalize, window, pad_multiple, patch_size, overlap, spacing, tta_flip_axes, tta_shifts
     [output]  kind, labels, postprocess
 
 Paths in a card are relative to the card file. A bare model file (``.ts``/``.pt``/``.pth``/
@@ -36,7 +36,7 @@ _MODEL_KEYS = {"name", "path", "format", "entry", "weights", "command", "intende
                "kwargs", "options", "device", "providers", "timeout", "batch_size", "batched",
                "file_format"}  # extensions
 _INPUT_KEYS = {"channels", "normalize", "window", "pad_multiple", "patch_size", "overlap",
-               "spacing", "ndim", "tta_flip_axes"}
+               "spacing", "ndim", "tta_flip_axes", "tta_shifts"}
 _OUTPUT_KEYS = {"kind", "labels", "postprocess"}
 _SECTIONS = {"model": _MODEL_KEYS, "input": _INPUT_KEYS, "output": _OUTPUT_KEYS}
 
@@ -87,6 +87,7 @@ class InputSection:
     spacing: tuple[float, ...] | None = None
     ndim: int | None = None
     tta_flip_axes: tuple[int, ...] = ()  # spatial axes (0-based) mirrored for test-time augmentation
+    tta_shifts: bool = False  # also average over the image's placements in its padded canvas
 
 
 @dataclass(frozen=True)
@@ -349,7 +350,7 @@ def parse_card(data: Mapping[str, Any], *, source: Path | None, base_dir: Path,
         channels=i.positive_int("channels", None), normalize=normalize, window=window,
         pad_multiple=i.ints("pad_multiple", 1), patch_size=i.ints("patch_size", None, allow_scalar=False),
         overlap=float(overlap), spacing=i.floats("spacing"), ndim=ndim,
-        tta_flip_axes=_flip_axes(i),
+        tta_flip_axes=_flip_axes(i), tta_shifts=i.get("tta_shifts", bool, False),
     )
     if inp.spacing is not None and min(inp.spacing) <= 0:
         raise i.fail("spacing", f"must be positive (mm), got {list(inp.spacing)}")

@@ -118,6 +118,31 @@ def pad(image: np.ndarray, target: Sequence[int]) -> tuple[np.ndarray, tuple[sli
     return np.pad(image, [(0, 0), *amounts], mode="constant"), crop
 
 
+def placements(canvas: Sequence[int], shape: Sequence[int]) -> list[tuple[int, ...]]:
+    """Offsets of an image of ``shape`` in a zero-padded ``canvas`` for shift test-time augmentation:
+    along each axis the middle of the padding (where :func:`pad` puts it), its start and its end, in
+    every combination (up to 3 per axis); the centred placement first.
+
+    >>> placements((8, 5), (5, 5))
+    [(1, 0), (0, 0), (3, 0)]
+    """
+    axes = []
+    for n, t in zip(shape, canvas):
+        slack = t - n
+        axes.append(list(dict.fromkeys([slack // 2, 0, slack])))
+    return list(product(*axes))
+
+
+def move(array: np.ndarray, src: Sequence[int], dst: Sequence[int], size: Sequence[int]) -> np.ndarray:
+    """A zero array of ``array``'s shape holding ``array``'s block of ``size`` at ``src`` at ``dst``
+    instead (on the last ``len(size)`` axes): moves a padded image, or its output, within its canvas."""
+    out = np.zeros_like(array)
+    lead = (slice(None),) * (array.ndim - len(size))
+    out[lead + tuple(slice(d, d + n) for d, n in zip(dst, size))] = \
+        array[lead + tuple(slice(s, s + n) for s, n in zip(src, size))]
+    return out
+
+
 def resample(array: np.ndarray, shape: Sequence[int], *, order: int) -> np.ndarray:
     """Resample the spatial axes of ``(C, *spatial)`` to ``shape`` (``order`` 0 nearest, 1 linear)."""
     if tuple(array.shape[1:]) == tuple(shape):

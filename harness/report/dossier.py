@@ -111,15 +111,16 @@ def prediction_settings(run: RunDir) -> str:
     """The card's [input]/[output] settings that change predictions (what ``card_sha256`` covers
     besides the model's entry and options), e.g. ``normalize zscore · tta_flip_axes [0, 1] · ...``."""
     card = run.summary["model"].get("prediction") or (run.model_card if isinstance(run.model_card, dict) else {})
-    keys = {"input": ("normalize", "window", "spacing", "patch_size", "overlap", "pad_multiple", "tta_flip_axes"),
+    keys = {"input": ("normalize", "window", "spacing", "patch_size", "overlap", "pad_multiple", "tta_flip_axes",
+                      "tta_shifts"),
             "output": ("kind", "postprocess")}
     shown = []
     for section, names in keys.items():
         values = card.get(section) if isinstance(card.get(section), dict) else {}
         for key in names:
             value = values.get(key)
-            if value is None or value == [] or (key == "overlap" and values.get("patch_size") is None):
-                continue  # unset, no TTA flips, or an overlap without a sliding window
+            if value is None or value == [] or value is False or (key == "overlap" and values.get("patch_size") is None):
+                continue  # unset, no TTA flips or shifts, or an overlap without a sliding window
             shown.append(f"{key} {value}")
     return " · ".join(shown)
 

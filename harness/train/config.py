@@ -69,6 +69,7 @@ class TrainConfig:
     window: tuple[float, float] | None = None
     spacing: str | tuple[float, ...] = "auto"  # "auto", "native" or mm per axis (see plan.target_spacing)
     tta: bool = False
+    tta_shifts: bool = False  # test-time placements of the image in its padding ([input] tta_shifts)
     postprocess: bool = False
     postprocess_by: str = "size"  # a key of POSTPROCESS_BY: keep the largest or the most confident component
     threads: int = 1
@@ -83,7 +84,7 @@ class TrainConfig:
     def result_options(self) -> dict[str, Any]:
         """The options that change results (not budget, progress or resume), as JSON-ready values."""
         d = dataclasses.asdict(self)
-        for k in ("time_budget", "progress", "resume", "tta", "postprocess", "postprocess_by", "name"):
+        for k in ("time_budget", "progress", "resume", "tta", "tta_shifts", "postprocess", "postprocess_by", "name"):
             d.pop(k)
         for k, default in LATER_OPTIONS.items():  # at their defaults, runs keep the fingerprint they had
             if d[k] == default:

@@ -198,7 +198,7 @@ def run_training(dataset: Dataset, data_spec: str, labels: Sequence[int] | None,
         patch_size=list(plan.patch) if sliding else None,
         window=list(cfg.window) if normalize == "window" and cfg.window else None,
         spacing=list(spacing) if spacing is not None else None,
-        tta_flip_axes=list(plan.flip_axes) if cfg.tta else None,
+        tta_flip_axes=list(plan.flip_axes) if cfg.tta else None, tta_shifts=cfg.tta_shifts,
         postprocess=POSTPROCESS_BY[cfg.postprocess_by] if cfg.postprocess else None,
         intended_use=f"U-Net trained by `harness train` on {record['dataset']} ({modality}); "
                      "research and evaluation of the harness only, not for clinical use.",

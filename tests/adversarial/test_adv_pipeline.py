@@ -11,6 +11,7 @@ import torch
 
 from harness.datasets.phantom import phantom_dataset
 from harness.models import build_model, reference_card_path
+from harness.models import preprocessing as pp
 from harness.models.card import parse_card
 from harness.perturbations import get
 from harness.perturbations.adversarial._torch import LogitFn, attack_device
@@ -45,6 +46,12 @@ def case_3d():
     ds = phantom_dataset(3)
     case = ds.load(ds.case_ids[0])
     return case.with_(image=case.image[:, 8:24, 16:48, 16:48].copy(), label=case.label[8:24, 16:48, 16:48].copy())
+
+
+def _canvas(model, case, spacing):
+    """(canvas, image shape) of the prepared image, as the model pads it."""
+    x, _, info = model._prepare(case.image, tuple(spacing or case.spacing))
+    return x.shape[1:], tuple(c.stop - c.start for c in info["crop"])
 
 
 def agree_with_predict(model, case):
@@ -116,6 +123,9 @@ def test_attack_runs_on_the_gpu_when_the_model_does():  # pragma: no cover - no 
     (lambda: reference_with(tta_flip_axes=[1], spacing=[1.1, 1.3]), 58, None),  # the card resamples
     (lambda: reference_with(tta_flip_axes=[0], patch_size=[48, 48]), 61, None),  # sliding windows
     (lambda: tiny_3d(tta_flip_axes=[0, 2], patch_size=[8, 16, 16]), None, (2.0, 1.0, 1.0)),
+    (lambda: reference_with(tta_flip_axes=[1], tta_shifts=True), 61, None),  # placements in the padding
+    (lambda: reference_with(tta_shifts=True, spacing=[1.1, 1.3]), 58, None),
+    (lambda: tiny_3d(tta_shifts=True, pad_multiple=4, patch_size=[8, 16, 16]), None, (2.0, 1.0, 1.0)),
 ])
 def test_test_time_flips_mirror_the_prepared_image_as_predict_does(build, size, spacing):
     """predict mirrors the normalised, resampled, padded image and averages probabilities on that
@@ -134,7 +144,9 @@ def test_test_time_flips_mirror_the_prepared_image_as_predict_does(build, size, 
     probs = torch.softmax(logits.detach(), dim=1)[0].numpy()
     expected = model.predict(case.image, spacing or case.spacing).probabilities
     assert np.abs(probs - expected).max() < 1e-4
-    assert float(grad.abs().sum()) > 0 and fn.calls == len(fn.flips)
+    placements = len(pp.placements(*_canvas(model, case, spacing))) if fn.shifts else 1
+    assert placements > 1 or not fn.shifts  # the case has padding to move the image in
+    assert float(grad.abs().sum()) > 0 and fn.calls == len(fn.flips) * placements
 
 
 def test_test_time_flips_average_probability_outputs_as_predict_does():

@@ -247,3 +247,11 @@ def exits(image: np.ndarray) -> np.ndarray:
 def factory_raises_key_error(**kwargs: Any) -> Any:
     """A network factory that fails on a missing configuration key."""
     raise KeyError("missing_key")
+
+
+def row_ramp_scores(image: np.ndarray) -> np.ndarray:
+    """Two-class logits that depend on where a voxel sits in the array: foreground = intensity +
+    0.3 per row (a network that is not shift-invariant, in the extreme)."""
+    rows = np.arange(image.shape[1], dtype=np.float32).reshape(-1, *[1] * (image.ndim - 2))
+    foreground = image[0] + 0.3 * rows
+    return np.stack([np.zeros_like(foreground), foreground]).astype(np.float32)

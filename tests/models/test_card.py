@@ -114,6 +114,7 @@ BAD = [
     ('[model]\nformat = "command"\ncommand = ["x"]\nfile_format = "dicom"\n[output]\nlabels = {1 = "x"}\n',
      r"\[model\] file_format: unknown value 'dicom'"),
     ('[model\nformat = "onnx"\n', r"not valid TOML"),
+    ('[model]\nformat = "onnx"\n[input]\ntta_shifts = 1\n', r"\[input\] tta_shifts: expected bool, got 1"),
     ('[model]\nformat = "onnx"\n[input]\ntta_flip_axes = 1\n', r"\[input\] tta_flip_axes: expected a list of distinct"),
     ('[model]\nformat = "onnx"\n[input]\ntta_flip_axes = [0, 0]\n', r"\[input\] tta_flip_axes: expected a list of distinct"),
     ('[model]\nformat = "onnx"\n[input]\ntta_flip_axes = [2]\nspacing = [1, 1]\n', r"tta_flip_axes: \[2\]: the spatial axes are 0\.\.1"),

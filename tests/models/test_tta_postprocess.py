@@ -69,6 +69,33 @@ def test_label_votes_go_back_to_the_image_grid_as_a_label_map(tmp_path, case2d, 
     np.testing.assert_array_equal(voted.predict(image, (1.0, 1.0)).labels, expected)
 
 
+def test_tta_shifts_average_over_the_placements_in_the_padding(tmp_path) -> None:
+    """[input] tta_shifts: the image is put at the start, middle and end of its padding along each axis
+    (3 x 3 placements in a 16 x 16 canvas for 13 x 10), each output moved back, probabilities averaged."""
+    image = np.random.default_rng(0).normal(0, 1, (1, 13, 10)).astype(np.float32)
+    shifted = _model(tmp_path / "s", "row_ramp_scores", kind="logits", input_="pad_multiple = 8\ntta_shifts = true")
+    plain = _model(tmp_path / "p", "row_ramp_scores", kind="logits", input_="pad_multiple = 8")
+    expected = np.zeros((2, 13, 10))
+    for r0, c0 in itertools.product((1, 0, 3), (3, 0, 6)):  # the centred placement is (1, 3)
+        canvas = np.zeros((1, 16, 16), np.float32)
+        canvas[0, r0:r0 + 13, c0:c0 + 10] = image[0]
+        expected += softmax(helpers.row_ramp_scores(canvas))[:, r0:r0 + 13, c0:c0 + 10] / 9
+    got = shifted.predict(image, (1.0, 1.0)).probabilities
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    centred = plain.predict(image, (1.0, 1.0)).probabilities
+    assert np.abs(centred - expected).max() > 0.01  # the placements matter for this model
+    flipped = _model(tmp_path / "f", "row_ramp_scores", kind="logits",
+                     input_="pad_multiple = 8\ntta_shifts = true\ntta_flip_axes = [0]")
+    assert np.abs(flipped.predict(image, (1.0, 1.0)).probabilities - expected).max() > 0.01  # flips too
+
+
+def test_tta_shifts_leave_a_shift_invariant_model_alone(tmp_path, case3d) -> None:
+    """A pointwise model does not care where the image sits: the same labels with or without shifts."""
+    model = _model(tmp_path, "threshold", kind="labels", input_="pad_multiple = 16\ntta_shifts = true")
+    np.testing.assert_array_equal(model.predict(case3d.image, case3d.spacing).labels,
+                                  case3d.image[0] > helpers.THRESHOLD)
+
+
 def test_tta_axis_beyond_the_image_is_a_model_error(tmp_path, case2d) -> None:
     model = _model(tmp_path, "threshold", kind="labels", input_="tta_flip_axes = [2]")
     with pytest.raises(ModelError, match=r"tta_flip_axes \[2\] names an axis the 2D data does not have"):

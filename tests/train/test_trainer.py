@@ -340,11 +340,13 @@ def test_resampled_grid_tta_and_postprocess_travel_in_the_card(tmp_path: Path) -
 
     data = phantom_dataset(2, n=6, seed=3)  # 128x128 px at 0.8 mm
     cfg = TrainConfig(**{**TINY.__dict__, "folds": "test=2", "epochs": 1, "patch": None,
-                         "spacing": (1.6, 1.6), "tta": True, "postprocess": True})
+                         "spacing": (1.6, 1.6), "tta": True, "tta_shifts": True, "postprocess": True})
     result = train(data, tmp_path, cfg)
     card = tomllib.loads(result.card.read_text())
     assert card["input"]["spacing"] == [1.6, 1.6] and result.record["spacing"] == [1.6, 1.6]
     assert card["input"]["tta_flip_axes"] == [0, 1] and card["output"]["postprocess"] == "largest_component"
+    assert card["input"]["tta_shifts"] is True  # inference only: the training fingerprint is unchanged
+    assert cfg.fingerprint() == TrainConfig(**{**cfg.__dict__, "tta_shifts": False}).fingerprint()
     assert tuple(result.record["plan"]["median_shape"]) == (64, 64)
     model = load_model(result.card)
     dice: dict[int, list[float]] = {1: [], 2: []}

@@ -60,6 +60,11 @@ class LogitFn:
             raise ModelError(f"model {getattr(model, 'name', '?')!r} resamples or uses sliding windows, "
                              "and its adapter does not expose the network (_run) to rebuild that in torch")
         self.flips = flip_combinations(getattr(self.inp, "tta_flip_axes", ()) or ())  # identity first
+        self.shifts = bool(getattr(self.inp, "tta_shifts", False))
+        if self.shifts and not callable(getattr(model, "_run", None)):
+            raise ModelError(f"model {getattr(model, 'name', '?')!r} averages over shifted placements "
+                             "([input] tta_shifts), and its adapter does not expose the network (_run) to "
+                             "rebuild that in torch")
         self.calls = 0  # forward passes (each backward counts with its forward)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,21 +72,26 @@ class LogitFn:
         does: the prepared (normalised, resampled, padded) image is mirrored, the class probabilities
         averaged on that grid, then cropped and resampled back; the log of that mean is returned
         (what ``predict`` takes the argmax of)."""
-        if len(self.flips) == 1:
+        if len(self.flips) == 1 and not self.shifts:
             self.calls += 1
             return self._pipeline(x) if self.pipeline else self.model.torch_logits(x)
         if not callable(getattr(self.model, "_run", None)):  # no network to rebuild: mirror the raw image
             return self._mirrored_raw(x)
         z, geometry = self._prepare(x)
+        amounts, resampled = geometry[0], geometry[1]
+        home = tuple(b for b, _ in amounts)
+        offsets = pp.placements(z.shape[2:], resampled) if self.shifts else [home]
         total: torch.Tensor | None = None
-        for flip in self.flips:
-            dims = [2 + a for a in flip]
-            self.calls += 1
-            out = self._as_logits(self._scores(torch.flip(z, dims) if dims else z))
-            probs = self._probabilities(torch.flip(out, dims) if dims else out)
-            total = probs if total is None else total + probs
+        for offset in offsets:
+            placed = _move(z, home, offset, resampled)
+            for flip in self.flips:
+                dims = [2 + a for a in flip]
+                self.calls += 1
+                out = self._as_logits(self._scores(torch.flip(placed, dims) if dims else placed))
+                probs = _move(self._probabilities(torch.flip(out, dims) if dims else out), offset, home, resampled)
+                total = probs if total is None else total + probs
         assert total is not None
-        probs = self._restore(total / len(self.flips), geometry)
+        probs = self._restore(total / (len(offsets) * len(self.flips)), geometry)
         if geometry[1] != geometry[2]:  # linear resampling of probabilities: renormalise, as predict does
             probs = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
         return torch.log(probs.clamp_min(1e-12))
@@ -178,6 +188,18 @@ class LogitFn:
         if kind == "probabilities":
             out = torch.log(out.clamp_min(1e-12))
         return out
+
+
+def _move(z: torch.Tensor, src: Sequence[int], dst: Sequence[int], size: Sequence[int]) -> torch.Tensor:
+    """:func:`harness.models.preprocessing.move` for ``(N, K, *canvas)`` tensors, differentiable: the
+    block of ``size`` at ``src`` placed at ``dst`` of a zero canvas."""
+    if tuple(src) == tuple(dst):
+        return z
+    block = z[(slice(None), slice(None), *(slice(s, s + n) for s, n in zip(src, size)))]
+    pads = []
+    for d, n, t in zip(reversed(dst), reversed(size), reversed(z.shape[2:])):
+        pads += [d, t - d - n]
+    return F.pad(block, pads)
 
 
 def _linear(ndim: int) -> str:
