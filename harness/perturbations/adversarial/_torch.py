@@ -5,8 +5,8 @@ model's device, differentiably. Plain models use ``model.torch_logits``. Models 
 resamples (``[input] spacing``) or runs sliding windows (``[input] patch_size``) get the same
 pipeline rebuilt in torch: normalise the whole image, resample (linear), pad, Gaussian-blend the
 patch outputs (nnU-Net weights, the same windows as ``predict``), resample back. Test-time flips
-(``[input] tta_flip_axes``) mirror the prepared image and average probabilities on that grid, as
-``predict`` does. Patch chunks are gradient-checkpointed, so memory grows with one chunk, not the
+(``[input] tta_flip_axes``) mirror the prepared image, and test-time shifts (``[input] tta_shifts``)
+move it within its padding; probabilities are averaged on that grid, as ``predict`` does. Patch chunks are gradient-checkpointed, so memory grows with one chunk, not the
 whole volume.
 """
 from __future__ import annotations
@@ -68,9 +68,9 @@ class LogitFn:
         self.calls = 0  # forward passes (each backward counts with its forward)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of the model as ``predict`` runs it. With the card's test-time flips, as ``predict``
-        does: the prepared (normalised, resampled, padded) image is mirrored, the class probabilities
-        averaged on that grid, then cropped and resampled back; the log of that mean is returned
+        """Logits of the model as ``predict`` runs it. With the card's test-time flips and shifts, as
+        ``predict`` does: the prepared (normalised, resampled, padded) image is mirrored and moved within
+        its padding, the class probabilities (moved back) averaged on that grid, then cropped and resampled back; the log of that mean is returned
         (what ``predict`` takes the argmax of)."""
         if len(self.flips) == 1 and not self.shifts:
             self.calls += 1
