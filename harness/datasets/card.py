@@ -103,7 +103,7 @@ def _case_metadata(card: Path, where: str, tables: list[MetadataTable], keys: li
             raise _fail(card, f"{where}.metadata", f"no row for case {key!r}{tried} in column "
                         f"{t.key!r} of {t.csv}")
         found.setdefault(t.csv.resolve(), set()).add(hit)
-        row = dict(t.frame.loc[hit].items())
+        row = t.row(hit) or {}
         for column, value in row.items():
             if (column in meta and coerce_cell(meta[column]) != coerce_cell(value)  # " F" is "F"
                     and column != t.key):  # key columns may differ in form
