@@ -8,7 +8,8 @@ Predicts each test case through the run's model card as written (the peer) and t
 ``tta_shifts = true`` added (``model-tta-shifts.toml`` beside it: the image also placed at the start,
 middle and end of its padding along each axis), with the ``harness run`` adapter. Prints each
 card's mean Dice with its 95 % bootstrap CI over the test cases, the paired difference with its
-CI and the number of cases that gain, and how long each card took to predict the test set. ``--csv`` writes the per-case table.
+CI and the number of cases that gain, and how long each card took to predict the test set.
+``--csv`` writes the per-case table.
 """
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ def _case_metadata(card: Path, where: str, tables: list[MetadataTable], keys: li
             tried = " (nor " + ", ".join(repr(k) for k in keys[1:]) + ")" if keys[1:] else ""
             raise _fail(card, f"{where}.metadata", f"no row for case {key!r}{tried} in column "
                         f"{t.key!r} of {t.csv}")
-        found.setdefault(t.csv.resolve(), set()).add(hit)
+        found.setdefault(t.csv, set()).add(hit)  # resolved when read (_read_metadata)
         row = t.row(hit) or {}
         for column, value in row.items():
             if (column in meta and coerce_cell(meta[column]) != coerce_cell(value)  # " F" is "F"
@@ -233,7 +233,7 @@ def _source_cases(card: Path, where: str, table: dict[str, Any], *, prefix: str,
                          f"{some_of(skipped)}")
     if used is not None:
         for t in metadata:
-            used.setdefault(t.csv.resolve(), (t, set()))[1].update(seen.get(t.csv.resolve(), set()))
+            used.setdefault(t.csv, (t, set()))[1].update(seen.get(t.csv, set()))
     return cases
 
 

@@ -24,11 +24,9 @@ class MetadataTable:
     key: str
     frame: pd.DataFrame
 
-    def row(self, key: str, *fallbacks: str) -> dict[str, str] | None:
-        """The row of case ``key`` (else of the first of ``fallbacks`` the CSV has, e.g. the image
-        file's stem); None when the CSV has none of them."""
-        found = self.find(key, *fallbacks)
-        return None if found is None else dict(self.frame.loc[found].items())
+    def row(self, key: str) -> dict[str, str] | None:
+        """The row of ``key``; None when the CSV has none."""
+        return dict(self.frame.loc[key].items()) if key in self.frame.index else None
 
     def find(self, *keys: str) -> str | None:
         """The first of ``keys`` that names a row; None when none does."""

@@ -119,7 +119,8 @@ def prediction_settings(run: RunDir) -> str:
         values = card.get(section) if isinstance(card.get(section), dict) else {}
         for key in names:
             value = values.get(key)
-            if value is None or value == [] or value is False or (key == "overlap" and values.get("patch_size") is None):
+            if (value is None or value == [] or value is False
+                    or (key == "overlap" and values.get("patch_size") is None)):
                 continue  # unset, no TTA flips or shifts, or an overlap without a sliding window
             shown.append(f"{key} {value}")
     return " · ".join(shown)

@@ -58,7 +58,8 @@ def dumps_toml(doc: Mapping[str, Any], *, inline_keys: frozenset[str] = frozense
 def model_card(*, name: str, weights: str, kwargs: Mapping[str, Any], labels: Mapping[int, str],
                pad_multiple: int | list[int], normalize: str = "zscore", window: list[float] | None = None,
                patch_size: list[int] | None = None, overlap: float = 0.5,
-               spacing: list[float] | None = None, tta_flip_axes: list[int] | None = None, tta_shifts: bool = False,
+               spacing: list[float] | None = None, tta_flip_axes: list[int] | None = None,
+               tta_shifts: bool = False,
                postprocess: str | None = None, intended_use: str, training: Mapping[str, Any] | None = None,
                entry: str = "harness.train.unet:build_unet") -> dict[str, Any]:
     """The card as a dict (see docs/dev/CONTRACTS.md). ``pad_multiple`` is one int or one per
@@ -66,8 +67,8 @@ def model_card(*, name: str, weights: str, kwargs: Mapping[str, Any], labels: Ma
     inference (the test Dice is measured through it; validation during training uses overlap 0.25,
     a cheaper window for checkpoint selection); ``spacing`` (mm) is the grid the network was trained on
     (the adapter resamples to it and back); ``tta_flip_axes``, ``tta_shifts`` and ``postprocess`` ask
-    for flip and shift test-time augmentation and connected-component cleaning; ``entry`` is the factory that
-    ``kwargs`` go to (``harness.train.ensemble:build_unet_ensemble`` for ensembles)."""
+    for flip and shift test-time augmentation and connected-component cleaning; ``entry`` is the
+    factory that ``kwargs`` go to (``harness.train.ensemble:build_unet_ensemble`` for ensembles)."""
     card: dict[str, Any] = {
         "model": {"name": name, "format": "torch", "entry": entry,
                   "weights": weights, "intended_use": intended_use, "kwargs": dict(kwargs)},

@@ -6,8 +6,8 @@ resamples (``[input] spacing``) or runs sliding windows (``[input] patch_size``)
 pipeline rebuilt in torch: normalise the whole image, resample (linear), pad, Gaussian-blend the
 patch outputs (nnU-Net weights, the same windows as ``predict``), resample back. Test-time flips
 (``[input] tta_flip_axes``) mirror the prepared image, and test-time shifts (``[input] tta_shifts``)
-move it within its padding; probabilities are averaged on that grid, as ``predict`` does. Patch chunks are gradient-checkpointed, so memory grows with one chunk, not the
-whole volume.
+move it within its padding; probabilities are averaged on that grid, as ``predict`` does. Patch
+chunks are gradient-checkpointed, so memory grows with one chunk, not the whole volume.
 """
 from __future__ import annotations
 
@@ -56,22 +56,20 @@ class LogitFn:
         self.target_spacing = tuple(target) if target is not None else None
         self.pipeline = self.patch is not None or (
             self.target_spacing is not None and not np.allclose(self.target_spacing, self.spacing))
-        if self.pipeline and not callable(getattr(model, "_run", None)):
-            raise ModelError(f"model {getattr(model, 'name', '?')!r} resamples or uses sliding windows, "
-                             "and its adapter does not expose the network (_run) to rebuild that in torch")
         self.flips = flip_combinations(getattr(self.inp, "tta_flip_axes", ()) or ())  # identity first
         self.shifts = bool(getattr(self.inp, "tta_shifts", False))
-        if self.shifts and not callable(getattr(model, "_run", None)):
-            raise ModelError(f"model {getattr(model, 'name', '?')!r} averages over shifted placements "
-                             "([input] tta_shifts), and its adapter does not expose the network (_run) to "
-                             "rebuild that in torch")
+        needs = ("resamples or uses sliding windows" if self.pipeline else
+                 "averages over shifted placements ([input] tta_shifts)" if self.shifts else None)
+        if needs and not callable(getattr(model, "_run", None)):
+            raise ModelError(f"model {getattr(model, 'name', '?')!r} {needs}, and its adapter does not expose "
+                             "the network (_run) to rebuild that in torch")
         self.calls = 0  # forward passes (each backward counts with its forward)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the model as ``predict`` runs it. With the card's test-time flips and shifts, as
-        ``predict`` does: the prepared (normalised, resampled, padded) image is mirrored and moved within
-        its padding, the class probabilities (moved back) averaged on that grid, then cropped and resampled back; the log of that mean is returned
-        (what ``predict`` takes the argmax of)."""
+        ``predict`` does: the prepared (normalised, resampled, padded) image is mirrored and moved
+        within its padding, the class probabilities (moved back) averaged on that grid, then cropped
+        and resampled back; the log of that mean is returned (what ``predict`` takes the argmax of)."""
         if len(self.flips) == 1 and not self.shifts:
             self.calls += 1
             return self._pipeline(x) if self.pipeline else self.model.torch_logits(x)
@@ -88,7 +86,8 @@ class LogitFn:
                 dims = [2 + a for a in flip]
                 self.calls += 1
                 out = self._as_logits(self._scores(torch.flip(placed, dims) if dims else placed))
-                probs = _move(self._probabilities(torch.flip(out, dims) if dims else out), offset, home, resampled)
+                probs = self._probabilities(torch.flip(out, dims) if dims else out)
+                probs = _move(probs, offset, home, resampled)
                 total = probs if total is None else total + probs
         assert total is not None
         probs = self._restore(total / (len(offsets) * len(self.flips)), geometry)
